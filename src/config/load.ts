@@ -1,0 +1,124 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { KNOWN_BOOTSTRAP } from './defaults.js';
+import { configSchema, type Config } from './schema.js';
+
+/** A configuration problem, worded for the operator: which key, what is wrong. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+  constructor(
+    message: string,
+    readonly problems: string[] = [message],
+  ) {
+    super(message);
+  }
+}
+
+/** Overrides from the command line; each replaces the file's value when given. */
+export interface ConfigOverrides {
+  listen?: string[];
+  upstream?: string[];
+  ca?: string;
+  logLevel?: string;
+}
+
+function keyPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) {
+    if (typeof p === 'number') out += `[${p}]`;
+    else out += out ? `.${String(p)}` : String(p);
+  }
+  return out || '(top level)';
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = keyPath(issue.path);
+  switch (issue.code) {
+    case 'unrecognized_keys':
+      return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    case 'invalid_type':
+      return `${where}: expected ${issue.expected}${issue.input === undefined ? ' (missing)' : `, got ${describeValue(issue.input)}`}`;
+    default:
+      return `${where}: ${issue.message}`;
+  }
+}
+
+function describeValue(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/** Validates an already-parsed object (YAML document plus overrides). */
+export function validateConfig(raw: unknown, baseDir = process.cwd()): Config {
+  const result = configSchema.safeParse(raw ?? {}, { reportInput: true });
+  if (!result.success) {
+    const problems = result.error.issues.map(describeIssue);
+    throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
+  }
+  const config = result.data;
+  const problems: string[] = [];
+  config.upstreams.forEach((u, i) => {
+    const host = new URL(u.url).hostname.replace(/^\[|\]$/g, '');
+    const isIpHost = /^[\d.]+$/.test(host) || host.includes(':');
+    if (!u.bootstrap && !isIpHost) {
+      const known = KNOWN_BOOTSTRAP[host.toLowerCase()];
+      if (known) u.bootstrap = [...known];
+      else
+        problems.push(
+          `upstreams[${i}].bootstrap: "${host}" needs bootstrap IP addresses (dohd never asks the system resolver for an upstream's address); add bootstrap: [IP, ...] or use an IP in the URL`,
+        );
+    }
+    if (u.ca) u.ca = resolve(baseDir, u.ca);
+  });
+  if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
+  return config;
+}
+
+/** Reads the YAML file (if any), applies CLI overrides, validates, fills defaults. */
+export function loadConfig(file: string | undefined, overrides: ConfigOverrides = {}): Config {
+  let raw: Record<string, unknown> = {};
+  let baseDir = process.cwd();
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    let doc: unknown;
+    try {
+      doc = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+    } catch (err) {
+      const msg = err instanceof YAMLParseError ? err.message.split('\n')[0] : (err as Error).message;
+      throw new ConfigError(`${file}: not valid YAML: ${msg}`);
+    }
+    if (doc != null && (typeof doc !== 'object' || Array.isArray(doc))) {
+      throw new ConfigError(`${file}: the top level must be a mapping of option names to values`);
+    }
+    raw = (doc as Record<string, unknown>) ?? {};
+    baseDir = dirname(resolve(file));
+  }
+  raw = applyOverrides(raw, overrides);
+  try {
+    return validateConfig(raw, baseDir);
+  } catch (err) {
+    if (err instanceof ConfigError && file) throw new ConfigError(`${file}: ${err.message}`, err.problems);
+    throw err;
+  }
+}
+
+function applyOverrides(raw: Record<string, unknown>, o: ConfigOverrides): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...raw };
+  if (o.listen?.length) out.listen = o.listen;
+  if (o.upstream?.length) out.upstreams = o.upstream.map((url) => (o.ca ? { url, ca: resolve(o.ca) } : { url }));
+  else if (o.ca) throw new ConfigError('--ca applies to --upstream URLs; give --upstream too, or set "ca" on the upstream in the config file');
+  if (o.logLevel) {
+    const log = (typeof out.log === 'object' && out.log) || {};
+    out.log = { ...(log as object), level: o.logLevel };
+  }
+  return out;
+}

@@ -1,0 +1,67 @@
+/**
+ * The answer step: turn a stage's result into the bytes the client gets.
+ * Sets the client's ID, echoes its question byte for byte (case included), adds our
+ * OPT record when the client spoke EDNS, and truncates (TC=1) what does not fit in UDP.
+ */
+import type { Query } from './message.js';
+import { ADVERTISED_UDP_SIZE } from './upstream-query.js';
+import { Flag, HEADER_LEN, optRecord } from './wire.js';
+
+export const CLASSIC_UDP_SIZE = 512;
+
+/** Largest UDP answer this client may get: 512 without EDNS, else its size capped at 1232 (DNS Flag Day 2020). */
+export function udpLimit(q: Query): number {
+  if (!q.edns) return CLASSIC_UDP_SIZE;
+  return Math.min(Math.max(q.edns.udpSize, CLASSIC_UDP_SIZE), ADVERTISED_UDP_SIZE);
+}
+
+export function finalizeAnswer(q: Query, wire: Buffer, transport: 'udp' | 'tcp', extendedRcode = 0): Buffer {
+  const opt = q.edns ? optRecord(ADVERTISED_UDP_SIZE, q.edns.dnssecOk, extendedRcode) : null;
+  const total = wire.length + (opt ? opt.length : 0);
+  if (transport === 'udp' && total > udpLimit(q)) return truncated(q, wire, opt);
+  const out = Buffer.allocUnsafe(total);
+  wire.copy(out);
+  patchHeader(out, q, wire);
+  if (opt) {
+    opt.copy(out, wire.length);
+    out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
+  }
+  return out;
+}
+
+function patchHeader(out: Buffer, q: Query, original: Buffer): void {
+  out.writeUInt16BE(q.header.id, 0);
+  const flags = out.readUInt16BE(2);
+  out.writeUInt16BE((flags & ~Flag.RD) | Flag.QR | Flag.RA | (q.header.flags & Flag.RD), 2);
+  // Same question, same length: copy the client's bytes so its letter case comes back (0x20 randomisation).
+  const qlen = q.question.length;
+  if (original.length >= HEADER_LEN + qlen && original.readUInt16BE(4) === 1) {
+    const theirs = original.subarray(HEADER_LEN, HEADER_LEN + qlen);
+    if (theirs.equals(q.question) || sameIgnoringCase(theirs, q.question)) q.question.copy(out, HEADER_LEN);
+  }
+}
+
+function sameIgnoringCase(a: Buffer, b: Buffer): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x !== y && (x | 0x20) !== (y | 0x20)) return false;
+  }
+  return true;
+}
+
+/** Header, question and OPT only, with TC=1: the client retries over TCP. */
+function truncated(q: Query, wire: Buffer, opt: Buffer | null): Buffer {
+  const out = Buffer.alloc(HEADER_LEN + q.question.length + (opt ? opt.length : 0));
+  out.writeUInt16BE(q.header.id, 0);
+  const flags = wire.readUInt16BE(2);
+  out.writeUInt16BE((flags & ~Flag.RD) | Flag.QR | Flag.RA | Flag.TC | (q.header.flags & Flag.RD), 2);
+  out.writeUInt16BE(1, 4);
+  q.question.copy(out, HEADER_LEN);
+  if (opt) {
+    opt.copy(out, HEADER_LEN + q.question.length);
+    out.writeUInt16BE(1, 10);
+  }
+  return out;
+}

@@ -1,0 +1,108 @@
+/**
+ * Decoding client queries and building replies, as thin helpers over dns-packet.
+ */
+import dnsPacket from 'dns-packet';
+import { Flag, HEADER_LEN, headerOnlyReply, questionEnd, Rcode, readHeader, type Header } from './wire.js';
+
+export type Packet = dnsPacket.Packet;
+export type Answer = dnsPacket.Answer;
+
+export interface Edns {
+  udpSize: number;
+  version: number;
+  dnssecOk: boolean;
+  options: { code: number; data?: Buffer }[];
+}
+
+/** A client's query, decoded once at the edge. */
+export interface Query {
+  header: Header;
+  packet: Packet;
+  /** The name as the client wrote it, without the trailing dot. */
+  name: string;
+  /** Lower-cased name: cache, pins and routing key on this. */
+  lname: string;
+  type: string;
+  qtype: number;
+  qclass: number;
+  /** The raw question section (name, type, class) as received, to echo back byte for byte. */
+  question: Buffer;
+  edns: Edns | null;
+  checkingDisabled: boolean;
+}
+
+export type DecodeResult =
+  | { ok: true; query: Query }
+  /** `reply` is null when nothing must be sent back (unreadable header, or a response packet). */
+  | { ok: false; reply: Buffer | null; reason: string };
+
+export function decodeQuery(raw: Buffer): DecodeResult {
+  const header = readHeader(raw);
+  if (!header) return { ok: false, reply: null, reason: 'short' };
+  if (header.qr) return { ok: false, reply: null, reason: 'response' };
+  if (header.opcode !== 0) return { ok: false, reply: headerOnlyReply(header, Rcode.NOTIMP), reason: 'opcode' };
+  if (header.qdcount !== 1) return { ok: false, reply: headerOnlyReply(header, Rcode.FORMERR), reason: 'qdcount' };
+  let packet: Packet;
+  try {
+    packet = dnsPacket.decode(raw);
+  } catch {
+    return { ok: false, reply: headerOnlyReply(header, Rcode.FORMERR), reason: 'malformed' };
+  }
+  const q = packet.questions?.[0];
+  const qEnd = questionEnd(raw);
+  if (!q || qEnd < 0) return { ok: false, reply: headerOnlyReply(header, Rcode.FORMERR), reason: 'malformed' };
+  let edns: Edns | null = null;
+  for (const rr of packet.additionals ?? []) {
+    if (rr.type === 'OPT') {
+      if (edns) return { ok: false, reply: headerOnlyReply(header, Rcode.FORMERR), reason: 'two-opt' };
+      const opt = rr as dnsPacket.OptAnswer & { ednsVersion?: number; flags?: number; options?: { code: number; data?: Buffer }[] };
+      edns = {
+        udpSize: Math.max(512, opt.udpPayloadSize ?? 512),
+        version: opt.ednsVersion ?? 0,
+        dnssecOk: ((opt.flags ?? 0) & 0x8000) !== 0,
+        options: opt.options ?? [],
+      };
+    }
+  }
+  const name = q.name.replace(/\.$/, '');
+  return {
+    ok: true,
+    query: {
+      header,
+      packet,
+      name,
+      lname: name.toLowerCase(),
+      type: q.type,
+      qtype: raw.readUInt16BE(qEnd - 4),
+      qclass: raw.readUInt16BE(qEnd - 2),
+      question: Buffer.from(raw.subarray(HEADER_LEN, qEnd)),
+      edns,
+      checkingDisabled: (header.flags & Flag.CD) !== 0,
+    },
+  };
+}
+
+/** A reply carrying only the question and an rcode (SERVFAIL, REFUSED, NOTIMP...). */
+export function rcodeReply(q: Query, rcode: number): Buffer {
+  const out = Buffer.alloc(HEADER_LEN + q.question.length);
+  out.writeUInt16BE(q.header.id, 0);
+  out.writeUInt16BE(Flag.QR | (q.header.flags & Flag.RD) | Flag.RA | (rcode & 0xf), 2);
+  out.writeUInt16BE(1, 4);
+  q.question.copy(out, HEADER_LEN);
+  return out;
+}
+
+/** A locally built NOERROR answer (pins, hosts): records carry their own TTL. */
+export function localReply(q: Query, answers: Answer[], rcode: number = Rcode.NOERROR, authorities: Answer[] = []): Buffer {
+  const wire = dnsPacket.encode({
+    id: q.header.id,
+    type: 'response',
+    flags: Flag.QR | Flag.AA | (q.header.flags & Flag.RD) | Flag.RA | (rcode & 0xf),
+    questions: [{ name: q.name, type: q.type as dnsPacket.RecordType, class: 'IN' }],
+    answers,
+    authorities,
+  });
+  // dns-packet owns the rcode bits only through `flags`; write them explicitly to be safe.
+  wire.writeUInt16BE((wire.readUInt16BE(2) & ~0xf) | (rcode & 0xf), 2);
+  return wire;
+}

@@ -1,0 +1,153 @@
+/**
+ * Byte-level helpers on DNS messages (RFC 1035 §4.1), for the few things that are
+ * cheaper and safer done in place than by decoding: reading the header of a packet
+ * that does not parse, finding the question, and finding every TTL to count it down.
+ */
+export const HEADER_LEN = 12;
+
+export interface Header {
+  id: number;
+  flags: number;
+  qr: boolean;
+  opcode: number;
+  rcode: number;
+  qdcount: number;
+  ancount: number;
+  nscount: number;
+  arcount: number;
+}
+
+export const Flag = {
+  QR: 0x8000,
+  AA: 0x0400,
+  TC: 0x0200,
+  RD: 0x0100,
+  RA: 0x0080,
+  AD: 0x0020,
+  CD: 0x0010,
+} as const;
+
+export const Rcode = {
+  NOERROR: 0,
+  FORMERR: 1,
+  SERVFAIL: 2,
+  NXDOMAIN: 3,
+  NOTIMP: 4,
+  REFUSED: 5,
+} as const;
+
+export function readHeader(buf: Buffer): Header | null {
+  if (buf.length < HEADER_LEN) return null;
+  const flags = buf.readUInt16BE(2);
+  return {
+    id: buf.readUInt16BE(0),
+    flags,
+    qr: (flags & Flag.QR) !== 0,
+    opcode: (flags >> 11) & 0xf,
+    rcode: flags & 0xf,
+    qdcount: buf.readUInt16BE(4),
+    ancount: buf.readUInt16BE(6),
+    nscount: buf.readUInt16BE(8),
+    arcount: buf.readUInt16BE(10),
+  };
+}
+
+/** Offset just past the name starting at `off`, or -1 when it runs off the end or is malformed. */
+export function skipName(buf: Buffer, off: number): number {
+  let hops = 0;
+  while (off < buf.length) {
+    const len = buf[off]!;
+    if (len === 0) return off + 1;
+    if ((len & 0xc0) === 0xc0) return off + 2 <= buf.length ? off + 2 : -1;
+    if ((len & 0xc0) !== 0) return -1;
+    off += 1 + len;
+    if (++hops > 127) return -1;
+  }
+  return -1;
+}
+
+/** Offset just past the (single) question, or -1. */
+export function questionEnd(buf: Buffer): number {
+  const end = skipName(buf, HEADER_LEN);
+  if (end < 0 || end + 4 > buf.length) return -1;
+  return end + 4;
+}
+
+/** Where each TTL lives in the message, skipping the OPT pseudo-record (whose TTL field holds flags). */
+export function ttlOffsets(buf: Buffer): number[] | null {
+  const h = readHeader(buf);
+  if (!h) return null;
+  let off = HEADER_LEN;
+  for (let i = 0; i < h.qdcount; i++) {
+    off = skipName(buf, off);
+    if (off < 0 || off + 4 > buf.length) return null;
+    off += 4;
+  }
+  const out: number[] = [];
+  const rrs = h.ancount + h.nscount + h.arcount;
+  for (let i = 0; i < rrs; i++) {
+    off = skipName(buf, off);
+    if (off < 0 || off + 10 > buf.length) return null;
+    const type = buf.readUInt16BE(off);
+    if (type !== 41) out.push(off + 4);
+    const rdlen = buf.readUInt16BE(off + 8);
+    off += 10 + rdlen;
+    if (off > buf.length) return null;
+  }
+  return out;
+}
+
+export function setId(buf: Buffer, id: number): void {
+  buf.writeUInt16BE(id & 0xffff, 0);
+}
+
+/**
+ * Removes the OPT pseudo-record when it is the last record (where every server puts it),
+ * so stored answers carry no EDNS state of their own. Returns the buffer unchanged otherwise.
+ */
+export function stripTrailingOpt(buf: Buffer): Buffer {
+  const h = readHeader(buf);
+  if (!h || h.arcount === 0) return buf;
+  let off = HEADER_LEN;
+  for (let i = 0; i < h.qdcount; i++) {
+    off = skipName(buf, off);
+    if (off < 0) return buf;
+    off += 4;
+  }
+  const rrs = h.ancount + h.nscount + h.arcount;
+  let lastStart = -1;
+  let lastType = -1;
+  for (let i = 0; i < rrs; i++) {
+    lastStart = off;
+    off = skipName(buf, off);
+    if (off < 0 || off + 10 > buf.length) return buf;
+    lastType = buf.readUInt16BE(off);
+    off += 10 + buf.readUInt16BE(off + 8);
+    if (off > buf.length) return buf;
+  }
+  if (lastType !== 41 || off !== buf.length) return buf;
+  const out = Buffer.from(buf.subarray(0, lastStart));
+  out.writeUInt16BE(h.arcount - 1, 10);
+  return out;
+}
+
+/** Builds a 12-byte reply to a packet whose header was readable but whose body was not. */
+export function headerOnlyReply(h: Header, rcode: number): Buffer {
+  const out = Buffer.alloc(HEADER_LEN);
+  out.writeUInt16BE(h.id, 0);
+  out.writeUInt16BE(Flag.QR | (h.opcode << 11) | (h.flags & Flag.RD) | Flag.RA | (rcode & 0xf), 2);
+  return out;
+}
+
+/** An OPT pseudo-record (RFC 6891 §6.1.2) with no options. */
+export function optRecord(udpSize: number, dnssecOk: boolean, extendedRcode = 0): Buffer {
+  const out = Buffer.alloc(11);
+  out[0] = 0; // root name
+  out.writeUInt16BE(41, 1);
+  out.writeUInt16BE(udpSize, 3);
+  out[5] = extendedRcode;
+  out[6] = 0; // version
+  out.writeUInt16BE(dnssecOk ? 0x8000 : 0, 7);
+  out.writeUInt16BE(0, 9);
+  return out;
+}

@@ -1,0 +1,25 @@
+/** The last stage: send the query upstream through the configured strategy. */
+import { rcodeReply } from '../dns/message.js';
+import { buildUpstreamQuery } from '../dns/upstream-query.js';
+import { Rcode } from '../dns/wire.js';
+import type { Strategy } from '../upstream/strategy.js';
+import type { Context, Next, Result, Stage } from './types.js';
+
+export class ForwardStage implements Stage {
+  readonly name = 'forward';
+  constructor(private strategy: Strategy) {}
+
+  update(strategy: Strategy): void {
+    this.strategy = strategy;
+  }
+
+  async handle(ctx: Context, _next: Next): Promise<Result> {
+    const wire = buildUpstreamQuery(ctx.query);
+    try {
+      const r = await this.strategy.resolve(wire, ctx.query, ctx.signal);
+      return { wire: r.answer.wire, source: 'upstream', rcode: r.answer.rcode, upstream: r.upstream, packet: r.answer.packet };
+    } catch {
+      return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };
+    }
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Pins: names answered locally with fixed addresses (the Go module proxies, typically),
+ * so a broken or polluted resolver path cannot break `go mod download`.
+ */
+import { isIP } from 'node:net';
+import type { Answer } from '../dns/message.js';
+import { localReply } from '../dns/message.js';
+import { Rcode } from '../dns/wire.js';
+import type { Config } from '../config/schema.js';
+import type { Context, Next, Result, Stage } from './types.js';
+
+export interface Pin {
+  v4: string[];
+  v6: string[];
+  ttl: number;
+}
+
+export function buildPins(config: Pick<Config, 'pins' | 'pinTtl'>): Map<string, Pin> {
+  const pins = new Map<string, Pin>();
+  for (const [name, spec] of Object.entries(config.pins)) {
+    const addresses = Array.isArray(spec) ? spec : spec.addresses;
+    const ttl = Array.isArray(spec) ? config.pinTtl : (spec.ttl ?? config.pinTtl);
+    pins.set(name.replace(/\.$/, '').toLowerCase(), {
+      v4: addresses.filter((a) => isIP(a) === 4),
+      v6: addresses.filter((a) => isIP(a) === 6),
+      ttl,
+    });
+  }
+  return pins;
+}
+
+export class PinsStage implements Stage {
+  readonly name = 'pins';
+  constructor(private pins: Map<string, Pin>) {}
+
+  update(pins: Map<string, Pin>): void {
+    this.pins = pins;
+  }
+
+  /** The addresses a pinned name currently answers with (hook for pin health). */
+  protected addresses(_lname: string, pin: Pin): Pin {
+    return pin;
+  }
+
+  async handle(ctx: Context, next: Next): Promise<Result> {
+    const q = ctx.query;
+    const pin = this.pins.get(q.lname);
+    if (!pin || q.qclass !== 1) return next(ctx);
+    const live = this.addresses(q.lname, pin);
+    const answers: Answer[] = [];
+    if (q.type === 'A' || q.type === 'ANY') for (const ip of live.v4) answers.push({ name: q.name, type: 'A', class: 'IN', ttl: pin.ttl, data: ip });
+    if (q.type === 'AAAA' || q.type === 'ANY') for (const ip of live.v6) answers.push({ name: q.name, type: 'AAAA', class: 'IN', ttl: pin.ttl, data: ip });
+    // Other types for a pinned name: an empty NOERROR, so clients fall back to A/AAAA.
+    return { wire: localReply(q, answers), source: 'pin', rcode: Rcode.NOERROR };
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * How a query is spread over a group of upstreams. `race`: all at once, the first
+ * good answer wins and the others are cancelled. SERVFAIL/REFUSED and errors never win
+ * while another upstream may still answer well.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Query } from '../dns/message.js';
+import { UpstreamError } from './errors.js';
+import type { Upstream } from './types.js';
+import { isSoftFailure, type CheckedAnswer } from './validate.js';
+
+export interface Resolution {
+  answer: CheckedAnswer;
+  upstream: string;
+  ms: number;
+}
+
+/** Told about each upstream outcome: feeds logs, metrics and health. */
+export interface UpstreamObserver {
+  success(upstream: Upstream, ms: number, won: boolean): void;
+  failure(upstream: Upstream, err: UpstreamError, ms: number): void;
+}
+
+export interface Strategy {
+  readonly name: string;
+  resolve(wire: Buffer, q: Query, signal: AbortSignal): Promise<Resolution>;
+}
+
+export class RaceStrategy implements Strategy {
+  readonly name = 'race';
+  constructor(
+    readonly upstreams: Upstream[],
+    private readonly observer?: UpstreamObserver,
+  ) {}
+
+  resolve(wire: Buffer, q: Query, signal: AbortSignal): Promise<Resolution> {
+    if (signal.aborted) return Promise.reject(new UpstreamError('timeout', 'deadline passed'));
+    const cancel = new AbortController();
+    const onAbort = () => cancel.abort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    return new Promise<Resolution>((resolve, reject) => {
+      let remaining = this.upstreams.length;
+      let settled = false;
+      let fallback: Resolution | null = null;
+      let lastError: UpstreamError | null = null;
+      const finish = () => {
+        if (--remaining > 0 || settled) return;
+        settled = true;
+        if (fallback) resolve(fallback);
+        else reject(lastError ?? new UpstreamError('other', 'no upstream answered'));
+      };
+      for (const u of this.upstreams) {
+        const t0 = performance.now();
+        u.exchange(wire, q, cancel.signal).then(
+          (answer) => {
+            const ms = performance.now() - t0;
+            if (isSoftFailure(answer.rcode)) {
+              this.observer?.failure(u, new UpstreamError(answer.rcode === 2 ? 'servfail' : 'refused', `rcode ${answer.rcode}`), ms);
+              fallback ??= { answer, upstream: u.name, ms };
+            } else if (!settled) {
+              settled = true;
+              this.observer?.success(u, ms, true);
+              resolve({ answer, upstream: u.name, ms });
+              cancel.abort();
+            } else this.observer?.success(u, ms, false);
+            finish();
+          },
+          (err: unknown) => {
+            const e = err instanceof UpstreamError ? err : new UpstreamError('other', String(err));
+            // Requests we cancelled ourselves (a winner was found, or the deadline passed) are not failures.
+            if (!(settled && e.reason === 'aborted')) {
+              const ue = signal.aborted && e.reason === 'aborted' ? new UpstreamError('timeout', 'no answer before the deadline') : e;
+              this.observer?.failure(u, ue, performance.now() - t0);
+              lastError = ue;
+            }
+            finish();
+          },
+        );
+      }
+    }).finally(() => signal.removeEventListener('abort', onAbort));
+  }
+}

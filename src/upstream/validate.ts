@@ -1,0 +1,42 @@
+/**
+ * Checks an upstream's DNS answer before it may win a race or enter the cache:
+ * it parses, it is a response, and it answers the question that was asked.
+ */
+import dnsPacket from 'dns-packet';
+import type { Packet, Query } from '../dns/message.js';
+import { Rcode, readHeader, stripTrailingOpt } from '../dns/wire.js';
+import { UpstreamError } from './errors.js';
+
+export interface CheckedAnswer {
+  /** Canonical wire form: ID 0, no OPT record. */
+  wire: Buffer;
+  packet: Packet;
+  rcode: number;
+}
+
+export function checkAnswer(body: Buffer, q: Query, expectedId = 0): CheckedAnswer {
+  const h = readHeader(body);
+  if (!h) throw new UpstreamError('malformed', `answer too short (${body.length} bytes)`);
+  let packet: Packet;
+  try {
+    packet = dnsPacket.decode(body);
+  } catch (err) {
+    throw new UpstreamError('malformed', `answer does not parse: ${(err as Error).message}`);
+  }
+  if (!h.qr) throw new UpstreamError('malformed', 'answer is not a response (QR=0)');
+  if (h.id !== expectedId) throw new UpstreamError('wrong_question', `answer ID ${h.id} does not match query ID ${expectedId}`);
+  const aq = packet.questions?.[0];
+  if (h.qdcount !== 1 || !aq) throw new UpstreamError('wrong_question', `answer has ${h.qdcount} questions`);
+  const aname = aq.name.replace(/\.$/, '').toLowerCase();
+  if (aname !== q.lname || aq.type !== q.type || (aq.class ?? 'IN') !== (q.packet.questions?.[0]?.class ?? 'IN')) {
+    throw new UpstreamError('wrong_question', `answer is for ${aq.name}/${aq.type}, asked ${q.name}/${q.type}`);
+  }
+  const wire = Buffer.from(stripTrailingOpt(body));
+  wire.writeUInt16BE(0, 0);
+  return { wire, packet, rcode: h.rcode };
+}
+
+/** SERVFAIL and REFUSED are answers, but never good enough to win while another upstream may do better. */
+export function isSoftFailure(rcode: number): boolean {
+  return rcode === Rcode.SERVFAIL || rcode === Rcode.REFUSED;
+}
