@@ -72,10 +72,25 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): Config {
           `upstreams[${i}].bootstrap: "${host}" needs bootstrap IP addresses (dohd never asks the system resolver for an upstream's address); add bootstrap: [IP, ...] or use an IP in the URL`,
         );
     }
-    if (u.ca) u.ca = resolve(baseDir, u.ca);
+    if (u.ca) {
+      u.ca = resolve(baseDir, u.ca);
+      const problem = checkCaFile(u.ca);
+      if (problem) problems.push(`upstreams[${i}].ca: ${problem}`);
+    }
   });
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
   return config;
+}
+
+function checkCaFile(file: string): string | null {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    return `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) return `${file} holds no PEM certificate`;
+  return null;
 }
 
 /** Reads the YAML file (if any), applies CLI overrides, validates, fills defaults. */

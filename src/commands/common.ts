@@ -1,0 +1,42 @@
+/** Options and helpers shared by the commands that read a configuration. */
+import type { Argv } from 'yargs';
+import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+
+/** Errors an operator can act on: print one line, no stack trace. */
+export function fail(message: string, code = 1): never {
+  process.stderr.write(`dohd: ${message}\n`);
+  process.exit(code);
+}
+
+export interface ConfigArgs {
+  config?: string;
+  listen?: string[];
+  upstream?: string[];
+  ca?: string;
+  'log-level'?: string;
+}
+
+export function withConfigOptions<T>(y: Argv<T>) {
+  return y
+    .option('config', { alias: 'c', type: 'string', describe: 'YAML configuration file' })
+    .option('listen', { alias: 'l', type: 'string', array: true, describe: 'ADDR:PORT to listen on, UDP and TCP (repeatable; replaces "listen")' })
+    .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH URL (repeatable; replaces "upstreams")' })
+    .option('ca', { type: 'string', describe: 'extra trusted CA file (PEM) for the --upstream URLs' })
+    .option('log-level', { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], describe: 'log level' });
+}
+
+/** Loads the configuration or exits with the named problem (exit code 2). */
+export function configFrom(args: ConfigArgs): Config {
+  const overrides: ConfigOverrides = {};
+  if (args.listen?.length) overrides.listen = args.listen;
+  if (args.upstream?.length) overrides.upstream = args.upstream;
+  if (args.ca) overrides.ca = args.ca;
+  if (args['log-level']) overrides.logLevel = args['log-level'];
+  try {
+    return loadConfig(args.config, overrides);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2);
+    throw err;
+  }
+}
