@@ -127,24 +127,14 @@ async function main() {
   log('cold misses');
   await up.ask({ cmd: 'reset' });
   const coldFile = writeQueryFile(join(tmp, 'cold.txt'), names('cold', 10_000));
-  const cold = await dnsperf({ port: d1.port, file: coldFile, runs: 1, maxQps: 1000, verbose: true, clients: 1 });
-  const coldStats = await up.ask<{ requests: number; handshakes: number }>({ cmd: 'stats' });
-  const ownFile = writeQueryFile(join(tmp, 'own.txt'), names('own', 3000));
-  const own = await dnsperf({
-    port: up.port,
-    file: ownFile,
-    runs: 1,
-    maxQps: 1000,
-    verbose: true,
-    clients: 1,
-    extra: ['-m', 'doh', '-O', `doh-uri=https://127.0.0.1:${up.port}/dns-query`, '-O', 'doh-method=POST'],
-  });
+  const cold = await dnsperf({ port: d1.port, file: coldFile, runs: 1, maxQps: 1000, verbose: true, clients: 1, outstanding: 50 });
+  const coldStats = await up.ask<{ requests: number; handshakes: number; serviceP50Ms: number; serviceP99Ms: number }>({ cmd: 'stats' });
 
   // 4. Memory with 100,000 cached names.
   log('filling the cache with 100,000 names');
   const fillFile = writeQueryFile(join(tmp, 'fill.txt'), names('fill', 100_000));
   await up.ask({ cmd: 'config', delayMs: 0 });
-  const fill = await dnsperf({ port: d1.port, file: fillFile, runs: 1, maxQps: 20_000, clients: 4, outstanding: 500 });
+  const fill = await dnsperf({ port: d1.port, file: fillFile, runs: 1, maxQps: 5000, clients: 2, outstanding: 200 });
   await sleep(1500);
   const fullRss = d1.rssMb();
   await d1.stop();
@@ -193,8 +183,10 @@ async function main() {
   };
   const coldP50 = percentile(cold.latencies, 50);
   const coldP99 = percentile(cold.latencies, 99);
-  const ownP50 = percentile(own.latencies, 50);
-  const ownP99 = percentile(own.latencies, 99);
+  // The upstream's own time is measured inside it (request received to answer written);
+  // everything else in dohd's answer time — its work and both loopback hops — is what dohd adds.
+  const ownP50 = coldStats.serviceP50Ms;
+  const ownP99 = coldStats.serviceP99Ms;
   results.coldMiss = {
     queries: cold.completed,
     dohdP50Ms: round(coldP50, 3),

@@ -5,6 +5,7 @@
  * Control messages over IPC: {cmd:'config', delayMs, jitterProb, jitterMs}, {cmd:'stats'}, {cmd:'reset'}.
  */
 import http2 from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import dnsPacket from 'dns-packet';
 
 const [certFile, keyFile] = process.argv.slice(2);
@@ -13,6 +14,8 @@ let delayMs = Number(process.env.BENCH_DELAY_MS ?? 0);
 let jitterProb = 0;
 let jitterMs = 0;
 let requests = 0;
+/** Time from a request's arrival to its answer being written, ms: the upstream's own time. */
+let serviceMs: number[] = [];
 let handshakes = 0;
 const server = http2.createSecureServer({ cert: readFileSync(certFile!), key: readFileSync(keyFile!), allowHTTP1: false, settings: { maxConcurrentStreams: 1000 } });
 server.on('secureConnection', () => handshakes++);
@@ -21,6 +24,7 @@ server.on('stream', (stream, headers) => {
   stream.on('data', (c: Buffer) => chunks.push(c));
   stream.on('error', () => {});
   stream.on('end', () => {
+    const t0 = performance.now();
     requests++;
     let q: dnsPacket.Packet;
     try {
@@ -38,6 +42,7 @@ server.on('stream', (stream, headers) => {
       if (stream.destroyed) return;
       stream.respond({ ':status': 200, 'content-type': 'application/dns-message', 'content-length': body.length });
       stream.end(body);
+      if (serviceMs.length < 200_000) serviceMs.push(performance.now() - t0);
     };
     const d = delayMs + (jitterProb > 0 && Math.random() < jitterProb ? jitterMs : 0);
     if (d > 0) setTimeout(send, d);
@@ -55,10 +60,15 @@ process.on('message', (m: { cmd: string; delayMs?: number; jitterProb?: number; 
     jitterProb = m.jitterProb ?? 0;
     jitterMs = m.jitterMs ?? 0;
     process.send!({ ok: true });
-  } else if (m.cmd === 'stats') process.send!({ requests, handshakes });
+  } else if (m.cmd === 'stats') {
+    const sorted = [...serviceMs].sort((a, b) => a - b);
+    const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : NaN);
+    process.send!({ requests, handshakes, serviceP50Ms: pct(50), serviceP99Ms: pct(99) });
+  }
   else if (m.cmd === 'reset') {
     requests = 0;
     handshakes = 0;
+    serviceMs = [];
     process.send!({ ok: true });
   } else if (m.cmd === 'exit') process.exit(0);
 });
