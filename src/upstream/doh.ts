@@ -141,6 +141,8 @@ export class DohUpstream implements Upstream {
       res = await client.request({
         path: this.url.pathname + this.url.search,
         method: 'POST',
+        // A DNS query is safe to repeat; without this undici sends POSTs one at a time over HTTP/2.
+        idempotent: true,
         headers: { 'content-type': 'application/dns-message', accept: 'application/dns-message' },
         body: wire,
         signal,
