@@ -144,7 +144,7 @@ export class TcpConnection {
   }
 
   private send(reply: Buffer): void {
-    if (this.closed || this.socket.destroyed || !this.socket.writable) return;
+    if (this.closed || this.socket.destroyed || !this.socket.writable || reply.length > 0xffff) return;
     const frame = Buffer.allocUnsafe(2 + reply.length);
     frame.writeUInt16BE(reply.length, 0);
     reply.copy(frame, 2);

@@ -128,6 +128,16 @@ describe('answer step (finalizeAnswer)', () => {
     }
   });
 
+  it('over TCP an answer that would not fit the 2-byte length (65535) is truncated too', () => {
+    const q = query('huge.test', 'TXT', { udpSize: 1232 });
+    const huge = Buffer.alloc(65_530);
+    rcodeReply(q, 0).copy(huge);
+    const out = finalizeAnswer(q, huge, 'tcp');
+    expect(out.length).toBeLessThan(100);
+    expect(out.readUInt16BE(2) & Flag.TC).toBe(Flag.TC);
+    expect(finalizeAnswer(query('huge.test', 'TXT', false), huge, 'tcp').length).toBe(65_530);
+  });
+
   it('an answer that fits the client\'s EDNS size is not truncated', () => {
     const q = query('mid.test', 'TXT', { udpSize: 1232 });
     const mid = bigAnswer(q, 8); // ~900 bytes: over 512, under 1232
