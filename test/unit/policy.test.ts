@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import ipaddr from 'ipaddr.js';
 import { parseCidr } from '../../src/config/cidr.js';
 import { DEFAULT_ACL_ALLOW } from '../../src/config/defaults.js';
-import { validateConfig, ConfigError } from '../../src/config/load.js';
+import { loadConfig, validateConfig, ConfigError } from '../../src/config/load.js';
 import { Acl } from '../../src/resolver/acl.js';
 import { clientPrefix, RateLimiter } from '../../src/resolver/ratelimit.js';
 
@@ -41,6 +41,12 @@ describe('CIDR ranges in the configuration', () => {
     expect(d.tcp.maxConnections).toBe(1000);
     expect(d.tcp.idleTimeoutMs).toBe(500);
   });
+});
+
+it('dohd.example.yaml documents exactly the defaults of these sections', () => {
+  const example = loadConfig(new URL('../../dohd.example.yaml', import.meta.url).pathname);
+  const defaults = validateConfig({ upstreams: [{ url: 'https://127.0.0.1/dns-query' }] });
+  for (const key of ['acl', 'rateLimit', 'ecs', 'any', 'tcp'] as const) expect({ key, value: example[key] }).toEqual({ key, value: defaults[key] });
 });
 
 describe('access control', () => {
