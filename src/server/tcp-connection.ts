@@ -85,7 +85,6 @@ export class TcpConnection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    if (this.size === 0) this.armFrameTimer();
     if (this.size + chunk.length > MAX_INPUT_BYTES) return this.destroy('overflow');
     this.append(chunk);
     this.pump();
@@ -102,27 +101,23 @@ export class TcpConnection {
       hadFrame = true;
       if (len > 0) this.dispatch(frame.subarray(2));
     }
-    // A new partial frame (what is left after the complete ones) gets its own deadline.
-    if (hadFrame) {
-      this.clearFrameTimer();
-      if (this.size > 0) this.armFrameTimer();
-    }
     const full = this.outputFull();
     const blocked = this.inflight >= this.limits.maxInflight || full;
     if (blocked !== this.blocked) {
       this.blocked = blocked;
-      if (blocked) {
-        this.socket.pause();
-        // Waiting on us, not on the client: the frame deadline restarts when reading resumes.
-        this.clearFrameTimer();
-      } else {
-        this.socket.resume();
-        if (this.size > 0) this.armFrameTimer();
-      }
+      if (blocked) this.socket.pause();
+      else this.socket.resume();
+    }
+    // The frame deadline runs only while a partial frame waits on the client (not on us),
+    // from the first byte of that frame: later bytes do not extend it.
+    if (blocked || this.size === 0) this.clearFrameTimer();
+    else {
+      if (hadFrame) this.clearFrameTimer();
+      this.armFrameTimer();
     }
     if (full) this.armStallTimer();
     else this.clearStallTimer();
-    if (this.ended && this.inflight === 0 && !this.hasCompleteFrame() && !this.socket.destroyed) {
+    if (this.ended && this.inflight === 0 && !this.hasCompleteFrame() && !this.socket.destroyed && !this.socket.writableEnded) {
       this.clearFrameTimer();
       this.socket.end();
     }
@@ -202,7 +197,7 @@ export class TcpConnection {
     if (this.frameTimer || this.closed) return;
     this.frameTimer = setTimeout(() => {
       this.frameTimer = null;
-      if (this.size > 0 && !this.blocked) this.destroy('frame-timeout');
+      if (this.size > 0) this.destroy('frame-timeout');
     }, this.limits.frameTimeoutMs);
   }
 
