@@ -14,8 +14,6 @@ import { makePki, type Pki } from '../fixtures/pki.js';
 import { until } from '../fixtures/resources.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
-const dataOf = (a: dnsPacket.Answer): unknown => (a as { data?: unknown }).data;
-
 let pki: Pki;
 let doh: DohServer;
 let d: RunningDaemon | undefined;
@@ -83,9 +81,9 @@ describe('RFC 7766 behaviour', () => {
     const c = await TcpDnsClient.connect('127.0.0.1', d!.port);
     try {
       const order: string[] = [];
-      const slow = c.query({ name: 'example.test' }).then((r) => order.push(`slow:${String(dataOf(r.response.answers![0]!))}`));
+      const slow = c.query({ name: 'example.test' }).then((r) => order.push(`slow:${String(r.response.answers[0]!.data)}`));
       await sleep(20);
-      const fast = c.query({ name: 'pinned.test' }).then((r) => order.push(`fast:${String(dataOf(r.response.answers![0]!))}`));
+      const fast = c.query({ name: 'pinned.test' }).then((r) => order.push(`fast:${String(r.response.answers[0]!.data)}`));
       await Promise.all([slow, fast]);
       expect(order).toEqual(['fast:192.0.2.99', 'slow:192.0.2.1']);
     } finally {
@@ -142,7 +140,7 @@ describe('RFC 7766 behaviour', () => {
     const c = await TcpDnsClient.connect('127.0.0.1', d!.port);
     try {
       const r = await c.query({ name: 'example.test', timeoutMs: 3000 });
-      expect(dataOf(r.response.answers![0]!)).toBe('192.0.2.1');
+      expect(r.response.answers[0]!.data).toBe('192.0.2.1');
     } finally {
       c.close();
     }
