@@ -74,12 +74,17 @@ export class PolicyStage implements Stage {
     ecsStripped: 0,
     any: 0,
   };
-  readonly limiter: RateLimiter;
-  private readonly acl: Acl;
-  private readonly keepEcs: boolean;
-  private readonly anyPolicy: AnyPolicy;
+  limiter!: RateLimiter;
+  private acl!: Acl;
+  private keepEcs = false;
+  private anyPolicy: AnyPolicy = 'hinfo';
 
   constructor(opts: PolicyOptions) {
+    this.update(opts);
+  }
+
+  /** Applies new options (configuration reload); the counters carry on, the buckets start afresh. */
+  update(opts: PolicyOptions): void {
     this.acl = new Acl(opts.acl);
     this.limiter = new RateLimiter({ ...opts.rateLimit, now: opts.now });
     this.keepEcs = opts.keepEcs ?? false;

@@ -5,6 +5,7 @@ import { parseCidr } from '../../src/config/cidr.js';
 import { DEFAULT_ACL_ALLOW } from '../../src/config/defaults.js';
 import { loadConfig, validateConfig, ConfigError } from '../../src/config/load.js';
 import { Acl } from '../../src/resolver/acl.js';
+import { PolicyStage } from '../../src/resolver/policy.js';
 import { clientPrefix, RateLimiter } from '../../src/resolver/ratelimit.js';
 
 describe('CIDR ranges in the configuration', () => {
@@ -82,6 +83,19 @@ describe('access control', () => {
     expect(only.allows('2001:db8:1::5')).toBe(true);
     expect(only.allows('127.0.0.1')).toBe(false);
     expect(new Acl([]).allows('127.0.0.1')).toBe(false);
+  });
+});
+
+describe('policy stage options', () => {
+  it('update() swaps the allow list and limits, keeping the counters', () => {
+    const p = new PolicyStage({ acl: ['10.0.0.0/8'], rateLimit: { qps: 0, maxClients: 10 } });
+    expect(p.screenReject('udp', { address: '127.0.0.1' }, 'malformed', true)).toBe(false);
+    expect(p.counters.dropped.acl).toBe(1);
+    p.update({ acl: ['127.0.0.0/8'], rateLimit: { qps: 1, burst: 1, maxClients: 10 } });
+    expect(p.screenReject('udp', { address: '127.0.0.1' }, 'malformed', true)).toBe(true);
+    expect(p.screenReject('udp', { address: '127.0.0.1' }, 'malformed', true)).toBe(false);
+    expect(p.counters.dropped).toMatchObject({ acl: 1, ratelimit: 1 });
+    expect(p.counters.rejected.malformed).toBe(3);
   });
 });
 
