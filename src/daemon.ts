@@ -10,6 +10,7 @@ import { CacheStage } from './resolver/cache.js';
 import { ForwardStage } from './resolver/forward.js';
 import { Pipeline } from './resolver/pipeline.js';
 import { buildPins, PinsStage } from './resolver/pins.js';
+import { PolicyStage, policyOptionsFrom } from './resolver/policy.js';
 import { QueryHandler } from './server/handler.js';
 import { TcpServer } from './server/tcp.js';
 import { UdpServer } from './server/udp.js';
@@ -32,6 +33,7 @@ export class Daemon {
   readonly cache: AnswerCache;
   readonly cacheStage: CacheStage;
   readonly pinsStage: PinsStage;
+  readonly policy: PolicyStage;
   readonly pipeline: Pipeline;
   readonly handler: QueryHandler;
   private stopped = false;
@@ -46,8 +48,14 @@ export class Daemon {
     this.cache = new AnswerCache({ maxEntries: config.cache.maxEntries });
     this.cacheStage = new CacheStage(this.cache);
     this.pinsStage = new PinsStage(buildPins(config));
-    this.pipeline = new Pipeline([this.pinsStage, this.cacheStage, new ForwardStage(strategy)]);
-    this.handler = new QueryHandler({ pipeline: this.pipeline, timeoutMs: config.timeoutMs, log });
+    this.policy = new PolicyStage(policyOptionsFrom(config));
+    this.pipeline = new Pipeline([this.policy, this.pinsStage, this.cacheStage, new ForwardStage(strategy)]);
+    this.handler = new QueryHandler({
+      pipeline: this.pipeline,
+      timeoutMs: config.timeoutMs,
+      log,
+      screenReject: (transport, client, reason, hasReply) => this.policy.screenReject(transport, client, reason, hasReply),
+    });
   }
 
   /** Builds and starts a daemon; on any listen failure everything opened so far is closed again. */
@@ -83,7 +91,7 @@ export class Daemon {
     for (let attempt = 0; ; attempt++) {
       const udp = new UdpServer(this.handler, addr);
       const bound = await udp.listen();
-      const tcp = new TcpServer(this.handler, { ...addr, port: bound.port });
+      const tcp = new TcpServer(this.handler, { ...addr, port: bound.port }, this.config.tcp);
       try {
         await tcp.listen();
         return { udp, tcp, address: { ...addr, port: bound.port } };

@@ -36,6 +36,8 @@ export class DohUpstream implements Upstream {
   private readonly idleTimeoutMs: number;
   private readonly maxPending: number;
   private client: Client | null = null;
+  /** Dropped connections still finishing their requests; destroyed on close(). */
+  private readonly draining = new Set<Client>();
   private addrIndex = 0;
   private idleTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -105,11 +107,19 @@ export class DohUpstream implements Upstream {
     this.idleTimer.unref();
   }
 
-  /** Forget the current connection; the next request opens a fresh one. */
-  dropConnection(): void {
+  /**
+   * Forget the current connection (or `which`, if it is still the current one); the next
+   * request opens a fresh one. Requests still running on it finish there (graceful close):
+   * one failed stream must not fail its siblings.
+   */
+  dropConnection(which?: Client): void {
     const c = this.client;
+    if (!c || (which && which !== c)) return;
     this.client = null;
-    if (c) c.destroy().catch(() => {});
+    this.draining.add(c);
+    c.close()
+      .catch(() => {})
+      .finally(() => this.draining.delete(c));
   }
 
   async exchange(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
@@ -118,13 +128,14 @@ export class DohUpstream implements Upstream {
     this.stats.pending++;
     this.stats.requests++;
     try {
+      const client = this.getClient();
       try {
-        return await this.request(wire, q, signal);
+        return await this.request(client, wire, q, signal);
       } catch (err) {
         // A connection that died while idle fails the first request on it: retry once on a fresh one.
         if (err instanceof UpstreamError && err.retryable && !signal.aborted && !this.closed) {
-          this.dropConnection();
-          return await this.request(wire, q, signal);
+          this.dropConnection(client);
+          return await this.request(this.getClient(), wire, q, signal);
         }
         throw err;
       }
@@ -134,13 +145,14 @@ export class DohUpstream implements Upstream {
     }
   }
 
-  private async request(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
-    const client = this.getClient();
+  private async request(client: Client, wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
     let res: Awaited<ReturnType<Client['request']>>;
     try {
       res = await client.request({
         path: this.url.pathname + this.url.search,
         method: 'POST',
+        // A DNS query is safe to repeat; without this undici sends POSTs one at a time over HTTP/2.
+        idempotent: true,
         headers: { 'content-type': 'application/dns-message', accept: 'application/dns-message' },
         body: wire,
         signal,
@@ -181,7 +193,9 @@ export class DohUpstream implements Upstream {
     this.idleTimer = null;
     const c = this.client;
     this.client = null;
-    if (c) await c.destroy().catch(() => {});
+    const all = [...this.draining, ...(c ? [c] : [])];
+    this.draining.clear();
+    await Promise.all(all.map((x) => x.destroy().catch(() => {})));
   }
 }
 
@@ -208,6 +222,7 @@ export function classify(err: unknown, signal?: AbortSignal): UpstreamError {
     code === 'ECONNRESET' ||
     code === 'EPIPE' ||
     code === 'UND_ERR_CLOSED' ||
+    code === 'UND_ERR_DESTROYED' ||
     code === 'ERR_HTTP2_STREAM_ERROR' ||
     code === 'ERR_HTTP2_SESSION_ERROR' ||
     code === 'ERR_HTTP2_INVALID_SESSION' ||
