@@ -156,9 +156,6 @@ export class DohUpstream implements Upstream {
         headers: { 'content-type': 'application/dns-message', accept: 'application/dns-message' },
         body: wire,
         signal,
-        // A DNS query is idempotent. Without this undici treats POST as unsafe and never
-        // multiplexes it: every query would wait for the one before it on the connection.
-        idempotent: true,
       });
     } catch (err) {
       throw classify(err, signal);
