@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
+import { checkConfig } from './check.js';
 import { KNOWN_BOOTSTRAP } from './defaults.js';
 import { configSchema, type Config } from './schema.js';
 
@@ -78,6 +79,7 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): Config {
       if (problem) problems.push(`upstreams[${i}].ca: ${problem}`);
     }
   });
+  problems.push(...checkConfig(config, baseDir));
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
   return config;
 }

@@ -5,9 +5,17 @@ import { Rcode } from '../dns/wire.js';
 import type { Strategy } from '../upstream/strategy.js';
 import type { Context, Next, Result, Stage } from './types.js';
 
+/** Named upstream groups, for queries the route stage sent elsewhere than the default. */
+export interface GroupStrategies {
+  strategyFor(group: string): Strategy | undefined;
+}
+
 export class ForwardStage implements Stage {
   readonly name = 'forward';
-  constructor(private strategy: Strategy) {}
+  constructor(
+    private strategy: Strategy,
+    private readonly groups?: GroupStrategies,
+  ) {}
 
   update(strategy: Strategy): void {
     this.strategy = strategy;
@@ -16,7 +24,8 @@ export class ForwardStage implements Stage {
   async handle(ctx: Context, _next: Next): Promise<Result> {
     const wire = buildUpstreamQuery(ctx.query);
     try {
-      const r = await this.strategy.resolve(wire, ctx.query, ctx.signal);
+      const strategy = (ctx.group !== undefined && this.groups?.strategyFor(ctx.group)) || this.strategy;
+      const r = await strategy.resolve(wire, ctx.query, ctx.signal);
       return { wire: r.answer.wire, source: 'upstream', rcode: r.answer.rcode, upstream: r.upstream, packet: r.answer.packet };
     } catch {
       return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };
