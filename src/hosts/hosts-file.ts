@@ -107,9 +107,11 @@ export class HostsFile {
   /** Reloads when the file's identity, size or modification time changed. */
   check(): void {
     let stamp: string;
+    let size: number;
     try {
       const st = statSync(this.file);
       stamp = `${st.ino}:${st.size}:${st.mtimeMs}`;
+      size = st.size;
     } catch (err) {
       if (this.stamp !== 'missing') {
         this.stamp = 'missing';
@@ -120,8 +122,7 @@ export class HostsFile {
     }
     if (stamp === this.stamp) return;
     try {
-      const st = statSync(this.file);
-      if (st.size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES} bytes`);
+      if (size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES} bytes`);
       this.table = parseHosts(readFileSync(this.file, 'utf8'));
       this.stamp = stamp;
       this.loads++;
