@@ -41,6 +41,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
     case 'invalid_type':
       return `${where}: expected ${issue.expected}${issue.input === undefined ? ' (missing)' : `, got ${describeValue(issue.input)}`}`;
+    case 'invalid_key':
+      // A bad key of a mapping (a pin's or a forward rule's domain, a group name): say why.
+      return `${where}: ${issue.issues.map((i) => i.message).join('; ') || issue.message}`;
     default:
       return `${where}: ${issue.message}`;
   }

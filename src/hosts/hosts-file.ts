@@ -39,7 +39,8 @@ export function parseHosts(text: string): HostsTable {
     if (!line) continue;
     const [ip, ...hosts] = line.split(/\s+/);
     const family = isIP(ip!);
-    if (family === 0 || hosts.length === 0) continue;
+    // A scoped address (fe80::1%eth0) cannot be said in DNS.
+    if (family === 0 || ip!.includes('%') || hosts.length === 0) continue;
     const addr = family === 6 ? ipaddr.parse(ip!).toString() : ip!;
     for (const h of hosts) {
       const name = h.replace(/\.$/, '').toLowerCase();
