@@ -5,6 +5,7 @@
  */
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { parseHostPort, type HostPort } from './address.js';
 import { KNOWN_BOOTSTRAP } from './defaults.js';
 import type { Config } from './schema.js';
 
@@ -20,9 +21,14 @@ export function checkConfig(config: Config, baseDir: string): string[] {
   const groups = Object.keys(config.groups);
   const known = () => [DEFAULT_GROUP, ...groups].map((g) => `"${g}"`).join(', ');
 
+  const listens = config.listen.map((l) => parseHostPort(l)).filter((l): l is HostPort => typeof l !== 'string');
   for (const [g, group] of Object.entries(config.groups)) {
     group.upstreams.forEach((u, i) => {
       const where = `groups.${g}.upstreams[${i}]`;
+      const plain = u.address ?? (u.url && !u.url.startsWith('https:') ? new URL(u.url).host : undefined);
+      const target = plain === undefined ? undefined : parseHostPort(plain);
+      if (target && typeof target !== 'string' && listens.some((l) => l.port === target.port && (l.host === target.host || isWildcard(l.host))))
+        problems.push(`${where}: ${plain} is one of dohd's own listen addresses (queries would loop back to dohd)`);
       if (u.url?.startsWith('https:')) {
         const host = new URL(u.url).hostname.replace(/^\[|\]$/g, '');
         const isIpHost = /^[\d.]+$/.test(host) || host.includes(':');
@@ -76,6 +82,10 @@ export function checkConfig(config: Config, baseDir: string): string[] {
     if (p) problems.push(`pinVerify.ca: ${p}`);
   }
   return problems;
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
 }
 
 export function checkPemFile(file: string): string | null {

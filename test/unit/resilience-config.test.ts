@@ -105,6 +105,18 @@ describe('configuration of groups, routing, cache, hosts and pin checks', () => 
     }
   });
 
+  it('a plain upstream that is one of the listen addresses is a loop', () => {
+    const p = problems({
+      listen: ['127.0.0.1:53', '0.0.0.0:5353'],
+      upstreams: up,
+      groups: { g: { upstreams: [{ address: '127.0.0.1:53' }, { url: 'udp://10.0.0.1:5353' }, { url: 'udp://10.0.0.1:53' }] } },
+    });
+    expect(p).toEqual([
+      "groups.g.upstreams[0]: 127.0.0.1:53 is one of dohd's own listen addresses (queries would loop back to dohd)",
+      "groups.g.upstreams[1]: 10.0.0.1:5353 is one of dohd's own listen addresses (queries would loop back to dohd)",
+    ]);
+  });
+
   it('a pin may ask to be verified', () => {
     const c = validateConfig({ upstreams: up, pins: { 'goproxy.cn': { addresses: ['192.0.2.1'], verify: true } } });
     expect(c.pins['goproxy.cn']).toEqual({ addresses: ['192.0.2.1'], verify: true });
