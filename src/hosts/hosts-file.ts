@@ -6,7 +6,7 @@
  */
 import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { isIP } from 'node:net';
-import { basename, dirname } from 'node:path';
+import { dirname } from 'node:path';
 import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 
@@ -81,10 +81,9 @@ export class HostsFile {
   start(): void {
     this.check();
     try {
-      const base = basename(this.file);
-      this.watcher = watch(dirname(this.file), { persistent: false }, (_event, name) => {
-        if (name === null || name === base) this.soon();
-      });
+      // Any event in the directory, not only the file's name: a Kubernetes ConfigMap swaps a
+      // `..data` symlink instead. A check is one stat; `soon` coalesces bursts.
+      this.watcher = watch(dirname(this.file), { persistent: false }, () => this.soon());
       this.watcher.on('error', () => {
         this.watcher?.close();
         this.watcher = null;

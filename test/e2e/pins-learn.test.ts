@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
@@ -69,6 +69,11 @@ describe('dohd pins learn', () => {
       'sum.golang.org': { addresses: ['127.0.0.1'], verify: true },
     });
     expect(doh.requests).toBeGreaterThanOrEqual(4); // A and AAAA for each name
+    const file = `${pki.dir}/printed.yaml`;
+    writeFileSync(file, r.stdout);
+    const check = await cli(['check-config', '--config', file]);
+    expect(check.stderr).toBe('');
+    expect(check.stdout).toMatch(/; 2 pins/);
   });
 
   it('--write writes the block; names that fail are comments, the exit code is 1, and the file is still valid config', async () => {

@@ -130,6 +130,17 @@ describe('serve-stale (RFC 8767)', () => {
     expect(a.requests + b.requests).toBeGreaterThan(asked);
   });
 
+  it('with the defaults the stale answer comes at the 1.8 s budget, before the 2.5 s deadline', async () => {
+    d = await startDaemon({ upstreams: one() });
+    await queryUdp({ port: d.port, name: 'short.test' });
+    await sleep(2100);
+    a.mode = 'hang';
+    const r = await queryUdp({ port: d.port, name: 'short.test', timeoutMs: 4000 });
+    expect(r.response.answers.map((x) => [x.data, x.ttl])).toEqual([['192.0.2.2', 30]]);
+    expect(r.ms).toBeGreaterThanOrEqual(1700);
+    expect(r.ms).toBeLessThan(2450);
+  });
+
   it('an answer expired beyond the stale window is not served: SERVFAIL at the deadline', async () => {
     d = await startDaemon({ upstreams: one(), timeoutMs: 800, cache: { staleWindow: 1, staleClientTimeoutMs: 200 } });
     await queryUdp({ port: d.port, name: 'short.test' });

@@ -3,7 +3,7 @@
  * the file is reloaded when it is written in place or replaced by rename (as editors do).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { queryUdp } from '../fixtures/dns-client.js';
@@ -88,11 +88,24 @@ describe('hosts file', () => {
     expect(d.logs.filter((l) => l.msg === 'hosts file loaded').length).toBeGreaterThanOrEqual(3);
   });
 
+  it('follows a Kubernetes ConfigMap update (a ..data symlink swapped by rename)', async () => {
+    const cm = join(dir, 'configmap');
+    mkdirSync(join(cm, '..v1'), { recursive: true });
+    writeFileSync(join(cm, '..v1', 'hosts'), '10.0.0.1 cm.lan\n');
+    symlinkSync('..v1', join(cm, '..data'));
+    symlinkSync('..data/hosts', join(cm, 'hosts'));
+    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], hosts: { file: join(cm, 'hosts'), pollMs: 60_000 } });
+    expect(await answers('cm.lan')).toEqual(['10.0.0.1']);
+    mkdirSync(join(cm, '..v2'));
+    writeFileSync(join(cm, '..v2', 'hosts'), '10.0.0.2 cm.lan\n');
+    symlinkSync('..v2', join(cm, '..data_tmp'));
+    renameSync(join(cm, '..data_tmp'), join(cm, '..data'));
+    await waitForAnswer('cm.lan', ['10.0.0.2']);
+  });
+
   it('polling catches changes a watch would miss', async () => {
     const sub = join(dir, 'polled');
     const file = join(sub, 'hosts');
-    rmSync(sub, { recursive: true, force: true });
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(sub);
     writeFileSync(file, '10.0.0.1 p.lan\n');
     d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], hosts: { file, pollMs: 100 } });
