@@ -1,7 +1,8 @@
 /**
  * `failover`: upstreams are asked in the configured order, one at a time; the next one
  * only when the current one fails, answers SERVFAIL/REFUSED, or does not answer within
- * the attempt timeout. Upstreams that health has taken out are skipped.
+ * the attempt timeout (the last one is given until the deadline). Upstreams that health
+ * has taken out are skipped.
  */
 import type { Query } from '../dns/message.js';
 import { runSequence } from './sequence.js';

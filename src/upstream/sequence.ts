@@ -67,7 +67,8 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
       const u = order[nextIdx++]!;
       const a: Attempt = { t0: performance.now(), ctl: new AbortController(), timer: undefined, timedOut: false };
       inflight.set(u, a);
-      if (opts.attemptTimeoutMs !== undefined) {
+      // The last upstream keeps its attempt until the deadline: there is nothing to move on to.
+      if (opts.attemptTimeoutMs !== undefined && nextIdx < order.length) {
         a.timer = setTimeout(() => {
           a.timedOut = true;
           a.ctl.abort();

@@ -152,21 +152,21 @@ describe('serve-stale (RFC 8767)', () => {
   });
 
   it('a fast failure of every upstream serves the stale answer at once', async () => {
-    d = await startDaemon({ upstreams: both(), timeoutMs: 2000, cache: { staleClientTimeoutMs: 1500 } });
+    d = await startDaemon({ upstreams: both(), timeoutMs: 4000, cache: { staleClientTimeoutMs: 3000 } });
     await queryUdp({ port: d.port, name: 'short.test' });
     await sleep(2100);
     a.mode = 'http500';
     b.mode = 'servfail';
-    const r = await queryUdp({ port: d.port, name: 'short.test', timeoutMs: 3000 });
+    const r = await queryUdp({ port: d.port, name: 'short.test', timeoutMs: 5000 });
     expect(r.response.answers.map((x) => [x.data, x.ttl])).toEqual([['192.0.2.2', 30]]);
-    expect(r.ms).toBeLessThan(1400);
+    expect(r.ms).toBeLessThan(2500); // not after the 3 s budget
   });
 });
 
 describe('prefetch', () => {
   it('keeps a hot name warm across several TTLs: no client query ever waits on an upstream', async () => {
     a.delayMs = 150; // every upstream exchange takes a while: a client waiting on one would be a miss
-    d = await startDaemon({ upstreams: one(), cache: { prefetchHits: 1, prefetchThreshold: 0.5, staleWindow: 0 } });
+    d = await startDaemon({ upstreams: one(), cache: { prefetchHits: 1, prefetchThreshold: 0.8, staleWindow: 0 } });
     const first = await queryUdp({ port: d.port, name: 'short.test' });
     expect(first.response.answers[0]!.data).toBe('192.0.2.2');
     const until = Date.now() + 5000; // two and a half TTLs
@@ -198,7 +198,7 @@ describe('prefetch', () => {
 
 describe('coalescing', () => {
   it('100 identical concurrent queries cause one upstream request; DO makes a different question', async () => {
-    a.delayMs = 300;
+    a.delayMs = 500;
     d = await startDaemon({ upstreams: one() });
     const plain = Array.from({ length: 100 }, () => queryUdp({ port: d!.port, name: 'www.example.test', timeoutMs: 3000 }));
     const rs = await Promise.all(plain);

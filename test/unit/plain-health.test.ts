@@ -104,7 +104,8 @@ describe('HealthTracker', () => {
       expect(h.available([u])).toEqual([u]); // every one out: try them all
       expect(h.allDown([u])).toBe(true);
       // Probes fail (the server hangs): backoff doubles up to the max.
-      await new Promise((r) => setTimeout(r, 900));
+      const deadline = Date.now() + 5000;
+      while ((h.snapshot().find((x) => x.name === u.name)?.probes ?? 0) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       const st = h.snapshot().find((x) => x.name === u.name)!;
       expect(st.probes).toBeGreaterThanOrEqual(3);
       expect(st.backoffMs).toBe(150);
