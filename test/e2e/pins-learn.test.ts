@@ -101,6 +101,18 @@ describe('dohd pins learn', () => {
     expect(check.stdout).toMatch(/; 0 pins/);
   });
 
+  it('a name without addresses, an unwritable --write and an unreadable --verify-ca are reported', async () => {
+    const none = await cli(['pins', 'learn', 'big.test', ...base()]); // TXT only
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/big\.test: no A or AAAA records/);
+    const write = await cli(['pins', 'learn', 'goproxy.cn', ...base(), '--write', `${pki.dir}/no/such/dir/pins.yaml`]);
+    expect(write.code).toBe(1);
+    expect(write.stderr).toMatch(/--write: cannot write .*pins\.yaml: ENOENT/);
+    const ca = await cli(['pins', 'learn', 'goproxy.cn', '--upstream', doh.url, '--ca', pki.caFile, '--verify-ca', `${pki.dir}/nope.pem`]);
+    expect(ca.code).toBe(2);
+    expect(ca.stderr).toMatch(/--verify-ca: cannot read .*nope\.pem: ENOENT/);
+  });
+
   it('rejects a bad name or port with one line and exit 2', async () => {
     const bad = await cli(['pins', 'learn', 'not a name', ...base()]);
     expect(bad.code).toBe(2);

@@ -3,7 +3,7 @@
  * caching (RFC 2308), TTL clamps, serve-stale (RFC 8767), prefetch, coalescing, warm restart.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
@@ -197,6 +197,19 @@ describe('prefetch', () => {
 });
 
 describe('coalescing', () => {
+  it('a shared exchange nobody waits for any more is cancelled: nothing stays in flight after the deadline', async () => {
+    a.mode = 'hang';
+    d = await startDaemon({ upstreams: one(), timeoutMs: 300 });
+    const rs = await Promise.all(Array.from({ length: 5 }, () => queryUdp({ port: d!.port, name: 'example.test', timeoutMs: 3000 })));
+    expect(rs.map((r) => r.response.rcode)).toEqual(Array(5).fill('SERVFAIL'));
+    expect(a.requests).toBe(1);
+    const upstream = d.daemon.upstreams[0] as unknown as { stats: { pending: number } };
+    const until = Date.now() + 2000;
+    while ((d.daemon.coalesceStage.inflight > 0 || upstream.stats.pending > 0) && Date.now() < until) await sleep(20);
+    expect(d.daemon.coalesceStage.inflight).toBe(0);
+    expect(upstream.stats.pending).toBe(0);
+  });
+
   it('100 identical concurrent queries cause one upstream request; DO makes a different question', async () => {
     a.delayMs = 500;
     d = await startDaemon({ upstreams: one() });
@@ -249,6 +262,17 @@ describe('warm restart', () => {
     expect(r.response.answers[0]!.ttl).toBeGreaterThan(280);
     const nx = await queryUdp({ port: d.port, name: 'nope.example.test' });
     expect(nx.response.rcode).toBe('NXDOMAIN');
+  });
+
+  it('a cache file that cannot be written is logged, and stopping still succeeds', async () => {
+    const sub = join(dir, 'vanishing');
+    mkdirSync(sub);
+    d = await startDaemon({ upstreams: one(), cache: { file: join(sub, 'cache') } });
+    await queryUdp({ port: d.port, name: 'example.test' });
+    rmSync(sub, { recursive: true });
+    await d.stop();
+    expect(d.logs.find((l) => l.msg === 'could not save the cache')).toMatchObject({ err: 'ENOENT' });
+    d = undefined;
   });
 
   it('a damaged cache file is logged and ignored', async () => {

@@ -137,3 +137,43 @@ describe('HealthTracker', () => {
     h.close();
   });
 });
+
+describe('PlainUpstream against misbehaving servers', () => {
+  it('ignores a datagram with another ID (spoofing) and takes the one with ours', async () => {
+    const dgram = await import('node:dgram');
+    const sock = dgram.createSocket('udp4');
+    sock.on('message', (msg, rinfo) => {
+      const q = dnsPacket.decode(msg);
+      const reply = (id: number, data: string) =>
+        dnsPacket.encode({ type: 'response', id, flags: 0x8180, questions: q.questions, answers: [{ name: 'example.test', type: 'A', ttl: 60, data }] });
+      sock.send(reply((q.id! + 1) & 0xffff, '6.6.6.6'), rinfo.port, rinfo.address);
+      setTimeout(() => sock.send(reply(q.id!, '192.0.2.1'), rinfo.port, rinfo.address), 20);
+    });
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    const u = new PlainUpstream({ host: '127.0.0.1', port: sock.address().port, family: 4 });
+    try {
+      const { wire, q } = query('example.test');
+      const r = await u.exchange(wire, q, AbortSignal.timeout(2000));
+      expect((r.packet.answers![0] as { data: string }).data).toBe('192.0.2.1');
+    } finally {
+      await u.close();
+      sock.close();
+    }
+  });
+
+  it('a TCP connection closed before the answer is a reset', async () => {
+    const net = await import('node:net');
+    const srv = net.createServer((s) => s.destroy());
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    const u = new PlainUpstream({ host: '127.0.0.1', port: (srv.address() as { port: number }).port, family: 4 }, { tcpOnly: true });
+    try {
+      const { wire, q } = query('example.test');
+      const e = (await u.exchange(wire, q, AbortSignal.timeout(2000)).catch((x: unknown) => x)) as UpstreamError;
+      expect(e).toBeInstanceOf(UpstreamError);
+      expect(e.reason).toBe('reset');
+    } finally {
+      await u.close();
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });
+});
