@@ -4,20 +4,28 @@
  */
 import type { Logger } from 'pino';
 import { formatHostPort, parseHostPort, type HostPort } from './config/address.js';
+import { staleClientTimeout } from './config/check.js';
 import type { Config } from './config/schema.js';
 import { AnswerCache } from './cache/answer-cache.js';
+import { loadCache, saveCache } from './cache/persist.js';
+import { HostsFile } from './hosts/hosts-file.js';
+import { PinHealth } from './pins/health.js';
 import { CacheStage } from './resolver/cache.js';
+import { CoalesceStage } from './resolver/coalesce.js';
 import { ForwardStage } from './resolver/forward.js';
+import { HostsStage } from './resolver/hosts.js';
 import { Pipeline } from './resolver/pipeline.js';
 import { buildPins, PinsStage } from './resolver/pins.js';
 import { PolicyStage, policyOptionsFrom } from './resolver/policy.js';
+import { RouteStage } from './resolver/route.js';
+import type { Stage } from './resolver/types.js';
 import { QueryHandler } from './server/handler.js';
 import { TcpServer } from './server/tcp.js';
 import { UdpServer } from './server/udp.js';
 import { ListenError } from './server/bind-error.js';
 import { DohUpstream } from './upstream/doh.js';
+import { UpstreamGroups } from './upstream/groups.js';
 import { UpstreamReporter } from './upstream/report.js';
-import { RaceStrategy } from './upstream/strategy.js';
 import type { Upstream } from './upstream/types.js';
 
 export interface Listener {
@@ -34,6 +42,11 @@ export class Daemon {
   readonly cacheStage: CacheStage;
   readonly pinsStage: PinsStage;
   readonly policy: PolicyStage;
+  readonly coalesceStage: CoalesceStage;
+  readonly routeStage: RouteStage;
+  readonly groups: UpstreamGroups;
+  readonly hostsFile: HostsFile | undefined;
+  readonly pinHealth: PinHealth | undefined;
   readonly pipeline: Pipeline;
   readonly handler: QueryHandler;
   private stopped = false;
@@ -43,13 +56,40 @@ export class Daemon {
     readonly log: Logger,
   ) {
     this.reporter = new UpstreamReporter(log);
-    this.upstreams = config.upstreams.map((u) => new DohUpstream(u, { log }));
-    const strategy = new RaceStrategy(this.upstreams, this.reporter);
-    this.cache = new AnswerCache({ maxEntries: config.cache.maxEntries });
-    this.cacheStage = new CacheStage(this.cache);
-    this.pinsStage = new PinsStage(buildPins(config));
+    const defaults = config.upstreams.map((u) => new DohUpstream(u, { log }));
+    this.groups = new UpstreamGroups(config, this.reporter, { default: defaults, log });
+    this.reporter.add(this.groups.health);
+    this.upstreams = this.groups.all;
+    const c = config.cache;
+    this.cache = new AnswerCache({
+      maxEntries: c.maxEntries,
+      maxBytes: c.maxBytes,
+      minTtl: c.minTtl,
+      maxTtl: c.maxTtl,
+      negativeMaxTtl: c.negativeMaxTtl,
+      staleWindow: c.staleWindow,
+    });
+    this.cacheStage = new CacheStage(this.cache, {
+      staleTtl: c.staleTtl,
+      staleClientTimeoutMs: staleClientTimeout(config),
+      staleRecheckMs: c.staleRecheckMs,
+      prefetchHits: c.prefetchHits,
+      prefetchThreshold: c.prefetchThreshold,
+      refreshTimeoutMs: config.timeoutMs,
+      log,
+    });
+    const pins = buildPins(config);
+    this.pinHealth = [...pins.values()].some((p) => p.verify) ? new PinHealth(pins, { ...config.pinVerify, log }) : undefined;
+    this.pinsStage = new PinsStage(pins, this.pinHealth);
+    this.hostsFile = config.hosts ? new HostsFile(config.hosts.file, { pollMs: config.hosts.pollMs, log }) : undefined;
+    this.coalesceStage = new CoalesceStage({ timeoutMs: config.timeoutMs });
+    this.routeStage = new RouteStage(config.forward);
     this.policy = new PolicyStage(policyOptionsFrom(config));
-    this.pipeline = new Pipeline([this.policy, this.pinsStage, this.cacheStage, new ForwardStage(strategy)]);
+    // policy → pins → hosts → cache → coalesce → route → forward (upstream group strategy)
+    const stages: Stage[] = [this.policy, this.pinsStage];
+    if (this.hostsFile) stages.push(new HostsStage(this.hostsFile, config.hosts!.ttl));
+    stages.push(this.cacheStage, this.coalesceStage, this.routeStage, new ForwardStage(this.groups.defaultStrategy, this.groups));
+    this.pipeline = new Pipeline(stages);
     this.handler = new QueryHandler({
       pipeline: this.pipeline,
       timeoutMs: config.timeoutMs,
@@ -62,6 +102,9 @@ export class Daemon {
   static async start(config: Config, log: Logger): Promise<Daemon> {
     const d = new Daemon(config, log);
     try {
+      d.warmStart();
+      d.hostsFile?.start();
+      d.pinHealth?.start();
       await d.listen();
     } catch (err) {
       await d.stop();
@@ -72,6 +115,12 @@ export class Daemon {
         listen: d.listeners.map((l) => formatHostPort(l.address)),
         upstreams: d.upstreams.map((u) => (u instanceof DohUpstream ? { name: u.name, url: u.url.href, bootstrap: u.addresses } : { name: u.name })),
         pins: Object.keys(config.pins).length,
+        ...(config.strategy !== 'race' ? { strategy: config.strategy } : {}),
+        ...(Object.keys(config.groups).length
+          ? { groups: Object.fromEntries([...d.groups.groups].filter(([n]) => n !== 'default').map(([n, g]) => [n, g.upstreams.map((u) => u.name)])) }
+          : {}),
+        ...(config.fallback ? { fallback: config.fallback } : {}),
+        ...(config.hosts ? { hosts: config.hosts.file } : {}),
       },
       'dohd listening',
     );
@@ -107,10 +156,39 @@ export class Daemon {
     return this.listeners.map((l) => l.address);
   }
 
+  /** Loads the saved cache (`cache.file`), if there is one; a bad file is logged and ignored. */
+  private warmStart(): void {
+    const file = this.config.cache.file;
+    if (!file || !this.cache.enabled) return;
+    try {
+      const r = loadCache(this.cache, file);
+      this.log.info({ file, ...r }, 'cache loaded');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') this.log.info({ file }, 'no saved cache yet');
+      else this.log.warn({ file, err: code ?? (err as Error).message }, 'saved cache unusable; starting empty');
+    }
+  }
+
+  private saveCache(): void {
+    const file = this.config.cache.file;
+    if (!file || !this.cache.enabled) return;
+    try {
+      const entries = saveCache(this.cache, file);
+      this.log.info({ file, entries }, 'cache saved');
+    } catch (err) {
+      this.log.warn({ file, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message }, 'could not save the cache');
+    }
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     await Promise.all(this.listeners.flatMap((l) => [l.udp.close(), l.tcp.close()]));
-    await Promise.all(this.upstreams.map((u) => u.close()));
+    this.cacheStage.close();
+    this.pinHealth?.close();
+    this.hostsFile?.close();
+    if (this.listeners.length) this.saveCache();
+    await this.groups.close();
   }
 }

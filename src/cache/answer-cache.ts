@@ -1,7 +1,10 @@
 /**
- * Answers kept as wire bytes, bounded by entry count (least recently used goes first).
- * A hit copies the bytes and writes the remaining TTL into each record in place:
- * no decode, no re-encode.
+ * Answers kept as wire bytes, bounded by entry count and by (approximate) bytes, least
+ * recently used going first. A hit copies the bytes and writes the remaining TTL into each
+ * record in place: no decode, no re-encode.
+ *
+ * Entries outlive their TTL by the serve-stale window (RFC 8767): `lookup` tells fresh from
+ * stale, and the cache stage decides when a stale answer may go out.
  */
 import { LRUCache } from 'lru-cache';
 import type { Packet } from '../dns/message.js';
@@ -11,84 +14,155 @@ export interface CacheEntry {
   /** Answer with ID 0 and no OPT record. */
   wire: Buffer;
   offsets: number[];
+  /** Each record's TTL as stored (clamped), seconds. */
   ttls: number[];
   /** Date.now() when stored. */
   storedAt: number;
   /** Seconds the entry stays fresh. */
   ttl: number;
   rcode: number;
+  /** NXDOMAIN or NODATA (RFC 2308). */
+  negative: boolean;
+  /** Fresh hits since stored (prefetch popularity). */
+  hits: number;
+  /** A prefetch or refresh of this entry is in flight. */
+  refreshing: boolean;
+  /** Date.now() of the last failed refresh; 0 when none. */
+  failedAt: number;
 }
 
 export interface CacheOptions {
   maxEntries: number;
-  /** Upper bound of any cached TTL, seconds. */
+  /** Approximate bound of the memory the entries take, bytes. */
+  maxBytes?: number;
+  /** Clamps of a positive answer's TTL, seconds. */
+  minTtl?: number;
   maxTtl?: number;
+  /** Upper bound of a negative answer's TTL, seconds. */
+  negativeMaxTtl?: number;
+  /** Seconds past expiry an entry is kept for serve-stale; 0 drops it at expiry. */
+  staleWindow?: number;
   now?: () => number;
 }
+
+export type Lookup =
+  | { state: 'fresh'; entry: CacheEntry; ageMs: number }
+  | { state: 'stale'; entry: CacheEntry; ageMs: number };
 
 export function cacheKey(lname: string, qtype: number, qclass: number, dnssecOk = false, cd = false): string {
   return `${lname}|${qtype}|${qclass}|${dnssecOk ? 1 : 0}${cd ? 1 : 0}`;
 }
 
+/** NXDOMAIN, or NOERROR without an answer to the question (NODATA). */
+export function isNegative(packet: Packet, rcode: number): boolean {
+  return rcode === Rcode.NXDOMAIN || (rcode === Rcode.NOERROR && (packet.answers ?? []).length === 0);
+}
+
 /**
  * How long an answer may be cached (RFC 2181 §5.2, RFC 2308 §5): the smallest TTL of its
- * records; for NXDOMAIN/NODATA the SOA's min(TTL, MINIMUM). 0 means "do not cache".
+ * records, an SOA counting as min(TTL, MINIMUM); a negative answer without an SOA is not
+ * cached. 0 means "do not cache".
  */
 export function cacheableTtl(packet: Packet, rcode: number): number {
   if (rcode !== Rcode.NOERROR && rcode !== Rcode.NXDOMAIN) return 0;
   if (packet.flags !== undefined && (packet.flags & 0x0200) !== 0) return 0; // truncated
   const answers = packet.answers ?? [];
-  if (rcode === Rcode.NOERROR && answers.length > 0) {
-    let min = Infinity;
-    for (const rr of [...answers, ...(packet.authorities ?? [])]) {
-      if (rr.type === 'OPT') continue;
-      min = Math.min(min, (rr as { ttl?: number }).ttl ?? 0);
-    }
-    return Number.isFinite(min) ? min : 0;
+  const authorities = packet.authorities ?? [];
+  const soa = authorities.find((rr) => rr.type === 'SOA') as { ttl?: number; data: { minimum: number } } | undefined;
+  if (isNegative(packet, rcode) && !soa) return 0;
+  let min = Infinity;
+  for (const rr of [...answers, ...authorities]) {
+    if (rr.type === 'OPT') continue;
+    const ttl = (rr as { ttl?: number }).ttl ?? 0;
+    min = Math.min(min, rr.type === 'SOA' ? Math.min(ttl, (rr as typeof soa)!.data.minimum) : ttl);
   }
-  const soa = (packet.authorities ?? []).find((rr) => rr.type === 'SOA') as
-    | { ttl?: number; data: { minimum: number } }
-    | undefined;
-  if (!soa) return 0;
-  return Math.min(soa.ttl ?? 0, soa.data.minimum);
+  return Number.isFinite(min) ? min : 0;
+}
+
+/** Bytes an entry is charged against `maxBytes`: its wire, key and bookkeeping. */
+function entrySize(e: CacheEntry, key: string): number {
+  return e.wire.length + key.length * 2 + e.offsets.length * 16 + 200;
 }
 
 export class AnswerCache {
   private readonly lru: LRUCache<string, CacheEntry>;
   private readonly now: () => number;
-  private readonly maxTtl: number;
+  readonly minTtl: number;
+  readonly maxTtl: number;
+  readonly negativeMaxTtl: number;
+  readonly staleWindow: number;
+  readonly enabled: boolean;
 
   constructor(opts: CacheOptions) {
     this.now = opts.now ?? Date.now;
+    this.minTtl = opts.minTtl ?? 0;
     this.maxTtl = opts.maxTtl ?? 86400;
-    this.lru = new LRUCache({ max: Math.max(1, opts.maxEntries) });
+    this.negativeMaxTtl = opts.negativeMaxTtl ?? 3600;
+    this.staleWindow = opts.staleWindow ?? 0;
+    this.lru = new LRUCache<string, CacheEntry>({
+      max: Math.max(1, opts.maxEntries),
+      maxSize: Math.max(4096, opts.maxBytes ?? 64 * 2 ** 20),
+      sizeCalculation: (e, key) => entrySize(e, key),
+    });
     this.enabled = opts.maxEntries > 0;
   }
-
-  readonly enabled: boolean;
 
   get size(): number {
     return this.lru.size;
   }
 
-  /** Stores an answer; returns false when it is not cacheable. */
-  set(key: string, wire: Buffer, ttl: number, rcode: number): boolean {
-    if (!this.enabled || ttl <= 0) return false;
+  /** Approximate bytes held. */
+  get bytes(): number {
+    return this.lru.calculatedSize;
+  }
+
+  /**
+   * Stores an answer for `ttl` seconds (clamped); returns the entry, or undefined when it is
+   * not cacheable. Popularity carries over from the entry it replaces.
+   */
+  set(key: string, wire: Buffer, ttl: number, rcode: number, negative = rcode === Rcode.NXDOMAIN): CacheEntry | undefined {
+    if (!this.enabled) return undefined;
+    const floor = negative ? 0 : this.minTtl;
+    const entryTtl = negative ? Math.min(ttl, this.negativeMaxTtl) : Math.min(Math.max(ttl, this.minTtl), this.maxTtl);
+    if (entryTtl <= 0) return undefined;
     const offsets = ttlOffsets(wire);
-    if (!offsets) return false;
-    const capped = Math.min(ttl, this.maxTtl);
-    const ttls = offsets.map((o) => Math.min(wire.readUInt32BE(o), capped));
-    this.lru.set(key, { wire, offsets, ttls, storedAt: this.now(), ttl: capped, rcode });
-    return true;
+    if (!offsets) return undefined;
+    const ttls = offsets.map((o) => Math.min(Math.max(wire.readUInt32BE(o), floor), entryTtl));
+    const old = this.lru.peek(key);
+    const e: CacheEntry = {
+      wire,
+      offsets,
+      ttls,
+      storedAt: this.now(),
+      ttl: entryTtl,
+      rcode,
+      negative,
+      hits: old ? old.hits : 0,
+      refreshing: false,
+      failedAt: 0,
+    };
+    this.lru.set(key, e);
+    return this.lru.peek(key) === e ? e : undefined;
+  }
+
+  /** Fresh or stale (within the window) entry; counts a hit on a fresh one. Expired beyond the window is dropped. */
+  lookup(key: string): Lookup | undefined {
+    const e = this.lru.get(key);
+    if (!e) return undefined;
+    const ageMs = Math.max(0, this.now() - e.storedAt);
+    if (ageMs < e.ttl * 1000) {
+      e.hits++;
+      return { state: 'fresh', entry: e, ageMs };
+    }
+    if (ageMs < (e.ttl + this.staleWindow) * 1000) return { state: 'stale', entry: e, ageMs };
+    this.lru.delete(key);
+    return undefined;
   }
 
   /** A fresh answer with TTLs counted down, or undefined. */
   get(key: string): Buffer | undefined {
-    const e = this.lru.get(key);
-    if (!e) return undefined;
-    const age = Math.floor((this.now() - e.storedAt) / 1000);
-    if (age >= e.ttl) return undefined;
-    return render(e, age);
+    const l = this.lookup(key);
+    return l?.state === 'fresh' ? render(l.entry, Math.floor(l.ageMs / 1000)) : undefined;
   }
 
   peek(key: string): CacheEntry | undefined {
@@ -102,14 +176,31 @@ export class AnswerCache {
   clear(): void {
     this.lru.clear();
   }
+
+  /** Entries from most to least recently used (for saving). */
+  *entries(): Generator<[string, CacheEntry]> {
+    for (const [k, v] of this.lru.entries()) yield [k, v];
+  }
+
+  /** Puts back a saved entry as it was (warm restart); false when it is expired beyond the window. */
+  restore(key: string, e: CacheEntry): boolean {
+    if (!this.enabled) return false;
+    const ageMs = this.now() - e.storedAt;
+    if (ageMs >= (e.ttl + this.staleWindow) * 1000) return false;
+    this.lru.set(key, e);
+    return this.lru.peek(key) === e;
+  }
 }
 
-/** Copies the entry's wire with each TTL lowered by `age` seconds (never below `floor`). */
-export function render(e: CacheEntry, age: number, floor = 0): Buffer {
+/**
+ * Copies the entry's wire with each TTL lowered by `age` seconds. A stale rendering
+ * (`staleTtl` given) writes that TTL into every record (RFC 8767 §4: 30 s).
+ */
+export function render(e: CacheEntry, age: number, staleTtl?: number): Buffer {
   const out = Buffer.allocUnsafe(e.wire.length);
   e.wire.copy(out);
   for (let i = 0; i < e.offsets.length; i++) {
-    out.writeUInt32BE(Math.max(floor, e.ttls[i]! - age), e.offsets[i]!);
+    out.writeUInt32BE(staleTtl ?? Math.max(0, e.ttls[i]! - age), e.offsets[i]!);
   }
   return out;
 }

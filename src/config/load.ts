@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
+import { checkConfig } from './check.js';
 import { KNOWN_BOOTSTRAP } from './defaults.js';
 import { configSchema, type Config } from './schema.js';
 
@@ -40,6 +41,9 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
     case 'invalid_type':
       return `${where}: expected ${issue.expected}${issue.input === undefined ? ' (missing)' : `, got ${describeValue(issue.input)}`}`;
+    case 'invalid_key':
+      // A bad key of a mapping (a pin's or a forward rule's domain, a group name): say why.
+      return `${where}: ${issue.issues.map((i) => i.message).join('; ') || issue.message}`;
     default:
       return `${where}: ${issue.message}`;
   }
@@ -78,6 +82,7 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): Config {
       if (problem) problems.push(`upstreams[${i}].ca: ${problem}`);
     }
   });
+  problems.push(...checkConfig(config, baseDir));
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
   return config;
 }

@@ -56,22 +56,160 @@ export const pinSchema = z.union([
   z.strictObject({
     addresses: pinAddresses,
     ttl: z.int().min(0).max(86400).optional(),
+    /** Probe each address with a TLS handshake for this name; withhold those that fail. */
+    verify: z.boolean().optional(),
   }),
 ]);
+
+const ms = (min: number, max: number, dflt: number) => z.int().min(min).max(max).default(dflt);
+const seconds = (max: number, dflt: number) => z.int().min(0).max(max).default(dflt);
+
+export const cacheSchema = z
+  .strictObject({
+    maxEntries: z.int().min(0).max(10_000_000).default(100_000),
+    /** Approximate memory bound of the stored answers, in bytes. */
+    maxBytes: z.int().min(4096).max(8 * 2 ** 30).default(64 * 2 ** 20),
+    /** TTL clamps (seconds) for positive answers. */
+    minTtl: seconds(86400, 0),
+    maxTtl: seconds(7 * 86400, 86400),
+    /** Upper bound of the negative-caching TTL (RFC 2308: the SOA's min(TTL, MINIMUM)). */
+    negativeMaxTtl: seconds(86400, 3600),
+    /** Serve-stale (RFC 8767): how long past expiry an answer may still be served, seconds; 0 turns it off. */
+    staleWindow: seconds(30 * 86400, 86400),
+    /** TTL written into stale answers. */
+    staleTtl: z.int().min(1).max(3600).default(30),
+    /** How long a client waits for a refresh before it gets the stale answer; default 72% of timeoutMs (1800 of 2500). */
+    staleClientTimeoutMs: z.int().min(10).max(60_000).optional(),
+    /** After a refresh failed, stale answers go out at once, and refreshing waits this long. */
+    staleRecheckMs: ms(0, 3_600_000, 30_000),
+    /** Prefetch: hits an entry needs to be refreshed before it expires; 0 turns prefetch off. */
+    prefetchHits: z.int().min(0).max(1_000_000).default(2),
+    /** Prefetch when less than this fraction of the entry's TTL is left. */
+    prefetchThreshold: z.number().gt(0).max(0.9).default(0.1),
+    /** Warm restart: saved here on clean shutdown, loaded at start. */
+    file: z.string().min(1).optional(),
+  })
+  .prefault({});
+
+const strategyName = z.enum(['race', 'hedged', 'failover']);
+
+const groupName = z.string().superRefine((s, ctx) => {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(s)) ctx.addIssue({ code: 'custom', message: `"${s}" is not a group name (letters, digits, - and _, up to 32)` });
+  else if (s === 'default') ctx.addIssue({ code: 'custom', message: '"default" is the top-level upstreams list; pick another name' });
+});
+
+/**
+ * An upstream of a group: DoH (`url: https://...`) or plain DNS
+ * (`url: udp://IP:PORT` — UDP, TCP when truncated —, `url: tcp://IP:PORT`, or `address: IP:PORT`).
+ */
+export const groupUpstreamSchema = z
+  .strictObject({
+    url: z.string().min(1).optional(),
+    address: z.string().min(1).optional(),
+    bootstrap: z.array(ipAddress).min(1).optional(),
+    ca: z.string().min(1).optional(),
+    name: z.string().min(1).max(64).optional(),
+  })
+  .superRefine((u, ctx) => {
+    if ((u.url === undefined) === (u.address === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'give either url (https://, udp:// or tcp://) or address (IP:PORT)' });
+      return;
+    }
+    let plain = u.address !== undefined;
+    if (u.address !== undefined) {
+      const r = parseHostPort(u.address);
+      if (typeof r === 'string') ctx.addIssue({ code: 'custom', path: ['address'], message: r });
+    } else {
+      let url: URL;
+      try {
+        url = new URL(u.url!);
+      } catch {
+        ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" is not a valid URL` });
+        return;
+      }
+      if (url.protocol === 'udp:' || url.protocol === 'tcp:') {
+        plain = true;
+        const r = parseHostPort(url.host || '');
+        if (typeof r === 'string' || url.pathname.replace(/^\/$/, '') || url.search)
+          ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be ${url.protocol}//IP:PORT (an IP address, no path)` });
+      } else if (url.protocol === 'https:') {
+        if (url.username || url.password) ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must not carry credentials` });
+      } else {
+        ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be https:// (DoH), udp:// or tcp:// (plain DNS)` });
+      }
+    }
+    if (plain && u.bootstrap) ctx.addIssue({ code: 'custom', path: ['bootstrap'], message: 'applies to https:// upstreams only' });
+    if (plain && u.ca) ctx.addIssue({ code: 'custom', path: ['ca'], message: 'applies to https:// upstreams only' });
+  });
+
+export const groupSchema = z.strictObject({
+  strategy: strategyName.default('race'),
+  upstreams: z.array(groupUpstreamSchema).min(1),
+});
+
+/** Hedged strategy: the second request goes out after the first one's recent p90, clamped. */
+const hedgeSchema = z
+  .strictObject({
+    minDelayMs: ms(1, 10_000, 10),
+    maxDelayMs: ms(1, 10_000, 1000),
+    /** Delay while an upstream has too few samples for a p90. */
+    initialDelayMs: ms(1, 10_000, 100),
+  })
+  .prefault({});
+
+/** Failover strategy: an attempt that has not answered in this time counts as failed. */
+const failoverSchema = z.strictObject({ attemptTimeoutMs: ms(10, 60_000, 1000) }).prefault({});
+
+/** Upstream health: consecutive failures take an upstream out; probes bring it back. */
+const healthSchema = z
+  .strictObject({
+    failures: z.int().min(1).max(1000).default(3),
+    backoffMs: ms(10, 3_600_000, 1000),
+    maxBackoffMs: ms(10, 86_400_000, 300_000),
+    probeTimeoutMs: ms(10, 60_000, 2000),
+  })
+  .prefault({});
+
+/** An /etc/hosts-style file answered locally, reloaded when it changes. */
+const hostsSchema = z.strictObject({
+  file: z.string().min(1),
+  ttl: seconds(86400, 60),
+  pollMs: ms(50, 3_600_000, 2000),
+});
+
+/** How pins marked `verify: true` are checked: TLS to PORT with the pinned name as server name. */
+const pinVerifySchema = z
+  .strictObject({
+    port: z.int().min(1).max(65535).default(443),
+    intervalMs: ms(50, 86_400_000, 60_000),
+    timeoutMs: ms(50, 60_000, 5000),
+    /** Extra trusted CA file (PEM), added to the public roots. */
+    ca: z.string().min(1).optional(),
+  })
+  .prefault({});
 
 export const configSchema = z.strictObject({
   listen: z.array(listenAddress).min(1).default(DEFAULT_LISTEN),
   upstreams: z.array(upstreamSchema).min(1).default(DEFAULT_UPSTREAMS),
   /** Deadline for one client query; past it the client gets SERVFAIL. */
   timeoutMs: z.int().min(50).max(60_000).default(2500),
-  cache: z
-    .strictObject({
-      maxEntries: z.int().min(0).max(10_000_000).default(100_000),
-    })
-    .default({ maxEntries: 100_000 }),
+  cache: cacheSchema,
   pins: z.record(domainName, pinSchema).default({}),
   /** TTL of pinned answers, in seconds. */
   pinTtl: z.int().min(0).max(86400).default(60),
+  /** Strategy of the default group (the `upstreams` list). */
+  strategy: strategyName.default('race'),
+  /** More upstream groups, by name, for `forward` rules and `fallback`. */
+  groups: z.record(groupName, groupSchema).default({}),
+  /** Domain (and its subdomains) → group name; the most specific rule wins. */
+  forward: z.record(domainName, z.string().min(1)).default({}),
+  /** A group asked only when every upstream of the default group is down. Off by default. */
+  fallback: z.string().min(1).optional(),
+  hedge: hedgeSchema,
+  failover: failoverSchema,
+  health: healthSchema,
+  hosts: hostsSchema.optional(),
+  pinVerify: pinVerifySchema,
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -122,6 +260,9 @@ export const configSchema = z.strictObject({
 });
 
 export type Config = z.output<typeof configSchema>;
+export type GroupConfig = z.output<typeof groupSchema>;
+export type GroupUpstreamConfig = z.output<typeof groupUpstreamSchema>;
+export type StrategyName = z.output<typeof strategyName>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type UpstreamConfig = z.output<typeof upstreamSchema>;
 export type PinConfig = z.output<typeof pinSchema>;

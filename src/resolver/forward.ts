@@ -5,9 +5,17 @@ import { Rcode } from '../dns/wire.js';
 import type { Strategy } from '../upstream/strategy.js';
 import type { Context, Next, Result, Stage } from './types.js';
 
+/** Named upstream groups, for queries the route stage sent elsewhere than the default. */
+export interface GroupStrategies {
+  strategyFor(group: string): Strategy | undefined;
+}
+
 export class ForwardStage implements Stage {
   readonly name = 'forward';
-  constructor(private strategy: Strategy) {}
+  constructor(
+    private strategy: Strategy,
+    private readonly groups?: GroupStrategies,
+  ) {}
 
   update(strategy: Strategy): void {
     this.strategy = strategy;
@@ -18,7 +26,8 @@ export class ForwardStage implements Stage {
     const ecs = ctx.query.edns?.options.filter((o): o is { code: number; data: Buffer } => o.code === 8 && o.data !== undefined && o.data.length <= 20);
     const wire = buildUpstreamQuery(ctx.query, ecs?.length ? { ednsOptions: ecs } : {});
     try {
-      const r = await this.strategy.resolve(wire, ctx.query, ctx.signal);
+      const strategy = (ctx.group !== undefined && this.groups?.strategyFor(ctx.group)) || this.strategy;
+      const r = await strategy.resolve(wire, ctx.query, ctx.signal);
       return { wire: r.answer.wire, source: 'upstream', rcode: r.answer.rcode, upstream: r.upstream, packet: r.answer.packet };
     } catch {
       return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };

@@ -13,6 +13,13 @@ export interface Pin {
   v4: string[];
   v6: string[];
   ttl: number;
+  /** Addresses are checked by pin health (pins/health.ts). */
+  verify?: boolean;
+}
+
+/** Filters a pin's addresses by their health; null sends the name to the upstreams. */
+export interface PinFilter {
+  live(lname: string, pin: Pin): Pin | null;
 }
 
 export function buildPins(config: Pick<Config, 'pins' | 'pinTtl'>): Map<string, Pin> {
@@ -24,6 +31,7 @@ export function buildPins(config: Pick<Config, 'pins' | 'pinTtl'>): Map<string, 
       v4: addresses.filter((a) => isIP(a) === 4),
       v6: addresses.filter((a) => isIP(a) === 6),
       ttl,
+      ...(!Array.isArray(spec) && spec.verify ? { verify: true } : {}),
     });
   }
   return pins;
@@ -31,15 +39,21 @@ export function buildPins(config: Pick<Config, 'pins' | 'pinTtl'>): Map<string, 
 
 export class PinsStage implements Stage {
   readonly name = 'pins';
-  constructor(private pins: Map<string, Pin>) {}
+  /** Queries for pinned names sent upstream because every pinned address failed verification. */
+  unverified = 0;
+
+  constructor(
+    private pins: Map<string, Pin>,
+    private readonly filter?: PinFilter,
+  ) {}
 
   update(pins: Map<string, Pin>): void {
     this.pins = pins;
   }
 
-  /** The addresses a pinned name currently answers with (hook for pin health). */
-  protected addresses(_lname: string, pin: Pin): Pin {
-    return pin;
+  /** The addresses a pinned name currently answers with (pin health); null: ask upstream. */
+  protected addresses(lname: string, pin: Pin): Pin | null {
+    return this.filter ? this.filter.live(lname, pin) : pin;
   }
 
   async handle(ctx: Context, next: Next): Promise<Result> {
@@ -52,6 +66,10 @@ export class PinsStage implements Stage {
     const pin = this.pins.get(q.lname);
     if (!pin || q.qclass !== 1) return PASS;
     const live = this.addresses(q.lname, pin);
+    if (!live) {
+      this.unverified++;
+      return next(ctx);
+    }
     const answers: Answer[] = [];
     if (q.type === 'A' || q.type === 'ANY') for (const ip of live.v4) answers.push({ name: q.name, type: 'A', class: 'IN', ttl: pin.ttl, data: ip });
     if (q.type === 'AAAA' || q.type === 'ANY') for (const ip of live.v6) answers.push({ name: q.name, type: 'AAAA', class: 'IN', ttl: pin.ttl, data: ip });

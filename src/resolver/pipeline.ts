@@ -1,7 +1,9 @@
 /**
  * The one place that orders the resolve path, like CoreDNS's plugin chain:
  *
- *   policy → pins → cache → forward (upstream strategy)
+ *   policy → pins → hosts → cache → coalesce → route → forward (upstream group strategy)
+ *
+ * (daemon.ts builds the list.)
  *
  * Each stage answers or hands on. The listener (server/) decodes before and the
  * answer step (dns/answer.ts) encodes after.

@@ -11,6 +11,8 @@ export interface Context {
   signal: AbortSignal;
   /** performance.now() when the query arrived. */
   received: number;
+  /** Upstream group chosen by the route stage (`default` when unset). */
+  group?: string;
 }
 
 export type Source = 'pin' | 'hosts' | 'cache' | 'stale' | 'upstream' | 'policy' | 'error';

@@ -30,6 +30,10 @@ export class UpstreamReporter implements UpstreamObserver {
     for (const l of this.listeners) l.success(upstream, ms, won);
   }
 
+  lost(upstream: Upstream, ms: number): void {
+    for (const l of this.listeners) l.lost?.(upstream, ms);
+  }
+
   failure(upstream: Upstream, err: UpstreamError, ms: number): void {
     for (const l of this.listeners) l.failure(upstream, err, ms);
     const key = `${upstream.name}|${err.reason}`;

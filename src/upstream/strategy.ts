@@ -19,6 +19,13 @@ export interface Resolution {
 export interface UpstreamObserver {
   success(upstream: Upstream, ms: number, won: boolean): void;
   failure(upstream: Upstream, err: UpstreamError, ms: number): void;
+  /** A request cancelled after `ms` because another upstream answered first. */
+  lost?(upstream: Upstream, ms: number): void;
+}
+
+/** Which upstreams of a group are in (health); without one, all are. */
+export interface Availability {
+  available(us: readonly Upstream[]): readonly Upstream[];
 }
 
 export interface Strategy {
@@ -31,6 +38,7 @@ export class RaceStrategy implements Strategy {
   constructor(
     readonly upstreams: Upstream[],
     private readonly observer?: UpstreamObserver,
+    private readonly health?: Availability,
   ) {}
 
   resolve(wire: Buffer, q: Query, signal: AbortSignal): Promise<Resolution> {
@@ -38,8 +46,10 @@ export class RaceStrategy implements Strategy {
     const cancel = new AbortController();
     const onAbort = () => cancel.abort();
     signal.addEventListener('abort', onAbort, { once: true });
+    const upstreams = this.health ? this.health.available(this.upstreams) : this.upstreams;
+    const pending = new Map<Upstream, number>();
     return new Promise<Resolution>((resolve, reject) => {
-      let remaining = this.upstreams.length;
+      let remaining = upstreams.length;
       let settled = false;
       let fallback: Resolution | null = null;
       let lastError: UpstreamError | null = null;
@@ -49,10 +59,12 @@ export class RaceStrategy implements Strategy {
         if (fallback) resolve(fallback);
         else reject(lastError ?? new UpstreamError('other', 'no upstream answered'));
       };
-      for (const u of this.upstreams) {
+      for (const u of upstreams) {
         const t0 = performance.now();
+        pending.set(u, t0);
         u.exchange(wire, q, cancel.signal).then(
           (answer) => {
+            pending.delete(u);
             const ms = performance.now() - t0;
             if (isSoftFailure(answer.rcode)) {
               this.observer?.failure(u, new UpstreamError(answer.rcode === 2 ? 'servfail' : 'refused', `rcode ${answer.rcode}`), ms);
@@ -61,11 +73,14 @@ export class RaceStrategy implements Strategy {
               settled = true;
               this.observer?.success(u, ms, true);
               resolve({ answer, upstream: u.name, ms });
+              const now = performance.now();
+              for (const [other, start] of pending) this.observer?.lost?.(other, now - start);
               cancel.abort();
             } else this.observer?.success(u, ms, false);
             finish();
           },
           (err: unknown) => {
+            pending.delete(u);
             const e = err instanceof UpstreamError ? err : new UpstreamError('other', String(err));
             // Requests we cancelled ourselves (a winner was found, or the deadline passed) are not failures.
             if (!(settled && e.reason === 'aborted')) {

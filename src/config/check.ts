@@ -1,0 +1,100 @@
+/**
+ * Checks that span several keys or touch the file system (run after the schema):
+ * group references, bootstrap addresses of group DoH upstreams, files that must exist,
+ * and bounds that only make sense together. Each problem names its key.
+ */
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseHostPort, type HostPort } from './address.js';
+import { KNOWN_BOOTSTRAP } from './defaults.js';
+import type { Config } from './schema.js';
+
+export const DEFAULT_GROUP = 'default';
+
+/** The serve-stale client budget: as configured, else 72% of the deadline (RFC 8767's 1.8 s of 2.5 s). */
+export function staleClientTimeout(config: Pick<Config, 'cache' | 'timeoutMs'>): number {
+  return config.cache.staleClientTimeoutMs ?? Math.round(config.timeoutMs * 0.72);
+}
+
+export function checkConfig(config: Config, baseDir: string): string[] {
+  const problems: string[] = [];
+  const groups = Object.keys(config.groups);
+  const known = () => [DEFAULT_GROUP, ...groups].map((g) => `"${g}"`).join(', ');
+
+  const listens = config.listen.map((l) => parseHostPort(l)).filter((l): l is HostPort => typeof l !== 'string');
+  for (const [g, group] of Object.entries(config.groups)) {
+    group.upstreams.forEach((u, i) => {
+      const where = `groups.${g}.upstreams[${i}]`;
+      const plain = u.address ?? (u.url && !u.url.startsWith('https:') ? new URL(u.url).host : undefined);
+      const target = plain === undefined ? undefined : parseHostPort(plain);
+      if (target && typeof target !== 'string' && listens.some((l) => l.port === target.port && (l.host === target.host || isWildcard(l.host))))
+        problems.push(`${where}: ${plain} is one of dohd's own listen addresses (queries would loop back to dohd)`);
+      if (u.url?.startsWith('https:')) {
+        const host = new URL(u.url).hostname.replace(/^\[|\]$/g, '');
+        const isIpHost = /^[\d.]+$/.test(host) || host.includes(':');
+        if (!u.bootstrap && !isIpHost) {
+          const k = KNOWN_BOOTSTRAP[host.toLowerCase()];
+          if (k) u.bootstrap = [...k];
+          else problems.push(`${where}.bootstrap: "${host}" needs bootstrap IP addresses; add bootstrap: [IP, ...] or use an IP in the URL`);
+        }
+      }
+      if (u.ca) {
+        u.ca = resolve(baseDir, u.ca);
+        const p = checkPemFile(u.ca);
+        if (p) problems.push(`${where}.ca: ${p}`);
+      }
+    });
+  }
+  for (const [domain, target] of Object.entries(config.forward)) {
+    if (target !== DEFAULT_GROUP && !config.groups[target]) problems.push(`forward.${domain}: no group "${target}" (groups: ${known()})`);
+  }
+  if (config.fallback !== undefined && !config.groups[config.fallback]) {
+    problems.push(`fallback: no group "${config.fallback}" under groups (groups: ${groups.map((x) => `"${x}"`).join(', ') || 'none'})`);
+  }
+  const c = config.cache;
+  if (c.minTtl > c.maxTtl) problems.push(`cache.minTtl: ${c.minTtl} is above cache.maxTtl (${c.maxTtl})`);
+  if (c.staleClientTimeoutMs !== undefined && c.staleClientTimeoutMs >= config.timeoutMs)
+    problems.push(`cache.staleClientTimeoutMs: ${c.staleClientTimeoutMs} must be below timeoutMs (${config.timeoutMs}), or stale answers come after the deadline`);
+  if (c.file) {
+    c.file = resolve(baseDir, c.file);
+    const dir = dirname(c.file);
+    try {
+      if (!statSync(dir).isDirectory()) problems.push(`cache.file: ${dir} is not a directory`);
+    } catch (err) {
+      problems.push(`cache.file: directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  if (config.hedge.minDelayMs > config.hedge.maxDelayMs)
+    problems.push(`hedge.minDelayMs: ${config.hedge.minDelayMs} is above hedge.maxDelayMs (${config.hedge.maxDelayMs})`);
+  if (config.health.backoffMs > config.health.maxBackoffMs)
+    problems.push(`health.backoffMs: ${config.health.backoffMs} is above health.maxBackoffMs (${config.health.maxBackoffMs})`);
+  if (config.hosts) {
+    config.hosts.file = resolve(baseDir, config.hosts.file);
+    try {
+      accessSync(config.hosts.file, constants.R_OK);
+    } catch (err) {
+      problems.push(`hosts.file: cannot read ${config.hosts.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  if (config.pinVerify.ca) {
+    config.pinVerify.ca = resolve(baseDir, config.pinVerify.ca);
+    const p = checkPemFile(config.pinVerify.ca);
+    if (p) problems.push(`pinVerify.ca: ${p}`);
+  }
+  return problems;
+}
+
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::';
+}
+
+export function checkPemFile(file: string): string | null {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    return `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) return `${file} holds no PEM certificate`;
+  return null;
+}

@@ -1,0 +1,94 @@
+/**
+ * Upstream groups built from the config: `default` (the top-level `upstreams`, strategy
+ * `strategy`) and each entry of `groups`, every one with its strategy over its upstreams
+ * (DoH or plain DNS). One health tracker watches every upstream. When `fallback` names a
+ * group, the default group's strategy is wrapped to fall back to it.
+ */
+import type { Logger } from 'pino';
+import { parseHostPort } from '../config/address.js';
+import { DEFAULT_GROUP } from '../config/check.js';
+import type { Config, GroupUpstreamConfig, StrategyName } from '../config/schema.js';
+import { DohUpstream } from './doh.js';
+import { FailoverStrategy } from './failover.js';
+import { FallbackStrategy } from './fallback.js';
+import { HealthTracker } from './health.js';
+import { HedgedStrategy } from './hedged.js';
+import { PlainUpstream } from './plain.js';
+import { RaceStrategy, type Strategy, type UpstreamObserver } from './strategy.js';
+import type { Upstream } from './types.js';
+
+export interface UpstreamGroup {
+  name: string;
+  strategy: Strategy;
+  upstreams: Upstream[];
+}
+
+export function buildUpstream(u: GroupUpstreamConfig, log?: Logger): Upstream {
+  if (u.url?.startsWith('https:')) {
+    return new DohUpstream(
+      { url: u.url, ...(u.bootstrap ? { bootstrap: u.bootstrap } : {}), ...(u.ca ? { ca: u.ca } : {}), ...(u.name ? { name: u.name } : {}) },
+      log ? { log } : {},
+    );
+  }
+  const tcpOnly = u.url?.startsWith('tcp:') ?? false;
+  const text = u.address ?? new URL(u.url!).host;
+  const target = parseHostPort(text);
+  if (typeof target === 'string') throw new Error(target);
+  return new PlainUpstream(target, { tcpOnly, ...(u.name ? { name: u.name } : {}) });
+}
+
+export class UpstreamGroups {
+  readonly groups = new Map<string, UpstreamGroup>();
+  readonly health: HealthTracker;
+  readonly fallback: FallbackStrategy | undefined;
+
+  constructor(
+    private readonly config: Config,
+    private readonly observer: UpstreamObserver,
+    upstreams: { default: Upstream[]; log?: Logger },
+  ) {
+    const log = upstreams.log;
+    this.health = new HealthTracker({ ...config.health, ...(log ? { log } : {}) });
+    this.groups.set(DEFAULT_GROUP, { name: DEFAULT_GROUP, upstreams: upstreams.default, strategy: this.strategy(config.strategy, upstreams.default) });
+    for (const [name, g] of Object.entries(config.groups)) {
+      const us = g.upstreams.map((u) => buildUpstream(u, log));
+      this.groups.set(name, { name, upstreams: us, strategy: this.strategy(g.strategy, us) });
+    }
+    if (config.fallback) {
+      const d = this.groups.get(DEFAULT_GROUP)!;
+      const f = this.groups.get(config.fallback)!;
+      this.fallback = new FallbackStrategy(d.strategy, d.upstreams, f.strategy, f.name, this.health, log);
+      d.strategy = this.fallback;
+    }
+  }
+
+  private strategy(name: StrategyName, us: Upstream[]): Strategy {
+    switch (name) {
+      case 'hedged':
+        return new HedgedStrategy(us, this.health, this.config.hedge, this.observer);
+      case 'failover':
+        return new FailoverStrategy(us, this.config.failover.attemptTimeoutMs, this.observer, this.health);
+      default:
+        return new RaceStrategy(us, this.observer, this.health);
+    }
+  }
+
+  /** The default group's strategy (with the fallback, when configured). */
+  get defaultStrategy(): Strategy {
+    return this.groups.get(DEFAULT_GROUP)!.strategy;
+  }
+
+  strategyFor(group: string): Strategy | undefined {
+    return this.groups.get(group)?.strategy;
+  }
+
+  /** Every upstream of every group. */
+  get all(): Upstream[] {
+    return [...this.groups.values()].flatMap((g) => g.upstreams);
+  }
+
+  async close(): Promise<void> {
+    this.health.close();
+    await Promise.all(this.all.map((u) => u.close()));
+  }
+}

@@ -1,0 +1,123 @@
+/**
+ * The engine behind the `hedged` and `failover` strategies: upstreams are asked one after
+ * another in a given order; the next one is asked when the current one fails (error,
+ * SERVFAIL or REFUSED), when its attempt times out (failover), or when it has not answered
+ * after a delay while it stays in flight (hedged). The first good answer wins and every
+ * other request is cancelled.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Query } from '../dns/message.js';
+import { UpstreamError } from './errors.js';
+import type { Resolution, UpstreamObserver } from './strategy.js';
+import type { Upstream } from './types.js';
+import { isSoftFailure } from './validate.js';
+
+export interface SequenceOptions {
+  /** Hedged: ms to wait for `u` before the next upstream is asked as well. */
+  hedgeDelay?: (u: Upstream) => number;
+  /** Failover: an attempt unanswered after this long is abandoned as a timeout. */
+  attemptTimeoutMs?: number;
+  observer?: UpstreamObserver;
+}
+
+interface Attempt {
+  t0: number;
+  ctl: AbortController;
+  timer: NodeJS.Timeout | undefined;
+  timedOut: boolean;
+}
+
+export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, signal: AbortSignal, opts: SequenceOptions): Promise<Resolution> {
+  if (signal.aborted) return Promise.reject(new UpstreamError('timeout', 'deadline passed'));
+  if (order.length === 0) return Promise.reject(new UpstreamError('other', 'no upstream configured'));
+  const observer = opts.observer;
+  return new Promise<Resolution>((resolve, reject) => {
+    const inflight = new Map<Upstream, Attempt>();
+    let nextIdx = 0;
+    let settled = false;
+    let fallback: Resolution | null = null;
+    let lastError: UpstreamError | null = null;
+    let hedgeTimer: NodeJS.Timeout | null = null;
+
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      if (hedgeTimer) clearTimeout(hedgeTimer);
+      signal.removeEventListener('abort', onAbort);
+      for (const a of inflight.values()) {
+        clearTimeout(a.timer);
+        a.ctl.abort();
+      }
+      inflight.clear();
+      fn();
+    };
+    const finishIfIdle = () => {
+      if (settled || inflight.size > 0 || launch()) return;
+      settle(() => (fallback ? resolve(fallback) : reject(lastError ?? new UpstreamError('other', 'no upstream answered'))));
+    };
+    const onAbort = () => {
+      // The deadline passed: whatever is in flight fails as a timeout.
+      if (hedgeTimer) clearTimeout(hedgeTimer);
+      for (const a of inflight.values()) a.ctl.abort();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+
+    const launch = (): boolean => {
+      if (settled || signal.aborted || nextIdx >= order.length) return false;
+      const u = order[nextIdx++]!;
+      const a: Attempt = { t0: performance.now(), ctl: new AbortController(), timer: undefined, timedOut: false };
+      inflight.set(u, a);
+      // The last upstream keeps its attempt until the deadline: there is nothing to move on to.
+      if (opts.attemptTimeoutMs !== undefined && nextIdx < order.length) {
+        a.timer = setTimeout(() => {
+          a.timedOut = true;
+          a.ctl.abort();
+        }, opts.attemptTimeoutMs);
+      }
+      u.exchange(wire, q, a.ctl.signal).then(
+        (answer) => {
+          if (inflight.get(u) !== a) return;
+          inflight.delete(u);
+          clearTimeout(a.timer);
+          const ms = performance.now() - a.t0;
+          if (isSoftFailure(answer.rcode)) {
+            observer?.failure(u, new UpstreamError(answer.rcode === 2 ? 'servfail' : 'refused', `rcode ${answer.rcode}`), ms);
+            fallback ??= { answer, upstream: u.name, ms };
+            launch();
+            finishIfIdle();
+            return;
+          }
+          observer?.success(u, ms, true);
+          const now = performance.now();
+          for (const [other, o] of inflight) observer?.lost?.(other, now - o.t0);
+          settle(() => resolve({ answer, upstream: u.name, ms }));
+        },
+        (err: unknown) => {
+          if (inflight.get(u) !== a) return;
+          inflight.delete(u);
+          clearTimeout(a.timer);
+          const ms = performance.now() - a.t0;
+          let e = err instanceof UpstreamError ? err : new UpstreamError('other', String(err));
+          if (a.timedOut) e = new UpstreamError('timeout', `no answer within ${opts.attemptTimeoutMs} ms`);
+          else if (signal.aborted && e.reason === 'aborted') e = new UpstreamError('timeout', 'no answer before the deadline');
+          observer?.failure(u, e, ms);
+          lastError = e;
+          launch();
+          finishIfIdle();
+        },
+      );
+      if (opts.hedgeDelay) {
+        if (hedgeTimer) clearTimeout(hedgeTimer);
+        hedgeTimer = null;
+        if (nextIdx < order.length) {
+          hedgeTimer = setTimeout(() => {
+            hedgeTimer = null;
+            launch();
+          }, opts.hedgeDelay(u));
+        }
+      }
+      return true;
+    };
+    launch();
+  });
+}

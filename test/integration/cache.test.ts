@@ -1,0 +1,286 @@
+/**
+ * The cache by the RFCs, through a real dohd and real DoH servers on loopback: negative
+ * caching (RFC 2308), TTL clamps, serve-stale (RFC 8767), prefetch, coalescing, warm restart.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
+import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
+import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
+import { makePki, type Pki } from '../fixtures/pki.js';
+
+let pki: Pki;
+let a: DohServer;
+let b: DohServer;
+let d: RunningDaemon | undefined;
+let dir: string;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(async () => {
+  pki = await makePki();
+  a = await startDohServer({ pki, name: 'a' });
+  b = await startDohServer({ pki, name: 'b' });
+  dir = mkdtempSync(join(tmpdir(), 'dohd-cache-'));
+});
+afterAll(async () => {
+  await Promise.all([a.close(), b.close()]);
+  await pki.cleanup();
+  rmSync(dir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  await d?.stop();
+  d = undefined;
+  for (const s of [a, b]) {
+    s.reset();
+    s.zone.remove('short.test');
+    s.zone.add({ name: 'short.test', type: 'A', ttl: 2, data: '192.0.2.2' });
+  }
+});
+
+const one = () => [{ url: a.url, ca: pki.caFile, name: 'a' }];
+const both = () => [
+  { url: a.url, ca: pki.caFile, name: 'a' },
+  { url: b.url, ca: pki.caFile, name: 'b' },
+];
+
+describe('negative caching (RFC 2308)', () => {
+  it('NXDOMAIN and NODATA are answered from the cache, for the SOA minimum bounded by negativeMaxTtl', async () => {
+    d = await startDaemon({ upstreams: one(), cache: { negativeMaxTtl: 5 } });
+    const nx1 = await queryUdp({ port: d.port, name: 'nope.example.test' });
+    const nx2 = await queryUdp({ port: d.port, name: 'NOPE.example.test' });
+    expect(nx1.response.rcode).toBe('NXDOMAIN');
+    expect(nx2.response.rcode).toBe('NXDOMAIN');
+    // The zone's SOA says 60; the clamp says 5: the SOA goes out with TTL 5.
+    expect(nx1.response.authorities.map((r) => [r.type, r.ttl])).toEqual([['SOA', 5]]);
+    expect(nx2.response.authorities[0]!.ttl).toBeLessThanOrEqual(5);
+    const nodata1 = await queryTcp({ port: d.port, name: 'example.test', type: 'MX' });
+    const nodata2 = await queryUdp({ port: d.port, name: 'example.test', type: 'MX' });
+    expect(nodata1.response.rcode).toBe('NOERROR');
+    expect(nodata1.response.answers).toEqual([]);
+    expect(nodata2.response.rcode).toBe('NOERROR');
+    expect(a.requests).toBe(2);
+    expect(d.daemon.cacheStage.hits).toBe(2);
+  });
+
+  it('without a clamp the negative TTL is the SOA minimum', async () => {
+    d = await startDaemon({ upstreams: one() });
+    const nx = await queryUdp({ port: d.port, name: 'missing.test' });
+    expect(nx.response.authorities[0]!.ttl).toBe(60);
+    await queryUdp({ port: d.port, name: 'missing.test' });
+    expect(a.requests).toBe(1);
+  });
+});
+
+describe('TTL clamps', () => {
+  it('minTtl raises short TTLs (and keeps them cached that long); maxTtl lowers long ones', async () => {
+    d = await startDaemon({ upstreams: one(), cache: { minTtl: 10, maxTtl: 100 } });
+    const s1 = await queryUdp({ port: d.port, name: 'short.test' });
+    expect(s1.response.answers[0]!.ttl).toBe(10);
+    const e = await queryUdp({ port: d.port, name: 'example.test' });
+    expect(e.response.answers[0]!.ttl).toBe(100);
+    await sleep(2200); // past the record's own TTL of 2
+    const s2 = await queryUdp({ port: d.port, name: 'short.test' });
+    expect(s2.response.answers[0]!.data).toBe('192.0.2.2');
+    expect(s2.response.answers[0]!.ttl).toBeLessThanOrEqual(8);
+    expect(s2.response.answers[0]!.ttl).toBeGreaterThanOrEqual(6);
+    expect(a.requests).toBe(2);
+  });
+});
+
+describe('serve-stale (RFC 8767)', () => {
+  it('serves the expired answer with TTL 30 within the client budget while every upstream hangs, then refreshes when one recovers', async () => {
+    d = await startDaemon({
+      upstreams: both(),
+      timeoutMs: 2000,
+      cache: { staleClientTimeoutMs: 400, staleRecheckMs: 300 },
+    });
+    const fresh = await queryUdp({ port: d.port, name: 'short.test' });
+    expect(fresh.response.answers[0]!.ttl).toBe(2);
+    await sleep(2100);
+    a.mode = 'hang';
+    b.mode = 'hang';
+    const stale = await queryUdp({ port: d.port, name: 'short.test', timeoutMs: 3000 });
+    expect(stale.response.rcode).toBe('NOERROR');
+    expect(stale.response.answers.map((r) => [r.data, r.ttl])).toEqual([['192.0.2.2', 30]]);
+    // It waited for the refresh as long as the budget allows, and answered before the deadline.
+    expect(stale.ms).toBeGreaterThanOrEqual(350);
+    expect(stale.ms).toBeLessThan(1900);
+    expect(d.daemon.cacheStage.staleServed).toBe(1);
+    const asked = a.requests + b.requests;
+    expect(asked).toBeGreaterThanOrEqual(1);
+
+    // The upstreams come back with a new address: the next refresh brings it in.
+    for (const s of [a, b]) {
+      s.zone.remove('short.test');
+      s.zone.add({ name: 'short.test', type: 'A', ttl: 2, data: '192.0.2.22' });
+      s.mode = 'ok';
+    }
+    let last = stale;
+    for (let i = 0; i < 40 && last.response.answers[0]?.data !== '192.0.2.22'; i++) {
+      await sleep(200);
+      last = await queryUdp({ port: d.port, name: 'short.test', timeoutMs: 3000 });
+      expect(last.response.rcode).toBe('NOERROR');
+      expect(['192.0.2.2', '192.0.2.22']).toContain(last.response.answers[0]!.data);
+    }
+    expect(last.response.answers.map((r) => r.data)).toEqual(['192.0.2.22']);
+    expect(last.response.answers[0]!.ttl).toBeLessThanOrEqual(2);
+    expect(a.requests + b.requests).toBeGreaterThan(asked);
+  });
+
+  it('with the defaults the stale answer comes at the 1.8 s budget, before the 2.5 s deadline', async () => {
+    d = await startDaemon({ upstreams: one() });
+    await queryUdp({ port: d.port, name: 'short.test' });
+    await sleep(2100);
+    a.mode = 'hang';
+    const r = await queryUdp({ port: d.port, name: 'short.test', timeoutMs: 4000 });
+    expect(r.response.answers.map((x) => [x.data, x.ttl])).toEqual([['192.0.2.2', 30]]);
+    expect(r.ms).toBeGreaterThanOrEqual(1700);
+    expect(r.ms).toBeLessThan(2450);
+  });
+
+  it('an answer expired beyond the stale window is not served: SERVFAIL at the deadline', async () => {
+    d = await startDaemon({ upstreams: one(), timeoutMs: 800, cache: { staleWindow: 1, staleClientTimeoutMs: 200 } });
+    await queryUdp({ port: d.port, name: 'short.test' });
+    await sleep(3200); // TTL 2 + window 1
+    a.mode = 'hang';
+    const r = await queryUdp({ port: d.port, name: 'short.test', timeoutMs: 3000 });
+    expect(r.response.rcode).toBe('SERVFAIL');
+    expect(d.daemon.cacheStage.staleServed).toBe(0);
+  });
+
+  it('a fast failure of every upstream serves the stale answer at once', async () => {
+    d = await startDaemon({ upstreams: both(), timeoutMs: 4000, cache: { staleClientTimeoutMs: 3000 } });
+    await queryUdp({ port: d.port, name: 'short.test' });
+    await sleep(2100);
+    a.mode = 'http500';
+    b.mode = 'servfail';
+    const r = await queryUdp({ port: d.port, name: 'short.test', timeoutMs: 5000 });
+    expect(r.response.answers.map((x) => [x.data, x.ttl])).toEqual([['192.0.2.2', 30]]);
+    expect(r.ms).toBeLessThan(2500); // not after the 3 s budget
+  });
+});
+
+describe('prefetch', () => {
+  it('keeps a hot name warm across several TTLs: no client query ever waits on an upstream', async () => {
+    a.delayMs = 150; // every upstream exchange takes a while: a client waiting on one would be a miss
+    d = await startDaemon({ upstreams: one(), cache: { prefetchHits: 1, prefetchThreshold: 0.8, staleWindow: 0 } });
+    const first = await queryUdp({ port: d.port, name: 'short.test' });
+    expect(first.response.answers[0]!.data).toBe('192.0.2.2');
+    const until = Date.now() + 5000; // two and a half TTLs
+    let answered = 0;
+    while (Date.now() < until) {
+      await sleep(100);
+      const r = await queryUdp({ port: d.port, name: 'short.test' });
+      expect(r.response.rcode).toBe('NOERROR');
+      expect(r.response.answers[0]!.data).toBe('192.0.2.2');
+      answered++;
+    }
+    expect(answered).toBeGreaterThan(20);
+    expect(d.daemon.cacheStage.misses).toBe(1); // only the very first query
+    expect(d.daemon.cacheStage.staleServed).toBe(0);
+    expect(d.daemon.cacheStage.prefetches).toBeGreaterThanOrEqual(2);
+    expect(a.requests).toBeGreaterThanOrEqual(3);
+  });
+
+  it('an entry nobody asks for again is not prefetched', async () => {
+    d = await startDaemon({ upstreams: one(), cache: { prefetchHits: 3, prefetchThreshold: 0.5 } });
+    await queryUdp({ port: d.port, name: 'short.test' });
+    await sleep(1200);
+    await queryUdp({ port: d.port, name: 'short.test' }); // one hit, in the last half: not popular enough
+    await sleep(1000);
+    expect(d.daemon.cacheStage.prefetches).toBe(0);
+    expect(a.requests).toBe(1);
+  });
+});
+
+describe('coalescing', () => {
+  it('a shared exchange nobody waits for any more is cancelled: nothing stays in flight after the deadline', async () => {
+    a.mode = 'hang';
+    d = await startDaemon({ upstreams: one(), timeoutMs: 300 });
+    const rs = await Promise.all(Array.from({ length: 5 }, () => queryUdp({ port: d!.port, name: 'example.test', timeoutMs: 3000 })));
+    expect(rs.map((r) => r.response.rcode)).toEqual(Array(5).fill('SERVFAIL'));
+    expect(a.requests).toBe(1);
+    const upstream = d.daemon.upstreams[0] as unknown as { stats: { pending: number } };
+    const until = Date.now() + 2000;
+    while ((d.daemon.coalesceStage.inflight > 0 || upstream.stats.pending > 0) && Date.now() < until) await sleep(20);
+    expect(d.daemon.coalesceStage.inflight).toBe(0);
+    expect(upstream.stats.pending).toBe(0);
+  });
+
+  it('100 identical concurrent queries cause one upstream request; DO makes a different question', async () => {
+    a.delayMs = 500;
+    d = await startDaemon({ upstreams: one() });
+    const plain = Array.from({ length: 100 }, () => queryUdp({ port: d!.port, name: 'www.example.test', timeoutMs: 3000 }));
+    const rs = await Promise.all(plain);
+    for (const r of rs) {
+      expect(r.response.rcode).toBe('NOERROR');
+      expect(r.response.answers.map((x) => x.data)).toEqual(['192.0.2.3']);
+    }
+    expect(a.requests).toBe(1);
+    expect(d.daemon.coalesceStage.joined).toBeGreaterThanOrEqual(90);
+    const mixed = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => queryUdp({ port: d!.port, name: 'example.test', edns: { do: i % 2 === 0 }, timeoutMs: 3000 })),
+    );
+    expect(mixed.every((r) => r.response.answers[0]?.data === '192.0.2.1')).toBe(true);
+    expect(a.requests).toBe(3);
+  });
+});
+
+describe('bounds', () => {
+  it('maxBytes bounds the cache: old entries are evicted, the daemon keeps answering', async () => {
+    d = await startDaemon({ upstreams: one(), cache: { maxBytes: 4096 } });
+    for (let i = 0; i < 20; i++) await queryUdp({ port: d.port, name: `n${i}.example.test` });
+    expect(d.daemon.cache.bytes).toBeLessThanOrEqual(4096);
+    expect(d.daemon.cache.size).toBeLessThan(20);
+    expect(d.daemon.cache.size).toBeGreaterThan(0);
+    const again = await queryUdp({ port: d.port, name: 'n19.example.test' });
+    expect(again.response.rcode).toBe('NXDOMAIN');
+    expect(a.requests).toBe(20); // the newest one was still there
+  });
+});
+
+describe('warm restart', () => {
+  it('saves the cache on stop and answers from it at the next start with no upstream reachable', async () => {
+    const file = join(dir, 'warm.cache');
+    d = await startDaemon({ upstreams: one(), cache: { file } });
+    await queryUdp({ port: d.port, name: 'example.test' });
+    await queryUdp({ port: d.port, name: 'nope.example.test' });
+    await d.stop();
+    d = undefined;
+    expect(existsSync(file)).toBe(true);
+    await sleep(1100);
+    // Port 1 on loopback: nothing listens there, every upstream exchange fails.
+    d = await startDaemon({ upstreams: [{ url: 'https://127.0.0.1:1/dns-query' }], cache: { file }, timeoutMs: 1000 });
+    expect(d.logs.find((l) => l.msg === 'cache loaded')).toMatchObject({ loaded: 2 });
+    const r = await queryUdp({ port: d.port, name: 'example.test' });
+    expect(r.response.answers.map((x) => x.data)).toEqual(['192.0.2.1']);
+    // The time dohd was down counts against the TTL.
+    expect(r.response.answers[0]!.ttl).toBeLessThanOrEqual(299);
+    expect(r.response.answers[0]!.ttl).toBeGreaterThan(280);
+    const nx = await queryUdp({ port: d.port, name: 'nope.example.test' });
+    expect(nx.response.rcode).toBe('NXDOMAIN');
+  });
+
+  it('a cache file that cannot be written is logged, and stopping still succeeds', async () => {
+    const sub = join(dir, 'vanishing');
+    mkdirSync(sub);
+    d = await startDaemon({ upstreams: one(), cache: { file: join(sub, 'cache') } });
+    await queryUdp({ port: d.port, name: 'example.test' });
+    rmSync(sub, { recursive: true });
+    await d.stop();
+    expect(d.logs.find((l) => l.msg === 'could not save the cache')).toMatchObject({ err: 'ENOENT' });
+    d = undefined;
+  });
+
+  it('a damaged cache file is logged and ignored', async () => {
+    const file = join(dir, 'bad.cache');
+    writeFileSync(file, 'DOHDCAC1\x00\x00\x00\x05garbage');
+    d = await startDaemon({ upstreams: one(), cache: { file } });
+    expect(d.logs.some((l) => l.msg === 'saved cache unusable; starting empty')).toBe(true);
+    const r = await queryUdp({ port: d.port, name: 'example.test' });
+    expect(r.response.answers[0]!.data).toBe('192.0.2.1');
+  });
+});

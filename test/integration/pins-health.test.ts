@@ -1,0 +1,140 @@
+/**
+ * Pins that heal: verified pins are probed with a TLS handshake (fixture PKI, loopback TLS
+ * servers on 127.0.0.1 and 127.0.0.2, one port); failing addresses are withheld, a name whose
+ * addresses all fail is answered from the upstreams, and everything comes back on recovery.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import { queryUdp } from '../fixtures/dns-client.js';
+import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
+import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
+import { makePki, type Pki } from '../fixtures/pki.js';
+
+let pki: Pki;
+let doh: DohServer;
+let d: RunningDaemon | undefined;
+const servers = new Map<string, tls.Server>();
+let port = 0;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(pred: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await sleep(50);
+  }
+}
+
+/** A TLS server for the pinned names on HOST:port (the certificate says goproxy.cn). */
+async function open(host: string, p = port): Promise<number> {
+  const s = tls.createServer({ key: pki.keyPem, cert: pki.certPem }, (sock) => {
+    sock.on('error', () => {});
+    sock.end();
+  });
+  s.on('tlsClientError', () => {});
+  await new Promise<void>((resolve, reject) => {
+    s.once('error', reject);
+    s.listen(p, host, () => resolve());
+  });
+  servers.set(host, s);
+  return (s.address() as AddressInfo).port;
+}
+
+async function shut(host: string): Promise<void> {
+  const s = servers.get(host);
+  servers.delete(host);
+  if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+}
+
+const aRecords = async (name = 'goproxy.cn') => {
+  const r = await queryUdp({ port: d!.port, name });
+  return r.response.answers.filter((x) => x.type === 'A').map((x) => x.data as string).sort();
+};
+
+beforeAll(async () => {
+  pki = await makePki({ dnsNames: ['goproxy.cn', 'proxy.golang.org'] });
+  doh = await startDohServer({ pki });
+  port = await open('127.0.0.1', 0);
+  await open('127.0.0.2');
+});
+afterAll(async () => {
+  await Promise.all([...servers.keys()].map(shut));
+  await doh.close();
+  await pki.cleanup();
+});
+afterEach(async () => {
+  await d?.stop();
+  d = undefined;
+  doh.reset();
+  if (!servers.has('127.0.0.1')) await open('127.0.0.1');
+  if (!servers.has('127.0.0.2')) await open('127.0.0.2');
+});
+
+const config = () => ({
+  upstreams: [{ url: doh.url, ca: pki.caFile }],
+  pins: {
+    'goproxy.cn': { addresses: ['127.0.0.1', '127.0.0.2'], verify: true },
+    'proxy.golang.org': ['127.0.0.3'], // not verified: always answered as pinned
+  },
+  pinVerify: { port, intervalMs: 150, timeoutMs: 1000, ca: pki.caFile },
+});
+
+describe('verified pins', () => {
+  it('a pinned address whose port closes is withheld, and restored after it reopens', async () => {
+    d = await startDaemon(config());
+    await waitFor(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1);
+    expect(await aRecords()).toEqual(['127.0.0.1', '127.0.0.2']);
+    expect(d.daemon.pinHealth!.state().every((s) => s.up && s.checks >= 1)).toBe(true);
+
+    await shut('127.0.0.2');
+    await waitFor(async () => (await aRecords()).length === 1);
+    expect(await aRecords()).toEqual(['127.0.0.1']);
+    const st = d.daemon.pinHealth!.state().find((s) => s.address === '127.0.0.2')!;
+    expect(st.up).toBe(false);
+    expect(st.lastError).toMatch(/ECONNREFUSED/);
+    expect(d.logs.some((l) => l.msg === 'pinned address fails verification; withheld' && l.address === '127.0.0.2')).toBe(true);
+
+    await open('127.0.0.2');
+    await waitFor(async () => (await aRecords()).length === 2);
+    expect(d.logs.some((l) => l.msg === 'pinned address verified again' && l.address === '127.0.0.2')).toBe(true);
+    expect(doh.requests).toBe(0);
+    // Unverified pins are answered as configured whatever happens.
+    expect(await aRecords('proxy.golang.org')).toEqual(['127.0.0.3']);
+  });
+
+  it('when every pinned address fails, the name is answered from the upstreams (and logged), until they recover', async () => {
+    d = await startDaemon(config());
+    await waitFor(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1);
+    await shut('127.0.0.1');
+    await shut('127.0.0.2');
+    await waitFor(async () => (await aRecords()).includes('192.0.2.53')); // the upstream's answer
+    expect(doh.requests).toBeGreaterThanOrEqual(1);
+    expect(d.logs.some((l) => l.msg === 'every pinned address fails verification; answering from the upstreams' && l.name === 'goproxy.cn')).toBe(true);
+    await open('127.0.0.1');
+    await waitFor(async () => (await aRecords()).join() === '127.0.0.1');
+    expect(d.logs.some((l) => l.msg === 'pinned addresses verified again; answering from the pin')).toBe(true);
+  });
+
+  it('a certificate for another name fails verification', async () => {
+    const cfg = config();
+    // The server certificate does not cover example.org: the handshake must fail.
+    cfg.pins = { 'example.org': { addresses: ['127.0.0.1'], verify: true } } as never;
+    d = await startDaemon(cfg);
+    await waitFor(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1);
+    const st = d.daemon.pinHealth!.state();
+    expect(st).toHaveLength(1);
+    expect(st[0]!.up).toBe(false);
+    expect(st[0]!.lastError).toMatch(/ERR_TLS_CERT_ALTNAME_INVALID|altnames/i);
+  });
+
+  it('without the test CA the handshake is not trusted', async () => {
+    const cfg = config();
+    delete (cfg.pinVerify as { ca?: string }).ca;
+    d = await startDaemon(cfg);
+    await waitFor(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1);
+    expect(d.daemon.pinHealth!.state().every((s) => !s.up)).toBe(true);
+    expect(d.daemon.pinHealth!.state()[0]!.lastError).toMatch(/certificate|UNABLE_TO|SELF_SIGNED/i);
+  });
+});

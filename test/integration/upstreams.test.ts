@@ -1,0 +1,275 @@
+/**
+ * Upstream strategies (hedged, failover), health (out on failure, probed back in), plain
+ * DNS upstreams, forward rules and the fallback group — real DoH and plain DNS servers on
+ * loopback, a real dohd, queries over real sockets.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
+import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
+import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
+import { makePki, type Pki } from '../fixtures/pki.js';
+import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
+import { defaultZone } from '../fixtures/zone.js';
+
+let pki: Pki;
+let a: DohServer;
+let b: DohServer;
+let cluster: PlainDnsServer;
+let office: PlainDnsServer;
+let d: RunningDaemon | undefined;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(pred: () => boolean, ms = 8000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await sleep(25);
+  }
+}
+
+beforeAll(async () => {
+  pki = await makePki();
+  a = await startDohServer({ pki, name: 'a' });
+  b = await startDohServer({ pki, name: 'b' });
+  const clusterZone = defaultZone();
+  clusterZone.add({ name: 'kubernetes.default.svc.cluster.local', type: 'A', ttl: 30, data: '10.96.0.1' });
+  clusterZone.add({ name: '1.0.96.10.in-addr.arpa', type: 'PTR', ttl: 30, data: 'kubernetes.default.svc.cluster.local' });
+  clusterZone.add({ name: 'corp.test', type: 'A', ttl: 30, data: '10.0.0.1' });
+  cluster = await startPlainDnsServer({ zone: clusterZone });
+  const officeZone = defaultZone();
+  officeZone.add({ name: 'intranet.corp.test', type: 'A', ttl: 30, data: '10.1.0.1' });
+  office = await startPlainDnsServer({ zone: officeZone });
+});
+afterAll(async () => {
+  await Promise.all([a.close(), b.close(), cluster.close(), office.close()]);
+  await pki.cleanup();
+});
+afterEach(async () => {
+  await d?.stop();
+  d = undefined;
+  a.reset();
+  b.reset();
+  for (const p of [cluster, office]) {
+    p.mode = 'ok';
+    p.delayMs = 0;
+    p.udpQueries = 0;
+    p.tcpQueries = 0;
+  }
+});
+
+const ab = () => [
+  { url: a.url, ca: pki.caFile, name: 'a' },
+  { url: b.url, ca: pki.caFile, name: 'b' },
+];
+
+describe('hedged strategy', () => {
+  it('sends one request when the first upstream is fast, and a second one when it stalls', async () => {
+    d = await startDaemon({ upstreams: ab(), strategy: 'hedged', hedge: { initialDelayMs: 1000 } });
+    const r1 = await queryUdp({ port: d.port, name: 'www.example.test' });
+    expect(r1.response.answers[0]!.data).toBe('192.0.2.3');
+    await sleep(1200); // longer than the hedge delay: a second request would have gone out by now
+    expect([a.requests, b.requests]).toEqual([1, 0]);
+
+    a.mode = 'hang';
+    const r2 = await queryUdp({ port: d.port, name: 'example.test', type: 'AAAA' });
+    expect(r2.response.answers[0]!.data).toBe('2001:db8::1');
+    expect([a.requests, b.requests]).toEqual([2, 1]);
+    // It waited about the hedge delay for the first one before asking the second.
+    expect(r2.ms).toBeGreaterThanOrEqual(950);
+  });
+
+  it('asks the next upstream at once when the first one fails, and ranks by recent latency', async () => {
+    d = await startDaemon({ upstreams: ab(), strategy: 'hedged', timeoutMs: 4000, hedge: { initialDelayMs: 3000 } });
+    a.mode = 'http500';
+    const r = await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 5000 });
+    expect(r.response.answers[0]!.data).toBe('192.0.2.3');
+    expect(r.ms).toBeLessThan(2500); // not after the hedge delay
+    a.mode = 'ok';
+    a.delayMs = 200;
+    // b answered and a failed: b is now the best, so a is not asked while b is quick.
+    await queryUdp({ port: d.port, name: 'example.test' });
+    await queryUdp({ port: d.port, name: 'cname.test' });
+    expect(a.requests).toBe(1);
+    expect(b.requests).toBe(3);
+  });
+});
+
+describe('failover strategy and health', () => {
+  it('skips a dead upstream after it fails, and uses it again after it recovers', async () => {
+    d = await startDaemon({
+      upstreams: ab(),
+      strategy: 'failover',
+      health: { failures: 1, backoffMs: 1500, maxBackoffMs: 3000 },
+    });
+    a.mode = 'http500';
+    const r1 = await queryUdp({ port: d.port, name: 'www.example.test' });
+    expect(r1.response.answers[0]!.data).toBe('192.0.2.3');
+    expect([a.requests, b.requests]).toEqual([1, 1]);
+    expect(d.logs.some((l) => l.msg === 'upstream taken out' && l.upstream === 'a')).toBe(true);
+
+    // Taken out: the next query goes straight to b.
+    const r2 = await queryUdp({ port: d.port, name: 'example.test' });
+    expect(r2.response.answers[0]!.data).toBe('192.0.2.1');
+    expect([a.requests, b.requests]).toEqual([1, 2]);
+    expect(d.daemon.groups.health.snapshot().find((s) => s.name === 'a')).toMatchObject({ up: false });
+
+    // a recovers; the background probe brings it back, and it is first in line again.
+    a.mode = 'ok';
+    await waitFor(() => d!.logs.some((l) => l.msg === 'upstream back in' && l.upstream === 'a'));
+    const before = a.requests;
+    const r3 = await queryUdp({ port: d.port, name: 'cname.test' });
+    expect(r3.response.answers.map((x) => x.data)).toEqual(['example.test', '192.0.2.1']);
+    expect(a.requests).toBe(before + 1);
+    expect(b.requests).toBe(2);
+  });
+
+  it('the probe backoff grows while the upstream stays dead', async () => {
+    d = await startDaemon({ upstreams: ab(), strategy: 'failover', health: { failures: 1, backoffMs: 100, maxBackoffMs: 10_000 } });
+    a.mode = 'http500';
+    await queryUdp({ port: d.port, name: 'www.example.test' });
+    // 100, then 200, 400, 800 after each failed probe.
+    await waitFor(() => (d!.daemon.groups.health.snapshot().find((s) => s.name === 'a')?.backoffMs ?? 0) >= 800);
+    const s = d.daemon.groups.health.snapshot().find((x) => x.name === 'a')!;
+    expect(s.up).toBe(false);
+    expect(s.probes).toBeGreaterThanOrEqual(3);
+    expect(s.errorRate).toBeGreaterThan(0);
+  });
+
+  it('race skips an upstream that is out, and the others carry on', async () => {
+    d = await startDaemon({ upstreams: ab(), health: { failures: 2, backoffMs: 60_000 } });
+    a.mode = 'http500';
+    await queryUdp({ port: d.port, name: 'www.example.test' });
+    await queryUdp({ port: d.port, name: 'example.test' });
+    expect(a.requests).toBe(2);
+    for (const n of ['cname.test', 'short.test', 'goproxy.cn']) {
+      const r = await queryUdp({ port: d.port, name: n });
+      expect(r.response.rcode).toBe('NOERROR');
+    }
+    expect(a.requests).toBe(2);
+    expect(b.requests).toBe(5);
+  });
+
+  it('failover moves on when an attempt does not answer in time; the last one gets until the deadline', async () => {
+    d = await startDaemon({ upstreams: ab(), strategy: 'failover', failover: { attemptTimeoutMs: 200 } });
+    a.mode = 'hang';
+    b.delayMs = 400; // slower than the attempt timeout, but the last one left
+    const r = await queryUdp({ port: d.port, name: 'example.test', timeoutMs: 4000 });
+    expect(r.response.answers[0]!.data).toBe('192.0.2.1');
+    expect(r.ms).toBeGreaterThanOrEqual(590);
+    expect([a.requests, b.requests]).toEqual([1, 1]);
+    expect(d.logs.some((l) => l.msg === 'upstream failed' && l.upstream === 'a' && l.reason === 'timeout')).toBe(true);
+  });
+});
+
+describe('plain DNS upstreams and forward rules', () => {
+  const groups = () => ({
+    cluster: { strategy: 'failover' as const, upstreams: [{ url: `udp://127.0.0.1:${cluster.port}` }] },
+    office: { upstreams: [{ address: `127.0.0.1:${office.port}`, name: 'office' }] },
+  });
+  const forward = {
+    'cluster.local': 'cluster',
+    '10.in-addr.arpa': 'cluster',
+    'corp.test': 'office',
+    'public.corp.test': 'default',
+    'big.test': 'cluster',
+  };
+
+  it('cluster.local and reverse zones go to the plain group, and nothing else does', async () => {
+    d = await startDaemon({ upstreams: [{ url: a.url, ca: pki.caFile }], groups: groups(), forward });
+    const k = await queryUdp({ port: d.port, name: 'kubernetes.default.svc.cluster.local' });
+    expect(k.response.answers.map((x) => x.data)).toEqual(['10.96.0.1']);
+    const ptr = await queryUdp({ port: d.port, name: '1.0.96.10.in-addr.arpa', type: 'PTR' });
+    expect(ptr.response.answers.map((x) => x.data)).toEqual(['kubernetes.default.svc.cluster.local']);
+    // A search-list name under cluster.local that does not exist: NXDOMAIN from the cluster DNS.
+    const nx = await queryUdp({ port: d.port, name: 'example.test.default.svc.cluster.local' });
+    expect(nx.response.rcode).toBe('NXDOMAIN');
+    expect(cluster.udpQueries).toBe(3);
+    expect(a.requests).toBe(0);
+
+    const pub = await queryUdp({ port: d.port, name: 'example.test' });
+    expect(pub.response.answers[0]!.data).toBe('192.0.2.1');
+    expect(cluster.udpQueries).toBe(3);
+    expect(office.udpQueries).toBe(0);
+    expect(a.requests).toBe(1);
+  });
+
+  it('the most specific rule wins', async () => {
+    d = await startDaemon({ upstreams: [{ url: a.url, ca: pki.caFile }], groups: groups(), forward });
+    const intranet = await queryUdp({ port: d.port, name: 'Intranet.Corp.Test' });
+    expect(intranet.response.answers[0]!.data).toBe('10.1.0.1');
+    expect(office.udpQueries).toBe(1);
+    // public.corp.test is sent back to the default (DoH) group by its own rule.
+    const pub = await queryUdp({ port: d.port, name: 'www.public.corp.test' });
+    expect(pub.response.rcode).toBe('NXDOMAIN');
+    expect(a.requests).toBe(1);
+    expect(office.udpQueries).toBe(1);
+    // A name that only ends like a rule ("xcorp.test") is not covered by it.
+    await queryUdp({ port: d.port, name: 'xcorp.test' });
+    expect(office.udpQueries).toBe(1);
+    expect(a.requests).toBe(2);
+  });
+
+  it('a truncated UDP answer is retried over TCP', async () => {
+    d = await startDaemon({ upstreams: [{ url: a.url, ca: pki.caFile }], groups: groups(), forward });
+    const big = await queryTcp({ port: d.port, name: 'big.test', type: 'TXT' });
+    expect(big.response.answers.length).toBe(40);
+    expect(cluster.udpQueries).toBe(1);
+    expect(cluster.tcpQueries).toBe(1);
+  });
+
+  it('tcp:// upstreams speak TCP only', async () => {
+    d = await startDaemon({
+      upstreams: [{ url: a.url, ca: pki.caFile }],
+      groups: { cluster: { upstreams: [{ url: `tcp://127.0.0.1:${cluster.port}` }] } },
+      forward: { 'cluster.local': 'cluster' },
+    });
+    const k = await queryUdp({ port: d.port, name: 'kubernetes.default.svc.cluster.local' });
+    expect(k.response.answers[0]!.data).toBe('10.96.0.1');
+    expect([cluster.udpQueries, cluster.tcpQueries]).toEqual([0, 1]);
+  });
+
+  it('a plain upstream that does not answer gives SERVFAIL within the deadline', async () => {
+    cluster.mode = 'hang';
+    d = await startDaemon({ upstreams: [{ url: a.url, ca: pki.caFile }], groups: groups(), forward, timeoutMs: 700 });
+    const r = await queryUdp({ port: d.port, name: 'kubernetes.default.svc.cluster.local', timeoutMs: 3000 });
+    expect(r.response.rcode).toBe('SERVFAIL');
+    expect(r.ms).toBeLessThan(2000);
+    expect(a.requests).toBe(0);
+  });
+});
+
+describe('fallback group', () => {
+  it('is used only when every default upstream is down', async () => {
+    d = await startDaemon({
+      upstreams: ab(),
+      groups: { office: { upstreams: [{ address: `127.0.0.1:${office.port}` }] } },
+      fallback: 'office',
+      health: { failures: 1, backoffMs: 60_000 },
+    });
+    const ok = await queryUdp({ port: d.port, name: 'example.test' });
+    expect(ok.response.answers[0]!.data).toBe('192.0.2.1');
+    expect(office.udpQueries).toBe(0);
+
+    a.mode = 'http500';
+    b.mode = 'reset';
+    const viaFallback = await queryUdp({ port: d.port, name: 'www.example.test' });
+    expect(viaFallback.response.answers[0]!.data).toBe('192.0.2.3');
+    expect(office.udpQueries).toBe(1);
+    expect(d.logs.some((l) => l.msg === 'answering from the fallback group' && l.group === 'office')).toBe(true);
+    // Both are out now: the fallback answers without asking them again.
+    const requests = a.requests + b.requests;
+    const next = await queryUdp({ port: d.port, name: 'cname.test' });
+    expect(next.response.rcode).toBe('NOERROR');
+    expect(a.requests + b.requests).toBe(requests);
+    expect(office.udpQueries).toBe(2);
+  });
+
+  it('is off by default: a failing default group means SERVFAIL', async () => {
+    d = await startDaemon({ upstreams: [{ url: a.url, ca: pki.caFile }], groups: { office: { upstreams: [{ address: `127.0.0.1:${office.port}` }] } } });
+    a.mode = 'http500';
+    const r = await queryUdp({ port: d.port, name: 'example.test' });
+    expect(r.response.rcode).toBe('SERVFAIL');
+    expect(office.udpQueries).toBe(0);
+  });
+});
