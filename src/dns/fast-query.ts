@@ -42,7 +42,14 @@ class WireQuery implements Query {
   ) {}
 
   get packet(): Packet {
-    return (this.decoded ??= dnsPacket.decode(this.raw));
+    if (this.decoded === undefined) {
+      // dns-packet reports the bytes it read in a global: whoever decoded last must still find theirs.
+      const decode = dnsPacket.decode as { bytes?: number };
+      const bytes = decode.bytes;
+      this.decoded = dnsPacket.decode(this.raw);
+      decode.bytes = bytes;
+    }
+    return this.decoded;
   }
 
   get type(): string {

@@ -82,25 +82,28 @@ export class CacheStage implements Stage {
     return this.refreshes.size;
   }
 
-  /** Fast lane: a fresh hit is answered at once; anything else runs `handle`. */
-  handleSync(ctx: Context): SyncOutcome {
-    const hit = this.cache.get(keyFor(ctx));
-    if (!hit) return undefined;
-    this.hits++;
-    return { wire: hit, source: 'cache', rcode: hit.readUInt16BE(2) & 0xf };
+  /** Fast lane: a fresh hit is answered at once (as `handle` would); anything else runs `handle`. */
+  handleSync(ctx: Context, next: Next): SyncOutcome {
+    if (!this.cache.enabled) return undefined;
+    const key = keyFor(ctx);
+    const l = this.cache.lookup(key);
+    if (l?.state !== 'fresh') return undefined;
+    return this.fresh(key, l, ctx, next);
   }
 
   async handle(ctx: Context, next: Next): Promise<Result> {
     const key = keyFor(ctx);
     const l = this.cache.enabled ? this.cache.lookup(key) : undefined;
-    if (l?.state === 'fresh') {
-      this.hits++;
-      this.maybePrefetch(key, l, ctx, next);
-      return { wire: render(l.entry, Math.floor(l.ageMs / 1000)), source: 'cache', rcode: l.entry.rcode };
-    }
+    if (l?.state === 'fresh') return this.fresh(key, l, ctx, next);
     if (l?.state === 'stale') return this.stale(key, l, ctx, next);
     this.misses++;
     return this.store(key, await next(ctx));
+  }
+
+  private fresh(key: string, l: Lookup, ctx: Context, next: Next): Result {
+    this.hits++;
+    this.maybePrefetch(key, l, ctx, next);
+    return { wire: render(l.entry, Math.floor(l.ageMs / 1000)), source: 'cache', rcode: l.entry.rcode };
   }
 
   /** Remembers a usable answer; returns it with the TTLs clients should see (clamped). */

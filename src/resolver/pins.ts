@@ -68,7 +68,7 @@ export class PinsStage implements Stage {
     const live = this.addresses(q.lname, pin);
     if (!live) {
       this.unverified++;
-      return next(ctx);
+      return PASS;
     }
     const answers: Answer[] = [];
     if (q.type === 'A' || q.type === 'ANY') for (const ip of live.v4) answers.push({ name: q.name, type: 'A', class: 'IN', ttl: pin.ttl, data: ip });

@@ -36,18 +36,23 @@ export class Pipeline {
   /**
    * The same path, with the fast lane: stages that can decide synchronously (policy, pins,
    * a cache hit) do, and their answer comes back without a promise. From the first stage
-   * that has to wait, the rest runs as `resolve` would. Throws what a stage throws.
+   * that has to wait, the rest runs as `resolve` would. `beforeWait` is called just before
+   * that (the caller arms the deadline and sets `ctx.signal`); when it returns a result,
+   * that is the answer and nothing waits. Throws what a stage throws.
    */
-  start(ctx: Context): Result | Promise<Result> {
+  start(ctx: Context, beforeWait?: (ctx: Context) => Result | undefined): Result | Promise<Result> {
     const stages = this.stages;
-    for (let i = 0; i < stages.length; i++) {
+    let i = 0;
+    for (; i < stages.length; i++) {
       const stage = stages[i]!;
-      if (stage.handleSync === undefined) return stage.handle(ctx, this.nexts[i + 1]!);
+      if (stage.handleSync === undefined) break;
       const r = stage.handleSync(ctx, this.nexts[i + 1]!);
       if (r === PASS) continue;
-      if (r === undefined) return stage.handle(ctx, this.nexts[i + 1]!);
+      if (r === undefined) break;
       return r;
     }
-    return this.nexts[stages.length]!(ctx);
+    const refused = beforeWait?.(ctx);
+    if (refused) return refused;
+    return this.nexts[i]!(ctx);
   }
 }

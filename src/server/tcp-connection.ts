@@ -124,11 +124,22 @@ export class TcpConnection {
   }
 
   private dispatch(msg: Buffer): void {
+    let reply: Buffer | null | Promise<Buffer | null>;
+    try {
+      reply = this.handler.answer(msg, 'tcp', this.client);
+    } catch {
+      return;
+    }
+    // Answered at once (fast lane): send it now; the pump loop goes on with the next frame.
+    if (!(reply instanceof Promise)) {
+      if (reply) this.send(reply);
+      return;
+    }
     this.inflight++;
-    this.handler.handle(msg, 'tcp', this.client).then(
-      (reply) => {
+    reply.then(
+      (r) => {
         this.inflight--;
-        if (reply) this.send(reply);
+        if (r) this.send(r);
         this.pump();
       },
       () => {

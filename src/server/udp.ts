@@ -34,12 +34,20 @@ export class UdpServer {
   }
 
   private onMessage(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    this.handler.handle(msg, 'udp', { address: rinfo.address, port: rinfo.port }).then(
-      (reply) => {
-        if (reply && this.socket === socket) socket.send(reply, rinfo.port, rinfo.address, () => {});
-      },
-      () => {},
-    );
+    let reply: Buffer | null | Promise<Buffer | null>;
+    try {
+      reply = this.handler.answer(msg, 'udp', { address: rinfo.address, port: rinfo.port });
+    } catch {
+      return;
+    }
+    if (reply instanceof Promise) {
+      reply.then(
+        (r) => {
+          if (r && this.socket === socket) socket.send(r, rinfo.port, rinfo.address, ignore);
+        },
+        ignore,
+      );
+    } else if (reply) socket.send(reply, rinfo.port, rinfo.address, ignore);
   }
 
   async close(): Promise<void> {
@@ -48,3 +56,5 @@ export class UdpServer {
     if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 }
+
+function ignore(): void {}
