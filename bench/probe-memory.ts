@@ -4,7 +4,7 @@
  * and, with PROBE_SNAPSHOT=1, writes a heap snapshot (SIGUSR2) in the working directory.
  */
 import { fork, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { makePki } from '../test/fixtures/pki.js';
@@ -27,6 +27,7 @@ const d = spawn(process.execPath, [...nodeFlags, '--heapsnapshot-signal=SIGUSR2'
 const port = await new Promise<number>((res) => {
   let buf = '';
   d.stdout!.on('data', (c: Buffer) => {
+    if (process.env.PROBE_STDOUT) appendFileSync(process.env.PROBE_STDOUT, c);
     buf += c.toString();
     const m = /"listen":\["127\.0\.0\.1:(\d+)"/.exec(buf);
     if (m) res(Number(m[1]));
@@ -37,10 +38,12 @@ await sleep(1000);
 console.log('idle rss MB', rss().toFixed(1));
 const file = writeQueryFile(join(tmp, 'fill.txt'), Array.from({ length: N }, (_, i) => `q${i}.fill.bench A`));
 const t0 = Date.now();
-const r = await dnsperf({ port, file, runs: 1, maxQps: Number(process.env.PROBE_QPS ?? 5000), clients: 2, outstanding: 200 });
+const r = await dnsperf({ port, file, runs: 1, ...(process.env.PROBE_QPS ? { maxQps: Number(process.env.PROBE_QPS) } : {}), clients: 1, outstanding: Number(process.env.PROBE_OUTSTANDING ?? 200) });
 console.log('filled', r.completed, 'lost', r.lost, 'in', (Date.now() - t0) / 1000, 's; rss MB', rss().toFixed(1));
-await sleep(3000);
-console.log('after 3 s rss MB', rss().toFixed(1));
+for (let t = 0; t < Number(process.env.PROBE_SETTLE ?? 30); t += 5) {
+  await sleep(5000);
+  console.log(`after ${t + 5} s rss MB`, rss().toFixed(1));
+}
 if (process.env.PROBE_SNAPSHOT) {
   d.kill('SIGUSR2');
   await sleep(Number(process.env.PROBE_SNAPSHOT_WAIT ?? 30000));

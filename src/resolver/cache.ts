@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import { AnswerCache, cacheableTtl, cacheKey, isNegative, render, type Lookup } from '../cache/answer-cache.js';
 import { Rcode } from '../dns/wire.js';
 import type { Context, Next, Result, Stage, SyncOutcome } from './types.js';
+import { CANCELLED } from '../abort.js';
 
 export function keyFor(ctx: Context): string {
   const q = ctx.query;
@@ -56,6 +57,8 @@ export class CacheStage implements Stage {
   /** Background refreshes that failed. */
   refreshFailures = 0;
   private readonly refreshes = new Map<string, Promise<Result | null>>();
+  /** Upstream answers already stored (coalesced callers share one), held only while the answer lives. */
+  private readonly stored = new WeakSet<Buffer>();
   private readonly background = new Set<{ ctl: AbortController; timer: NodeJS.Timeout }>();
   private readonly o: Required<Omit<CacheStageOptions, 'log'>> & { log?: Logger };
   private closed = false;
@@ -111,8 +114,9 @@ export class CacheStage implements Stage {
     if (!usable(result) || !result.packet) return result;
     // A coalesced answer another caller already stored: do not store it again.
     const existing = this.cache.peek(key);
-    if (existing && existing.wire === result.wire) return { ...result, wire: render(existing, 0) };
+    if (existing && this.stored.has(result.wire)) return { ...result, wire: render(existing, 0) };
     const e = this.cache.set(key, result.wire, cacheableTtl(result.packet, result.rcode), result.rcode, isNegative(result.packet, result.rcode));
+    if (e) this.stored.add(result.wire);
     return e ? { ...result, wire: render(e, 0) } : result;
   }
 
@@ -159,7 +163,7 @@ export class CacheStage implements Stage {
     if (running) return running;
     if (this.closed || this.refreshes.size >= this.o.maxRefreshes) return Promise.resolve(null);
     const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), this.o.refreshTimeoutMs);
+    const timer = setTimeout(() => ctl.abort(CANCELLED), this.o.refreshTimeoutMs);
     const job = { ctl, timer };
     this.background.add(job);
     const entry = this.cache.peek(key);
@@ -188,7 +192,7 @@ export class CacheStage implements Stage {
     this.closed = true;
     for (const j of this.background) {
       clearTimeout(j.timer);
-      j.ctl.abort();
+      j.ctl.abort(CANCELLED);
     }
     this.background.clear();
   }

@@ -11,6 +11,7 @@ import { decodeQuery, rcodeReply, type Query } from '../dns/message.js';
 import { Rcode } from '../dns/wire.js';
 import type { Pipeline } from '../resolver/pipeline.js';
 import type { Context, Result, Transport } from '../resolver/types.js';
+import { CANCELLED } from '../abort.js';
 
 export interface HandlerOptions {
   pipeline: Pipeline;
@@ -91,7 +92,7 @@ export class QueryHandler {
     const expired = new Promise<null>((resolve) => {
       timer = setTimeout(
         () => {
-          ctx.deadline?.abort();
+          ctx.deadline?.abort(CANCELLED);
           resolve(null);
         },
         Math.max(0, this.opts.timeoutMs - (performance.now() - ctx.received)),
@@ -107,7 +108,7 @@ export class QueryHandler {
     } finally {
       clearTimeout(timer);
       if (ctx.deadline) {
-        if (!ctx.deadline.signal.aborted) ctx.deadline.abort();
+        if (!ctx.deadline.signal.aborted) ctx.deadline.abort(CANCELLED);
         this.inflight--;
       }
     }

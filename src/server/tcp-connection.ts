@@ -70,7 +70,10 @@ export class TcpConnection {
   /** Closes the connection at once. */
   destroy(reason: TcpCloseReason): void {
     this.closeReason ??= reason;
-    this.socket.destroy();
+    // A client that does not read gets a reset: a graceful close would queue our FIN behind
+    // answers it never takes, and the kernel would keep the connection (and its buffers).
+    if ((reason === 'stalled' || reason === 'overflow') && !this.socket.destroyed) this.socket.resetAndDestroy();
+    else this.socket.destroy();
   }
 
   private cleanup(): void {

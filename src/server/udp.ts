@@ -1,5 +1,7 @@
 /** UDP listener: one datagram in, at most one datagram out. */
 import dgram from 'node:dgram';
+import dns from 'node:dns';
+import { isIP } from 'node:net';
 import type { HostPort } from '../config/address.js';
 import { explainBindError } from './bind-error.js';
 import type { QueryHandler } from './handler.js';
@@ -14,7 +16,12 @@ export class UdpServer {
 
   /** Binds, or adopts an already-bound socket (systemd socket activation). */
   async listen(existingFd?: number): Promise<HostPort> {
-    const socket = dgram.createSocket({ type: this.address.family === 6 ? 'udp6' : 'udp4', ipv6Only: this.address.family === 6, reuseAddr: false });
+    const socket = dgram.createSocket({
+      type: this.address.family === 6 ? 'udp6' : 'udp4',
+      ipv6Only: this.address.family === 6,
+      reuseAddr: false,
+      lookup: literalLookup,
+    });
     socket.on('message', (msg, rinfo) => this.onMessage(socket, msg, rinfo));
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(explainBindError(err, this.address, 'udp'));
@@ -36,18 +43,18 @@ export class UdpServer {
   private onMessage(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     let reply: Buffer | null | Promise<Buffer | null>;
     try {
-      reply = this.handler.answer(msg, 'udp', { address: rinfo.address, port: rinfo.port });
+      reply = this.handler.answer(msg, 'udp', rinfo);
     } catch {
       return;
     }
     if (reply instanceof Promise) {
       reply.then(
         (r) => {
-          if (r && this.socket === socket) socket.send(r, rinfo.port, rinfo.address, ignore);
+          if (r && this.socket === socket) socket.send(r, rinfo.port, rinfo.address);
         },
         ignore,
       );
-    } else if (reply) socket.send(reply, rinfo.port, rinfo.address, ignore);
+    } else if (reply) socket.send(reply, rinfo.port, rinfo.address);
   }
 
   async close(): Promise<void> {
@@ -58,3 +65,15 @@ export class UdpServer {
 }
 
 function ignore(): void {}
+
+/**
+ * Replies go back to the address a datagram came from, always an IP literal: no lookup is
+ * needed, and dgram's default (dns.lookup) would defer every send to the next tick.
+ * Sends take no callback, so Node tries them at once (uv_udp_try_send) instead of queueing
+ * a request per datagram; a send error is an 'error' event, which is ignored.
+ */
+function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  const f = isIP(address);
+  if (f === 0) dns.lookup(address, family as dns.LookupOneOptions, callback);
+  else callback(null, address, f);
+}

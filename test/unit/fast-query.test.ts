@@ -166,7 +166,7 @@ describe('parseQueryFast', () => {
         type: 'query',
         id: 3,
         flags: dnsPacket.RECURSION_DESIRED | dnsPacket.AUTHENTIC_DATA,
-        questions: [{ name: 'go.dev', type: 'HTTPS', class: 'IN' }],
+        questions: [{ name: 'go.dev', type: 'HTTPS' as 'TXT', class: 'IN' }],
         // dig: EDNS 1232 with DO and a client cookie.
         additionals: [{ name: '.', type: 'OPT', udpPayloadSize: 1232, flags: dnsPacket.DNSSEC_OK, options: [{ code: 10, data: Buffer.alloc(8, 7) }] } as never],
       },
