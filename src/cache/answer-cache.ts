@@ -105,6 +105,8 @@ export class AnswerCache {
   readonly negativeMaxTtl: number;
   readonly staleWindow: number;
   readonly enabled: boolean;
+  /** Told about every answer `set` stores (not `restore`): workers share their caches through it. */
+  onStore?: (key: string, e: CacheEntry) => void;
 
   constructor(opts: CacheOptions) {
     this.now = opts.now ?? Date.now;
@@ -156,7 +158,9 @@ export class AnswerCache {
     };
     const stored = flatKey(key);
     this.lru.set(stored, e);
-    return this.lru.peek(stored) === e ? e : undefined;
+    if (this.lru.peek(stored) !== e) return undefined;
+    this.onStore?.(stored, e);
+    return e;
   }
 
   /** Fresh or stale (within the window) entry; counts a hit on a fresh one. Expired beyond the window is dropped. */

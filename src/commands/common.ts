@@ -15,6 +15,7 @@ export interface ConfigArgs {
   upstream?: string[];
   ca?: string;
   'log-level'?: string;
+  workers?: string;
 }
 
 export function withConfigOptions<T>(y: Argv<T>) {
@@ -33,6 +34,7 @@ export function configFrom(args: ConfigArgs): Config {
   if (args.upstream?.length) overrides.upstream = args.upstream;
   if (args.ca) overrides.ca = args.ca;
   if (args['log-level']) overrides.logLevel = args['log-level'];
+  if (args.workers !== undefined) overrides.workers = args.workers === 'auto' ? 'auto' : Number(args.workers);
   try {
     return loadConfig(args.config, overrides);
   } catch (err) {

@@ -1,13 +1,29 @@
 /** `dohd run`: start the daemon and keep it running until SIGTERM/SIGINT. */
 import type { CommandModule } from 'yargs';
-import { Daemon } from '../daemon.js';
+import { formatHostPort } from '../config/address.js';
+import type { Daemon } from '../daemon.js';
 import { createLogger } from '../log.js';
 import { ListenError } from '../server/bind-error.js';
+import { isWorker, joinCluster, runPrimary, workerCount, workerId } from '../workers.js';
 import { configFrom, fail, withConfigOptions, type ConfigArgs } from './common.js';
 
-export async function runDaemon(args: ConfigArgs): Promise<Daemon> {
+/** Starts the daemon; with more than one worker, this process supervises them instead (and returns null). */
+export async function runDaemon(args: ConfigArgs): Promise<Daemon | null> {
   const config = configFrom(args);
-  const log = createLogger(config.log.level);
+  const workers = workerCount(config.workers);
+  if (workers > 1 && !isWorker()) {
+    const log = createLogger(config.log.level);
+    try {
+      await runPrimary(workers, log);
+    } catch (err) {
+      // The worker said why on stderr.
+      fail(`could not start ${workers} workers: ${(err as Error).message}`, 1);
+    }
+    return null;
+  }
+  const log = isWorker() ? createLogger(config.log.level).child({ worker: workerId() }) : createLogger(config.log.level);
+  // Loaded here, not at the top: a primary supervising workers never needs it.
+  const { Daemon } = await import('../daemon.js');
   let daemon: Daemon;
   try {
     daemon = await Daemon.start(config, log);
@@ -15,6 +31,7 @@ export async function runDaemon(args: ConfigArgs): Promise<Daemon> {
     if (err instanceof ListenError) fail(err.message, 1);
     throw err;
   }
+  if (isWorker()) joinCluster(daemon.cache, daemon.addresses.map(formatHostPort));
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -39,7 +56,12 @@ export async function runDaemon(args: ConfigArgs): Promise<Daemon> {
 export const runCommand: CommandModule<object, ConfigArgs> = {
   command: 'run',
   describe: 'start the resolver daemon',
-  builder: (y) => withConfigOptions(y) as never,
+  builder: (y) =>
+    withConfigOptions(y).option('workers', {
+      alias: 'w',
+      type: 'string',
+      describe: 'processes answering on the same sockets, or "auto" (one per CPU); replaces "workers"',
+    }) as never,
   handler: async (args) => {
     await runDaemon(args);
   },

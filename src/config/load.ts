@@ -23,6 +23,7 @@ export interface ConfigOverrides {
   upstream?: string[];
   ca?: string;
   logLevel?: string;
+  workers?: number | 'auto';
 }
 
 function keyPath(path: readonly PropertyKey[]): string {
@@ -136,6 +137,7 @@ function applyOverrides(raw: Record<string, unknown>, o: ConfigOverrides): Recor
   if (o.listen?.length) out.listen = o.listen;
   if (o.upstream?.length) out.upstreams = o.upstream.map((url) => (o.ca ? { url, ca: resolve(o.ca) } : { url }));
   else if (o.ca) throw new ConfigError('--ca applies to --upstream URLs; give --upstream too, or set "ca" on the upstream in the config file');
+  if (o.workers !== undefined) out.workers = o.workers;
   if (o.logLevel) {
     const log = (typeof out.log === 'object' && out.log) || {};
     out.log = { ...(log as object), level: o.logLevel };

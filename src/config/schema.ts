@@ -257,6 +257,8 @@ export const configSchema = z.strictObject({
       maxBufferedBytes: z.int().min(65_536).max(64 * 1024 * 1024).default(262_144),
     })
     .prefault({}),
+  /** Processes answering on the same sockets (node:cluster); `auto`: one per CPU. */
+  workers: z.union([z.int().min(1).max(256), z.literal('auto')]).default(1),
 });
 
 export type Config = z.output<typeof configSchema>;

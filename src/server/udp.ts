@@ -1,4 +1,5 @@
 /** UDP listener: one datagram in, at most one datagram out. */
+import cluster from 'node:cluster';
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import { isIP } from 'node:net';
@@ -31,7 +32,8 @@ export class UdpServer {
         resolve();
       };
       if (existingFd !== undefined) socket.bind({ fd: existingFd }, onListening);
-      else socket.bind({ address: this.address.host, port: this.address.port, exclusive: true }, onListening);
+      // In a worker (--workers) the socket is the cluster's, shared: exclusive would bind one of its own.
+      else socket.bind({ address: this.address.host, port: this.address.port, exclusive: !cluster.isWorker }, onListening);
     });
     // After binding, a send error (e.g. ICMP unreachable surfacing) must never crash the process.
     socket.on('error', () => {});
