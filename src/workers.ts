@@ -43,6 +43,16 @@ const RESTART_MAX_MS = 30_000;
 const STABLE_MS = 60_000;
 const STOP_GRACE_MS = 10_000;
 
+/** A worker that exited before it listened (it said why on stderr when it could). */
+export class WorkerStartError extends Error {
+  constructor(
+    readonly code: number | null,
+    readonly signal: string | null,
+  ) {
+    super(`a worker exited before listening (${signal ?? `code ${code}`})`);
+  }
+}
+
 export function workerCount(setting: number | 'auto'): number {
   return setting === 'auto' ? Math.max(1, availableParallelism()) : setting;
 }
@@ -92,7 +102,7 @@ export async function runPrimary(count: number, log: Logger, opts: { execArgv?: 
       w.on('exit', (code, signal) => {
         pending.delete(w);
         if (!ready) {
-          reject(new Error(`worker exited before listening (${signal ?? `code ${code}`})`));
+          reject(new WorkerStartError(code, signal));
           return;
         }
         if (stopping) return;

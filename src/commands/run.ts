@@ -4,7 +4,7 @@ import { formatHostPort } from '../config/address.js';
 import type { Daemon } from '../daemon.js';
 import { createLogger } from '../log.js';
 import { ListenError } from '../server/bind-error.js';
-import { isWorker, joinCluster, runPrimary, workerCount, workerId } from '../workers.js';
+import { isWorker, joinCluster, runPrimary, WorkerStartError, workerCount, workerId } from '../workers.js';
 import { configFrom, fail, withConfigOptions, type ConfigArgs } from './common.js';
 
 /** Starts the daemon; with more than one worker, this process supervises them instead (and returns null). */
@@ -16,7 +16,8 @@ export async function runDaemon(args: ConfigArgs): Promise<Daemon | null> {
     try {
       await runPrimary(workers, log);
     } catch (err) {
-      // The worker said why on stderr.
+      // A worker that exited with a code said why on stderr already.
+      if (err instanceof WorkerStartError && err.code) process.exit(err.code);
       fail(`could not start ${workers} workers: ${(err as Error).message}`, 1);
     }
     return null;
