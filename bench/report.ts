@@ -78,7 +78,8 @@ export function tableMarkdown(r: R): string {
       `| cache-hit TCP | ${hit.tcp.qps} q/s; at ${hit.latencyQps} q/s p50 ${hit.tcp.p50Ms} ms, p99 ${hit.tcp.p99Ms} ms | |`,
     );
   }
-  for (const w of r.workers ?? []) rows.push(`| cache-hit UDP, \`--workers ${w.workers}\` | ${w.qps} q/s = ${Math.round(w.fractionOfCeiling * 100)}% of the ceiling; ${w.rssMb} MB resident (all processes) | |`);
+  for (const w of r.workers ?? [])
+    rows.push(`| cache-hit UDP, \`--workers ${w.workers}\` | ${w.qps} q/s (ceiling in the same rounds: ${w.ceilingQps ?? '?'} q/s; median ratio ${Math.round(w.fractionOfCeiling * 100)}%); ${w.rssMb} MB resident, all processes | |`);
   if (cold) {
     rows.push(
       `| cold miss at ${cold.qps} q/s | dohd p50 ${cold.dohd.p50Ms} ms, p99 ${cold.dohd.p99Ms} ms; the upstream asked directly by a DoH client: p50 ${cold.upstreamRoundTrip.p50Ms}, p99 ${cold.upstreamRoundTrip.p99Ms} | |`,

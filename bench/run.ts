@@ -317,14 +317,22 @@ async function main() {
       await sleep(300);
       await dnsperf({ port: d.port, file: hitFile, seconds: 2, ...LOAD });
       const qps: number[] = [];
+      const ceilingQps: number[] = [];
       const ratios: number[] = [];
       for (let i = 0; i < ROUNDS; i++) {
         const c = await dnsperf({ port: ceiling.port, file: hitFile, seconds: SECONDS, ...LOAD });
         const h = await dnsperf({ port: d.port, file: hitFile, seconds: SECONDS, ...LOAD });
         qps.push(h.qps);
+        ceilingQps.push(c.qps);
         ratios.push(h.qps / c.qps);
       }
-      scaling.push({ workers: n, qps: Math.round(median(qps)), fractionOfCeiling: round(median(ratios), 3), rssMb: round(d.rssMb(), 1) });
+      scaling.push({
+        workers: n,
+        qps: Math.round(median(qps)),
+        ceilingQps: Math.round(median(ceilingQps)),
+        fractionOfCeiling: round(median(ratios), 3),
+        rssMb: round(d.rssMb(), 1),
+      });
       await d.stop();
     }
     results.workers = scaling;
