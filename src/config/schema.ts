@@ -42,6 +42,8 @@ export const upstreamSchema = z.strictObject({
   ca: z.string().min(1).optional(),
   /** A short label for logs and metrics; defaults to the URL's host. */
   name: z.string().min(1).max(64).optional(),
+  /** Close the connection after this many ms without a query (default 8000): below the upstream's own idle limit. */
+  idleTimeoutMs: z.int().min(100).max(3_600_000).optional(),
 });
 
 const pinAddresses = z.array(ipAddress).min(1);
