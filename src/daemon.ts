@@ -4,17 +4,22 @@
  */
 import type { Logger } from 'pino';
 import { formatHostPort, parseHostPort, type HostPort } from './config/address.js';
+import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { selfTargetProblems, upstreamTargets } from './config/self-address.js';
 import { AnswerCache } from './cache/answer-cache.js';
 import { CacheStage } from './resolver/cache.js';
 import { ForwardStage } from './resolver/forward.js';
+import { LoopStage } from './resolver/loop.js';
 import { Pipeline } from './resolver/pipeline.js';
 import { buildPins, PinsStage } from './resolver/pins.js';
 import { QueryHandler } from './server/handler.js';
 import { TcpServer } from './server/tcp.js';
 import { UdpServer } from './server/udp.js';
 import { ListenError } from './server/bind-error.js';
+import { pairByAddress, type InheritedSocket } from './server/socket-activation.js';
 import { DohUpstream } from './upstream/doh.js';
+import { LoopGuard } from './upstream/loop-guard.js';
 import { UpstreamReporter } from './upstream/report.js';
 import { RaceStrategy } from './upstream/strategy.js';
 import type { Upstream } from './upstream/types.js';
@@ -23,6 +28,11 @@ export interface Listener {
   udp: UdpServer;
   tcp: TcpServer;
   address: HostPort;
+}
+
+export interface StartOptions {
+  /** Sockets handed over by systemd (socket activation): served instead of binding `listen`. */
+  inherited?: InheritedSocket[];
 }
 
 export class Daemon {
@@ -34,6 +44,9 @@ export class Daemon {
   readonly pinsStage: PinsStage;
   readonly pipeline: Pipeline;
   readonly handler: QueryHandler;
+  /** Forwarding-loop detection; `loopGuard.status()` / `loopGuard.ok` feed readiness. */
+  readonly loopGuard: LoopGuard;
+  private loopProbe: Promise<void> | null = null;
   private stopped = false;
 
   constructor(
@@ -42,19 +55,24 @@ export class Daemon {
   ) {
     this.reporter = new UpstreamReporter(log);
     this.upstreams = config.upstreams.map((u) => new DohUpstream(u, { log }));
-    const strategy = new RaceStrategy(this.upstreams, this.reporter);
+    this.loopGuard = new LoopGuard(log);
+    const strategy = new RaceStrategy(this.upstreams.map((u) => this.loopGuard.wrap(u)), this.reporter);
     this.cache = new AnswerCache({ maxEntries: config.cache.maxEntries });
     this.cacheStage = new CacheStage(this.cache);
     this.pinsStage = new PinsStage(buildPins(config));
-    this.pipeline = new Pipeline([this.pinsStage, this.cacheStage, new ForwardStage(strategy)]);
+    this.pipeline = new Pipeline([new LoopStage(this.loopGuard), this.pinsStage, this.cacheStage, new ForwardStage(strategy)]);
     this.handler = new QueryHandler({ pipeline: this.pipeline, timeoutMs: config.timeoutMs, log });
   }
 
   /** Builds and starts a daemon; on any listen failure everything opened so far is closed again. */
-  static async start(config: Config, log: Logger): Promise<Daemon> {
+  static async start(config: Config, log: Logger, opts: StartOptions = {}): Promise<Daemon> {
     const d = new Daemon(config, log);
     try {
-      await d.listen();
+      if (opts.inherited?.length) await d.adopt(opts.inherited);
+      else await d.listen();
+      // Now that the real addresses are known (port 0, inherited sockets): no upstream may be one of them.
+      const problems = selfTargetProblems(d.addresses, upstreamTargets(config.upstreams));
+      if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
     } catch (err) {
       await d.stop();
       throw err;
@@ -67,7 +85,27 @@ export class Daemon {
       },
       'dohd listening',
     );
+    if (config.loopProbe) {
+      d.loopProbe = d.loopGuard.probe(d.upstreams).catch((err: unknown) => log.warn({ err }, 'loop probe failed'));
+    }
     return d;
+  }
+
+  /** Serves on sockets systemd handed over, UDP and TCP per address, instead of binding. */
+  private async adopt(inherited: InheritedSocket[]): Promise<void> {
+    for (const pair of pairByAddress(inherited)) {
+      const l: Listener = { udp: new UdpServer(this.handler, pair.address), tcp: new TcpServer(this.handler, pair.address), address: pair.address };
+      this.listeners.push(l); // closed by stop() if anything below fails
+      await l.udp.listen(pair.udp.fd);
+      await l.tcp.listen(pair.tcp.fd);
+    }
+    this.log.info(
+      {
+        sockets: inherited.map((s) => ({ fd: s.fd, name: s.name, proto: s.proto, address: formatHostPort(s.address) })),
+        unusedListen: this.config.listen,
+      },
+      'socket activation: serving on the sockets systemd passed (the "listen" setting is not used)',
+    );
   }
 
   private async listen(): Promise<void> {
@@ -102,6 +140,8 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.loopGuard.stop();
+    await this.loopProbe;
     await Promise.all(this.listeners.flatMap((l) => [l.udp.close(), l.tcp.close()]));
     await Promise.all(this.upstreams.map((u) => u.close()));
   }

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
+import { parseHostPort, type HostPort } from './address.js';
 import { KNOWN_BOOTSTRAP } from './defaults.js';
+import { selfTargetProblems, upstreamTargets } from './self-address.js';
 import { configSchema, type Config } from './schema.js';
 
 /** A configuration problem, worded for the operator: which key, what is wrong. */
@@ -78,6 +80,9 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): Config {
       if (problem) problems.push(`upstreams[${i}].ca: ${problem}`);
     }
   });
+  // The loop guard's static half: no upstream may be one of dohd's own listeners.
+  const listeners = config.listen.map((l) => parseHostPort(l)).filter((l): l is HostPort => typeof l !== 'string');
+  problems.push(...selfTargetProblems(listeners, upstreamTargets(config.upstreams)));
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
   return config;
 }

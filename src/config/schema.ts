@@ -68,6 +68,8 @@ export const configSchema = z.strictObject({
   pins: z.record(domainName, pinSchema).default({}),
   /** TTL of pinned answers, in seconds. */
   pinTtl: z.int().min(0).max(86400).default(60),
+  /** At start-up, send each upstream a probe query to detect a forwarding loop back to dohd. */
+  loopProbe: z.boolean().default(true),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
