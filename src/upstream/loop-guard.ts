@@ -7,9 +7,9 @@
  * fails at once (reason `loop`) instead of multiplying every query around the loop.
  */
 import { randomBytes } from 'node:crypto';
-import dnsPacket from 'dns-packet';
 import type { Logger } from 'pino';
-import { decodeQuery, type Query } from '../dns/message.js';
+import { makeQuery } from '../dns/local-query.js';
+import type { Query } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { UpstreamError } from './errors.js';
 import type { Upstream } from './types.js';
@@ -117,7 +117,7 @@ export class LoopGuard {
       const name = `${randomBytes(8).toString('hex')}.${randomBytes(4).toString('hex')}.${PROBE_SUFFIX}`;
       if (this.probes.size >= 1000) return; // bounded: never more than a handful in practice
       this.probes.set(name, u.name);
-      const q = probeQuery(name);
+      const q = makeQuery(name, 'HINFO');
       try {
         await u.exchange(buildUpstreamQuery(q), q, AbortSignal.any([this.stopper.signal, AbortSignal.timeout(opts.timeoutMs ?? 5000)]));
         return; // answered (whatever the rcode): the probe went through without coming back
@@ -133,13 +133,6 @@ export class LoopGuard {
   stop(): void {
     this.stopper.abort();
   }
-}
-
-function probeQuery(name: string): Query {
-  const wire = dnsPacket.encode({ type: 'query', id: 0, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'HINFO', class: 'IN' }] });
-  const d = decodeQuery(wire);
-  if (!d.ok) throw new Error(`cannot build loop probe for ${name}`);
-  return d.query;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
