@@ -61,8 +61,8 @@ export class DohUpstream implements Upstream {
   private readonly maxPending: number;
   private readonly quietMs: number;
   private conn: Conn | null = null;
-  /** Connections being closed: destroyed for good on close(). */
-  private readonly retiring = new Set<Conn>();
+  /** Connections being closed (and their deadline to be destroyed): destroyed for good on close(). */
+  private readonly retiring = new Map<Conn, NodeJS.Timeout>();
   /** Smoothed time to response headers, ms (RFC 6298-style, alpha 1/8); null before the first answer. */
   private srtt: number | null = null;
   private addrIndex = 0;
@@ -137,18 +137,18 @@ export class DohUpstream implements Upstream {
   private retire(conn: Conn, graceful: boolean): void {
     if (this.conn === conn) this.conn = null;
     if (!graceful) {
+      clearTimeout(this.retiring.get(conn));
       this.retiring.delete(conn);
       if (!conn.client.destroyed) conn.client.destroy().catch(() => {});
       return;
     }
     if (this.retiring.has(conn) || conn.client.destroyed) return;
-    this.retiring.add(conn);
-    const timer = setTimeout(() => this.retire(conn, false), RETIRE_GRACE_MS).unref();
+    this.retiring.set(conn, setTimeout(() => this.retire(conn, false), RETIRE_GRACE_MS).unref());
     conn.client
       .close()
       .catch(() => {})
       .finally(() => {
-        clearTimeout(timer);
+        clearTimeout(this.retiring.get(conn));
         this.retiring.delete(conn);
       });
   }
@@ -300,7 +300,8 @@ export class DohUpstream implements Upstream {
     this.closed = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
-    const conns = [...this.retiring, ...(this.conn ? [this.conn] : [])];
+    const conns = [...this.retiring.keys(), ...(this.conn ? [this.conn] : [])];
+    for (const t of this.retiring.values()) clearTimeout(t);
     this.conn = null;
     this.retiring.clear();
     await Promise.all(conns.map((c) => c.client.destroy().catch(() => {})));
