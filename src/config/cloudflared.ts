@@ -13,7 +13,7 @@
  *   --loglevel            TUNNEL_LOGLEVEL                loglevel                                      info
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
@@ -172,15 +172,22 @@ export function proxyDnsSettings(flags: ProxyDnsFlags, env: NodeJS.ProcessEnv = 
   return settings;
 }
 
-/** dohd `listen` entries for cloudflared's --address/--port. */
-export function listenAddresses(s: Pick<ProxyDnsSettings, 'address' | 'port'>): string[] {
-  const a = s.address.value;
+/** Does this machine have IPv6 at all (any interface address)? */
+function machineHasIpv6(): boolean {
+  return Object.values(networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv6'));
+}
+
+/**
+ * dohd `listen` entries for cloudflared's --address/--port. cloudflared (Go) resolved
+ * "localhost" to its first IPv4 address, and listened on a wildcard ("", 0.0.0.0 or ::)
+ * with one dual-stack socket: IPv4 and IPv6. dohd binds the two families separately.
+ */
+export function listenAddresses(s: Pick<ProxyDnsSettings, 'address' | 'port'>, hasIpv6: boolean = machineHasIpv6()): string[] {
+  const a = s.address.value.replace(/^\[|\]$/g, '');
   const port = s.port.value;
-  // "localhost" was resolved by cloudflared (Go) to its first IPv4 address; "" meant every address.
-  if (a === '') return [`0.0.0.0:${port}`, `[::]:${port}`];
+  if (a === '' || a === '0.0.0.0' || a === '::') return hasIpv6 ? [`0.0.0.0:${port}`, `[::]:${port}`] : [`0.0.0.0:${port}`];
   if (a.toLowerCase() === 'localhost') return [`127.0.0.1:${port}`];
-  const host = a.replace(/^\[|\]$/g, '');
-  return [isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`];
+  return [isIP(a) === 6 ? `[${a}]:${port}` : `${a}:${port}`];
 }
 
 function urlTargets(setting: Setting<string[]>): QueryTarget[] {

@@ -230,7 +230,11 @@ describe('cloudflared settings, resolved', () => {
     expect(s.port).toEqual({ value: 5353, from: 'TUNNEL_DNS_PORT' });
     expect(s.upstream).toEqual({ value: ['https://192.0.2.9/dns-query'], from: `${file}: proxy-dns-upstream` });
     expect(listenAddresses({ address: { value: '::1', from: '' }, port: { value: 5053, from: '' } })).toEqual(['[::1]:5053']);
-    expect(listenAddresses({ address: { value: '', from: '' }, port: { value: 53, from: '' } })).toEqual(['0.0.0.0:53', '[::]:53']);
+    // cloudflared's wildcard was one dual-stack socket: IPv4 and IPv6 (IPv4 only on a machine without IPv6).
+    for (const wildcard of ['', '0.0.0.0', '::']) {
+      expect(listenAddresses({ address: { value: wildcard, from: '' }, port: { value: 53, from: '' } }, true)).toEqual(['0.0.0.0:53', '[::]:53']);
+      expect(listenAddresses({ address: { value: wildcard, from: '' }, port: { value: 53, from: '' } }, false)).toEqual(['0.0.0.0:53']);
+    }
   });
 
   it('problems are collected and named, one line', () => {
