@@ -13,6 +13,7 @@ import { ForwardStage } from './resolver/forward.js';
 import { LoopStage } from './resolver/loop.js';
 import { Pipeline } from './resolver/pipeline.js';
 import { buildPins, PinsStage } from './resolver/pins.js';
+import { PolicyStage, policyOptionsFrom } from './resolver/policy.js';
 import { QueryHandler } from './server/handler.js';
 import { TcpServer } from './server/tcp.js';
 import { UdpServer } from './server/udp.js';
@@ -42,6 +43,7 @@ export class Daemon {
   readonly cache: AnswerCache;
   readonly cacheStage: CacheStage;
   readonly pinsStage: PinsStage;
+  readonly policy: PolicyStage;
   readonly pipeline: Pipeline;
   readonly handler: QueryHandler;
   /** Forwarding-loop detection; `loopGuard.status()` / `loopGuard.ok` feed readiness. */
@@ -60,8 +62,14 @@ export class Daemon {
     this.cache = new AnswerCache({ maxEntries: config.cache.maxEntries });
     this.cacheStage = new CacheStage(this.cache);
     this.pinsStage = new PinsStage(buildPins(config));
-    this.pipeline = new Pipeline([new LoopStage(this.loopGuard), this.pinsStage, this.cacheStage, new ForwardStage(strategy)]);
-    this.handler = new QueryHandler({ pipeline: this.pipeline, timeoutMs: config.timeoutMs, log });
+    this.policy = new PolicyStage(policyOptionsFrom(config));
+    this.pipeline = new Pipeline([this.policy, new LoopStage(this.loopGuard), this.pinsStage, this.cacheStage, new ForwardStage(strategy)]);
+    this.handler = new QueryHandler({
+      pipeline: this.pipeline,
+      timeoutMs: config.timeoutMs,
+      log,
+      screenReject: (transport, client, reason, hasReply) => this.policy.screenReject(transport, client, reason, hasReply),
+    });
   }
 
   /** Builds and starts a daemon; on any listen failure everything opened so far is closed again. */
@@ -94,7 +102,7 @@ export class Daemon {
   /** Serves on sockets systemd handed over, UDP and TCP per address, instead of binding. */
   private async adopt(inherited: InheritedSocket[]): Promise<void> {
     for (const pair of pairByAddress(inherited)) {
-      const l: Listener = { udp: new UdpServer(this.handler, pair.address), tcp: new TcpServer(this.handler, pair.address), address: pair.address };
+      const l: Listener = { udp: new UdpServer(this.handler, pair.address), tcp: new TcpServer(this.handler, pair.address, this.config.tcp), address: pair.address };
       this.listeners.push(l); // closed by stop() if anything below fails
       await l.udp.listen(pair.udp.fd);
       await l.tcp.listen(pair.tcp.fd);
@@ -121,7 +129,7 @@ export class Daemon {
     for (let attempt = 0; ; attempt++) {
       const udp = new UdpServer(this.handler, addr);
       const bound = await udp.listen();
-      const tcp = new TcpServer(this.handler, { ...addr, port: bound.port });
+      const tcp = new TcpServer(this.handler, { ...addr, port: bound.port }, this.config.tcp);
       try {
         await tcp.listen();
         return { udp, tcp, address: { ...addr, port: bound.port } };

@@ -28,3 +28,22 @@ export const GO_PROXY_NAMES = [
   'sum.golang.org',
   'mirrors.aliyun.com',
 ] as const;
+
+/**
+ * Sources answered by default: loopback, RFC 1918, link-local (169.254/16, fe80::/10) and
+ * unique local IPv6 (RFC 4193). CGNAT (100.64.0.0/10, RFC 6598) is left out on purpose: it
+ * is shared by many customers of one ISP, not private to one site (add it for Tailscale).
+ */
+export const DEFAULT_ACL_ALLOW = [
+  '127.0.0.0/8',
+  '::1/128',
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '169.254.0.0/16',
+  'fc00::/7',
+  'fe80::/10',
+];
+
+/** Sources the rate limit does not apply to: local processes can load the machine anyway. */
+export const DEFAULT_RATE_LIMIT_EXEMPT = ['127.0.0.0/8', '::1/128'];

@@ -5,10 +5,16 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseHostPort } from './address.js';
-import { DEFAULT_LISTEN, DEFAULT_UPSTREAMS } from './defaults.js';
+import { parseCidr } from './cidr.js';
+import { DEFAULT_ACL_ALLOW, DEFAULT_LISTEN, DEFAULT_RATE_LIMIT_EXEMPT, DEFAULT_UPSTREAMS } from './defaults.js';
 
 const listenAddress = z.string().superRefine((s, ctx) => {
   const r = parseHostPort(s);
+  if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
+});
+
+const cidr = z.string().superRefine((s, ctx) => {
+  const r = parseCidr(s);
   if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
 });
 
@@ -75,6 +81,48 @@ export const configSchema = z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     })
     .default({ level: 'info' }),
+  /** Which client sources are answered; every other source gets REFUSED. */
+  acl: z
+    .strictObject({
+      allow: z.array(cidr).default(DEFAULT_ACL_ALLOW),
+    })
+    .prefault({}),
+  /** Token bucket per client prefix (/24 IPv4, /56 IPv6); over it UDP queries are dropped, TCP ones REFUSED. */
+  rateLimit: z
+    .strictObject({
+      /** Queries per second per prefix; 0 turns the limit off. */
+      qps: z.number().min(0).max(1_000_000).default(1000),
+      /** Bucket size (queries allowed at once); default twice qps. */
+      burst: z.int().min(1).max(10_000_000).optional(),
+      /** Prefixes tracked at once (least recently seen are forgotten first). */
+      maxClients: z.int().min(1).max(10_000_000).default(10_000),
+      /** Sources never limited. */
+      exempt: z.array(cidr).default(DEFAULT_RATE_LIMIT_EXEMPT),
+    })
+    .prefault({}),
+  /** EDNS Client Subnet (RFC 7871) from clients: stripped before going upstream unless kept. */
+  ecs: z
+    .strictObject({
+      keep: z.boolean().default(false),
+    })
+    .prefault({}),
+  /** qtype ANY: `hinfo` answers the minimal RFC 8482 HINFO, `refuse` answers REFUSED, `forward` asks upstream. */
+  any: z.enum(['hinfo', 'refuse', 'forward']).default('hinfo'),
+  /** TCP listener limits (RFC 7766). */
+  tcp: z
+    .strictObject({
+      /** Close a connection with no query in progress and no traffic for this long. */
+      idleTimeoutMs: z.int().min(100).max(600_000).default(10_000),
+      /** Open connections per listening address; more are closed at once. */
+      maxConnections: z.int().min(1).max(100_000).default(1000),
+      /** Queries in progress per connection; past it the connection is not read until some finish. */
+      maxInflightPerConnection: z.int().min(1).max(1000).default(64),
+      /** A query frame, once its first byte arrived, must be complete within this long. */
+      frameTimeoutMs: z.int().min(100).max(600_000).default(5000),
+      /** Unsent answer bytes per connection before it stops reading; twice this closes it. */
+      maxBufferedBytes: z.int().min(65_536).max(64 * 1024 * 1024).default(262_144),
+    })
+    .prefault({}),
 });
 
 export type Config = z.output<typeof configSchema>;

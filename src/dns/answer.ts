@@ -8,6 +8,7 @@ import { ADVERTISED_UDP_SIZE } from './upstream-query.js';
 import { Flag, HEADER_LEN, optRecord } from './wire.js';
 
 export const CLASSIC_UDP_SIZE = 512;
+export const MAX_MESSAGE = 0xffff;
 
 /** Largest UDP answer this client may get: 512 without EDNS, else its size capped at 1232 (DNS Flag Day 2020). */
 export function udpLimit(q: Query): number {
@@ -18,7 +19,8 @@ export function udpLimit(q: Query): number {
 export function finalizeAnswer(q: Query, wire: Buffer, transport: 'udp' | 'tcp', extendedRcode = 0): Buffer {
   const opt = q.edns ? optRecord(ADVERTISED_UDP_SIZE, q.edns.dnssecOk, extendedRcode) : null;
   const total = wire.length + (opt ? opt.length : 0);
-  if (transport === 'udp' && total > udpLimit(q)) return truncated(q, wire, opt);
+  // Over TCP the 2-byte length prefix caps a message at 65535 bytes.
+  if (total > (transport === 'udp' ? udpLimit(q) : MAX_MESSAGE)) return truncated(q, wire, opt);
   const out = Buffer.allocUnsafe(total);
   wire.copy(out);
   patchHeader(out, q, wire);

@@ -5,7 +5,10 @@ import type { Context, Next, Result, Stage } from './types.js';
 
 export function keyFor(ctx: Context): string {
   const q = ctx.query;
-  return cacheKey(q.lname, q.qtype, q.qclass, q.edns?.dnssecOk ?? false, q.checkingDisabled);
+  const key = cacheKey(q.lname, q.qtype, q.qclass, q.edns?.dnssecOk ?? false, q.checkingDisabled);
+  // A client subnet kept for upstream (ecs.keep) makes the answer depend on it.
+  const ecs = q.edns?.options.find((o) => o.code === 8)?.data;
+  return ecs ? `${key}|ecs:${ecs.toString('hex')}` : key;
 }
 
 export class CacheStage implements Stage {

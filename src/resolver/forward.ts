@@ -14,7 +14,9 @@ export class ForwardStage implements Stage {
   }
 
   async handle(ctx: Context, _next: Next): Promise<Result> {
-    const wire = buildUpstreamQuery(ctx.query);
+    // Client EDNS options are hop-by-hop, except a client subnet the policy stage kept.
+    const ecs = ctx.query.edns?.options.filter((o): o is { code: number; data: Buffer } => o.code === 8 && o.data !== undefined && o.data.length <= 20);
+    const wire = buildUpstreamQuery(ctx.query, ecs?.length ? { ednsOptions: ecs } : {});
     try {
       const r = await this.strategy.resolve(wire, ctx.query, ctx.signal);
       return { wire: r.answer.wire, source: 'upstream', rcode: r.answer.rcode, upstream: r.upstream, packet: r.answer.packet };

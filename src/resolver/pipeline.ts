@@ -1,7 +1,7 @@
 /**
  * The one place that orders the resolve path, like CoreDNS's plugin chain:
  *
- *   policy → pins → cache → forward (upstream strategy)
+ *   policy → loop → pins → cache → forward (upstream strategy)
  *
  * Each stage answers or hands on. The listener (server/) decodes before and the
  * answer step (dns/answer.ts) encodes after.

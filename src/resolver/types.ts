@@ -23,6 +23,8 @@ export interface Result {
   upstream?: string;
   /** Decoded form, when a stage had it anyway (upstream answers). */
   packet?: Packet;
+  /** Send nothing back (e.g. a UDP query over the rate limit). */
+  drop?: boolean;
 }
 
 export type Next = (ctx: Context) => Promise<Result>;

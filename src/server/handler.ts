@@ -21,6 +21,8 @@ export interface HandlerOptions {
   onAnswer?: (ctx: Context, result: Result, ms: number) => void;
   /** Called for packets that were not queries we could answer normally. */
   onReject?: (transport: Transport, reason: string) => void;
+  /** Decides whether such a packet's error reply (FORMERR, NOTIMP) may be sent (policy: ACL, rate limit). */
+  screenReject?: (transport: Transport, client: { address: string; port: number }, reason: string, hasReply: boolean) => boolean;
 }
 
 export class QueryHandler {
@@ -41,7 +43,8 @@ export class QueryHandler {
     const decoded = decodeQuery(raw);
     if (!decoded.ok) {
       this.opts.onReject?.(transport, decoded.reason);
-      return decoded.reply;
+      const send = this.opts.screenReject?.(transport, client, decoded.reason, decoded.reply !== null) ?? true;
+      return send ? decoded.reply : null;
     }
     const q = decoded.query;
     if (this.inflight >= this.maxInflight) {
@@ -70,15 +73,17 @@ export class QueryHandler {
       if (!deadline.signal.aborted) deadline.abort();
       this.inflight--;
     }
-    const out = finalizeSafe(q, result.wire, transport);
+    if (result.drop) return null;
+    // An extended rcode (BADVERS = 16) keeps its low 4 bits in the header, the rest in OPT.
+    const out = finalizeSafe(q, result.wire, transport, result.rcode >> 4);
     this.opts.onAnswer?.(ctx, result, performance.now() - received);
     return out;
   }
 }
 
-function finalizeSafe(q: Query, wire: Buffer, transport: Transport): Buffer {
+function finalizeSafe(q: Query, wire: Buffer, transport: Transport, extendedRcode = 0): Buffer {
   try {
-    return finalizeAnswer(q, wire, transport);
+    return finalizeAnswer(q, wire, transport, extendedRcode);
   } catch {
     return finalizeAnswer(q, rcodeReply(q, Rcode.SERVFAIL), transport);
   }

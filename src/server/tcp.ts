@@ -1,32 +1,42 @@
 /**
- * TCP listener (RFC 1035 §4.2.2 framing, RFC 7766 behaviour): 2-byte length prefix,
- * several queries per connection answered as they complete, an idle timeout,
- * a cap on connections and on queries in flight per connection.
+ * TCP listener (RFC 1035 §4.2.2 framing, RFC 7766 behaviour): a cap on open connections;
+ * each connection (tcp-connection.ts) has its queries answered as they complete, an idle
+ * timeout, and bounds on what a slow or stalled client can hold.
  */
 import net from 'node:net';
 import type { HostPort } from '../config/address.js';
 import { explainBindError } from './bind-error.js';
 import type { QueryHandler } from './handler.js';
+import { TcpConnection, type TcpCloseReason, type TcpLimits } from './tcp-connection.js';
 
 export interface TcpOptions {
   idleTimeoutMs?: number;
   maxConnections?: number;
   maxInflightPerConnection?: number;
+  frameTimeoutMs?: number;
+  maxBufferedBytes?: number;
 }
 
 export class TcpServer {
   private server: net.Server | null = null;
-  private readonly sockets = new Set<net.Socket>();
-  private readonly idleTimeoutMs: number;
-  private readonly maxInflightPerConnection: number;
+  private readonly sockets = new Map<net.Socket, TcpConnection>();
+  private readonly limits: TcpLimits;
+  /** Connections closed, by reason (plain counters for metrics and tests). */
+  readonly closed: Partial<Record<TcpCloseReason, number>> = {};
+  /** Connections turned away because maxConnections were open. */
+  rejectedConnections = 0;
 
   constructor(
     private readonly handler: QueryHandler,
     readonly address: HostPort,
     private readonly opts: TcpOptions = {},
   ) {
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? 10_000;
-    this.maxInflightPerConnection = opts.maxInflightPerConnection ?? 64;
+    this.limits = {
+      idleTimeoutMs: opts.idleTimeoutMs ?? 10_000,
+      frameTimeoutMs: opts.frameTimeoutMs ?? 5000,
+      maxInflight: opts.maxInflightPerConnection ?? 64,
+      maxBufferedBytes: opts.maxBufferedBytes ?? 262_144,
+    };
   }
 
   get connections(): number {
@@ -36,6 +46,7 @@ export class TcpServer {
   async listen(existingFd?: number): Promise<HostPort> {
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onConnection(socket));
     server.maxConnections = this.opts.maxConnections ?? 1000;
+    server.on('drop', () => this.rejectedConnections++);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(explainBindError(err, this.address, 'tcp'));
       server.once('error', onError);
@@ -53,57 +64,17 @@ export class TcpServer {
   }
 
   private onConnection(socket: net.Socket): void {
-    this.sockets.add(socket);
-    socket.setTimeout(this.idleTimeoutMs);
-    let buffered: Buffer = Buffer.alloc(0);
-    let inflight = 0;
-    let ended = false;
-    const client = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
-    const maybeEnd = () => {
-      if (ended && inflight === 0 && !socket.destroyed) socket.end();
-    };
-    socket.on('timeout', () => socket.destroy());
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('end', () => {
-      ended = true;
-      maybeEnd();
+    const conn = new TcpConnection(socket, this.handler, this.limits, (reason) => {
+      this.sockets.delete(socket);
+      this.closed[reason] = (this.closed[reason] ?? 0) + 1;
     });
-    socket.on('data', (chunk: Buffer) => {
-      buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
-      while (buffered.length >= 2) {
-        const len = buffered.readUInt16BE(0);
-        if (buffered.length < 2 + len) break;
-        const msg = Buffer.from(buffered.subarray(2, 2 + len));
-        buffered = buffered.subarray(2 + len);
-        if (len === 0) continue;
-        inflight++;
-        if (inflight >= this.maxInflightPerConnection) socket.pause();
-        this.handler.handle(msg, 'tcp', client).then(
-          (reply) => {
-            inflight--;
-            if (reply && !socket.destroyed && socket.writable) {
-              const frame = Buffer.allocUnsafe(2 + reply.length);
-              frame.writeUInt16BE(reply.length, 0);
-              reply.copy(frame, 2);
-              socket.write(frame);
-            }
-            if (socket.isPaused() && inflight < this.maxInflightPerConnection) socket.resume();
-            maybeEnd();
-          },
-          () => {
-            inflight--;
-            maybeEnd();
-          },
-        );
-      }
-    });
+    this.sockets.set(socket, conn);
   }
 
   async close(): Promise<void> {
     const s = this.server;
     this.server = null;
-    for (const sock of this.sockets) sock.destroy();
+    for (const conn of this.sockets.values()) conn.destroy('shutdown');
     if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 }

@@ -227,10 +227,11 @@ export class DohUpstream implements Upstream {
             running--;
             if (settled) return;
             if (!resent && err instanceof UpstreamError && err.retryable && !signal.aborted && !this.closed) {
-              // The connection turned out dead: once more on a fresh one, same deadline.
+              // The connection (or this stream on it) failed: once more on a fresh connection, same
+              // deadline. The old one closes gracefully: one failed stream must not fail its siblings.
               resent = true;
               clearTimeout(hedgeTimer);
-              this.retire(conn, false);
+              this.retire(conn, true);
               this.stats.retries++;
               attempt(this.connection());
               return;
@@ -262,6 +263,8 @@ export class DohUpstream implements Upstream {
       res = await conn.client.request({
         path: this.url.pathname + this.url.search,
         method: 'POST',
+        // A DNS query is safe to repeat; without this undici sends POSTs one at a time over HTTP/2.
+        idempotent: true,
         headers: { 'content-type': 'application/dns-message', accept: 'application/dns-message' },
         body: wire,
         signal,

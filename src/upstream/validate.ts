@@ -4,7 +4,7 @@
  */
 import dnsPacket from 'dns-packet';
 import type { Packet, Query } from '../dns/message.js';
-import { Rcode, readHeader, stripTrailingOpt } from '../dns/wire.js';
+import { Rcode, readHeader, stripTrailingOpt, ttlOffsets } from '../dns/wire.js';
 import { UpstreamError } from './errors.js';
 
 export interface CheckedAnswer {
@@ -31,7 +31,11 @@ export function checkAnswer(body: Buffer, q: Query, expectedId = 0): CheckedAnsw
   if (aname !== q.lname || aq.type !== q.type || (aq.class ?? 'IN') !== (q.packet.questions?.[0]?.class ?? 'IN')) {
     throw new UpstreamError('wrong_question', `answer is for ${aq.name}/${aq.type}, asked ${q.name}/${q.type}`);
   }
-  const wire = Buffer.from(stripTrailingOpt(body));
+  // dns-packet reads past a record cut short without complaint: walk the records ourselves too.
+  const used = (dnsPacket.decode as { bytes?: number }).bytes ?? body.length;
+  if (used > body.length || ttlOffsets(body) === null) throw new UpstreamError('malformed', 'answer ends inside a record');
+  // Bytes after the last record are dropped: the OPT we append to the client's answer must follow a record.
+  const wire = Buffer.from(stripTrailingOpt(used < body.length ? body.subarray(0, used) : body));
   wire.writeUInt16BE(0, 0);
   return { wire, packet, rcode: h.rcode };
 }

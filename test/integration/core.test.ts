@@ -186,6 +186,20 @@ describe('resolve path over DoH', () => {
     expect(fast.lastRequest!.headers[':authority']).toBe(`doh.test:${fast.port}`);
   });
 
+  it('multiplexes concurrent queries on the one HTTP/2 connection instead of queueing them', async () => {
+    fast.mode = 'slow';
+    fast.delayMs = 700;
+    d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] });
+    await queryUdp({ port: d.port, name: 'warm.example.test', timeoutMs: 2000 }); // connection up
+    const before = fast.requests;
+    const pending = Array.from({ length: 8 }, (_, i) => queryUdp({ port: d!.port, name: `m${i}.example.test`, timeoutMs: 2500 }));
+    await new Promise((r) => setTimeout(r, 400));
+    // All eight reached the upstream while the first of them was still unanswered.
+    expect(fast.requests - before).toBe(8);
+    await Promise.all(pending);
+    expect(fast.handshakes).toBe(1);
+  });
+
   it('reuses one HTTP/2 connection across queries', async () => {
     d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] });
     await Promise.all(['a', 'b', 'c', 'd', 'e'].map((n) => queryUdp({ port: d!.port, name: `${n}.example.test` })));
