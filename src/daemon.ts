@@ -5,7 +5,9 @@
 import type { Logger } from 'pino';
 import { formatHostPort, parseHostPort, type HostPort } from './config/address.js';
 import { staleClientTimeout } from './config/check.js';
+import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { configTargets, selfTargetProblems } from './config/self-address.js';
 import { AnswerCache } from './cache/answer-cache.js';
 import { loadCache, saveCache } from './cache/persist.js';
 import { HostsFile } from './hosts/hosts-file.js';
@@ -14,6 +16,7 @@ import { CacheStage } from './resolver/cache.js';
 import { CoalesceStage } from './resolver/coalesce.js';
 import { ForwardStage } from './resolver/forward.js';
 import { HostsStage } from './resolver/hosts.js';
+import { LoopStage } from './resolver/loop.js';
 import { Pipeline } from './resolver/pipeline.js';
 import { buildPins, PinsStage } from './resolver/pins.js';
 import { PolicyStage, policyOptionsFrom } from './resolver/policy.js';
@@ -23,8 +26,10 @@ import { QueryHandler } from './server/handler.js';
 import { TcpServer } from './server/tcp.js';
 import { UdpServer } from './server/udp.js';
 import { ListenError } from './server/bind-error.js';
+import { pairByAddress, type InheritedSocket } from './server/socket-activation.js';
 import { DohUpstream } from './upstream/doh.js';
 import { UpstreamGroups } from './upstream/groups.js';
+import { LoopGuard } from './upstream/loop-guard.js';
 import { UpstreamReporter } from './upstream/report.js';
 import type { Upstream } from './upstream/types.js';
 
@@ -32,6 +37,11 @@ export interface Listener {
   udp: UdpServer;
   tcp: TcpServer;
   address: HostPort;
+}
+
+export interface StartOptions {
+  /** Sockets handed over by systemd (socket activation): served instead of binding `listen`. */
+  inherited?: InheritedSocket[];
 }
 
 export class Daemon {
@@ -49,6 +59,9 @@ export class Daemon {
   readonly pinHealth: PinHealth | undefined;
   readonly pipeline: Pipeline;
   readonly handler: QueryHandler;
+  /** Forwarding-loop detection; `loopGuard.status()` / `loopGuard.ok` feed readiness. */
+  readonly loopGuard: LoopGuard;
+  private loopProbe: Promise<void> | null = null;
   private stopped = false;
 
   constructor(
@@ -57,9 +70,10 @@ export class Daemon {
   ) {
     this.reporter = new UpstreamReporter(log);
     const defaults = config.upstreams.map((u) => new DohUpstream(u, { log }));
-    this.groups = new UpstreamGroups(config, this.reporter, { default: defaults, log });
+    this.loopGuard = new LoopGuard(log);
+    this.groups = new UpstreamGroups(config, this.reporter, { default: defaults, log, wrap: (u) => this.loopGuard.wrap(u) });
     this.reporter.add(this.groups.health);
-    this.upstreams = this.groups.all;
+    this.upstreams = this.groups.raw;
     const c = config.cache;
     this.cache = new AnswerCache({
       maxEntries: c.maxEntries,
@@ -85,8 +99,8 @@ export class Daemon {
     this.coalesceStage = new CoalesceStage({ timeoutMs: config.timeoutMs });
     this.routeStage = new RouteStage(config.forward);
     this.policy = new PolicyStage(policyOptionsFrom(config));
-    // policy → pins → hosts → cache → coalesce → route → forward (upstream group strategy)
-    const stages: Stage[] = [this.policy, this.pinsStage];
+    // policy → loop → pins → hosts → cache → coalesce → route → forward (upstream group strategy)
+    const stages: Stage[] = [this.policy, new LoopStage(this.loopGuard), this.pinsStage];
     if (this.hostsFile) stages.push(new HostsStage(this.hostsFile, config.hosts!.ttl));
     stages.push(this.cacheStage, this.coalesceStage, this.routeStage, new ForwardStage(this.groups.defaultStrategy, this.groups));
     this.pipeline = new Pipeline(stages);
@@ -99,13 +113,17 @@ export class Daemon {
   }
 
   /** Builds and starts a daemon; on any listen failure everything opened so far is closed again. */
-  static async start(config: Config, log: Logger): Promise<Daemon> {
+  static async start(config: Config, log: Logger, opts: StartOptions = {}): Promise<Daemon> {
     const d = new Daemon(config, log);
     try {
       d.warmStart();
       d.hostsFile?.start();
       d.pinHealth?.start();
-      await d.listen();
+      if (opts.inherited?.length) await d.adopt(opts.inherited);
+      else await d.listen();
+      // Now that the real addresses are known (port 0, inherited sockets): no upstream may be one of them.
+      const problems = selfTargetProblems(d.addresses, configTargets(config));
+      if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
     } catch (err) {
       await d.stop();
       throw err;
@@ -124,7 +142,27 @@ export class Daemon {
       },
       'dohd listening',
     );
+    if (config.loopProbe) {
+      d.loopProbe = d.loopGuard.probe(d.upstreams).catch((err: unknown) => log.warn({ err }, 'loop probe failed'));
+    }
     return d;
+  }
+
+  /** Serves on sockets systemd handed over, UDP and TCP per address, instead of binding. */
+  private async adopt(inherited: InheritedSocket[]): Promise<void> {
+    for (const pair of pairByAddress(inherited)) {
+      const l: Listener = { udp: new UdpServer(this.handler, pair.address), tcp: new TcpServer(this.handler, pair.address, this.config.tcp), address: pair.address };
+      this.listeners.push(l); // closed by stop() if anything below fails
+      await l.udp.listen(pair.udp.fd);
+      await l.tcp.listen(pair.tcp.fd);
+    }
+    this.log.info(
+      {
+        sockets: inherited.map((s) => ({ fd: s.fd, name: s.name, proto: s.proto, address: formatHostPort(s.address) })),
+        unusedListen: this.config.listen,
+      },
+      'socket activation: serving on the sockets systemd passed (the "listen" setting is not used)',
+    );
   }
 
   private async listen(): Promise<void> {
@@ -184,6 +222,8 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.loopGuard.stop();
+    await this.loopProbe;
     await Promise.all(this.listeners.flatMap((l) => [l.udp.close(), l.tcp.close()]));
     this.cacheStage.close();
     this.pinHealth?.close();

@@ -21,14 +21,10 @@ export function checkConfig(config: Config, baseDir: string): string[] {
   const groups = Object.keys(config.groups);
   const known = () => [DEFAULT_GROUP, ...groups].map((g) => `"${g}"`).join(', ');
 
-  const listens = config.listen.map((l) => parseHostPort(l)).filter((l): l is HostPort => typeof l !== 'string');
   for (const [g, group] of Object.entries(config.groups)) {
     group.upstreams.forEach((u, i) => {
       const where = `groups.${g}.upstreams[${i}]`;
-      const plain = u.address ?? (u.url && !u.url.startsWith('https:') ? new URL(u.url).host : undefined);
-      const target = plain === undefined ? undefined : parseHostPort(plain);
-      if (target && typeof target !== 'string' && listens.some((l) => l.port === target.port && (l.host === target.host || isWildcard(l.host))))
-        problems.push(`${where}: ${plain} is one of dohd's own listen addresses (queries would loop back to dohd)`);
+      // Whether it is one of dohd's own listeners is checked with every other target (self-address.ts).
       if (u.url?.startsWith('https:')) {
         const host = new URL(u.url).hostname.replace(/^\[|\]$/g, '');
         const isIpHost = /^[\d.]+$/.test(host) || host.includes(':');

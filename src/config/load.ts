@@ -3,7 +3,9 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { checkConfig } from './check.js';
+import { parseHostPort, type HostPort } from './address.js';
 import { KNOWN_BOOTSTRAP } from './defaults.js';
+import { configTargets, selfTargetProblems } from './self-address.js';
 import { configSchema, type Config } from './schema.js';
 
 /** A configuration problem, worded for the operator: which key, what is wrong. */
@@ -83,6 +85,9 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): Config {
     }
   });
   problems.push(...checkConfig(config, baseDir));
+  // The loop guard's static half: no upstream may be one of dohd's own listeners.
+  const listeners = config.listen.map((l) => parseHostPort(l)).filter((l): l is HostPort => typeof l !== 'string');
+  problems.push(...selfTargetProblems(listeners, configTargets(config)));
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
   return config;
 }

@@ -48,6 +48,13 @@ export const upstreamSchema = z.strictObject({
   ca: z.string().min(1).optional(),
   /** A short label for logs and metrics; defaults to the URL's host. */
   name: z.string().min(1).max(64).optional(),
+  /** Close the connection after this many ms without a query (default 8000): below the upstream's own idle limit. */
+  idleTimeoutMs: z.int().min(100).max(3_600_000).optional(),
+  /**
+   * A connection silent this long (ms, default 1000) may be dead without a FIN: a request on it
+   * that gets no answer within 4× the usual time is also sent on a fresh connection. 0 = never.
+   */
+  quietMs: z.int().min(0).max(3_600_000).optional(),
 });
 
 const pinAddresses = z.array(ipAddress).min(1);
@@ -210,6 +217,8 @@ export const configSchema = z.strictObject({
   health: healthSchema,
   hosts: hostsSchema.optional(),
   pinVerify: pinVerifySchema,
+  /** At start-up, send each upstream a probe query to detect a forwarding loop back to dohd. */
+  loopProbe: z.boolean().default(true),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

@@ -109,11 +109,12 @@ describe('configuration of groups, routing, cache, hosts and pin checks', () => 
     const p = problems({
       listen: ['127.0.0.1:53', '0.0.0.0:5353'],
       upstreams: up,
-      groups: { g: { upstreams: [{ address: '127.0.0.1:53' }, { url: 'udp://10.0.0.1:5353' }, { url: 'udp://10.0.0.1:53' }] } },
+      // 127.0.0.2:5353 reaches the wildcard listener (loopback); 192.0.2.1 is not this machine.
+      groups: { g: { upstreams: [{ address: '127.0.0.1:53' }, { url: 'udp://127.0.0.2:5353' }, { url: 'udp://192.0.2.1:5353' }, { address: '127.0.0.1:5300' }] } },
     });
     expect(p).toEqual([
-      "groups.g.upstreams[0]: 127.0.0.1:53 is one of dohd's own listen addresses (queries would loop back to dohd)",
-      "groups.g.upstreams[1]: 10.0.0.1:5353 is one of dohd's own listen addresses (queries would loop back to dohd)",
+      "groups.g.upstreams[0]: 127.0.0.1:53 is dohd's own listening address 127.0.0.1:53: queries would come straight back (a forwarding loop)",
+      "groups.g.upstreams[1]: udp://127.0.0.2:5353 is dohd's own listening address 0.0.0.0:5353: queries would come straight back (a forwarding loop)",
     ]);
   });
 
