@@ -1,9 +1,16 @@
-/** `dohd run`: start the daemon and keep it running until SIGTERM/SIGINT. */
+/**
+ * `dohd run`: start the daemon and keep it running.
+ * SIGHUP reloads the configuration file; SIGTERM/SIGINT drain (stop accepting, answer what is
+ * in flight, run shutdown hooks such as saving the cache) and exit 0. A second signal exits at once.
+ */
 import type { CommandModule } from 'yargs';
+import { formatHostPort } from '../config/address.js';
+import { ConfigError, loadConfig } from '../config/load.js';
 import { Daemon } from '../daemon.js';
 import { createLogger } from '../log.js';
 import { ListenError } from '../server/bind-error.js';
-import { configFrom, fail, withConfigOptions, type ConfigArgs } from './common.js';
+import { notifyReady } from '../systemd-notify.js';
+import { configFrom, fail, overridesFrom, withConfigOptions, type ConfigArgs } from './common.js';
 
 export async function runDaemon(args: ConfigArgs): Promise<Daemon> {
   const config = configFrom(args);
@@ -15,14 +22,19 @@ export async function runDaemon(args: ConfigArgs): Promise<Daemon> {
     if (err instanceof ListenError) fail(err.message, 1);
     throw err;
   }
+  void notifyReady(`answering DNS on ${daemon.addresses.map((a) => formatHostPort(a)).join(', ')}`, log);
+
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without waiting for queries in flight');
+      process.exit(1);
+    }
     stopping = true;
-    log.info({ signal }, 'dohd stopping');
-    daemon.stop().then(
-      () => {
-        log.info('dohd stopped');
+    log.info({ signal, inflight: daemon.handler.inflight }, 'dohd stopping: no new queries, answering those in flight');
+    daemon.drain().then(
+      ({ unfinished }) => {
+        log.info(unfinished ? { unfinished } : {}, 'dohd stopped');
         process.exit(0);
       },
       (err: unknown) => {
@@ -31,8 +43,37 @@ export async function runDaemon(args: ConfigArgs): Promise<Daemon> {
       },
     );
   };
+  const reload = () => {
+    if (stopping) return;
+    if (!args.config) {
+      log.warn('SIGHUP: dohd was started without --config, there is no configuration file to reload');
+      return;
+    }
+    let next;
+    try {
+      next = loadConfig(args.config, overridesFrom(args));
+    } catch (err) {
+      daemon.metrics.reload(false);
+      const error = err instanceof ConfigError ? err.message : String((err as Error)?.message ?? err);
+      log.error({ file: args.config, error }, 'configuration reload failed: the running configuration stays');
+      return;
+    }
+    const r = daemon.reload(next);
+    if (!r.ok) {
+      log.error({ file: args.config, error: r.error }, 'configuration reload failed: the running configuration stays');
+      return;
+    }
+    log.info({ file: args.config, applied: r.live }, r.live.length ? 'configuration reloaded' : 'configuration reloaded: no live setting changed');
+    if (r.restart.length) {
+      log.warn(
+        { file: args.config, keys: r.restart },
+        `configuration change needs a restart to take effect: ${r.restart.join(', ')} (the running values stay until then)`,
+      );
+    }
+  };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', reload);
   return daemon;
 }
 

@@ -21,6 +21,8 @@ export interface HandlerOptions {
   onAnswer?: (ctx: Context, result: Result, ms: number) => void;
   /** Called for packets that were not queries we could answer normally. */
   onReject?: (transport: Transport, reason: string) => void;
+  /** May add to the finished answer (e.g. the EDNS explain option for `dohd query`). */
+  decorate?: (ctx: Context, result: Result, reply: Buffer, ms: number) => Buffer;
 }
 
 export class QueryHandler {
@@ -70,8 +72,10 @@ export class QueryHandler {
       if (!deadline.signal.aborted) deadline.abort();
       this.inflight--;
     }
-    const out = finalizeSafe(q, result.wire, transport);
-    this.opts.onAnswer?.(ctx, result, performance.now() - received);
+    let out = finalizeSafe(q, result.wire, transport);
+    const ms = performance.now() - received;
+    if (this.opts.decorate) out = this.opts.decorate(ctx, result, out, ms);
+    this.opts.onAnswer?.(ctx, result, ms);
     return out;
   }
 }

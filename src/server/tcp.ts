@@ -19,6 +19,9 @@ export class TcpServer {
   private readonly sockets = new Set<net.Socket>();
   private readonly idleTimeoutMs: number;
   private readonly maxInflightPerConnection: number;
+  private draining = false;
+  /** Per connection: ends it if it has nothing in flight (used when draining). */
+  private readonly endIfIdle = new Map<net.Socket, () => void>();
 
   constructor(
     private readonly handler: QueryHandler,
@@ -60,18 +63,22 @@ export class TcpServer {
     let ended = false;
     const client = { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     const maybeEnd = () => {
-      if (ended && inflight === 0 && !socket.destroyed) socket.end();
+      if ((ended || this.draining) && inflight === 0 && !socket.destroyed) socket.end();
     };
+    this.endIfIdle.set(socket, maybeEnd);
     socket.on('timeout', () => socket.destroy());
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      this.endIfIdle.delete(socket);
+    });
     socket.on('end', () => {
       ended = true;
       maybeEnd();
     });
     socket.on('data', (chunk: Buffer) => {
       buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
-      while (buffered.length >= 2) {
+      while (buffered.length >= 2 && !this.draining) {
         const len = buffered.readUInt16BE(0);
         if (buffered.length < 2 + len) break;
         const msg = Buffer.from(buffered.subarray(2, 2 + len));
@@ -98,6 +105,16 @@ export class TcpServer {
         );
       }
     });
+  }
+
+  /**
+   * Draining: no new connections, no new queries on open ones; queries in flight are
+   * answered, then each connection is closed.
+   */
+  stopAccepting(): void {
+    this.draining = true;
+    this.server?.close();
+    for (const end of this.endIfIdle.values()) end();
   }
 
   async close(): Promise<void> {
