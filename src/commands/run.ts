@@ -15,14 +15,25 @@ import { configFrom, fail, overridesFrom, withConfigOptions, type ConfigArgs } f
 export async function runDaemon(args: ConfigArgs): Promise<Daemon> {
   const config = configFrom(args);
   const log = createLogger(config.log.level);
-  let daemon: Daemon;
+  // Signals are taken before the listeners open: one that arrives during start-up waits for it.
+  let daemon: Daemon | undefined;
+  let early: (() => void) | null = null;
+  const on = (signal: NodeJS.Signals, act: () => void) =>
+    process.on(signal, () => {
+      if (daemon) act();
+      else early ??= act;
+    });
+  on('SIGTERM', () => stop('SIGTERM'));
+  on('SIGINT', () => stop('SIGINT'));
+  on('SIGHUP', () => reload());
   try {
     daemon = await Daemon.start(config, log);
   } catch (err) {
     if (err instanceof ListenError) fail(err.message, 1);
     throw err;
   }
-  void notifyReady(`answering DNS on ${daemon.addresses.map((a) => formatHostPort(a)).join(', ')}`, log);
+  const d: Daemon = daemon;
+  void notifyReady(`answering DNS on ${d.addresses.map((a) => formatHostPort(a)).join(', ')}`, log);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -31,8 +42,8 @@ export async function runDaemon(args: ConfigArgs): Promise<Daemon> {
       process.exit(1);
     }
     stopping = true;
-    log.info({ signal, inflight: daemon.handler.inflight }, 'dohd stopping: no new queries, answering those in flight');
-    daemon.drain().then(
+    log.info({ signal, inflight: d.handler.inflight }, 'dohd stopping: no new queries, answering those in flight');
+    d.drain().then(
       ({ unfinished }) => {
         log.info(unfinished ? { unfinished } : {}, 'dohd stopped');
         process.exit(0);
@@ -53,12 +64,12 @@ export async function runDaemon(args: ConfigArgs): Promise<Daemon> {
     try {
       next = loadConfig(args.config, overridesFrom(args));
     } catch (err) {
-      daemon.metrics.reload(false);
+      d.metrics.reload(false);
       const error = err instanceof ConfigError ? err.message : String((err as Error)?.message ?? err);
       log.error({ file: args.config, error }, 'configuration reload failed: the running configuration stays');
       return;
     }
-    const r = daemon.reload(next);
+    const r = d.reload(next);
     if (!r.ok) {
       log.error({ file: args.config, error: r.error }, 'configuration reload failed: the running configuration stays');
       return;
@@ -71,10 +82,8 @@ export async function runDaemon(args: ConfigArgs): Promise<Daemon> {
       );
     }
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGHUP', reload);
-  return daemon;
+  (early as (() => void) | null)?.();
+  return d;
 }
 
 export const runCommand: CommandModule<object, ConfigArgs> = {

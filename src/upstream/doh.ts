@@ -141,6 +141,8 @@ export class DohUpstream implements Upstream {
       res = await client.request({
         path: this.url.pathname + this.url.search,
         method: 'POST',
+        // A DoH query is safe to send twice; undici serializes non-idempotent requests on one HTTP/2 session.
+        idempotent: true,
         headers: { 'content-type': 'application/dns-message', accept: 'application/dns-message' },
         body: wire,
         signal,
