@@ -2,7 +2,6 @@
  * Builds the daemon from a validated config: upstreams, the resolve pipeline, the
  * listeners, the admin listener. Owns start-up, reload (SIGHUP), drain and shutdown.
  */
-import { isIP } from 'node:net';
 import dnsPacket from 'dns-packet';
 import type { Logger } from 'pino';
 import { formatHostPort, parseHostPort, type HostPort } from './config/address.js';
@@ -22,8 +21,8 @@ import { UpstreamReporter } from './upstream/report.js';
 import { RaceStrategy } from './upstream/strategy.js';
 import type { Upstream } from './upstream/types.js';
 import { decodeQuery } from './dns/message.js';
-import { appendEdnsOption, EXPLAIN_OPTION, explainText, wantsExplain } from './dns/explain.js';
-import { udpLimit } from './dns/answer.js';
+import { explainAnswer, isLoopback } from './dns/explain.js';
+import { rcodeName } from './dns/format.js';
 import { buildUpstreamQuery } from './dns/upstream-query.js';
 import { Metrics } from './metrics.js';
 import { AdminServer, type Readiness } from './server/admin.js';
@@ -85,7 +84,7 @@ export class Daemon {
       log,
       onAnswer: (ctx, result, ms) => this.answered(ctx, result, ms),
       onReject: (transport, reason) => this.metrics.reject(transport, reason),
-      decorate: (ctx, result, reply, ms) => explain(ctx, result, reply, ms),
+      decorate: explainAnswer,
     });
   }
 
@@ -99,7 +98,7 @@ export class Daemon {
             client: ctx.client.address,
             name: ctx.query.name,
             type: ctx.query.type,
-            rcode: dnsRcodeName(result.rcode),
+            rcode: rcodeName(result.rcode),
             source: result.source,
             cache: cacheStatus(result.source),
             ...(result.upstream ? { upstream: result.upstream } : {}),
@@ -332,15 +331,6 @@ export class Daemon {
   }
 }
 
-function isLoopback(host: string): boolean {
-  return isIP(host) === 4 ? host.startsWith('127.') : host === '::1';
-}
-
-const RCODE_NAMES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
-function dnsRcodeName(rcode: number): string {
-  return RCODE_NAMES[rcode] ?? `RCODE${rcode}`;
-}
-
 function cacheStatus(source: Result['source']): string {
   switch (source) {
     case 'cache':
@@ -353,11 +343,4 @@ function cacheStatus(source: Result['source']): string {
     default:
       return 'none';
   }
-}
-
-/** The explain option for `dohd query`: only for loopback clients that asked for it. */
-function explain(ctx: Context, result: Result, reply: Buffer, ms: number): Buffer {
-  if (!wantsExplain(ctx.query) || !isLoopback(ctx.client.address.replace(/^::ffff:/, ''))) return reply;
-  const text = Buffer.from(explainText({ source: result.source, upstream: result.upstream, ms }));
-  return appendEdnsOption(reply, EXPLAIN_OPTION, text, ctx.transport === 'udp' ? udpLimit(ctx.query) : 65535);
 }
