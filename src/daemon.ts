@@ -204,13 +204,17 @@ export class Daemon {
     if (this.draining || this.stopped) return { ready: false, detail: 'shutting down' };
     if (this.listeners.length === 0) return { ready: false, detail: 'not listening' };
     const listening = `listening on ${this.listeners.map((l) => formatHostPort(l.address)).join(', ')}`;
+    const pins = Object.keys(this.config.pins).length;
     let answered = this.upstreams.filter((u) => this.reporter.answered.has(u.name)).map((u) => u.name);
     if (answered.length === 0) {
-      await this.probeUpstreams();
-      answered = this.upstreams.filter((u) => this.reporter.answered.has(u.name)).map((u) => u.name);
+      // With pins loaded dohd can answer already: probe in the background, do not wait.
+      const probe = this.probeUpstreams();
+      if (pins === 0) {
+        await probe;
+        answered = this.upstreams.filter((u) => this.reporter.answered.has(u.name)).map((u) => u.name);
+      }
     }
     if (answered.length > 0) return { ready: true, detail: `${listening}; upstream ${answered.join(', ')} answering` };
-    const pins = Object.keys(this.config.pins).length;
     if (pins > 0) return { ready: true, detail: `${listening}; no upstream has answered yet, ${pins} pins loaded` };
     return { ready: false, detail: `${listening}; no upstream has answered yet (see the log for why)` };
   }
