@@ -108,15 +108,14 @@ export class Metrics {
         this.set(inflight ? inflight() : 0);
       },
     });
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const self = this;
+    const syncCache = () => this.syncCache();
     this.cacheEvents = new Counter({
       name: 'dohd_cache_events_total',
       help: 'Answer cache outcomes: hit, miss, stale (expired answer served), prefetch (refreshed before expiry)',
       labelNames: ['event'],
       registers,
       collect() {
-        self.syncCache();
+        syncCache();
       },
     });
     for (const event of ['hit', 'miss', 'stale', 'prefetch']) this.cacheEvents.inc({ event }, 0);
