@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { formatHostPort, type HostPort } from '../config/address.js';
-import { explainBindError } from './bind-error.js';
+import { explainBindError, ListenError } from './bind-error.js';
 
 export interface Readiness {
   ready: boolean;
@@ -41,7 +41,7 @@ export class AdminServer {
       s.once('close', () => this.sockets.delete(s));
     });
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(explainBindError(err, this.address, 'tcp'));
+      const onError = (err: NodeJS.ErrnoException) => reject(adminBindError(err, this.address));
       server.once('error', onError);
       server.listen({ host: this.address.host, port: this.address.port, ipv6Only: this.address.family === 6, exclusive: true }, () => {
         server.off('error', onError);
@@ -90,6 +90,20 @@ export class AdminServer {
     for (const sock of this.sockets) sock.destroy();
     await closed;
   }
+}
+
+/** A bind failure of the admin listener, pointing at the admin settings (not --listen). */
+function adminBindError(err: NodeJS.ErrnoException, addr: HostPort): ListenError {
+  const where = `${formatHostPort(addr)}/tcp`;
+  if (err.code === 'EADDRINUSE') {
+    return new ListenError(
+      `admin listener: cannot listen on ${where}: the address is already in use by another program. ` +
+        'Choose another with admin.listen (or --admin ADDR:PORT), or turn it off with admin: false (--admin off)',
+      'EADDRINUSE',
+    );
+  }
+  const e = explainBindError(err, addr, 'tcp');
+  return new ListenError(`admin listener: ${e.message}`, e.code);
 }
 
 function send(res: http.ServerResponse, status: number, body: string, contentType = 'text/plain; charset=utf-8'): void {

@@ -7,6 +7,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { queryTcp, queryUdp, TcpDnsClient } from '../fixtures/dns-client.js';
@@ -132,6 +133,33 @@ describe('SIGHUP reloads the configuration', () => {
     dohd.child.kill('SIGHUP');
     const w = await dohd.waitForLog((l) => /no configuration file to reload/.test(String(l.msg)));
     expect(w.level).toBe('warn');
+  });
+});
+
+describe('admin listener from the command line', () => {
+  it('--admin on a taken port stops start-up with one line that names the admin settings', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+    const taken = (blocker.address() as AddressInfo).port;
+    try {
+      dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${taken}`, '--upstream', a.url, '--ca', pki.caFile]);
+      const exit = await dohd.exited;
+      expect(exit.code).toBe(1);
+      expect(dohd.stderr.trim()).toBe(
+        `dohd: admin listener: cannot listen on 127.0.0.1:${taken}/tcp: the address is already in use by another program. Choose another with admin.listen (or --admin ADDR:PORT), or turn it off with admin: false (--admin off)`,
+      );
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('--admin serves /healthz and /metrics of the spawned daemon', async () => {
+    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', a.url, '--ca', pki.caFile]);
+    const port = await listeningPort(dohd);
+    const admin = await adminPortOf(dohd);
+    await queryUdp({ port, name: 'example.test' });
+    expect((await adminGet(admin, '/healthz')).body).toBe('ok\n');
+    expect(parseProm((await adminGet(admin, '/metrics')).body).value('dohd_queries_total', { transport: 'udp' })).toBe(1);
   });
 });
 
