@@ -25,6 +25,8 @@ export interface ConfigOverrides {
   upstream?: string[];
   ca?: string;
   logLevel?: string;
+  /** `ADDR:PORT` for the admin listener, or `off`. */
+  admin?: string;
 }
 
 function keyPath(path: readonly PropertyKey[]): string {
@@ -141,6 +143,7 @@ function applyOverrides(raw: Record<string, unknown>, o: ConfigOverrides): Recor
   if (o.listen?.length) out.listen = o.listen;
   if (o.upstream?.length) out.upstreams = o.upstream.map((url) => (o.ca ? { url, ca: resolve(o.ca) } : { url }));
   else if (o.ca) throw new ConfigError('--ca applies to --upstream URLs; give --upstream too, or set "ca" on the upstream in the config file');
+  if (o.admin) out.admin = o.admin === 'off' ? false : { listen: o.admin };
   if (o.logLevel) {
     const log = (typeof out.log === 'object' && out.log) || {};
     out.log = { ...(log as object), level: o.logLevel };

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseHostPort } from './address.js';
 import { parseCidr } from './cidr.js';
-import { DEFAULT_ACL_ALLOW, DEFAULT_LISTEN, DEFAULT_RATE_LIMIT_EXEMPT, DEFAULT_UPSTREAMS } from './defaults.js';
+import { DEFAULT_ACL_ALLOW, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_RATE_LIMIT_EXEMPT, DEFAULT_UPSTREAMS } from './defaults.js';
 
 const listenAddress = z.string().superRefine((s, ctx) => {
   const r = parseHostPort(s);
@@ -222,8 +222,10 @@ export const configSchema = z.strictObject({
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** One log line per answered query (client, name, type, rcode, upstream, latency, cache status). */
+      queries: z.boolean().default(false),
     })
-    .default({ level: 'info' }),
+    .default({ level: 'info', queries: false }),
   /** Which client sources are answered; every other source gets REFUSED. */
   acl: z
     .strictObject({
@@ -266,6 +268,16 @@ export const configSchema = z.strictObject({
       maxBufferedBytes: z.int().min(65_536).max(64 * 1024 * 1024).default(262_144),
     })
     .prefault({}),
+  /**
+   * The admin HTTP listener (/metrics, /healthz, /readyz); `false` turns it off. Left out, it is
+   * { listen: 127.0.0.1:9153 } on a best-effort basis (a taken port is logged, not fatal);
+   * set explicitly, failing to listen stops start-up like any listen address.
+   */
+  admin: z
+    .union([z.literal(false), z.strictObject({ listen: listenAddress.default(DEFAULT_ADMIN_LISTEN) })], {
+      error: 'expected false or { listen: "ADDR:PORT" }',
+    })
+    .optional(),
 });
 
 export type Config = z.output<typeof configSchema>;

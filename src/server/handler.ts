@@ -23,6 +23,8 @@ export interface HandlerOptions {
   onReject?: (transport: Transport, reason: string) => void;
   /** Decides whether such a packet's error reply (FORMERR, NOTIMP) may be sent (policy: ACL, rate limit). */
   screenReject?: (transport: Transport, client: { address: string; port: number }, reason: string, hasReply: boolean) => boolean;
+  /** May add to the finished answer (e.g. the EDNS explain option for `dohd query`). */
+  decorate?: (ctx: Context, result: Result, reply: Buffer, ms: number) => Buffer;
 }
 
 export class QueryHandler {
@@ -75,8 +77,10 @@ export class QueryHandler {
     }
     if (result.drop) return null;
     // An extended rcode (BADVERS = 16) keeps its low 4 bits in the header, the rest in OPT.
-    const out = finalizeSafe(q, result.wire, transport, result.rcode >> 4);
-    this.opts.onAnswer?.(ctx, result, performance.now() - received);
+    let out = finalizeSafe(q, result.wire, transport, result.rcode >> 4);
+    const ms = performance.now() - received;
+    if (this.opts.decorate) out = this.opts.decorate(ctx, result, out, ms);
+    this.opts.onAnswer?.(ctx, result, ms);
     return out;
   }
 }

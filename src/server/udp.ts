@@ -6,6 +6,10 @@ import type { QueryHandler } from './handler.js';
 
 export class UdpServer {
   private socket: dgram.Socket | null = null;
+  private accepting = true;
+  /** Replies handed to the socket whose send has not completed (close waits for them). */
+  private sending = 0;
+  private sent: (() => void) | null = null;
 
   constructor(
     private readonly handler: QueryHandler,
@@ -34,17 +38,37 @@ export class UdpServer {
   }
 
   private onMessage(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (!this.accepting) return;
     this.handler.handle(msg, 'udp', { address: rinfo.address, port: rinfo.port }).then(
       (reply) => {
-        if (reply && this.socket === socket) socket.send(reply, rinfo.port, rinfo.address, () => {});
+        if (!reply || this.socket !== socket) return;
+        this.sending++;
+        socket.send(reply, rinfo.port, rinfo.address, () => {
+          if (--this.sending === 0) this.sent?.();
+        });
       },
       () => {},
     );
   }
 
+  /** Draining: new queries are ignored; queries already received still get their answer. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
   async close(): Promise<void> {
     const s = this.socket;
     this.socket = null;
-    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+    if (!s) return;
+    if (this.sending > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1000);
+        this.sent = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 }
