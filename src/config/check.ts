@@ -25,20 +25,7 @@ export function checkConfig(config: Config, baseDir: string): string[] {
     group.upstreams.forEach((u, i) => {
       const where = `groups.${g}.upstreams[${i}]`;
       // Whether it is one of dohd's own listeners is checked with every other target (self-address.ts).
-      if (u.url?.startsWith('https:')) {
-        const host = new URL(u.url).hostname.replace(/^\[|\]$/g, '');
-        const isIpHost = /^[\d.]+$/.test(host) || host.includes(':');
-        if (!u.bootstrap && !isIpHost) {
-          const k = KNOWN_BOOTSTRAP[host.toLowerCase()];
-          if (k) u.bootstrap = [...k];
-          else problems.push(`${where}.bootstrap: "${host}" needs bootstrap IP addresses; add bootstrap: [IP, ...] or use an IP in the URL`);
-        }
-      }
-      if (u.ca) {
-        u.ca = resolve(baseDir, u.ca);
-        const p = checkPemFile(u.ca);
-        if (p) problems.push(`${where}.ca: ${p}`);
-      }
+      problems.push(...completeDohUpstream(u, where, baseDir));
     });
   }
   for (const [domain, target] of Object.entries(config.forward)) {
@@ -82,6 +69,33 @@ export function checkConfig(config: Config, baseDir: string): string[] {
 
 function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::';
+}
+
+/**
+ * Fills in and checks what a DoH upstream needs to be reached without the system resolver:
+ * bootstrap IPs (built in for known providers; none needed for an IP host) and a readable CA
+ * file (made absolute). Returns the problems, each naming its key (`where`).
+ */
+export function completeDohUpstream(u: { url?: string | undefined; bootstrap?: string[] | undefined; ca?: string | undefined }, where: string, baseDir: string): string[] {
+  const problems: string[] = [];
+  if (u.url?.startsWith('https:')) {
+    const host = new URL(u.url).hostname.replace(/^\[|\]$/g, '');
+    const isIpHost = /^[\d.]+$/.test(host) || host.includes(':');
+    if (!u.bootstrap && !isIpHost) {
+      const known = KNOWN_BOOTSTRAP[host.toLowerCase()];
+      if (known) u.bootstrap = [...known];
+      else
+        problems.push(
+          `${where}.bootstrap: "${host}" needs bootstrap IP addresses (dohd never asks the system resolver for an upstream's address); add bootstrap: [IP, ...] or use an IP in the URL`,
+        );
+    }
+  }
+  if (u.ca) {
+    u.ca = resolve(baseDir, u.ca);
+    const p = checkPemFile(u.ca);
+    if (p) problems.push(`${where}.ca: ${p}`);
+  }
+  return problems;
 }
 
 export function checkPemFile(file: string): string | null {

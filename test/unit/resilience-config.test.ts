@@ -78,7 +78,7 @@ describe('configuration of groups, routing, cache, hosts and pin checks', () => 
       cache: { minTtl: 600, maxTtl: 60, staleClientTimeoutMs: 3000 },
       hedge: { minDelayMs: 500, maxDelayMs: 100 },
     });
-    expect(p).toContain('groups.c.upstreams[0].bootstrap: "doh.corp" needs bootstrap IP addresses; add bootstrap: [IP, ...] or use an IP in the URL');
+    expect(p).toContain('groups.c.upstreams[0].bootstrap: "doh.corp" needs bootstrap IP addresses (dohd never asks the system resolver for an upstream\'s address); add bootstrap: [IP, ...] or use an IP in the URL');
     expect(p).toContain('forward.corp.example: no group "nowhere" (groups: "default", "c")');
     expect(p).toContain('fallback: no group "nope" under groups (groups: "c")');
     expect(p).toContain('cache.minTtl: 600 is above cache.maxTtl (60)');
