@@ -191,6 +191,30 @@ describe('/metrics', () => {
     expect(s2.value('dohd_config_reloads_total', { result: 'ok' })).toBe(1);
   });
 
+  it('the stages feed the families themselves: rate limiting and ACL refusals are counted as they happen', async () => {
+    d = await startDaemon({
+      upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }],
+      admin: { listen: '127.0.0.1:0' },
+      rateLimit: { qps: 1, burst: 2, exempt: [] },
+    });
+    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => queryUdp({ port: d!.port, name: `r${i}.example.test`, timeoutMs: 400 })));
+    const dropped = results.filter((r) => r.status === 'rejected').length;
+    expect(dropped).toBeGreaterThanOrEqual(3);
+    const s = parseProm((await adminGet(adminPort(d), '/metrics')).body);
+    expect(s.value('dohd_policy_drops_total', { reason: 'rate_limit' })).toBe(d.daemon.policy.counters.rateLimited);
+    expect(d.daemon.policy.counters.rateLimited).toBeGreaterThanOrEqual(dropped);
+    await d.stop();
+
+    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], admin: { listen: '127.0.0.1:0' }, acl: { allow: ['10.0.0.0/8'] } });
+    const r = await queryUdp({ port: d.port, name: 'example.test' });
+    expect(r.response.rcode).toBe('REFUSED');
+    const s2 = parseProm((await adminGet(adminPort(d), '/metrics')).body);
+    expect(s2.value('dohd_policy_drops_total', { reason: 'acl' })).toBe(1);
+    // A second scrape adds nothing new.
+    const s3 = parseProm((await adminGet(adminPort(d), '/metrics')).body);
+    expect(s3.value('dohd_policy_drops_total', { reason: 'acl' })).toBe(1);
+  });
+
   it('label values stay bounded: unknown query types are "other"', async () => {
     d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], admin: { listen: '127.0.0.1:0' } });
     await queryUdp({ port: d.port, name: 'example.test', type: 'LOC' });
