@@ -161,6 +161,10 @@ describe('a forwarding loop through another server is detected at start-up', () 
     expect(status.loops).toHaveLength(1);
     expect(status.loops[0]!.upstream).toBe(`127.0.0.1:${loopy.port}`);
     expect(status.loops[0]!.transport).toBe('udp');
+    // /readyz says so.
+    const ready = await d.daemon.readiness();
+    expect(ready.ready).toBe(false);
+    expect(ready.detail).toContain(`forwarding loop through 127.0.0.1:${loopy.port}`);
     const before = loopy.requests;
     const r = await queryUdp({ port: d.port, name: 'www.example.test' });
     expect(r.response.rcode).toBe('SERVFAIL');
