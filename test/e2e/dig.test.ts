@@ -4,22 +4,15 @@
  * mount and network namespace, so the machine's own resolv.conf is untouched).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { CLI, listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
+import { has } from '../fixtures/tools.js';
 
 const exec = promisify(execFile);
-const has = (cmd: string) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`]);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const HAVE_DIG = has('dig');
 
 let pki: Pki;

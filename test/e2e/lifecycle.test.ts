@@ -15,6 +15,7 @@ import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { adminGet, parseProm } from '../fixtures/prom.js';
 import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
+import { has } from '../fixtures/tools.js';
 
 let pki: Pki;
 let a: DohServer;
@@ -40,14 +41,6 @@ afterEach(async () => {
   b.reset();
 });
 
-const has = (cmd: string) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`]);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 function yaml(o: Record<string, unknown>): string {
   return JSON.stringify(o, null, 2); // JSON is YAML

@@ -12,9 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CLI } from '../fixtures/spawn.js';
+import { has } from '../fixtures/tools.js';
 
 const exec = promisify(execFile);
-const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 const CAN = process.getuid?.() === 0 && has('unshare') && has('dig') && spawnSync('unshare', ['-n', 'true']).status === 0;
 
 describe.skipIf(!CAN)('dohd beside a resolver stub on 127.0.0.53 and 127.0.0.54', () => {

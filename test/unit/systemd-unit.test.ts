@@ -8,6 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { has } from '../fixtures/tools.js';
 
 const UNIT = readFileSync(new URL('../../systemd/dohd.service', import.meta.url), 'utf8');
 
@@ -32,7 +33,6 @@ function parseUnit(text: string): Map<string, Map<string, string[]>> {
   return out;
 }
 
-const has = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
 /** Runs systemd-analyze verify on a copy of `text`; returns everything it printed. */
 function verify(text: string): { status: number | null; output: string } {
