@@ -13,7 +13,8 @@ const answer = dnsPacket.encode({
   questions: [{ name: 'hit.bench', type: 'A', class: 'IN' }],
   answers: [{ name: 'hit.bench', type: 'A', ttl: 3600, data: '192.0.2.1' }],
 });
-const socket = dgram.createSocket('udp4');
+// The same send path as dohd's UDP listener: no lookup for the client's IP literal, no send callback.
+const socket = dgram.createSocket({ type: 'udp4', lookup: (address, _family, callback) => callback(null, address, 4) });
 socket.on('message', (msg, rinfo) => {
   if (msg.length < 2) return;
   const out = Buffer.allocUnsafe(answer.length);

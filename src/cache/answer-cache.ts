@@ -11,8 +11,12 @@ import type { Packet } from '../dns/message.js';
 import { Rcode, ttlOffsets } from '../dns/wire.js';
 
 export interface CacheEntry {
-  /** Answer with ID 0 and no OPT record. */
-  wire: Buffer;
+  /**
+   * Answer with ID 0 and no OPT record, one character per byte (latin1): a string of n bytes
+   * costs about n + 16 bytes of heap, a Buffer about 300 more (its object, its ArrayBuffer,
+   * or a share of an 8 KiB pool slab that every other short-lived Buffer also pins).
+   */
+  wire: string;
   offsets: number[];
   /** Each record's TTL as stored (clamped), seconds. */
   ttls: number[];
@@ -79,6 +83,15 @@ export function cacheableTtl(packet: Packet, rcode: number): number {
   return Number.isFinite(min) ? min : 0;
 }
 
+/**
+ * The key as one flat string. Keys are built by concatenation (`cacheKey`), which V8 keeps
+ * as a tree of pieces — several hundred bytes per key if stored as is. A JSON round trip
+ * gives back the same string (any code unit, lone surrogates included) in one piece.
+ */
+function flatKey(key: string): string {
+  return JSON.parse(JSON.stringify(key)) as string;
+}
+
 /** Bytes an entry is charged against `maxBytes`: its wire, key and bookkeeping. */
 function entrySize(e: CacheEntry, key: string): number {
   return e.wire.length + key.length * 2 + e.offsets.length * 16 + 200;
@@ -92,6 +105,8 @@ export class AnswerCache {
   readonly negativeMaxTtl: number;
   readonly staleWindow: number;
   readonly enabled: boolean;
+  /** Told about every answer `set` stores (not `restore`): workers share their caches through it. */
+  onStore?: (key: string, e: CacheEntry) => void;
 
   constructor(opts: CacheOptions) {
     this.now = opts.now ?? Date.now;
@@ -130,8 +145,8 @@ export class AnswerCache {
     const ttls = offsets.map((o) => Math.min(Math.max(wire.readUInt32BE(o), floor), entryTtl));
     const old = this.lru.peek(key);
     const e: CacheEntry = {
-      wire,
-      offsets,
+      wire: wire.toString('latin1'),
+      offsets: offsets.slice(),
       ttls,
       storedAt: this.now(),
       ttl: entryTtl,
@@ -141,8 +156,11 @@ export class AnswerCache {
       refreshing: false,
       failedAt: 0,
     };
-    this.lru.set(key, e);
-    return this.lru.peek(key) === e ? e : undefined;
+    const stored = flatKey(key);
+    this.lru.set(stored, e);
+    if (this.lru.peek(stored) !== e) return undefined;
+    this.onStore?.(stored, e);
+    return e;
   }
 
   /** Fresh or stale (within the window) entry; counts a hit on a fresh one. Expired beyond the window is dropped. */
@@ -187,8 +205,9 @@ export class AnswerCache {
     if (!this.enabled) return false;
     const ageMs = this.now() - e.storedAt;
     if (ageMs >= (e.ttl + this.staleWindow) * 1000) return false;
-    this.lru.set(key, e);
-    return this.lru.peek(key) === e;
+    const stored = flatKey(key);
+    this.lru.set(stored, e);
+    return this.lru.peek(stored) === e;
   }
 }
 
@@ -198,7 +217,7 @@ export class AnswerCache {
  */
 export function render(e: CacheEntry, age: number, staleTtl?: number): Buffer {
   const out = Buffer.allocUnsafe(e.wire.length);
-  e.wire.copy(out);
+  out.write(e.wire, 0, 'latin1');
   for (let i = 0; i < e.offsets.length; i++) {
     out.writeUInt32BE(staleTtl ?? Math.max(0, e.ttls[i]! - age), e.offsets[i]!);
   }

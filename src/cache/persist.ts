@@ -28,7 +28,7 @@ export function saveCache(cache: AnswerCache, file: string): number {
     o = head.writeUInt16BE(e.ttls.length, o);
     for (const t of e.ttls) o = head.writeUInt32BE(t, o);
     head.writeUInt32BE(e.wire.length, o);
-    chunks.push(head, e.wire);
+    chunks.push(head, Buffer.from(e.wire, 'latin1'));
     count++;
   }
   chunks[1]!.writeUInt32BE(count, 0);
@@ -86,11 +86,11 @@ export function loadCache(cache: AnswerCache, file: string): LoadResult {
     const wlen = buf.readUInt32BE(o);
     o += 4;
     need(wlen);
-    const wire = Buffer.from(buf.subarray(o, o + wlen));
+    const wire = buf.subarray(o, o + wlen);
     o += wlen;
     const offsets = ttlOffsets(wire);
     if (!offsets || offsets.length !== n || !Number.isFinite(storedAt)) throw new Error(`entry ${i} (${key}) is damaged`);
-    parsed.push([key, { wire, offsets, ttls, storedAt, ttl, rcode, negative, hits: 0, refreshing: false, failedAt: 0 }]);
+    parsed.push([key, { wire: wire.toString('latin1'), offsets, ttls, storedAt, ttl, rcode, negative, hits: 0, refreshing: false, failedAt: 0 }]);
   }
   let loaded = 0;
   // Least recently used first, so the most recently used ends up on top again.

@@ -16,6 +16,7 @@ export interface ConfigArgs {
   ca?: string;
   'log-level'?: string;
   admin?: string;
+  workers?: string;
 }
 
 export function withConfigOptions<T>(y: Argv<T>) {
@@ -46,5 +47,6 @@ export function overridesFrom(args: ConfigArgs): ConfigOverrides {
   if (args.ca) overrides.ca = args.ca;
   if (args['log-level']) overrides.logLevel = args['log-level'];
   if (args.admin) overrides.admin = args.admin;
+  if (args.workers !== undefined) overrides.workers = args.workers === 'auto' ? 'auto' : Number(args.workers);
   return overrides;
 }

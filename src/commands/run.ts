@@ -12,6 +12,7 @@ import { createLogger } from '../log.js';
 import { ListenError } from '../server/bind-error.js';
 import { ActivationError, takeListenFds, type InheritedSocket } from '../server/socket-activation.js';
 import { notifyReady } from '../systemd-notify.js';
+import { isWorker, joinCluster, runPrimary, WorkerStartError, workerCount, workerId } from '../workers.js';
 import { configFrom, fail, overridesFrom, withConfigOptions, type ConfigArgs } from './common.js';
 
 /** Where a reload reads the configuration from; absent when there is no file to re-read. */
@@ -20,8 +21,22 @@ export interface ReloadSource {
   load(): Config;
 }
 
-export async function runDaemon(args: ConfigArgs): Promise<Daemon> {
+/** Starts the daemon; with more than one worker, this process supervises them instead (and returns null). */
+export async function runDaemon(args: ConfigArgs): Promise<Daemon | null> {
   const config = configFrom(args);
+  const workers = workerCount(config.workers);
+  if (workers > 1 && !isWorker()) {
+    const log = createLogger(config.log.level);
+    try {
+      await runPrimary(workers, log);
+    } catch (err) {
+      // A worker that exited with a code said why on stderr already.
+      if (err instanceof WorkerStartError && err.code) process.exit(err.code);
+      fail(`could not start ${workers} workers: ${(err as Error).message}`, 1);
+    }
+    void notifyReady(`answering DNS with ${workers} workers`, log);
+    return null;
+  }
   const file = args.config;
   return serve(config, file ? { file, load: () => loadConfig(file, overridesFrom(args)) } : undefined);
 }
@@ -38,7 +53,7 @@ export async function serve(config: Config, source?: ReloadSource): Promise<Daem
     if (err instanceof ActivationError) fail(err.message, 1);
     throw err;
   }
-  const log = createLogger(config.log.level);
+  const log = isWorker() ? createLogger(config.log.level).child({ worker: workerId() }) : createLogger(config.log.level);
   // Signals are taken before the listeners open: one that arrives during start-up waits for it.
   let daemon: Daemon | undefined;
   let early: (() => void) | null = null;
@@ -58,7 +73,9 @@ export async function serve(config: Config, source?: ReloadSource): Promise<Daem
     throw err;
   }
   const d: Daemon = daemon;
-  void notifyReady(`answering DNS on ${d.addresses.map((a) => formatHostPort(a)).join(', ')}`, log);
+  // A worker tells the primary it listens, and shares its cache entries; the primary tells systemd.
+  if (isWorker()) joinCluster(d.cache, d.addresses.map(formatHostPort));
+  else void notifyReady(`answering DNS on ${d.addresses.map((a) => formatHostPort(a)).join(', ')}`, log);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -114,7 +131,12 @@ export async function serve(config: Config, source?: ReloadSource): Promise<Daem
 export const runCommand: CommandModule<object, ConfigArgs> = {
   command: 'run',
   describe: 'start the resolver daemon',
-  builder: (y) => withConfigOptions(y) as never,
+  builder: (y) =>
+    withConfigOptions(y).option('workers', {
+      alias: 'w',
+      type: 'string',
+      describe: 'processes answering on the same sockets, or "auto" (one per CPU); replaces "workers"',
+    }) as never,
   handler: async (args) => {
     await runDaemon(args);
   },

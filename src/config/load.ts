@@ -26,6 +26,7 @@ export interface ConfigOverrides {
   logLevel?: string;
   /** `ADDR:PORT` for the admin listener, or `off`. */
   admin?: string;
+  workers?: number | 'auto';
 }
 
 function keyPath(path: readonly PropertyKey[]): string {
@@ -116,6 +117,7 @@ function applyOverrides(raw: Record<string, unknown>, o: ConfigOverrides): Recor
   if (o.upstream?.length) out.upstreams = o.upstream.map((url) => (o.ca ? { url, ca: resolve(o.ca) } : { url }));
   else if (o.ca) throw new ConfigError('--ca applies to --upstream URLs; give --upstream too, or set "ca" on the upstream in the config file');
   if (o.admin) out.admin = o.admin === 'off' ? false : { listen: o.admin };
+  if (o.workers !== undefined) out.workers = o.workers;
   if (o.logLevel) {
     const log = (typeof out.log === 'object' && out.log) || {};
     out.log = { ...(log as object), level: o.logLevel };

@@ -278,6 +278,8 @@ export const configSchema = z.strictObject({
       error: 'expected false or { listen: "ADDR:PORT" }',
     })
     .optional(),
+  /** Processes answering on the same sockets (node:cluster); `auto`: one per CPU. */
+  workers: z.union([z.int().min(1).max(256), z.literal('auto')]).default(1),
 });
 
 export type Config = z.output<typeof configSchema>;

@@ -39,7 +39,7 @@ function patchHeader(out: Buffer, q: Query, original: Buffer): void {
   const qlen = q.question.length;
   if (original.length >= HEADER_LEN + qlen && original.readUInt16BE(4) === 1) {
     const theirs = original.subarray(HEADER_LEN, HEADER_LEN + qlen);
-    if (theirs.equals(q.question) || sameIgnoringCase(theirs, q.question)) q.question.copy(out, HEADER_LEN);
+    if (sameIgnoringCase(theirs, q.question)) q.question.copy(out, HEADER_LEN);
   }
 }
 

@@ -4,8 +4,12 @@
  */
 import { CidrList, parseClientAddress } from '../config/cidr.js';
 
+/** Addresses whose verdict is remembered (a client sends many queries); cleared when full. */
+const MEMO_MAX = 4096;
+
 export class Acl {
   private readonly allow: CidrList;
+  private readonly memo = new Map<string, boolean>();
 
   constructor(allow: readonly string[]) {
     this.allow = new CidrList(allow);
@@ -13,7 +17,13 @@ export class Acl {
 
   /** True when the source address (as the socket reports it) is in the allow list. */
   allows(address: string): boolean {
-    const addr = parseClientAddress(address);
-    return addr !== null && this.allow.has(addr);
+    let ok = this.memo.get(address);
+    if (ok === undefined) {
+      const addr = parseClientAddress(address);
+      ok = addr !== null && this.allow.has(addr);
+      if (this.memo.size >= MEMO_MAX) this.memo.clear();
+      this.memo.set(address, ok);
+    }
+    return ok;
   }
 }

@@ -15,7 +15,8 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { AnswerCache, cacheableTtl, cacheKey, isNegative, render, type Lookup } from '../cache/answer-cache.js';
 import { Rcode } from '../dns/wire.js';
-import type { Context, Next, Result, Stage } from './types.js';
+import type { Context, Next, Result, Stage, SyncOutcome } from './types.js';
+import { CANCELLED } from '../abort.js';
 
 export function keyFor(ctx: Context): string {
   const q = ctx.query;
@@ -56,6 +57,8 @@ export class CacheStage implements Stage {
   /** Background refreshes that failed. */
   refreshFailures = 0;
   private readonly refreshes = new Map<string, Promise<Result | null>>();
+  /** Upstream answers already stored (coalesced callers share one), held only while the answer lives. */
+  private readonly stored = new WeakSet<Buffer>();
   private readonly background = new Set<{ ctl: AbortController; timer: NodeJS.Timeout }>();
   private readonly o: Required<Omit<CacheStageOptions, 'log'>> & { log?: Logger };
   private closed = false;
@@ -82,17 +85,28 @@ export class CacheStage implements Stage {
     return this.refreshes.size;
   }
 
+  /** Fast lane: a fresh hit is answered at once (as `handle` would); anything else runs `handle`. */
+  handleSync(ctx: Context, next: Next): SyncOutcome {
+    if (!this.cache.enabled) return undefined;
+    const key = keyFor(ctx);
+    const l = this.cache.lookup(key);
+    if (l?.state !== 'fresh') return undefined;
+    return this.fresh(key, l, ctx, next);
+  }
+
   async handle(ctx: Context, next: Next): Promise<Result> {
     const key = keyFor(ctx);
     const l = this.cache.enabled ? this.cache.lookup(key) : undefined;
-    if (l?.state === 'fresh') {
-      this.hits++;
-      this.maybePrefetch(key, l, ctx, next);
-      return { wire: render(l.entry, Math.floor(l.ageMs / 1000)), source: 'cache', rcode: l.entry.rcode };
-    }
+    if (l?.state === 'fresh') return this.fresh(key, l, ctx, next);
     if (l?.state === 'stale') return this.stale(key, l, ctx, next);
     this.misses++;
     return this.store(key, await next(ctx));
+  }
+
+  private fresh(key: string, l: Lookup, ctx: Context, next: Next): Result {
+    this.hits++;
+    this.maybePrefetch(key, l, ctx, next);
+    return { wire: render(l.entry, Math.floor(l.ageMs / 1000)), source: 'cache', rcode: l.entry.rcode };
   }
 
   /** Remembers a usable answer; returns it with the TTLs clients should see (clamped). */
@@ -100,8 +114,9 @@ export class CacheStage implements Stage {
     if (!usable(result) || !result.packet) return result;
     // A coalesced answer another caller already stored: do not store it again.
     const existing = this.cache.peek(key);
-    if (existing && existing.wire === result.wire) return { ...result, wire: render(existing, 0) };
+    if (existing && this.stored.has(result.wire)) return { ...result, wire: render(existing, 0) };
     const e = this.cache.set(key, result.wire, cacheableTtl(result.packet, result.rcode), result.rcode, isNegative(result.packet, result.rcode));
+    if (e) this.stored.add(result.wire);
     return e ? { ...result, wire: render(e, 0) } : result;
   }
 
@@ -148,7 +163,7 @@ export class CacheStage implements Stage {
     if (running) return running;
     if (this.closed || this.refreshes.size >= this.o.maxRefreshes) return Promise.resolve(null);
     const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), this.o.refreshTimeoutMs);
+    const timer = setTimeout(() => ctl.abort(CANCELLED), this.o.refreshTimeoutMs);
     const job = { ctl, timer };
     this.background.add(job);
     const entry = this.cache.peek(key);
@@ -177,7 +192,7 @@ export class CacheStage implements Stage {
     this.closed = true;
     for (const j of this.background) {
       clearTimeout(j.timer);
-      j.ctl.abort();
+      j.ctl.abort(CANCELLED);
     }
     this.background.clear();
   }

@@ -8,6 +8,7 @@ import { rcodeReply } from '../dns/message.js';
 import { Rcode } from '../dns/wire.js';
 import { keyFor } from './cache.js';
 import type { Context, Next, Result, Stage } from './types.js';
+import { CANCELLED } from '../abort.js';
 
 interface Flight {
   promise: Promise<Result>;
@@ -54,7 +55,7 @@ export class CoalesceStage implements Stage {
   private start(key: string, ctx: Context, next: Next): Flight {
     this.exchanges++;
     const ctl = new AbortController();
-    const timer = setTimeout(() => ctl.abort(), this.opts.timeoutMs);
+    const timer = setTimeout(() => ctl.abort(CANCELLED), this.opts.timeoutMs);
     const f: Flight = { promise: undefined as never, waiters: 0, ctl, timer };
     f.promise = next({ ...ctx, signal: ctl.signal })
       .catch((): Result => ({ wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL }))
@@ -76,7 +77,7 @@ export class CoalesceStage implements Stage {
         ctx.signal.removeEventListener('abort', onAbort);
         // The last caller gone: cancel the exchange, and let a new query start afresh.
         if (--f.waiters === 0 && !f.ctl.signal.aborted) {
-          f.ctl.abort();
+          f.ctl.abort(CANCELLED);
           if (this.flights.get(key) === f) this.flights.delete(key);
         }
         resolve(r);

@@ -7,7 +7,7 @@ import type { Answer } from '../dns/message.js';
 import { localReply } from '../dns/message.js';
 import { Rcode } from '../dns/wire.js';
 import type { Config } from '../config/schema.js';
-import type { Context, Next, Result, Stage } from './types.js';
+import { PASS, type Context, type Next, type Result, type Stage } from './types.js';
 
 export interface Pin {
   v4: string[];
@@ -57,13 +57,18 @@ export class PinsStage implements Stage {
   }
 
   async handle(ctx: Context, next: Next): Promise<Result> {
+    const r = this.handleSync(ctx);
+    return r === PASS ? next(ctx) : r;
+  }
+
+  handleSync(ctx: Context): Result | typeof PASS {
     const q = ctx.query;
     const pin = this.pins.get(q.lname);
-    if (!pin || q.qclass !== 1) return next(ctx);
+    if (!pin || q.qclass !== 1) return PASS;
     const live = this.addresses(q.lname, pin);
     if (!live) {
       this.unverified++;
-      return next(ctx);
+      return PASS;
     }
     const answers: Answer[] = [];
     if (q.type === 'A' || q.type === 'ANY') for (const ip of live.v4) answers.push({ name: q.name, type: 'A', class: 'IN', ttl: pin.ttl, data: ip });

@@ -15,7 +15,7 @@ import { rcodeReply } from '../dns/message.js';
 import { Rcode } from '../dns/wire.js';
 import { Acl } from './acl.js';
 import { RateLimiter } from './ratelimit.js';
-import type { Context, Next, Result, Stage, Transport } from './types.js';
+import { PASS, type Context, type Next, type Result, type Stage, type Transport } from './types.js';
 
 /** Extended RCODE 16 (RFC 6891 §6.1.3): the header carries 0, the OPT record's upper byte 1. */
 export const RCODE_BADVERS = 16;
@@ -92,6 +92,12 @@ export class PolicyStage implements Stage {
   }
 
   async handle(ctx: Context, next: Next): Promise<Result> {
+    const r = this.handleSync(ctx);
+    return r === PASS ? next(ctx) : r;
+  }
+
+  /** Every check here is synchronous: the fast lane runs them as they are. */
+  handleSync(ctx: Context): Result | typeof PASS {
     const q = ctx.query;
     if (!this.limiter.take(ctx.client.address)) {
       this.counters.rateLimited++;
@@ -118,7 +124,7 @@ export class PolicyStage implements Stage {
       if (this.anyPolicy === 'refuse') return { wire: rcodeReply(q, Rcode.REFUSED), source: 'policy', rcode: Rcode.REFUSED };
       return { wire: minimalAnyReply(q), source: 'policy', rcode: Rcode.NOERROR };
     }
-    return next(ctx);
+    return PASS;
   }
 
   /**

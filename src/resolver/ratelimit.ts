@@ -34,7 +34,14 @@ export function clientPrefix(addr: IpAddr): string {
   return `${hex}/56`;
 }
 
+/** Addresses whose bucket key is remembered (parsing one costs more than the bucket); cleared when full. */
+const MEMO_MAX = 4096;
+/** Memo values for sources that are never limited, and for addresses that do not parse. */
+const EXEMPT = 0;
+const INVALID = 1;
+
 export class RateLimiter {
+  private readonly memo = new Map<string, string | typeof EXEMPT | typeof INVALID>();
   readonly qps: number;
   readonly burst: number;
   private readonly buckets: LRUCache<string, Bucket>;
@@ -61,10 +68,9 @@ export class RateLimiter {
   /** Takes one token for this source; false when it is over its limit. */
   take(address: string): boolean {
     if (!this.enabled) return true;
-    const addr = parseClientAddress(address);
-    if (!addr) return false;
-    if (this.exempt.size && this.exempt.has(addr)) return true;
-    const key = clientPrefix(addr);
+    const key = this.keyOf(address);
+    if (key === EXEMPT) return true;
+    if (key === INVALID) return false;
     const now = this.now();
     let b = this.buckets.get(key);
     if (!b) {
@@ -77,5 +83,16 @@ export class RateLimiter {
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;
+  }
+
+  private keyOf(address: string): string | typeof EXEMPT | typeof INVALID {
+    let key = this.memo.get(address);
+    if (key === undefined) {
+      const addr = parseClientAddress(address);
+      key = !addr ? INVALID : this.exempt.size && this.exempt.has(addr) ? EXEMPT : clientPrefix(addr);
+      if (this.memo.size >= MEMO_MAX) this.memo.clear();
+      this.memo.set(address, key);
+    }
+    return key;
   }
 }

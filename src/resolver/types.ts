@@ -31,8 +31,20 @@ export interface Result {
 
 export type Next = (ctx: Context) => Promise<Result>;
 
+/** What `handleSync` returns to hand the query on to the next stage. */
+export const PASS: unique symbol = Symbol('pass');
+
+/**
+ * A stage's synchronous outcome: its answer, PASS (done here, next stage), or undefined
+ * (it cannot decide without waiting: run its `handle`). Returning undefined must leave no
+ * trace (no counter, no token taken), since `handle` then runs from the start.
+ */
+export type SyncOutcome = Result | typeof PASS | undefined;
+
 /** One step of the resolve path: answers the query itself or hands it on with `next`. */
 export interface Stage {
   readonly name: string;
   handle(ctx: Context, next: Next): Promise<Result>;
+  /** Optional fast lane (cache hits, policy, pins): the same decision as `handle`, without a promise. */
+  handleSync?(ctx: Context, next: Next): SyncOutcome;
 }

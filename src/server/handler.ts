@@ -6,10 +6,12 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { finalizeAnswer } from '../dns/answer.js';
+import { parseQueryFast } from '../dns/fast-query.js';
 import { decodeQuery, rcodeReply, type Query } from '../dns/message.js';
 import { Rcode } from '../dns/wire.js';
 import type { Pipeline } from '../resolver/pipeline.js';
 import type { Context, Result, Transport } from '../resolver/types.js';
+import { CANCELLED } from '../abort.js';
 
 export interface HandlerOptions {
   pipeline: Pipeline;
@@ -41,49 +43,98 @@ export class QueryHandler {
 
   /** The reply bytes for a client packet, or null when nothing must be sent. */
   async handle(raw: Buffer, transport: Transport, client: { address: string; port: number }): Promise<Buffer | null> {
+    return this.answer(raw, transport, client);
+  }
+
+  /**
+   * The same as `handle`, with the fast lane: a query the pipeline answers without waiting
+   * (a cache hit, policy, pins) gets its reply at once, not through a promise. The common
+   * shape of a query is read straight from the wire (dns/fast-query.ts); anything else is
+   * decoded in full. Nothing is allocated for the deadline until a stage has to wait.
+   */
+  answer(raw: Buffer, transport: Transport, client: { address: string; port: number }): Buffer | null | Promise<Buffer | null> {
     const received = performance.now();
-    const decoded = decodeQuery(raw);
-    if (!decoded.ok) {
-      this.opts.onReject?.(transport, decoded.reason);
-      const send = this.opts.screenReject?.(transport, client, decoded.reason, decoded.reply !== null) ?? true;
-      return send ? decoded.reply : null;
+    let q = parseQueryFast(raw);
+    if (q === null) {
+      const decoded = decodeQuery(raw);
+      if (!decoded.ok) {
+        this.opts.onReject?.(transport, decoded.reason);
+        const send = this.opts.screenReject?.(transport, client, decoded.reason, decoded.reply !== null) ?? true;
+        return send ? decoded.reply : null;
+      }
+      q = decoded.query;
     }
-    const q = decoded.query;
+    const ctx: Waiting = { query: q, transport, client, signal: NEVER, received, deadline: null };
+    let started: Result | Promise<Result>;
+    try {
+      started = this.opts.pipeline.start(ctx, this.beforeWait);
+    } catch (err) {
+      started = Promise.reject(err as Error);
+    }
+    if (started instanceof Promise) return this.wait(ctx, started);
+    return this.reply(ctx, started);
+  }
+
+  /** Called by the pipeline before its first stage that waits: past maxInflight, SERVFAIL at once. */
+  private readonly beforeWait = (c: Context): Result | undefined => {
+    const ctx = c as Waiting;
     if (this.inflight >= this.maxInflight) {
-      this.opts.onReject?.(transport, 'overloaded');
-      return finalizeSafe(q, rcodeReply(q, Rcode.SERVFAIL), transport);
+      this.opts.onReject?.(ctx.transport, 'overloaded');
+      return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };
     }
     this.inflight++;
-    const deadline = new AbortController();
+    ctx.deadline = new AbortController();
+    ctx.signal = ctx.deadline.signal;
+    return undefined;
+  };
+
+  private async wait(ctx: Waiting, running: Promise<Result>): Promise<Buffer | null> {
+    const q = ctx.query;
     let timer: NodeJS.Timeout | undefined;
     const expired = new Promise<null>((resolve) => {
-      timer = setTimeout(() => {
-        deadline.abort();
-        resolve(null);
-      }, this.opts.timeoutMs);
+      timer = setTimeout(
+        () => {
+          ctx.deadline?.abort(CANCELLED);
+          resolve(null);
+        },
+        Math.max(0, this.opts.timeoutMs - (performance.now() - ctx.received)),
+      );
     });
-    const ctx: Context = { query: q, transport, client, signal: deadline.signal, received };
     let result: Result;
     try {
-      const r = await Promise.race([this.opts.pipeline.resolve(ctx), expired]);
+      const r = await Promise.race([running, expired]);
       result = r ?? { wire: rcodeReply(q, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };
     } catch (err) {
       this.opts.log?.error({ err, name: q.name, type: q.type }, 'resolve failed');
       result = { wire: rcodeReply(q, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };
     } finally {
       clearTimeout(timer);
-      if (!deadline.signal.aborted) deadline.abort();
-      this.inflight--;
+      if (ctx.deadline) {
+        if (!ctx.deadline.signal.aborted) ctx.deadline.abort(CANCELLED);
+        this.inflight--;
+      }
     }
+    return this.reply(ctx, result);
+  }
+
+  private reply(ctx: Context, result: Result): Buffer | null {
     if (result.drop) return null;
     // An extended rcode (BADVERS = 16) keeps its low 4 bits in the header, the rest in OPT.
-    let out = finalizeSafe(q, result.wire, transport, result.rcode >> 4);
-    const ms = performance.now() - received;
+    let out = finalizeSafe(ctx.query, result.wire, ctx.transport, result.rcode >> 4);
+    const ms = performance.now() - ctx.received;
     if (this.opts.decorate) out = this.opts.decorate(ctx, result, out, ms);
     this.opts.onAnswer?.(ctx, result, ms);
     return out;
   }
 }
+
+/** A query's context while it runs; `deadline` exists once a stage has to wait. */
+interface Waiting extends Context {
+  deadline: AbortController | null;
+}
+
+/** The signal stages see while the pipeline runs synchronously: nothing waits there, so it never aborts. */
+const NEVER = new AbortController().signal;
 
 function finalizeSafe(q: Query, wire: Buffer, transport: Transport, extendedRcode = 0): Buffer {
   try {

@@ -72,7 +72,10 @@ export class TcpConnection {
   /** Closes the connection at once. */
   destroy(reason: TcpCloseReason): void {
     this.closeReason ??= reason;
-    this.socket.destroy();
+    // A client that does not read gets a reset: a graceful close would queue our FIN behind
+    // answers it never takes, and the kernel would keep the connection (and its buffers).
+    if ((reason === 'stalled' || reason === 'overflow') && !this.socket.destroyed) this.socket.resetAndDestroy();
+    else this.socket.destroy();
   }
 
   private cleanup(): void {
@@ -132,11 +135,22 @@ export class TcpConnection {
   }
 
   private dispatch(msg: Buffer): void {
+    let reply: Buffer | null | Promise<Buffer | null>;
+    try {
+      reply = this.handler.answer(msg, 'tcp', this.client);
+    } catch {
+      return;
+    }
+    // Answered at once (fast lane): send it now; the pump loop goes on with the next frame.
+    if (!(reply instanceof Promise)) {
+      if (reply) this.send(reply);
+      return;
+    }
     this.inflight++;
-    this.handler.handle(msg, 'tcp', this.client).then(
-      (reply) => {
+    reply.then(
+      (r) => {
         this.inflight--;
-        if (reply) this.send(reply);
+        if (r) this.send(r);
         this.pump();
       },
       () => {

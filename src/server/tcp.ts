@@ -3,6 +3,7 @@
  * each connection (tcp-connection.ts) has its queries answered as they complete, an idle
  * timeout, and bounds on what a slow or stalled client can hold.
  */
+import cluster from 'node:cluster';
 import net from 'node:net';
 import type { HostPort } from '../config/address.js';
 import { explainBindError } from './bind-error.js';
@@ -55,7 +56,7 @@ export class TcpServer {
         resolve();
       };
       if (existingFd !== undefined) server.listen({ fd: existingFd }, onListening);
-      else server.listen({ host: this.address.host, port: this.address.port, ipv6Only: this.address.family === 6, exclusive: true, backlog: 511 }, onListening);
+      else server.listen({ host: this.address.host, port: this.address.port, ipv6Only: this.address.family === 6, exclusive: !cluster.isWorker, backlog: 511 }, onListening);
     });
     server.on('error', () => {});
     this.server = server;

@@ -1,5 +1,8 @@
 /** UDP listener: one datagram in, at most one datagram out. */
+import cluster from 'node:cluster';
 import dgram from 'node:dgram';
+import dns from 'node:dns';
+import { isIP } from 'node:net';
 import type { HostPort } from '../config/address.js';
 import { explainBindError } from './bind-error.js';
 import type { QueryHandler } from './handler.js';
@@ -18,7 +21,12 @@ export class UdpServer {
 
   /** Binds, or adopts an already-bound socket (systemd socket activation). */
   async listen(existingFd?: number): Promise<HostPort> {
-    const socket = dgram.createSocket({ type: this.address.family === 6 ? 'udp6' : 'udp4', ipv6Only: this.address.family === 6, reuseAddr: false });
+    const socket = dgram.createSocket({
+      type: this.address.family === 6 ? 'udp6' : 'udp4',
+      ipv6Only: this.address.family === 6,
+      reuseAddr: false,
+      lookup: literalLookup,
+    });
     socket.on('message', (msg, rinfo) => this.onMessage(socket, msg, rinfo));
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(explainBindError(err, this.address, 'udp'));
@@ -28,7 +36,8 @@ export class UdpServer {
         resolve();
       };
       if (existingFd !== undefined) socket.bind({ fd: existingFd }, onListening);
-      else socket.bind({ address: this.address.host, port: this.address.port, exclusive: true }, onListening);
+      // In a worker (--workers) the socket is the cluster's, shared: exclusive would bind one of its own.
+      else socket.bind({ address: this.address.host, port: this.address.port, exclusive: !cluster.isWorker }, onListening);
     });
     // After binding, a send error (e.g. ICMP unreachable surfacing) must never crash the process.
     socket.on('error', () => {});
@@ -39,16 +48,35 @@ export class UdpServer {
 
   private onMessage(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (!this.accepting) return;
-    this.handler.handle(msg, 'udp', { address: rinfo.address, port: rinfo.port }).then(
-      (reply) => {
-        if (!reply || this.socket !== socket) return;
-        this.sending++;
-        socket.send(reply, rinfo.port, rinfo.address, () => {
-          if (--this.sending === 0) this.sent?.();
-        });
-      },
-      () => {},
-    );
+    let reply: Buffer | null | Promise<Buffer | null>;
+    try {
+      reply = this.handler.answer(msg, 'udp', rinfo);
+    } catch {
+      return;
+    }
+    if (reply instanceof Promise) {
+      reply.then(
+        (r) => {
+          if (r && this.socket === socket) this.send(socket, r, rinfo);
+        },
+        ignore,
+      );
+    } else if (reply) this.send(socket, reply, rinfo);
+  }
+
+  /**
+   * No callback while serving, so Node sends at once (uv_udp_try_send); while draining, the
+   * sends are counted so that close() waits for the last answers to leave.
+   */
+  private send(socket: dgram.Socket, reply: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.accepting) {
+      socket.send(reply, rinfo.port, rinfo.address);
+      return;
+    }
+    this.sending++;
+    socket.send(reply, rinfo.port, rinfo.address, () => {
+      if (--this.sending === 0) this.sent?.();
+    });
   }
 
   /** Draining: new queries are ignored; queries already received still get their answer. */
@@ -71,4 +99,18 @@ export class UdpServer {
     }
     await new Promise<void>((resolve) => s.close(() => resolve()));
   }
+}
+
+function ignore(): void {}
+
+/**
+ * Replies go back to the address a datagram came from, always an IP literal: no lookup is
+ * needed, and dgram's default (dns.lookup) would defer every send to the next tick.
+ * Sends take no callback, so Node tries them at once (uv_udp_try_send) instead of queueing
+ * a request per datagram; a send error is an 'error' event, which is ignored.
+ */
+function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  const f = isIP(address);
+  if (f === 0) dns.lookup(address, family as dns.LookupOneOptions, callback);
+  else callback(null, address, f);
 }

@@ -105,8 +105,12 @@ export class DohUpstream implements Upstream {
       allowH2: true,
       pipelining: 100,
       maxConcurrentStreams: 100,
-      headersTimeout: 30_000,
-      bodyTimeout: 30_000,
+      // Off: every exchange runs under the caller's deadline signal. undici's HTTP/2 timeouts
+      // are stream timers, and one it sets when a response arrives on a stream that has
+      // already closed (a reply in a single frame) is never cleared: with 30 s there, about
+      // one request in twenty, and everything it referenced, stayed alive for 30 s.
+      headersTimeout: 0,
+      bodyTimeout: 0,
       // No PINGs: idle connections are closed (idleTimeoutMs) and quiet ones hedged instead.
       pingInterval: 0,
       connect: (opts, cb) => {

@@ -11,6 +11,7 @@ import { UpstreamError } from './errors.js';
 import type { Resolution, UpstreamObserver } from './strategy.js';
 import type { Upstream } from './types.js';
 import { isSoftFailure } from './validate.js';
+import { CANCELLED } from '../abort.js';
 
 export interface SequenceOptions {
   /** Hedged: ms to wait for `u` before the next upstream is asked as well. */
@@ -46,7 +47,7 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
       signal.removeEventListener('abort', onAbort);
       for (const a of inflight.values()) {
         clearTimeout(a.timer);
-        a.ctl.abort();
+        a.ctl.abort(CANCELLED);
       }
       inflight.clear();
       fn();
@@ -58,7 +59,7 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
     const onAbort = () => {
       // The deadline passed: whatever is in flight fails as a timeout.
       if (hedgeTimer) clearTimeout(hedgeTimer);
-      for (const a of inflight.values()) a.ctl.abort();
+      for (const a of inflight.values()) a.ctl.abort(CANCELLED);
     };
     signal.addEventListener('abort', onAbort, { once: true });
 
@@ -71,7 +72,7 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
       if (opts.attemptTimeoutMs !== undefined && nextIdx < order.length) {
         a.timer = setTimeout(() => {
           a.timedOut = true;
-          a.ctl.abort();
+          a.ctl.abort(CANCELLED);
         }, opts.attemptTimeoutMs);
       }
       u.exchange(wire, q, a.ctl.signal).then(

@@ -8,6 +8,7 @@ import type { Query } from '../dns/message.js';
 import { UpstreamError } from './errors.js';
 import type { Upstream } from './types.js';
 import { isSoftFailure, type CheckedAnswer } from './validate.js';
+import { CANCELLED } from '../abort.js';
 
 export interface Resolution {
   answer: CheckedAnswer;
@@ -44,7 +45,7 @@ export class RaceStrategy implements Strategy {
   resolve(wire: Buffer, q: Query, signal: AbortSignal): Promise<Resolution> {
     if (signal.aborted) return Promise.reject(new UpstreamError('timeout', 'deadline passed'));
     const cancel = new AbortController();
-    const onAbort = () => cancel.abort();
+    const onAbort = () => cancel.abort(CANCELLED);
     signal.addEventListener('abort', onAbort, { once: true });
     const upstreams = this.health ? this.health.available(this.upstreams) : this.upstreams;
     const pending = new Map<Upstream, number>();
@@ -75,7 +76,7 @@ export class RaceStrategy implements Strategy {
               resolve({ answer, upstream: u.name, ms });
               const now = performance.now();
               for (const [other, start] of pending) this.observer?.lost?.(other, now - start);
-              cancel.abort();
+              cancel.abort(CANCELLED);
             } else this.observer?.success(u, ms, false);
             finish();
           },

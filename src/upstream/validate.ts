@@ -4,7 +4,7 @@
  */
 import dnsPacket from 'dns-packet';
 import type { Packet, Query } from '../dns/message.js';
-import { Rcode, readHeader, stripTrailingOpt, ttlOffsets } from '../dns/wire.js';
+import { questionEnd, Rcode, readHeader, stripTrailingOpt, ttlOffsets } from '../dns/wire.js';
 import { UpstreamError } from './errors.js';
 
 export interface CheckedAnswer {
@@ -23,16 +23,18 @@ export function checkAnswer(body: Buffer, q: Query, expectedId = 0): CheckedAnsw
   } catch (err) {
     throw new UpstreamError('malformed', `answer does not parse: ${(err as Error).message}`);
   }
+  // Read at once: dns-packet keeps it in a global that the next decode overwrites.
+  const used = (dnsPacket.decode as { bytes?: number }).bytes ?? body.length;
   if (!h.qr) throw new UpstreamError('malformed', 'answer is not a response (QR=0)');
   if (h.id !== expectedId) throw new UpstreamError('wrong_question', `answer ID ${h.id} does not match query ID ${expectedId}`);
   const aq = packet.questions?.[0];
   if (h.qdcount !== 1 || !aq) throw new UpstreamError('wrong_question', `answer has ${h.qdcount} questions`);
   const aname = aq.name.replace(/\.$/, '').toLowerCase();
-  if (aname !== q.lname || aq.type !== q.type || (aq.class ?? 'IN') !== (q.packet.questions?.[0]?.class ?? 'IN')) {
+  const aEnd = questionEnd(body);
+  if (aname !== q.lname || aq.type !== q.type || aEnd < 0 || body.readUInt16BE(aEnd - 2) !== q.qclass) {
     throw new UpstreamError('wrong_question', `answer is for ${aq.name}/${aq.type}, asked ${q.name}/${q.type}`);
   }
   // dns-packet reads past a record cut short without complaint: walk the records ourselves too.
-  const used = (dnsPacket.decode as { bytes?: number }).bytes ?? body.length;
   if (used > body.length || ttlOffsets(body) === null) throw new UpstreamError('malformed', 'answer ends inside a record');
   // Bytes after the last record are dropped: the OPT we append to the client's answer must follow a record.
   const wire = Buffer.from(stripTrailingOpt(used < body.length ? body.subarray(0, used) : body));

@@ -1,0 +1,176 @@
+/**
+ * `dohd run --workers 2` as a real process tree: both workers answer on the same UDP and
+ * TCP sockets, share what they cache, a worker that dies is replaced, SIGTERM stops all.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import dgram from 'node:dgram';
+import { promisify } from 'node:util';
+import { queryTcp, queryUdp, TcpDnsClient } from '../fixtures/dns-client.js';
+import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
+import { makePki, type Pki } from '../fixtures/pki.js';
+import { until } from '../fixtures/resources.js';
+import { Zone } from '../fixtures/zone.js';
+import { CLI, spawnCli, type Spawned } from '../fixtures/spawn.js';
+
+const run = promisify(execFile);
+let pki: Pki;
+let doh: DohServer;
+
+/** Names the tests ask: each with an A and an AAAA record. */
+const NAMES = [
+  ...Array.from({ length: 6 }, (_, i) => [`udp${i}.example.test`, `tcp${i}.example.test`, `after${i}.example.test`]).flat(),
+  ...['a', 'b', 'c', 'd'].map((l) => `${l}.shared.test`),
+  'dig.example.test',
+  'during.example.test',
+];
+
+beforeAll(async () => {
+  pki = await makePki();
+  const zone = new Zone(NAMES.flatMap((name) => [
+    { name, type: 'A', ttl: 300, data: '192.0.2.1' },
+    { name, type: 'AAAA', ttl: 300, data: '2001:db8::1' },
+  ]));
+  doh = await startDohServer({ pki, zone });
+});
+afterAll(async () => {
+  await doh.close();
+  await pki.cleanup();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function logs(d: Spawned, msg: string): Record<string, unknown>[] {
+  return d.stdout.flatMap((l) => {
+    try {
+      const j = JSON.parse(l) as Record<string, unknown>;
+      return j.msg === msg ? [j] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function startWorkers(extra: string[] = []) {
+  const d = spawnCli(['run', '--listen', '127.0.0.1:0', '--upstream', doh.url, '--ca', pki.caFile, '--workers', '2', ...extra]);
+  const ready = await d.waitForLog((l) => l.msg === 'dohd workers ready', 15_000);
+  const first = (ready.listen as string[])[0]!;
+  return { d, port: Number(first.slice(first.lastIndexOf(':') + 1)), ready };
+}
+
+const asked = (name: string) => doh.queries.filter((q) => q.questions?.[0]?.name.toLowerCase() === name).length;
+
+describe('dohd run --workers 2', () => {
+  it('two workers answer on one address over UDP and TCP; SIGTERM stops them all', async () => {
+    const { d, port, ready } = await startWorkers();
+    let pids: number[] = [];
+    try {
+      expect(ready.workers).toBe(2);
+      const workers = logs(d, 'dohd listening');
+      expect(workers.map((w) => w.worker).sort()).toEqual([1, 2]);
+      pids = workers.map((w) => w.pid as number);
+      expect(new Set([...pids, d.child.pid]).size).toBe(3);
+      // Every worker listens on the same port.
+      expect(new Set(workers.map((w) => (w.listen as string[])[0])).size).toBe(1);
+      for (let i = 0; i < 6; i++) {
+        const u = await queryUdp({ port, name: `udp${i}.example.test` });
+        expect(u.response.rcode).toBe('NOERROR');
+        expect(u.response.answers[0]!.data).toBe('192.0.2.1');
+        const t = await queryTcp({ port, name: `tcp${i}.example.test`, type: 'AAAA' });
+        expect(t.response.rcode).toBe('NOERROR');
+        expect(t.response.answers[0]!.type).toBe('AAAA');
+      }
+      // dig, a real client, over both transports.
+      for (const tcp of [[], ['+tcp']]) {
+        const r = await run('dig', ['+short', '+tries=1', '+time=3', ...tcp, '-p', String(port), '@127.0.0.1', 'dig.example.test', 'A']);
+        expect(r.stdout.trim()).toBe('192.0.2.1');
+      }
+    } finally {
+      const exit = await d.kill('SIGTERM');
+      expect(exit.code).toBe(0);
+    }
+    expect(logs(d, 'dohd stopped')).toHaveLength(3);
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+  });
+
+  it('an answer one worker caches is a hit in the other', async () => {
+    const { d, port } = await startWorkers();
+    try {
+      // The primary deals TCP connections out round robin: consecutive connections land on
+      // alternate workers, so each name is asked again of the other worker.
+      doh.reset();
+      const names = ['a.shared.test', 'b.shared.test', 'c.shared.test', 'd.shared.test'];
+      const clients: TcpDnsClient[] = [];
+      for (let i = 0; i <= names.length; i++) clients.push(await TcpDnsClient.connect('127.0.0.1', port));
+      try {
+        for (let i = 0; i < names.length; i++) {
+          const first = await clients[i]!.query({ name: names[i]! });
+          expect(first.response.rcode).toBe('NOERROR');
+          expect(asked(names[i]!)).toBe(1);
+          await sleep(300); // the entry travels worker → primary → worker
+          const again = await clients[i + 1]!.query({ name: names[i]! });
+          expect(again.response.answers[0]!.data).toBe('192.0.2.1');
+          expect(asked(names[i]!), `${names[i]} asked upstream again`).toBe(1);
+        }
+      } finally {
+        for (const c of clients) c.close();
+      }
+    } finally {
+      await d.kill('SIGTERM');
+    }
+  });
+
+  it('a worker that dies is replaced, and the others answer meanwhile', async () => {
+    const { d, port } = await startWorkers();
+    try {
+      const victim = logs(d, 'dohd listening')[0]!;
+      process.kill(victim.pid as number, 'SIGKILL');
+      await d.waitForLog((l) => l.msg === 'dohd worker died; restarting it' && l.pid === victim.pid, 10_000);
+      // Answers keep coming from the other worker while the replacement starts.
+      const r = await queryUdp({ port, name: 'during.example.test', timeoutMs: 3000 });
+      expect(r.response.rcode).toBe('NOERROR');
+      await until(() => logs(d, 'dohd listening').length === 3, 15_000, 'a replacement worker listening');
+      const replacement = logs(d, 'dohd listening')[2]!;
+      expect(replacement.pid).not.toBe(victim.pid);
+      expect(alive(replacement.pid as number)).toBe(true);
+      for (let i = 0; i < 4; i++) expect((await queryTcp({ port, name: `after${i}.example.test` })).response.rcode).toBe('NOERROR');
+    } finally {
+      const exit = await d.kill('SIGTERM');
+      expect(exit.code).toBe(0);
+    }
+  });
+
+  it('an address in use stops start-up with one line, and no worker is left running', async () => {
+    const blocker = dgram.createSocket('udp4');
+    await new Promise<void>((r) => blocker.bind(0, '127.0.0.1', () => r()));
+    const port = blocker.address().port;
+    try {
+      const d = spawnCli(['run', '--listen', `127.0.0.1:${port}`, '--upstream', doh.url, '--ca', pki.caFile, '--workers', '2']);
+      const exit = await d.exited;
+      expect(exit.code).toBe(1);
+      expect(d.stderr.trim()).toBe(
+        `dohd: cannot listen on 127.0.0.1:${port}/udp: the address is already in use by another program. Stop it, or choose another address with --listen`,
+      );
+      expect(logs(d, 'dohd listening')).toEqual([]);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('a bad worker count is a configuration error naming the key', async () => {
+    for (const bad of ['0', 'many']) {
+      const r = await run(process.execPath, [CLI, 'run', '--listen', '127.0.0.1:0', '--upstream', doh.url, '--ca', pki.caFile, '--workers', bad]).catch((e: { code: number; stderr: string }) => e);
+      expect((r as { code: number }).code).toBe(2);
+      expect((r as { stderr: string }).stderr).toMatch(/^dohd: invalid configuration: workers: /);
+    }
+  });
+});
