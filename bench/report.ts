@@ -5,49 +5,55 @@ type R = Record<string, any>;
 
 function bars(title: string, unit: string, rows: [string, number][], x: number, y: number, w: number): string {
   const max = Math.max(...rows.map((r) => (Number.isFinite(r[1]) ? r[1] : 0)), 1e-9);
-  const rowH = 26;
+  const rowH = 24;
   let s = `<text x="${x}" y="${y}" font-weight="bold">${title}</text>`;
   rows.forEach(([label, v], i) => {
-    const yy = y + 14 + i * rowH;
-    const bw = Number.isFinite(v) ? Math.max(1, (v / max) * (w - 200)) : 0;
+    const yy = y + 10 + i * rowH;
+    const bw = Number.isFinite(v) ? Math.max(1, (v / max) * (w - 230)) : 0;
     s += `<text x="${x}" y="${yy + 15}">${label}</text>`;
-    s += `<rect x="${x + 120}" y="${yy + 3}" width="${bw.toFixed(1)}" height="16" fill="${i % 2 ? '#5b8def' : '#2a5bd7'}"/>`;
-    s += `<text x="${x + 126 + bw}" y="${yy + 15}">${Number.isFinite(v) ? `${v} ${unit}` : 'n/a'}</text>`;
+    s += `<rect x="${x + 140}" y="${yy + 3}" width="${bw.toFixed(1)}" height="16" fill="${i % 2 ? '#5b8def' : '#2a5bd7'}"/>`;
+    s += `<text x="${x + 146 + bw}" y="${yy + 15}">${Number.isFinite(v) ? `${v} ${unit}` : 'n/a'}</text>`;
   });
   return s;
 }
 
+const num = (v: unknown) => (typeof v === 'number' ? v : NaN);
+
 export function renderChart(r: R): string {
-  const hit = r.cacheHit;
-  const cold = r.coldMiss;
+  const hit = r.cacheHit ?? {};
+  const cold = r.coldMiss ?? {};
   const tail = r.tail ?? {};
-  const p99 = (k: string) => (typeof tail[k]?.p99Ms === 'number' ? tail[k].p99Ms : NaN);
+  const mem = r.memory ?? {};
+  const workers: R[] = r.workers ?? [];
   const body = [
-    bars('Cache-hit throughput (queries/s, dnsperf)', 'q/s', [
-      ['Node ceiling', hit.ceilingUdp.qps],
-      ['dohd UDP', hit.udp.qps],
-      ['dohd TCP', hit.tcp.qps],
-    ], 20, 30, 560),
-    bars('Cold miss latency (ms)', 'ms', [
-      ['upstream p50', cold.upstreamOwnP50Ms],
-      ['dohd p50', cold.dohdP50Ms],
-      ['upstream p99', cold.upstreamOwnP99Ms],
-      ['dohd p99', cold.dohdP99Ms],
-    ], 20, 160, 560),
+    bars('Cache hits, UDP (queries/s, dnsperf; medians of interleaved rounds)', 'q/s', [
+      ['Node ceiling', num(hit.ceilingUdp?.qps)],
+      ['dohd', num(hit.udp?.qps)],
+      ...workers.filter((w) => w.workers > 1).map((w): [string, number] => [`dohd, ${w.workers} workers`, num(w.qps)]),
+      ['dohd over TCP', num(hit.tcp?.qps)],
+    ], 20, 30, 580),
+    bars(`Cold miss latency, p50 / p99 (ms, ${cold.qps ?? '?'} q/s)`, 'ms', [
+      ['upstream direct p50', num(cold.upstreamRoundTrip?.p50Ms)],
+      ['dohd p50', num(cold.dohd?.p50Ms)],
+      ['upstream direct p99', num(cold.upstreamRoundTrip?.p99Ms)],
+      ['dohd p99', num(cold.dohd?.p99Ms)],
+    ], 20, 190, 580),
     bars('p99 with one jittery upstream (ms)', 'ms', [
-      ['single', p99('single')],
-      ['race', p99('race')],
-      ['hedged', p99('hedged')],
-    ], 600, 30, 560),
+      ['steady one alone', num(tail.single?.p99Ms)],
+      ['race', num(tail.race?.p99Ms)],
+      ['hedged', num(tail.hedged?.p99Ms)],
+    ], 620, 30, 560),
     bars('Resident memory (MB)', 'MB', [
-      ['idle', r.memory.idleRssMb],
-      ['100k names', r.memory.rssWith100kNamesMb],
-    ], 600, 160, 560),
+      ['idle', num(mem.idleRssMb)],
+      ['100k names, settled', num(mem.settledRssMb)],
+      ['right after the fill', num(mem.rssAfterFillMb)],
+      ['peak while filling', num(mem.peakRssDuringFillMb)],
+    ], 620, 190, 560),
   ].join('\n');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="1180" height="300" font-family="sans-serif" font-size="13">
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="330" font-family="sans-serif" font-size="13">
 <rect width="100%" height="100%" fill="white"/>
 ${body}
-<text x="20" y="290" fill="#666" font-size="11">dohd benchmark, ${r.date} — ${r.machine.cpus} × ${r.machine.model}, Node ${r.machine.node}; measured by bench/run.ts</text>
+<text x="20" y="320" fill="#666" font-size="11">dohd benchmark, ${r.date} — ${r.machine.cpus} × ${r.machine.model}, Node ${r.machine.node}, load average ${r.machine.loadavgAtStart?.[0]} → ${r.machine.loadavgAtEnd?.[0]}; measured by bench/run.ts</text>
 </svg>
 `;
 }
@@ -55,25 +61,50 @@ ${body}
 export function tableMarkdown(r: R): string {
   const hit = r.cacheHit;
   const cold = r.coldMiss;
+  const mem = r.memory;
   const t = r.tail ?? {};
-  const tail = (k: string) =>
-    t[k]?.p99Ms !== undefined ? `p50 ${t[k].p50Ms} ms, p99 ${t[k].p99Ms} ms, ${t[k].upstreamRequestsPerQuery} upstream requests/query` : `not run (${t[k]?.skipped ?? 'n/a'})`;
-  const ok = (b: boolean | null) => (b === null ? 'n/a' : b ? 'met' : '**missed**');
   const g = r.targets;
+  const ok = (b: boolean | null | undefined) => (b === null || b === undefined ? 'n/a' : b ? 'met' : '**missed**');
+  const tail = (k: string) =>
+    t[k]?.p99Ms !== undefined
+      ? `p50 ${t[k].p50Ms} ms, p99 ${t[k].p99Ms} ms, ${t[k].upstreamRequestsPerQuery} upstream requests/query (${t[k].samples} queries)`
+      : `not run (${t[k]?.skipped ?? 'n/a'})`;
+  const rows: string[] = [];
+  if (hit) {
+    rows.push(
+      `| cache-hit UDP throughput | ${hit.udp.qps} q/s = ${Math.round(hit.udpFractionOfCeiling * 100)}% of the Node ceiling (${hit.ceilingUdp.qps} q/s); rounds: ${hit.rounds.map((x: R) => `${Math.round(x.ratio * 100)}%`).join(', ')} | ≥ 80%: ${ok(g.cacheHitAtLeast80PctOfCeiling)} |`,
+      `| CPU time per cache hit at ${hit.cpuQps} q/s | dohd ${hit.cpuMicrosecondsPerQuery.dohd} µs, ceiling ${hit.cpuMicrosecondsPerQuery.ceiling} µs (ceiling/dohd = ${Math.round((100 * hit.cpuMicrosecondsPerQuery.ceiling) / hit.cpuMicrosecondsPerQuery.dohd)}%) | |`,
+      `| cache-hit UDP latency at ${hit.latencyQps} q/s | p50 ${hit.udp.p50Ms} ms, p99 ${hit.udp.p99Ms} ms (ceiling: p50 ${hit.ceilingUdp.p50Ms}, p99 ${hit.ceilingUdp.p99Ms}) | |`,
+      `| cache-hit TCP | ${hit.tcp.qps} q/s; at ${hit.latencyQps} q/s p50 ${hit.tcp.p50Ms} ms, p99 ${hit.tcp.p99Ms} ms | |`,
+    );
+  }
+  for (const w of r.workers ?? []) rows.push(`| cache-hit UDP, \`--workers ${w.workers}\` | ${w.qps} q/s = ${Math.round(w.fractionOfCeiling * 100)}% of the ceiling; ${w.rssMb} MB resident (all processes) | |`);
+  if (cold) {
+    rows.push(
+      `| cold miss at ${cold.qps} q/s | dohd p50 ${cold.dohd.p50Ms} ms, p99 ${cold.dohd.p99Ms} ms; the upstream asked directly by a DoH client: p50 ${cold.upstreamRoundTrip.p50Ms}, p99 ${cold.upstreamRoundTrip.p99Ms} | |`,
+      `| cold-miss added latency, over the upstream's round trip | p50 ${cold.addedOverRoundTrip.p50Ms} ms, p99 ${cold.addedOverRoundTrip.p99Ms} ms | p50 ≤ 1 ms: ${ok(g.coldMissAddedP50AtMost1MsOverRoundTrip)} |`,
+      `| cold-miss added latency, over the upstream's service time | p50 ${cold.addedOverService.p50Ms} ms, p99 ${cold.addedOverService.p99Ms} ms (service, measured inside the upstream: p50 ${cold.upstreamServiceViaDohd.p50Ms}, p99 ${cold.upstreamServiceViaDohd.p99Ms}) | p50 ≤ 1 ms: ${ok(g.coldMissAddedP50AtMost1MsOverService)} |`,
+    );
+  }
+  rows.push(`| TLS handshakes | ${r.tls.handshakes} over ${r.tls.queries} upstream queries and the cache-hit runs (one dohd, one upstream) | ≤ 1 per upstream: ${ok(g.atMostOneHandshakePerUpstream)} |`);
+  if (t.single || t.race || t.hedged) {
+    rows.push(
+      `| one jittery upstream (5% of answers 200 ms late): the steady one alone | ${tail('single')} | |`,
+      `| … race | ${tail('race')} | p99 ≤ alone: ${ok(g.raceP99NoWorseThanSingle)} |`,
+      `| … hedged | ${tail('hedged')} | p99 within 10% of race at < 1.5 requests/query: ${ok(g.hedgedWithin10PctOfRace)} |`,
+    );
+  }
+  if (mem) {
+    rows.push(
+      `| resident memory | idle ${mem.idleRssMb} MB; with ${mem.filled} cached names ${mem.settledRssMb} MB after ${mem.settleSeconds} s idle (${mem.rssAfterFillMb} MB right after the fill, peak ${mem.peakRssDuringFillMb} MB; filled at ${mem.fillQps} q/s) | ≤ 150 MB: settled ${ok(g.rssWith100kNamesAtMost150MbSettled)}, right after the fill ${ok(g.rssWith100kNamesAtMost150MbRightAfterFill)} |`,
+    );
+  }
   return [
-    `Measured ${r.date.slice(0, 10)} on ${r.machine.cpus} × ${r.machine.model}, Node ${r.machine.node}, upstream delay ${r.settings.upstreamDelayMs} ms.`,
+    `Measured ${r.date.slice(0, 10)} on ${r.machine.cpus} × ${r.machine.model}, Node ${r.machine.node}, load average ${r.machine.loadavgAtStart?.join(' ')} at the start, ${r.machine.loadavgAtEnd?.join(' ')} at the end; upstream delay ${r.settings.upstreamDelayMs} ms, ${r.settings.rounds} rounds of ${r.settings.seconds} s.`,
     '',
     '| measure | result | target |',
     '| --- | --- | --- |',
-    `| cache-hit UDP throughput | ${hit.udp.qps} q/s = ${Math.round(hit.udpFractionOfCeiling * 100)}% of the Node ceiling (${hit.ceilingUdp.qps} q/s) | ≥ 80%: ${ok(g.cacheHitAtLeast80PctOfCeiling)} |`,
-    `| cache-hit UDP latency | p50 ${hit.udp.p50Ms} ms, p99 ${hit.udp.p99Ms} ms (ceiling p50 ${hit.ceilingUdp.p50Ms}, p99 ${hit.ceilingUdp.p99Ms}) | |`,
-    `| cache-hit TCP | ${hit.tcp.qps} q/s, p50 ${hit.tcp.p50Ms} ms, p99 ${hit.tcp.p99Ms} ms | |`,
-    `| cold-miss added latency | p50 ${cold.addedP50Ms} ms, p99 ${cold.addedP99Ms} ms (dohd ${cold.dohdP50Ms}/${cold.dohdP99Ms}, upstream ${cold.upstreamOwnP50Ms}/${cold.upstreamOwnP99Ms}) | p50 ≤ 1 ms: ${ok(g.coldMissAddedP50AtMost1Ms)} |`,
-    `| TLS handshakes | ${cold.tlsHandshakes} for ${cold.queries} cold queries (${cold.tlsHandshakesPer10k} per 10,000) | ≤ 1 per upstream: ${ok(g.atMostOneHandshakePerUpstream)} |`,
-    `| jittery pair: better single upstream | ${tail('single')} | |`,
-    `| jittery pair: race | ${tail('race')} | p99 ≤ single: ${ok(g.raceP99NoWorseThanSingle)} |`,
-    `| jittery pair: hedged | ${tail('hedged')} | within 10% of race at < 1.5× requests: ${ok(g.hedgedWithin10PctOfRace)} |`,
-    `| resident memory | idle ${r.memory.idleRssMb} MB, ${r.memory.rssWith100kNamesMb} MB with ${r.memory.filled} cached names | ≤ 150 MB: ${ok(g.rssWith100kNamesAtMost150Mb)} |`,
+    ...rows,
   ].join('\n');
 }
 

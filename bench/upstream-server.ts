@@ -17,8 +17,13 @@ let requests = 0;
 /** Time from a request's arrival to its answer being written, ms: the upstream's own time. */
 let serviceMs: number[] = [];
 let handshakes = 0;
+/** Never reset: connections dohd opened over a whole benchmark phase. */
+let totalHandshakes = 0;
 const server = http2.createSecureServer({ cert: readFileSync(certFile!), key: readFileSync(keyFile!), allowHTTP1: false, settings: { maxConcurrentStreams: 1000 } });
-server.on('secureConnection', () => handshakes++);
+server.on('secureConnection', () => {
+  handshakes++;
+  totalHandshakes++;
+});
 server.on('stream', (stream, headers) => {
   const chunks: Buffer[] = [];
   stream.on('data', (c: Buffer) => chunks.push(c));
@@ -63,7 +68,7 @@ process.on('message', (m: { cmd: string; delayMs?: number; jitterProb?: number; 
   } else if (m.cmd === 'stats') {
     const sorted = [...serviceMs].sort((a, b) => a - b);
     const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] : NaN);
-    process.send!({ requests, handshakes, serviceP50Ms: pct(50), serviceP99Ms: pct(99) });
+    process.send!({ requests, handshakes, totalHandshakes, serviceP50Ms: pct(50), serviceP99Ms: pct(99) });
   }
   else if (m.cmd === 'reset') {
     requests = 0;

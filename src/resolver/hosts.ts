@@ -7,7 +7,7 @@ import type { Answer } from '../dns/message.js';
 import { localReply } from '../dns/message.js';
 import { Rcode } from '../dns/wire.js';
 import type { HostsFile } from '../hosts/hosts-file.js';
-import type { Context, Next, Result, Stage } from './types.js';
+import { PASS, type Context, type Next, type Result, type Stage } from './types.js';
 
 export class HostsStage implements Stage {
   readonly name = 'hosts';
@@ -19,17 +19,22 @@ export class HostsStage implements Stage {
   ) {}
 
   async handle(ctx: Context, next: Next): Promise<Result> {
+    const r = this.handleSync(ctx);
+    return r === PASS ? next(ctx) : r;
+  }
+
+  handleSync(ctx: Context): Result | typeof PASS {
     const q = ctx.query;
-    if (q.qclass !== 1) return next(ctx);
+    if (q.qclass !== 1) return PASS;
     const { names, reverse } = this.hosts.table;
     const answers: Answer[] = [];
     if (q.type === 'PTR') {
       const ptr = reverse.get(q.lname);
-      if (!ptr) return next(ctx);
+      if (!ptr) return PASS;
       for (const n of ptr) answers.push({ name: q.name, type: 'PTR', class: 'IN', ttl: this.ttl, data: n });
     } else {
       const e = names.get(q.lname);
-      if (!e) return next(ctx);
+      if (!e) return PASS;
       if (q.type === 'A' || q.type === 'ANY') for (const ip of e.v4) answers.push({ name: q.name, type: 'A', class: 'IN', ttl: this.ttl, data: ip });
       if (q.type === 'AAAA' || q.type === 'ANY') for (const ip of e.v6) answers.push({ name: q.name, type: 'AAAA', class: 'IN', ttl: this.ttl, data: ip });
     }

@@ -1,8 +1,6 @@
 /** UDP listener: one datagram in, at most one datagram out. */
 import cluster from 'node:cluster';
 import dgram from 'node:dgram';
-import dns from 'node:dns';
-import { isIP } from 'node:net';
 import type { HostPort } from '../config/address.js';
 import { explainBindError } from './bind-error.js';
 import type { QueryHandler } from './handler.js';
@@ -104,13 +102,12 @@ export class UdpServer {
 function ignore(): void {}
 
 /**
- * Replies go back to the address a datagram came from, always an IP literal: no lookup is
- * needed, and dgram's default (dns.lookup) would defer every send to the next tick.
- * Sends take no callback, so Node tries them at once (uv_udp_try_send) instead of queueing
- * a request per datagram; a send error is an 'error' event, which is ignored.
+ * Replies only ever go back to the address a datagram came from: an IP literal of the
+ * socket's family, so there is nothing to look up (dgram's default, dns.lookup, would also
+ * defer every send to the next tick). Sends take no callback, so Node tries them at once
+ * (uv_udp_try_send) instead of queueing a request per datagram; a send error is an 'error'
+ * event, which is ignored.
  */
 function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
-  const f = isIP(address);
-  if (f === 0) dns.lookup(address, family as dns.LookupOneOptions, callback);
-  else callback(null, address, f);
+  callback(null, address, family === 6 ? 6 : 4);
 }
