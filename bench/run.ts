@@ -28,7 +28,7 @@ import { renderChart, updateReadme } from './report.js';
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/cli.js');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const UPSTREAM_DELAY = Number(process.env.BENCH_UPSTREAM_DELAY_MS ?? 5);
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
 const phase = (name: string) => !ONLY || ONLY.has(name);

@@ -37,16 +37,15 @@ function patchHeader(out: Buffer, q: Query, original: Buffer): void {
   out.writeUInt16BE((flags & ~Flag.RD) | Flag.QR | Flag.RA | (q.header.flags & Flag.RD), 2);
   // Same question, same length: copy the client's bytes so its letter case comes back (0x20 randomisation).
   const qlen = q.question.length;
-  if (original.length >= HEADER_LEN + qlen && original.readUInt16BE(4) === 1) {
-    const theirs = original.subarray(HEADER_LEN, HEADER_LEN + qlen);
-    if (sameIgnoringCase(theirs, q.question)) q.question.copy(out, HEADER_LEN);
+  if (original.length >= HEADER_LEN + qlen && original.readUInt16BE(4) === 1 && sameIgnoringCase(original, HEADER_LEN, q.question)) {
+    q.question.copy(out, HEADER_LEN);
   }
 }
 
-function sameIgnoringCase(a: Buffer, b: Buffer): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i]!;
+/** Whether a[at, at + b.length) equals b, ASCII letter case aside. */
+function sameIgnoringCase(a: Buffer, at: number, b: Buffer): boolean {
+  for (let i = 0; i < b.length; i++) {
+    const x = a[at + i]!;
     const y = b[i]!;
     if (x !== y && (x | 0x20) !== (y | 0x20)) return false;
   }

@@ -62,6 +62,7 @@ export class PinsStage implements Stage {
   }
 
   handleSync(ctx: Context): Result | typeof PASS {
+    if (this.pins.size === 0) return PASS;
     const q = ctx.query;
     const pin = this.pins.get(q.lname);
     if (!pin || q.qclass !== 1) return PASS;
