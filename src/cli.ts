@@ -4,10 +4,20 @@ import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { checkConfigCommand } from './commands/check-config.js';
 import { fail } from './commands/common.js';
+import { doctorCommand } from './commands/doctor.js';
 import { pinsCommand } from './commands/pins.js';
+import { proxyDnsCommand } from './commands/proxy-dns.js';
+import { queryCommand } from './commands/query.js';
 import { runCommand } from './commands/run.js';
 
-const commands: CommandModule<object, never>[] = [runCommand as never, checkConfigCommand as never, pinsCommand as never];
+const commands: CommandModule<object, never>[] = [
+  runCommand as never,
+  checkConfigCommand as never,
+  queryCommand as never,
+  doctorCommand as never,
+  pinsCommand as never,
+  proxyDnsCommand as never,
+];
 
 export async function main(argv = hideBin(process.argv)): Promise<void> {
   let y = yargs(argv).scriptName('dohd').usage('$0 <command> [options]');

@@ -1,30 +1,45 @@
 /**
- * Builds the daemon from a validated config: upstreams, the resolve pipeline, the
- * listeners. Owns start-up and shutdown.
+ * Builds the daemon from a validated config: upstream groups, the resolve pipeline, the
+ * listeners, the admin listener. Owns start-up, reload (SIGHUP), drain and shutdown.
  */
+import dnsPacket from 'dns-packet';
 import type { Logger } from 'pino';
 import { formatHostPort, parseHostPort, type HostPort } from './config/address.js';
 import { staleClientTimeout } from './config/check.js';
+import { DEFAULT_ADMIN_LISTEN } from './config/defaults.js';
+import { ConfigError } from './config/load.js';
 import type { Config } from './config/schema.js';
+import { configTargets, selfTargetProblems } from './config/self-address.js';
 import { AnswerCache } from './cache/answer-cache.js';
 import { loadCache, saveCache } from './cache/persist.js';
+import { decodeQuery } from './dns/message.js';
+import { explainAnswer, isLoopback } from './dns/explain.js';
+import { rcodeName } from './dns/format.js';
+import { buildUpstreamQuery } from './dns/upstream-query.js';
 import { HostsFile } from './hosts/hosts-file.js';
+import { Metrics } from './metrics.js';
+import { MetricSources } from './metric-sources.js';
 import { PinHealth } from './pins/health.js';
+import { effectiveConfig, planReload, type ReloadPlan } from './reload.js';
 import { CacheStage } from './resolver/cache.js';
 import { CoalesceStage } from './resolver/coalesce.js';
 import { ForwardStage } from './resolver/forward.js';
 import { HostsStage } from './resolver/hosts.js';
+import { LoopStage } from './resolver/loop.js';
 import { Pipeline } from './resolver/pipeline.js';
 import { buildPins, PinsStage } from './resolver/pins.js';
 import { PolicyStage, policyOptionsFrom } from './resolver/policy.js';
 import { RouteStage } from './resolver/route.js';
-import type { Stage } from './resolver/types.js';
+import type { Context, Result, Stage } from './resolver/types.js';
+import { AdminServer, type Readiness } from './server/admin.js';
+import { ListenError } from './server/bind-error.js';
 import { QueryHandler } from './server/handler.js';
+import { pairByAddress, type InheritedSocket } from './server/socket-activation.js';
 import { TcpServer } from './server/tcp.js';
 import { UdpServer } from './server/udp.js';
-import { ListenError } from './server/bind-error.js';
 import { DohUpstream } from './upstream/doh.js';
 import { UpstreamGroups } from './upstream/groups.js';
+import { LoopGuard } from './upstream/loop-guard.js';
 import { UpstreamReporter } from './upstream/report.js';
 import type { Upstream } from './upstream/types.js';
 
@@ -34,32 +49,97 @@ export interface Listener {
   address: HostPort;
 }
 
+export interface StartOptions {
+  /** Sockets handed over by systemd (socket activation): served instead of binding `listen`. */
+  inherited?: InheritedSocket[];
+}
+
+/** Run on clean shutdown, after in-flight queries are answered. */
+export type ShutdownHook = (log: Logger) => Promise<void> | void;
+
+export interface ReloadOutcome extends ReloadPlan {
+  ok: boolean;
+  error?: string;
+}
+
+/** Keys that rebuild the upstream groups, routing and strategies when they change on reload. */
+const UPSTREAM_KEYS = ['upstreams', 'strategy', 'groups', 'forward', 'fallback', 'hedge', 'failover', 'health'];
+
 export class Daemon {
   readonly listeners: Listener[] = [];
-  readonly upstreams: Upstream[];
   readonly reporter: UpstreamReporter;
-  readonly cache: AnswerCache;
-  readonly cacheStage: CacheStage;
-  readonly pinsStage: PinsStage;
-  readonly policy: PolicyStage;
-  readonly coalesceStage: CoalesceStage;
-  readonly routeStage: RouteStage;
-  readonly groups: UpstreamGroups;
-  readonly hostsFile: HostsFile | undefined;
-  readonly pinHealth: PinHealth | undefined;
-  readonly pipeline: Pipeline;
+  readonly metrics: Metrics;
   readonly handler: QueryHandler;
+  readonly policy: PolicyStage;
+  /** Forwarding-loop detection; `loopGuard.status()` / `loopGuard.ok` feed readiness. */
+  readonly loopGuard: LoopGuard;
+  readonly hostsFile: HostsFile | undefined;
+  groups!: UpstreamGroups;
+  /** Every upstream transport (DoH, plain) of every group. */
+  upstreams: Upstream[] = [];
+  cache!: AnswerCache;
+  cacheStage!: CacheStage;
+  pinsStage!: PinsStage;
+  pinHealth: PinHealth | undefined;
+  coalesceStage!: CoalesceStage;
+  routeStage!: RouteStage;
+  forwardStage!: ForwardStage;
+  pipeline!: Pipeline;
+  admin: AdminServer | null = null;
+  private readonly sources: MetricSources;
+  private loopProbe: Promise<void> | null = null;
   private stopped = false;
+  private draining = false;
+  private readonly shutdownHooks: ShutdownHook[] = [];
+  /** Upstream groups replaced by a reload, closed once the queries using them are done. */
+  private readonly retired = new Map<NodeJS.Timeout, UpstreamGroups>();
+  private probing: Promise<void> | null = null;
 
   constructor(
-    readonly config: Config,
+    public config: Config,
     readonly log: Logger,
   ) {
     this.reporter = new UpstreamReporter(log);
-    const defaults = config.upstreams.map((u) => new DohUpstream(u, { log }));
-    this.groups = new UpstreamGroups(config, this.reporter, { default: defaults, log });
+    this.loopGuard = new LoopGuard(log);
+    this.policy = new PolicyStage(policyOptionsFrom(config));
+    this.hostsFile = config.hosts ? new HostsFile(config.hosts.file, { pollMs: config.hosts.pollMs, log }) : undefined;
+    this.buildUpstreams(config);
+    this.buildCache(config);
+    this.buildPins(config);
+    this.coalesceStage = new CoalesceStage({ timeoutMs: config.timeoutMs });
+    this.metrics = new Metrics({ inflight: () => this.handler.inflight, cacheEntries: () => this.cache.size });
+    this.sources = new MetricSources(this.metrics);
+    this.reporter.add(this.metrics.upstreamObserver);
+    this.pipeline = this.composePipeline();
+    this.handler = new QueryHandler({
+      pipeline: this.pipeline,
+      timeoutMs: config.timeoutMs,
+      log,
+      screenReject: (transport, client, reason, hasReply) => this.policy.screenReject(transport, client, reason, hasReply),
+      onAnswer: (ctx, result, ms) => this.answered(ctx, result, ms),
+      onReject: (transport, reason) => this.metrics.reject(transport, reason),
+      decorate: explainAnswer,
+    });
+  }
+
+  /** policy → loop → pins → hosts → cache → coalesce → route → forward (upstream group strategy) */
+  private composePipeline(): Pipeline {
+    const stages: Stage[] = [this.policy, new LoopStage(this.loopGuard), this.pinsStage];
+    if (this.hostsFile) stages.push(new HostsStage(this.hostsFile, this.config.hosts!.ttl));
+    stages.push(this.cacheStage, this.coalesceStage, this.routeStage, this.forwardStage);
+    return new Pipeline(stages);
+  }
+
+  private buildUpstreams(config: Config): void {
+    const defaults = config.upstreams.map((u) => new DohUpstream(u, { log: this.log }));
+    this.groups = new UpstreamGroups(config, this.reporter, { default: defaults, log: this.log, wrap: (u) => this.loopGuard.wrap(u) });
     this.reporter.add(this.groups.health);
-    this.upstreams = this.groups.all;
+    this.upstreams = this.groups.raw;
+    this.routeStage = new RouteStage(config.forward);
+    this.forwardStage = new ForwardStage(this.groups.defaultStrategy, this.groups);
+  }
+
+  private buildCache(config: Config): void {
     const c = config.cache;
     this.cache = new AnswerCache({
       maxEntries: c.maxEntries,
@@ -76,36 +156,54 @@ export class Daemon {
       prefetchHits: c.prefetchHits,
       prefetchThreshold: c.prefetchThreshold,
       refreshTimeoutMs: config.timeoutMs,
-      log,
-    });
-    const pins = buildPins(config);
-    this.pinHealth = [...pins.values()].some((p) => p.verify) ? new PinHealth(pins, { ...config.pinVerify, log }) : undefined;
-    this.pinsStage = new PinsStage(pins, this.pinHealth);
-    this.hostsFile = config.hosts ? new HostsFile(config.hosts.file, { pollMs: config.hosts.pollMs, log }) : undefined;
-    this.coalesceStage = new CoalesceStage({ timeoutMs: config.timeoutMs });
-    this.routeStage = new RouteStage(config.forward);
-    this.policy = new PolicyStage(policyOptionsFrom(config));
-    // policy → pins → hosts → cache → coalesce → route → forward (upstream group strategy)
-    const stages: Stage[] = [this.policy, this.pinsStage];
-    if (this.hostsFile) stages.push(new HostsStage(this.hostsFile, config.hosts!.ttl));
-    stages.push(this.cacheStage, this.coalesceStage, this.routeStage, new ForwardStage(this.groups.defaultStrategy, this.groups));
-    this.pipeline = new Pipeline(stages);
-    this.handler = new QueryHandler({
-      pipeline: this.pipeline,
-      timeoutMs: config.timeoutMs,
-      log,
-      screenReject: (transport, client, reason, hasReply) => this.policy.screenReject(transport, client, reason, hasReply),
+      log: this.log,
     });
   }
 
+  private buildPins(config: Config): void {
+    const pins = buildPins(config);
+    this.pinHealth = [...pins.values()].some((p) => p.verify) ? new PinHealth(pins, { ...config.pinVerify, log: this.log }) : undefined;
+    this.pinsStage = new PinsStage(pins, this.pinHealth);
+  }
+
+  /** Metrics and the optional query log for one answered query; never throws into the resolve path. */
+  private answered(ctx: Context, result: Result, ms: number): void {
+    try {
+      this.metrics.query(ctx, result, ms);
+      if (this.config.log.queries) {
+        this.log.info(
+          {
+            client: ctx.client.address,
+            name: ctx.query.name,
+            type: ctx.query.type,
+            rcode: rcodeName(result.rcode),
+            source: result.source,
+            cache: cacheStatus(result.source),
+            ...(result.upstream ? { upstream: result.upstream } : {}),
+            ms: Math.round(ms * 10) / 10,
+            transport: ctx.transport,
+          },
+          'query',
+        );
+      }
+    } catch (err) {
+      this.log.error({ err }, 'metrics or query log failed');
+    }
+  }
+
   /** Builds and starts a daemon; on any listen failure everything opened so far is closed again. */
-  static async start(config: Config, log: Logger): Promise<Daemon> {
+  static async start(config: Config, log: Logger, opts: StartOptions = {}): Promise<Daemon> {
     const d = new Daemon(config, log);
     try {
       d.warmStart();
       d.hostsFile?.start();
       d.pinHealth?.start();
-      await d.listen();
+      if (opts.inherited?.length) await d.adopt(opts.inherited);
+      else await d.listen();
+      // Now that the real addresses are known (port 0, inherited sockets): no upstream may be one of them.
+      const problems = selfTargetProblems(d.addresses, configTargets(config));
+      if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
+      await d.startAdmin();
     } catch (err) {
       await d.stop();
       throw err;
@@ -113,6 +211,7 @@ export class Daemon {
     log.info(
       {
         listen: d.listeners.map((l) => formatHostPort(l.address)),
+        admin: d.admin?.bound ?? null,
         upstreams: d.upstreams.map((u) => (u instanceof DohUpstream ? { name: u.name, url: u.url.href, bootstrap: u.addresses } : { name: u.name })),
         pins: Object.keys(config.pins).length,
         ...(config.strategy !== 'race' ? { strategy: config.strategy } : {}),
@@ -124,7 +223,27 @@ export class Daemon {
       },
       'dohd listening',
     );
+    if (config.loopProbe) {
+      d.loopProbe = d.loopGuard.probe(d.upstreams).catch((err: unknown) => log.warn({ err }, 'loop probe failed'));
+    }
     return d;
+  }
+
+  /** Serves on sockets systemd handed over, UDP and TCP per address, instead of binding. */
+  private async adopt(inherited: InheritedSocket[]): Promise<void> {
+    for (const pair of pairByAddress(inherited)) {
+      const l: Listener = { udp: new UdpServer(this.handler, pair.address), tcp: new TcpServer(this.handler, pair.address, this.config.tcp), address: pair.address };
+      this.listeners.push(l); // closed by stop() if anything below fails
+      await l.udp.listen(pair.udp.fd);
+      await l.tcp.listen(pair.tcp.fd);
+    }
+    this.log.info(
+      {
+        sockets: inherited.map((s) => ({ fd: s.fd, name: s.name, proto: s.proto, address: formatHostPort(s.address) })),
+        unusedListen: this.config.listen,
+      },
+      'socket activation: serving on the sockets systemd passed (the "listen" setting is not used)',
+    );
   }
 
   private async listen(): Promise<void> {
@@ -149,6 +268,167 @@ export class Daemon {
         if (addr.port !== 0 || attempt >= 20 || (err as ListenError).code !== 'EADDRINUSE') throw err;
       }
     }
+  }
+
+  /**
+   * The admin listener. Configured explicitly, a failure to listen stops start-up; left at
+   * its default (127.0.0.1:9153), a taken port is logged and dohd serves DNS without it.
+   */
+  private async startAdmin(): Promise<void> {
+    const cfg = this.config.admin;
+    if (cfg === false) return;
+    const text = cfg?.listen ?? DEFAULT_ADMIN_LISTEN;
+    const addr = parseHostPort(text, 9153);
+    if (typeof addr === 'string') throw new ListenError(`admin.listen: ${addr}`, 'EINVAL');
+    const server = new AdminServer(
+      {
+        metrics: async () => {
+          this.sources.sync(this);
+          return { body: await this.metrics.render(), contentType: this.metrics.contentType };
+        },
+        readiness: () => this.readiness(),
+      },
+      addr,
+    );
+    try {
+      await server.listen();
+    } catch (err) {
+      if (cfg) throw err;
+      this.log.warn(
+        { admin: text, error: (err as Error).message },
+        'admin listener (metrics, health) not started: its default address is taken; set admin.listen, or admin: false',
+      );
+      return;
+    }
+    this.admin = server;
+    if (!isLoopback(addr.host)) this.log.warn({ admin: server.bound }, 'admin listener (metrics, health) is reachable from other machines');
+  }
+
+  /**
+   * Ready when listening and able to answer: an upstream has answered, or pins are loaded,
+   * and no forwarding loop was found. When no upstream has answered yet, one probe query
+   * (". NS") is sent through the upstreams and awaited (bounded by timeoutMs), so readiness
+   * does not wait for client traffic.
+   */
+  async readiness(): Promise<Readiness> {
+    if (this.draining || this.stopped) return { ready: false, detail: 'shutting down' };
+    if (this.listeners.length === 0) return { ready: false, detail: 'not listening' };
+    const listening = `listening on ${this.listeners.map((l) => formatHostPort(l.address)).join(', ')}`;
+    const loop = this.loopGuard.status();
+    if (!this.loopGuard.ok) {
+      return { ready: false, detail: `${listening}; forwarding loop through ${loop.loops.map((l) => l.upstream).join(', ')} (see the log)` };
+    }
+    const pins = Object.keys(this.config.pins).length;
+    const answeredNow = () => this.upstreams.filter((u) => this.reporter.answered.has(u.name)).map((u) => u.name);
+    let answered = answeredNow();
+    if (answered.length === 0) {
+      // With pins loaded dohd can answer already: probe in the background, do not wait.
+      const probe = this.probeUpstreams();
+      if (pins === 0) {
+        await probe;
+        answered = answeredNow();
+      }
+    }
+    if (answered.length > 0) return { ready: true, detail: `${listening}; upstream ${answered.join(', ')} answering` };
+    if (pins > 0) return { ready: true, detail: `${listening}; no upstream has answered yet, ${pins} pins loaded` };
+    return { ready: false, detail: `${listening}; no upstream has answered yet (see the log for why)` };
+  }
+
+  /** One ". NS" query through the default group; concurrent callers share it. */
+  private probeUpstreams(): Promise<void> {
+    this.probing ??= (async () => {
+      const decoded = decodeQuery(
+        dnsPacket.encode({ type: 'query', id: 0, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: '.', type: 'NS', class: 'IN' }] }),
+      );
+      if (!decoded.ok) return;
+      const ac = new AbortController();
+      const timer = setTimeout(() => ac.abort(), this.config.timeoutMs);
+      try {
+        await this.groups.defaultStrategy.resolve(buildUpstreamQuery(decoded.query), decoded.query, ac.signal);
+      } catch {
+        /* the reporter has logged why */
+      } finally {
+        clearTimeout(timer);
+        this.probing = null;
+      }
+    })();
+    return this.probing;
+  }
+
+  /**
+   * Applies a new configuration. Upstreams and everything routing to them, the timeout, the
+   * cache, pins, policy and log settings take effect now; keys that need a restart (listen,
+   * admin, tcp, hosts, ...) keep their running value and the returned plan names them.
+   */
+  reload(next: Config): ReloadOutcome {
+    const plan = planReload(this.config, next);
+    const changed = (...keys: string[]) => keys.some((k) => plan.live.includes(k));
+    try {
+      // Count what the stages about to be replaced saw since the last scrape.
+      this.sources.sync(this);
+      const prev = { groups: this.groups, cacheStage: this.cacheStage, pinHealth: this.pinHealth };
+      if (changed(...UPSTREAM_KEYS)) this.buildUpstreams(next);
+      if (changed('cache', 'timeoutMs')) this.buildCache(next);
+      if (changed('pins', 'pinTtl', 'pinVerify')) this.buildPins(next);
+      if (changed('timeoutMs')) this.coalesceStage = new CoalesceStage({ timeoutMs: next.timeoutMs });
+      if (changed('acl', 'rateLimit', 'ecs', 'any')) this.policy.update(policyOptionsFrom(next));
+      this.config = effectiveConfig(this.config, next, plan);
+      this.pipeline = this.composePipeline();
+      this.handler.update({ pipeline: this.pipeline, timeoutMs: this.config.timeoutMs });
+      if (changed('log')) this.log.level = next.log.level;
+      if (this.groups !== prev.groups) {
+        this.reporter.remove(prev.groups.health);
+        for (const name of [...this.reporter.answered]) if (!this.upstreams.some((u) => u.name === name)) this.reporter.answered.delete(name);
+        const t = setTimeout(() => {
+          this.retired.delete(t);
+          void prev.groups.close();
+        }, this.config.timeoutMs + 1000);
+        t.unref();
+        this.retired.set(t, prev.groups);
+      }
+      if (this.cacheStage !== prev.cacheStage) prev.cacheStage.close();
+      if (this.pinHealth !== prev.pinHealth) {
+        prev.pinHealth?.close();
+        this.pinHealth?.start();
+        this.metrics.resetPins();
+      }
+      this.metrics.reload(true);
+      return { ok: true, ...plan };
+    } catch (err) {
+      this.metrics.reload(false);
+      return { ok: false, error: (err as Error).message, ...plan };
+    }
+  }
+
+  /** Registers work for a clean shutdown (after in-flight queries). */
+  onShutdown(hook: ShutdownHook): void {
+    this.shutdownHooks.push(hook);
+  }
+
+  /**
+   * Clean shutdown: stop accepting (UDP ignores new queries, TCP takes no new connections or
+   * queries), let queries in flight be answered (bounded: they all end by their deadline),
+   * save the cache, run the shutdown hooks, close everything. Returns how many queries were
+   * still unanswered.
+   */
+  async drain(boundMs = this.config.timeoutMs + 1000): Promise<{ unfinished: number }> {
+    this.draining = true;
+    for (const l of this.listeners) {
+      l.udp.stopAccepting();
+      l.tcp.stopAccepting();
+    }
+    const until = Date.now() + boundMs;
+    while (this.handler.inflight > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+    const unfinished = this.handler.inflight;
+    await this.stop();
+    for (const hook of this.shutdownHooks) {
+      try {
+        await hook(this.log);
+      } catch (err) {
+        this.log.error({ err }, 'shutdown step failed');
+      }
+    }
+    return { unfinished };
   }
 
   /** Bound addresses (with the real ports when 0 was asked for). */
@@ -184,11 +464,32 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    await Promise.all(this.listeners.flatMap((l) => [l.udp.close(), l.tcp.close()]));
+    this.loopGuard.stop();
+    await this.loopProbe;
+    await Promise.all([...this.listeners.flatMap((l) => [l.udp.close(), l.tcp.close()]), this.admin?.close()]);
     this.cacheStage.close();
     this.pinHealth?.close();
     this.hostsFile?.close();
     if (this.listeners.length) this.saveCache();
-    await this.groups.close();
+    const retired = [...this.retired].map(([t, g]) => {
+      clearTimeout(t);
+      return g;
+    });
+    this.retired.clear();
+    await Promise.all([this.groups.close(), ...retired.map((g) => g.close())]);
+  }
+}
+
+function cacheStatus(source: Result['source']): string {
+  switch (source) {
+    case 'cache':
+      return 'hit';
+    case 'stale':
+      return 'stale';
+    case 'upstream':
+    case 'error':
+      return 'miss';
+    default:
+      return 'none';
   }
 }

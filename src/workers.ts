@@ -25,15 +25,7 @@ export type WorkerMessage =
   | { dohd: 'cache'; key: string; entry: SharedEntry };
 
 /** The part of a cache entry another worker needs (no per-worker state). */
-export interface SharedEntry {
-  wire: string;
-  offsets: number[];
-  ttls: number[];
-  storedAt: number;
-  ttl: number;
-  rcode: number;
-  negative: boolean;
-}
+export type SharedEntry = Pick<CacheEntry, 'wire' | 'offsets' | 'ttls' | 'storedAt' | 'ttl' | 'rcode' | 'negative'>;
 
 /** Unsent cache messages per worker past which the primary drops new ones (a worker that does not keep up). */
 const MAX_PENDING_RELAYS = 2000;
@@ -141,6 +133,10 @@ export async function runPrimary(count: number, log: Logger, opts: { execArgv?: 
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Reload: every worker re-reads the configuration file itself.
+  process.on('SIGHUP', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGHUP');
+  });
 
   try {
     await fork();

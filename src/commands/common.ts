@@ -15,6 +15,7 @@ export interface ConfigArgs {
   upstream?: string[];
   ca?: string;
   'log-level'?: string;
+  admin?: string;
   workers?: string;
 }
 
@@ -24,21 +25,28 @@ export function withConfigOptions<T>(y: Argv<T>) {
     .option('listen', { alias: 'l', type: 'string', array: true, describe: 'ADDR:PORT to listen on, UDP and TCP (repeatable; replaces "listen")' })
     .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH URL (repeatable; replaces "upstreams")' })
     .option('ca', { type: 'string', describe: 'extra trusted CA file (PEM) for the --upstream URLs' })
+    .option('admin', { type: 'string', describe: 'ADDR:PORT of the admin HTTP listener (/metrics, /healthz, /readyz), or "off"' })
     .option('log-level', { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], describe: 'log level' });
 }
 
 /** Loads the configuration or exits with the named problem (exit code 2). */
 export function configFrom(args: ConfigArgs): Config {
+  try {
+    return loadConfig(args.config, overridesFrom(args));
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2);
+    throw err;
+  }
+}
+
+/** The command-line flags that override the configuration file (applied again on reload). */
+export function overridesFrom(args: ConfigArgs): ConfigOverrides {
   const overrides: ConfigOverrides = {};
   if (args.listen?.length) overrides.listen = args.listen;
   if (args.upstream?.length) overrides.upstream = args.upstream;
   if (args.ca) overrides.ca = args.ca;
   if (args['log-level']) overrides.logLevel = args['log-level'];
+  if (args.admin) overrides.admin = args.admin;
   if (args.workers !== undefined) overrides.workers = args.workers === 'auto' ? 'auto' : Number(args.workers);
-  try {
-    return loadConfig(args.config, overrides);
-  } catch (err) {
-    if (err instanceof ConfigError) fail(err.message, 2);
-    throw err;
-  }
+  return overrides;
 }

@@ -1,11 +1,25 @@
-/** `dohd run`: start the daemon and keep it running until SIGTERM/SIGINT. */
+/**
+ * `dohd run`: start the daemon and keep it running.
+ * SIGHUP reloads the configuration file; SIGTERM/SIGINT drain (stop accepting, answer what is
+ * in flight, run shutdown hooks such as saving the cache) and exit 0. A second signal exits at once.
+ */
 import type { CommandModule } from 'yargs';
 import { formatHostPort } from '../config/address.js';
-import type { Daemon } from '../daemon.js';
+import { ConfigError, loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { Daemon } from '../daemon.js';
 import { createLogger } from '../log.js';
 import { ListenError } from '../server/bind-error.js';
+import { ActivationError, takeListenFds, type InheritedSocket } from '../server/socket-activation.js';
+import { notifyReady } from '../systemd-notify.js';
 import { isWorker, joinCluster, runPrimary, WorkerStartError, workerCount, workerId } from '../workers.js';
-import { configFrom, fail, withConfigOptions, type ConfigArgs } from './common.js';
+import { configFrom, fail, overridesFrom, withConfigOptions, type ConfigArgs } from './common.js';
+
+/** Where a reload reads the configuration from; absent when there is no file to re-read. */
+export interface ReloadSource {
+  file: string;
+  load(): Config;
+}
 
 /** Starts the daemon; with more than one worker, this process supervises them instead (and returns null). */
 export async function runDaemon(args: ConfigArgs): Promise<Daemon | null> {
@@ -20,27 +34,60 @@ export async function runDaemon(args: ConfigArgs): Promise<Daemon | null> {
       if (err instanceof WorkerStartError && err.code) process.exit(err.code);
       fail(`could not start ${workers} workers: ${(err as Error).message}`, 1);
     }
+    void notifyReady(`answering DNS with ${workers} workers`, log);
     return null;
   }
-  const log = isWorker() ? createLogger(config.log.level).child({ worker: workerId() }) : createLogger(config.log.level);
-  // Loaded here, not at the top: a primary supervising workers never needs it.
-  const { Daemon } = await import('../daemon.js');
-  let daemon: Daemon;
+  const file = args.config;
+  return serve(config, file ? { file, load: () => loadConfig(file, overridesFrom(args)) } : undefined);
+}
+
+/**
+ * Starts the daemon from a validated config (on systemd's sockets when socket-activated)
+ * and owns the signals.
+ */
+export async function serve(config: Config, source?: ReloadSource): Promise<Daemon> {
+  let inherited: InheritedSocket[] | null = null;
   try {
-    daemon = await Daemon.start(config, log);
+    inherited = takeListenFds();
   } catch (err) {
-    if (err instanceof ListenError) fail(err.message, 1);
+    if (err instanceof ActivationError) fail(err.message, 1);
     throw err;
   }
-  if (isWorker()) joinCluster(daemon.cache, daemon.addresses.map(formatHostPort));
+  const log = isWorker() ? createLogger(config.log.level).child({ worker: workerId() }) : createLogger(config.log.level);
+  // Signals are taken before the listeners open: one that arrives during start-up waits for it.
+  let daemon: Daemon | undefined;
+  let early: (() => void) | null = null;
+  const on = (signal: NodeJS.Signals, act: () => void) =>
+    process.on(signal, () => {
+      if (daemon) act();
+      else early ??= act;
+    });
+  on('SIGTERM', () => stop('SIGTERM'));
+  on('SIGINT', () => stop('SIGINT'));
+  on('SIGHUP', () => reload());
+  try {
+    daemon = await Daemon.start(config, log, inherited ? { inherited } : {});
+  } catch (err) {
+    if (err instanceof ListenError || err instanceof ActivationError) fail(err.message, 1);
+    if (err instanceof ConfigError) fail(err.message, 2);
+    throw err;
+  }
+  const d: Daemon = daemon;
+  // A worker tells the primary it listens, and shares its cache entries; the primary tells systemd.
+  if (isWorker()) joinCluster(d.cache, d.addresses.map(formatHostPort));
+  else void notifyReady(`answering DNS on ${d.addresses.map((a) => formatHostPort(a)).join(', ')}`, log);
+
   let stopping = false;
   const stop = (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting without waiting for queries in flight');
+      process.exit(1);
+    }
     stopping = true;
-    log.info({ signal }, 'dohd stopping');
-    daemon.stop().then(
-      () => {
-        log.info('dohd stopped');
+    log.info({ signal, inflight: d.handler.inflight }, 'dohd stopping: no new queries, answering those in flight');
+    d.drain().then(
+      ({ unfinished }) => {
+        log.info(unfinished ? { unfinished } : {}, 'dohd stopped');
         process.exit(0);
       },
       (err: unknown) => {
@@ -49,9 +96,36 @@ export async function runDaemon(args: ConfigArgs): Promise<Daemon | null> {
       },
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  return daemon;
+  const reload = () => {
+    if (stopping) return;
+    if (!source) {
+      log.warn('SIGHUP: dohd was started without --config, there is no configuration file to reload');
+      return;
+    }
+    let next: Config;
+    try {
+      next = source.load();
+    } catch (err) {
+      d.metrics.reload(false);
+      const error = err instanceof ConfigError ? err.message : String((err as Error)?.message ?? err);
+      log.error({ file: source.file, error }, 'configuration reload failed: the running configuration stays');
+      return;
+    }
+    const r = d.reload(next);
+    if (!r.ok) {
+      log.error({ file: source.file, error: r.error }, 'configuration reload failed: the running configuration stays');
+      return;
+    }
+    log.info({ file: source.file, applied: r.live }, r.live.length ? 'configuration reloaded' : 'configuration reloaded: no live setting changed');
+    if (r.restart.length) {
+      log.warn(
+        { file: source.file, keys: r.restart },
+        `configuration change needs a restart to take effect: ${r.restart.join(', ')} (the running values stay until then)`,
+      );
+    }
+  };
+  (early as (() => void) | null)?.();
+  return d;
 }
 
 export const runCommand: CommandModule<object, ConfigArgs> = {

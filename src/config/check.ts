@@ -21,28 +21,11 @@ export function checkConfig(config: Config, baseDir: string): string[] {
   const groups = Object.keys(config.groups);
   const known = () => [DEFAULT_GROUP, ...groups].map((g) => `"${g}"`).join(', ');
 
-  const listens = config.listen.map((l) => parseHostPort(l)).filter((l): l is HostPort => typeof l !== 'string');
   for (const [g, group] of Object.entries(config.groups)) {
     group.upstreams.forEach((u, i) => {
       const where = `groups.${g}.upstreams[${i}]`;
-      const plain = u.address ?? (u.url && !u.url.startsWith('https:') ? new URL(u.url).host : undefined);
-      const target = plain === undefined ? undefined : parseHostPort(plain);
-      if (target && typeof target !== 'string' && listens.some((l) => l.port === target.port && (l.host === target.host || isWildcard(l.host))))
-        problems.push(`${where}: ${plain} is one of dohd's own listen addresses (queries would loop back to dohd)`);
-      if (u.url?.startsWith('https:')) {
-        const host = new URL(u.url).hostname.replace(/^\[|\]$/g, '');
-        const isIpHost = /^[\d.]+$/.test(host) || host.includes(':');
-        if (!u.bootstrap && !isIpHost) {
-          const k = KNOWN_BOOTSTRAP[host.toLowerCase()];
-          if (k) u.bootstrap = [...k];
-          else problems.push(`${where}.bootstrap: "${host}" needs bootstrap IP addresses; add bootstrap: [IP, ...] or use an IP in the URL`);
-        }
-      }
-      if (u.ca) {
-        u.ca = resolve(baseDir, u.ca);
-        const p = checkPemFile(u.ca);
-        if (p) problems.push(`${where}.ca: ${p}`);
-      }
+      // Whether it is one of dohd's own listeners is checked with every other target (self-address.ts).
+      problems.push(...completeDohUpstream(u, where, baseDir));
     });
   }
   for (const [domain, target] of Object.entries(config.forward)) {
@@ -86,6 +69,33 @@ export function checkConfig(config: Config, baseDir: string): string[] {
 
 function isWildcard(host: string): boolean {
   return host === '0.0.0.0' || host === '::';
+}
+
+/**
+ * Fills in and checks what a DoH upstream needs to be reached without the system resolver:
+ * bootstrap IPs (built in for known providers; none needed for an IP host) and a readable CA
+ * file (made absolute). Returns the problems, each naming its key (`where`).
+ */
+export function completeDohUpstream(u: { url?: string | undefined; bootstrap?: string[] | undefined; ca?: string | undefined }, where: string, baseDir: string): string[] {
+  const problems: string[] = [];
+  if (u.url?.startsWith('https:')) {
+    const host = new URL(u.url).hostname.replace(/^\[|\]$/g, '');
+    const isIpHost = /^[\d.]+$/.test(host) || host.includes(':');
+    if (!u.bootstrap && !isIpHost) {
+      const known = KNOWN_BOOTSTRAP[host.toLowerCase()];
+      if (known) u.bootstrap = [...known];
+      else
+        problems.push(
+          `${where}.bootstrap: "${host}" needs bootstrap IP addresses (dohd never asks the system resolver for an upstream's address); add bootstrap: [IP, ...] or use an IP in the URL`,
+        );
+    }
+  }
+  if (u.ca) {
+    u.ca = resolve(baseDir, u.ca);
+    const p = checkPemFile(u.ca);
+    if (p) problems.push(`${where}.ca: ${p}`);
+  }
+  return problems;
 }
 
 export function checkPemFile(file: string): string | null {

@@ -17,6 +17,9 @@ export const DEFAULT_UPSTREAMS = [
 
 export const DEFAULT_LISTEN = ['127.0.0.1:53', '[::1]:53'];
 
+/** The admin HTTP listener (metrics, health): loopback unless configured otherwise. */
+export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:9153';
+
 /**
  * The Go module proxy and checksum database names whose failure produces
  * `dial tcp: lookup goproxy.cn: no such host`. Documented so users can pin them in one place.

@@ -2,8 +2,9 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { checkConfig } from './check.js';
-import { KNOWN_BOOTSTRAP } from './defaults.js';
+import { checkConfig, completeDohUpstream } from './check.js';
+import { parseHostPort, type HostPort } from './address.js';
+import { configTargets, selfTargetProblems } from './self-address.js';
 import { configSchema, type Config } from './schema.js';
 
 /** A configuration problem, worded for the operator: which key, what is wrong. */
@@ -23,6 +24,8 @@ export interface ConfigOverrides {
   upstream?: string[];
   ca?: string;
   logLevel?: string;
+  /** `ADDR:PORT` for the admin listener, or `off`. */
+  admin?: string;
   workers?: number | 'auto';
 }
 
@@ -66,37 +69,13 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): Config {
   }
   const config = result.data;
   const problems: string[] = [];
-  config.upstreams.forEach((u, i) => {
-    const host = new URL(u.url).hostname.replace(/^\[|\]$/g, '');
-    const isIpHost = /^[\d.]+$/.test(host) || host.includes(':');
-    if (!u.bootstrap && !isIpHost) {
-      const known = KNOWN_BOOTSTRAP[host.toLowerCase()];
-      if (known) u.bootstrap = [...known];
-      else
-        problems.push(
-          `upstreams[${i}].bootstrap: "${host}" needs bootstrap IP addresses (dohd never asks the system resolver for an upstream's address); add bootstrap: [IP, ...] or use an IP in the URL`,
-        );
-    }
-    if (u.ca) {
-      u.ca = resolve(baseDir, u.ca);
-      const problem = checkCaFile(u.ca);
-      if (problem) problems.push(`upstreams[${i}].ca: ${problem}`);
-    }
-  });
+  config.upstreams.forEach((u, i) => problems.push(...completeDohUpstream(u, `upstreams[${i}]`, baseDir)));
   problems.push(...checkConfig(config, baseDir));
+  // The loop guard's static half: no upstream may be one of dohd's own listeners.
+  const listeners = config.listen.map((l) => parseHostPort(l)).filter((l): l is HostPort => typeof l !== 'string');
+  problems.push(...selfTargetProblems(listeners, configTargets(config)));
   if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
   return config;
-}
-
-function checkCaFile(file: string): string | null {
-  let pem: string;
-  try {
-    pem = readFileSync(file, 'utf8');
-  } catch (err) {
-    return `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
-  }
-  if (!pem.includes('-----BEGIN CERTIFICATE-----')) return `${file} holds no PEM certificate`;
-  return null;
 }
 
 /** Reads the YAML file (if any), applies CLI overrides, validates, fills defaults. */
@@ -137,6 +116,7 @@ function applyOverrides(raw: Record<string, unknown>, o: ConfigOverrides): Recor
   if (o.listen?.length) out.listen = o.listen;
   if (o.upstream?.length) out.upstreams = o.upstream.map((url) => (o.ca ? { url, ca: resolve(o.ca) } : { url }));
   else if (o.ca) throw new ConfigError('--ca applies to --upstream URLs; give --upstream too, or set "ca" on the upstream in the config file');
+  if (o.admin) out.admin = o.admin === 'off' ? false : { listen: o.admin };
   if (o.workers !== undefined) out.workers = o.workers;
   if (o.logLevel) {
     const log = (typeof out.log === 'object' && out.log) || {};

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseHostPort } from './address.js';
 import { parseCidr } from './cidr.js';
-import { DEFAULT_ACL_ALLOW, DEFAULT_LISTEN, DEFAULT_RATE_LIMIT_EXEMPT, DEFAULT_UPSTREAMS } from './defaults.js';
+import { DEFAULT_ACL_ALLOW, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_RATE_LIMIT_EXEMPT, DEFAULT_UPSTREAMS } from './defaults.js';
 
 const listenAddress = z.string().superRefine((s, ctx) => {
   const r = parseHostPort(s);
@@ -48,6 +48,13 @@ export const upstreamSchema = z.strictObject({
   ca: z.string().min(1).optional(),
   /** A short label for logs and metrics; defaults to the URL's host. */
   name: z.string().min(1).max(64).optional(),
+  /** Close the connection after this many ms without a query (default 8000): below the upstream's own idle limit. */
+  idleTimeoutMs: z.int().min(100).max(3_600_000).optional(),
+  /**
+   * A connection silent this long (ms, default 1000) may be dead without a FIN: a request on it
+   * that gets no answer within 4× the usual time is also sent on a fresh connection. 0 = never.
+   */
+  quietMs: z.int().min(0).max(3_600_000).optional(),
 });
 
 const pinAddresses = z.array(ipAddress).min(1);
@@ -210,11 +217,15 @@ export const configSchema = z.strictObject({
   health: healthSchema,
   hosts: hostsSchema.optional(),
   pinVerify: pinVerifySchema,
+  /** At start-up, send each upstream a probe query to detect a forwarding loop back to dohd. */
+  loopProbe: z.boolean().default(true),
   log: z
     .strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /** One log line per answered query (client, name, type, rcode, upstream, latency, cache status). */
+      queries: z.boolean().default(false),
     })
-    .default({ level: 'info' }),
+    .default({ level: 'info', queries: false }),
   /** Which client sources are answered; every other source gets REFUSED. */
   acl: z
     .strictObject({
@@ -257,6 +268,16 @@ export const configSchema = z.strictObject({
       maxBufferedBytes: z.int().min(65_536).max(64 * 1024 * 1024).default(262_144),
     })
     .prefault({}),
+  /**
+   * The admin HTTP listener (/metrics, /healthz, /readyz); `false` turns it off. Left out, it is
+   * { listen: 127.0.0.1:9153 } on a best-effort basis (a taken port is logged, not fatal);
+   * set explicitly, failing to listen stops start-up like any listen address.
+   */
+  admin: z
+    .union([z.literal(false), z.strictObject({ listen: listenAddress.default(DEFAULT_ADMIN_LISTEN) })], {
+      error: 'expected false or { listen: "ADDR:PORT" }',
+    })
+    .optional(),
   /** Processes answering on the same sockets (node:cluster); `auto`: one per CPU. */
   workers: z.union([z.int().min(1).max(256), z.literal('auto')]).default(1),
 });

@@ -25,6 +25,8 @@ export interface HandlerOptions {
   onReject?: (transport: Transport, reason: string) => void;
   /** Decides whether such a packet's error reply (FORMERR, NOTIMP) may be sent (policy: ACL, rate limit). */
   screenReject?: (transport: Transport, client: { address: string; port: number }, reason: string, hasReply: boolean) => boolean;
+  /** May add to the finished answer (e.g. the EDNS explain option for `dohd query`). */
+  decorate?: (ctx: Context, result: Result, reply: Buffer, ms: number) => Buffer;
 }
 
 export class QueryHandler {
@@ -118,8 +120,10 @@ export class QueryHandler {
   private reply(ctx: Context, result: Result): Buffer | null {
     if (result.drop) return null;
     // An extended rcode (BADVERS = 16) keeps its low 4 bits in the header, the rest in OPT.
-    const out = finalizeSafe(ctx.query, result.wire, ctx.transport, result.rcode >> 4);
-    this.opts.onAnswer?.(ctx, result, performance.now() - ctx.received);
+    let out = finalizeSafe(ctx.query, result.wire, ctx.transport, result.rcode >> 4);
+    const ms = performance.now() - ctx.received;
+    if (this.opts.decorate) out = this.opts.decorate(ctx, result, out, ms);
+    this.opts.onAnswer?.(ctx, result, ms);
     return out;
   }
 }

@@ -39,6 +39,8 @@ export class TcpConnection {
   private inflight = 0;
   private ended = false;
   private closed = false;
+  /** Shutting down: no new queries are taken; those in flight are answered, then it closes. */
+  private draining = false;
   private blocked = false;
   private closeReason: TcpCloseReason | null = null;
   private frameTimer: NodeJS.Timeout | null = null;
@@ -86,6 +88,12 @@ export class TcpConnection {
     this.onClose(this.closeReason ?? 'done');
   }
 
+  /** Stop taking queries; answer those in flight, then close. */
+  drain(): void {
+    this.draining = true;
+    this.pump();
+  }
+
   private onData(chunk: Buffer): void {
     if (this.closed) return;
     if (this.size + chunk.length > MAX_INPUT_BYTES) return this.destroy('overflow');
@@ -97,7 +105,7 @@ export class TcpConnection {
   private pump(): void {
     if (this.closed) return;
     let hadFrame = false;
-    while (this.inflight < this.limits.maxInflight && !this.outputFull() && this.size >= 2) {
+    while (!this.draining && this.inflight < this.limits.maxInflight && !this.outputFull() && this.size >= 2) {
       const len = this.peekLength();
       if (this.size < 2 + len) break;
       const frame = this.take(2 + len);
@@ -120,7 +128,7 @@ export class TcpConnection {
     }
     if (full) this.armStallTimer();
     else this.clearStallTimer();
-    if (this.ended && this.inflight === 0 && !this.hasCompleteFrame() && !this.socket.destroyed && !this.socket.writableEnded) {
+    if ((this.draining || (this.ended && !this.hasCompleteFrame())) && this.inflight === 0 && !this.socket.destroyed && !this.socket.writableEnded) {
       this.clearFrameTimer();
       this.socket.end();
     }

@@ -72,6 +72,15 @@ export class TcpServer {
     this.sockets.set(socket, conn);
   }
 
+  /**
+   * Draining: no new connections, no new queries on open ones; queries in flight are
+   * answered, then each connection is closed.
+   */
+  stopAccepting(): void {
+    this.server?.close();
+    for (const conn of this.sockets.values()) conn.drain();
+  }
+
   async close(): Promise<void> {
     const s = this.server;
     this.server = null;

@@ -7,6 +7,10 @@ import type { QueryHandler } from './handler.js';
 
 export class UdpServer {
   private socket: dgram.Socket | null = null;
+  private accepting = true;
+  /** Replies handed to the socket whose send has not completed (close waits for them). */
+  private sending = 0;
+  private sent: (() => void) | null = null;
 
   constructor(
     private readonly handler: QueryHandler,
@@ -41,6 +45,7 @@ export class UdpServer {
   }
 
   private onMessage(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (!this.accepting) return;
     let reply: Buffer | null | Promise<Buffer | null>;
     try {
       reply = this.handler.answer(msg, 'udp', rinfo);
@@ -50,17 +55,47 @@ export class UdpServer {
     if (reply instanceof Promise) {
       reply.then(
         (r) => {
-          if (r && this.socket === socket) socket.send(r, rinfo.port, rinfo.address);
+          if (r && this.socket === socket) this.send(socket, r, rinfo);
         },
         ignore,
       );
-    } else if (reply) socket.send(reply, rinfo.port, rinfo.address);
+    } else if (reply) this.send(socket, reply, rinfo);
+  }
+
+  /**
+   * No callback while serving, so Node sends at once (uv_udp_try_send); while draining, the
+   * sends are counted so that close() waits for the last answers to leave.
+   */
+  private send(socket: dgram.Socket, reply: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (this.accepting) {
+      socket.send(reply, rinfo.port, rinfo.address);
+      return;
+    }
+    this.sending++;
+    socket.send(reply, rinfo.port, rinfo.address, () => {
+      if (--this.sending === 0) this.sent?.();
+    });
+  }
+
+  /** Draining: new queries are ignored; queries already received still get their answer. */
+  stopAccepting(): void {
+    this.accepting = false;
   }
 
   async close(): Promise<void> {
     const s = this.socket;
     this.socket = null;
-    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+    if (!s) return;
+    if (this.sending > 0) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1000);
+        this.sent = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+    await new Promise<void>((resolve) => s.close(() => resolve()));
   }
 }
 

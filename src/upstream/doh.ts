@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { rootCertificates } from 'node:tls';
 import { buildConnector, Client } from 'undici';
 import type { Logger } from 'pino';
@@ -23,21 +24,47 @@ export interface DohOptions {
   connectTimeoutMs?: number;
   /** Requests allowed in flight at once; beyond it, fail fast instead of queueing without bound. */
   maxPending?: number;
+  /** A connection not heard from for this long is suspect: a request on it is hedged (see `hedgeDelay`). */
+  quietMs?: number;
 }
+
+/** Per-upstream counters: the common ones, plus how often a dead or suspect connection was replaced. */
+export interface DohStats extends UpstreamStats {
+  /** Requests sent again on a fresh connection after the first one failed on a dead connection. */
+  retries: number;
+  /** Requests sent again on a fresh connection because a quiet connection gave no answer in time. */
+  hedges: number;
+}
+
+/** One HTTP/2 connection (one undici Client, never reconnected) and when it last proved alive. */
+interface Conn {
+  client: Client;
+  /** performance.now() when the connection was made or last delivered response headers. */
+  heardAt: number;
+}
+
+/** Bounds of the delay before a request on a quiet connection is sent again on a fresh one. */
+const HEDGE_MIN_MS = 200;
+const HEDGE_MAX_MS = 1000;
+/** A retired connection is destroyed at the latest this long after it was retired. */
+const RETIRE_GRACE_MS = 10_000;
 
 export class DohUpstream implements Upstream {
   readonly kind = 'doh' as const;
   readonly name: string;
   readonly url: URL;
   readonly addresses: string[];
-  readonly stats: UpstreamStats = { connects: 0, requests: 0, pending: 0 };
+  readonly stats: DohStats = { connects: 0, requests: 0, pending: 0, retries: 0, hedges: 0 };
+  readonly idleTimeoutMs: number;
   private readonly servername: string | undefined;
   private readonly connector: buildConnector.connector;
-  private readonly idleTimeoutMs: number;
   private readonly maxPending: number;
-  private client: Client | null = null;
-  /** Dropped connections still finishing their requests; destroyed on close(). */
-  private readonly draining = new Set<Client>();
+  private readonly quietMs: number;
+  private conn: Conn | null = null;
+  /** Connections being closed (and their deadline to be destroyed): destroyed for good on close(). */
+  private readonly retiring = new Map<Conn, NodeJS.Timeout>();
+  /** Smoothed time to response headers, ms (RFC 6298-style, alpha 1/8); null before the first answer. */
+  private srtt: number | null = null;
   private addrIndex = 0;
   private idleTimer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -52,8 +79,9 @@ export class DohUpstream implements Upstream {
     this.servername = isIP(host) ? undefined : host;
     this.addresses = cfg.bootstrap?.length ? [...cfg.bootstrap] : [host];
     if (!isIP(this.addresses[0]!)) throw new Error(`upstream ${cfg.url}: no bootstrap address`);
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? 8000;
+    this.idleTimeoutMs = cfg.idleTimeoutMs ?? opts.idleTimeoutMs ?? 8000;
     this.maxPending = opts.maxPending ?? 512;
+    this.quietMs = cfg.quietMs ?? opts.quietMs ?? 1000;
     let ca: string[] | undefined;
     if (cfg.ca) ca = [...rootCertificates, readFileSync(cfg.ca, 'utf8')];
     this.connector = buildConnector({
@@ -69,8 +97,10 @@ export class DohUpstream implements Upstream {
     return this.addresses[this.addrIndex % this.addresses.length]!;
   }
 
-  private getClient(): Client {
-    if (this.client && !this.client.closed && !this.client.destroyed) return this.client;
+  /** The current connection, or a new one. Each Client carries one connection: once it is gone, so is the Client. */
+  private connection(): Conn {
+    const current = this.conn;
+    if (current && !current.client.closed && !current.client.destroyed) return current;
     const client = new Client(this.url.origin, {
       allowH2: true,
       pipelining: 100,
@@ -81,6 +111,8 @@ export class DohUpstream implements Upstream {
       // one request in twenty, and everything it referenced, stayed alive for 30 s.
       headersTimeout: 0,
       bodyTimeout: 0,
+      // No PINGs: idle connections are closed (idleTimeoutMs) and quiet ones hedged instead.
+      pingInterval: 0,
       connect: (opts, cb) => {
         const address = this.currentAddress;
         this.stats.connects++;
@@ -93,9 +125,36 @@ export class DohUpstream implements Upstream {
         });
       },
     });
+    const conn: Conn = { client, heardAt: performance.now() };
+    client.on('connect', () => (conn.heardAt = performance.now()));
+    // The peer closed or reset it (idle close without GOAWAY, RST): never reconnect this Client.
+    client.on('disconnect', () => this.retire(conn, false));
     client.on('connectionError', () => {});
-    this.client = client;
-    return client;
+    this.conn = conn;
+    return conn;
+  }
+
+  /**
+   * Stops sending on a connection. `graceful`: requests already on it may still finish
+   * (it was only suspect); otherwise it is destroyed at once (it is known dead).
+   */
+  private retire(conn: Conn, graceful: boolean): void {
+    if (this.conn === conn) this.conn = null;
+    if (!graceful) {
+      clearTimeout(this.retiring.get(conn));
+      this.retiring.delete(conn);
+      if (!conn.client.destroyed) conn.client.destroy().catch(() => {});
+      return;
+    }
+    if (this.retiring.has(conn) || conn.client.destroyed) return;
+    this.retiring.set(conn, setTimeout(() => this.retire(conn, false), RETIRE_GRACE_MS).unref());
+    conn.client
+      .close()
+      .catch(() => {})
+      .finally(() => {
+        clearTimeout(this.retiring.get(conn));
+        this.retiring.delete(conn);
+      });
   }
 
   private armIdle(): void {
@@ -111,19 +170,15 @@ export class DohUpstream implements Upstream {
     this.idleTimer.unref();
   }
 
-  /**
-   * Forget the current connection (or `which`, if it is still the current one); the next
-   * request opens a fresh one. Requests still running on it finish there (graceful close):
-   * one failed stream must not fail its siblings.
-   */
-  dropConnection(which?: Client): void {
-    const c = this.client;
-    if (!c || (which && which !== c)) return;
-    this.client = null;
-    this.draining.add(c);
-    c.close()
-      .catch(() => {})
-      .finally(() => this.draining.delete(c));
+  /** Forget the current connection; the next request opens a fresh one. */
+  dropConnection(): void {
+    if (this.conn) this.retire(this.conn, false);
+  }
+
+  /** How long a request on a quiet connection waits for response headers before it is also sent on a fresh one. */
+  hedgeDelay(): number {
+    const base = this.srtt === null ? 400 : 4 * this.srtt;
+    return Math.round(Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, base)));
   }
 
   async exchange(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
@@ -132,27 +187,84 @@ export class DohUpstream implements Upstream {
     this.stats.pending++;
     this.stats.requests++;
     try {
-      const client = this.getClient();
-      try {
-        return await this.request(client, wire, q, signal);
-      } catch (err) {
-        // A connection that died while idle fails the first request on it: retry once on a fresh one.
-        if (err instanceof UpstreamError && err.retryable && !signal.aborted && !this.closed) {
-          this.dropConnection(client);
-          return await this.request(this.getClient(), wire, q, signal);
-        }
-        throw err;
-      }
+      return await this.send(wire, q, signal);
     } finally {
       this.stats.pending--;
       this.armIdle();
     }
   }
 
-  private async request(client: Client, wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
+  /**
+   * Sends on the current connection, and never lets the query wait on a dead one:
+   * - a request that fails because the connection turned out dead (reset, GOAWAY, closed
+   *   under it) is sent once more on a fresh connection, within the same deadline;
+   * - a request on a connection that has been quiet for `quietMs` (it may be black-holed:
+   *   no FIN, no RST) that gets no response headers within `hedgeDelay()` is sent again on
+   *   a fresh connection in parallel; the first good answer wins, the other is cancelled.
+   */
+  private send(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
+    const first = this.connection();
+    const quiet = this.quietMs > 0 && performance.now() - first.heardAt > this.quietMs;
+    return new Promise<CheckedAnswer>((resolve, reject) => {
+      const controllers: AbortController[] = [];
+      let running = 0;
+      let settled = false;
+      let resent = false;
+      let hedgeTimer: NodeJS.Timeout | undefined;
+      const settle = () => {
+        settled = true;
+        clearTimeout(hedgeTimer);
+        for (const c of controllers) c.abort();
+      };
+      const attempt = (conn: Conn) => {
+        const controller = new AbortController();
+        controllers.push(controller);
+        running++;
+        this.request(conn, wire, q, AbortSignal.any([signal, controller.signal])).then(
+          (answer) => {
+            running--;
+            if (settled) return;
+            settle();
+            resolve(answer);
+          },
+          (err: unknown) => {
+            running--;
+            if (settled) return;
+            if (!resent && err instanceof UpstreamError && err.retryable && !signal.aborted && !this.closed) {
+              // The connection (or this stream on it) failed: once more on a fresh connection, same
+              // deadline. The old one closes gracefully: one failed stream must not fail its siblings.
+              resent = true;
+              clearTimeout(hedgeTimer);
+              this.retire(conn, true);
+              this.stats.retries++;
+              attempt(this.connection());
+              return;
+            }
+            if (running > 0) return; // the other attempt may still answer
+            settle();
+            reject(err);
+          },
+        );
+      };
+      attempt(first);
+      if (quiet) {
+        hedgeTimer = setTimeout(() => {
+          if (settled || resent || signal.aborted || this.closed) return;
+          resent = true;
+          this.retire(first, true);
+          this.stats.hedges++;
+          this.opts.log?.debug({ upstream: this.name, quietMs: Math.round(performance.now() - first.heardAt) }, 'no answer on a quiet connection: sending again on a fresh one');
+          attempt(this.connection());
+        }, this.hedgeDelay());
+      }
+    });
+  }
+
+  private async request(conn: Conn, wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
+    const t0 = performance.now();
     let res: Awaited<ReturnType<Client['request']>>;
     try {
-      res = await client.request({
+      res = await conn.client.request({
         path: this.url.pathname + this.url.search,
         method: 'POST',
         // A DNS query is safe to repeat; without this undici sends POSTs one at a time over HTTP/2.
@@ -164,6 +276,9 @@ export class DohUpstream implements Upstream {
     } catch (err) {
       throw classify(err, signal);
     }
+    const now = performance.now();
+    conn.heardAt = now;
+    this.srtt = this.srtt === null ? now - t0 : this.srtt + (now - t0 - this.srtt) / 8;
     try {
       if (res.statusCode !== 200) throw new UpstreamError('http_status', `HTTP ${res.statusCode}`);
       const ct = String(res.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -192,11 +307,11 @@ export class DohUpstream implements Upstream {
     this.closed = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
-    const c = this.client;
-    this.client = null;
-    const all = [...this.draining, ...(c ? [c] : [])];
-    this.draining.clear();
-    await Promise.all(all.map((x) => x.destroy().catch(() => {})));
+    const conns = [...this.retiring.keys(), ...(this.conn ? [this.conn] : [])];
+    for (const t of this.retiring.values()) clearTimeout(t);
+    this.conn = null;
+    this.retiring.clear();
+    await Promise.all(conns.map((c) => c.client.destroy().catch(() => {})));
   }
 }
 

@@ -41,17 +41,25 @@ export class UpstreamGroups {
   readonly groups = new Map<string, UpstreamGroup>();
   readonly health: HealthTracker;
   readonly fallback: FallbackStrategy | undefined;
+  /** The upstream objects themselves (DohUpstream, PlainUpstream), before any wrapping. */
+  readonly raw: Upstream[] = [];
 
   constructor(
     private readonly config: Config,
     private readonly observer: UpstreamObserver,
-    upstreams: { default: Upstream[]; log?: Logger },
+    upstreams: { default: Upstream[]; log?: Logger; wrap?: (u: Upstream) => Upstream },
   ) {
     const log = upstreams.log;
+    // What the strategies call: each upstream as given, or wrapped (the loop guard's fail-fast).
+    const w = (us: Upstream[]) => (upstreams.wrap ? us.map(upstreams.wrap) : us);
     this.health = new HealthTracker({ ...config.health, ...(log ? { log } : {}) });
-    this.groups.set(DEFAULT_GROUP, { name: DEFAULT_GROUP, upstreams: upstreams.default, strategy: this.strategy(config.strategy, upstreams.default) });
+    this.raw.push(...upstreams.default);
+    const defaults = w(upstreams.default);
+    this.groups.set(DEFAULT_GROUP, { name: DEFAULT_GROUP, upstreams: defaults, strategy: this.strategy(config.strategy, defaults) });
     for (const [name, g] of Object.entries(config.groups)) {
-      const us = g.upstreams.map((u) => buildUpstream(u, log));
+      const raw = g.upstreams.map((u) => buildUpstream(u, log));
+      this.raw.push(...raw);
+      const us = w(raw);
       this.groups.set(name, { name, upstreams: us, strategy: this.strategy(g.strategy, us) });
     }
     if (config.fallback) {
@@ -82,7 +90,7 @@ export class UpstreamGroups {
     return this.groups.get(group)?.strategy;
   }
 
-  /** Every upstream of every group. */
+  /** Every upstream of every group, as the strategies (and health) see them. */
   get all(): Upstream[] {
     return [...this.groups.values()].flatMap((g) => g.upstreams);
   }

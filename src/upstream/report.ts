@@ -22,6 +22,11 @@ export class UpstreamReporter implements UpstreamObserver {
     this.listeners.push(observer);
   }
 
+  remove(observer: UpstreamObserver): void {
+    const i = this.listeners.indexOf(observer);
+    if (i >= 0) this.listeners.splice(i, 1);
+  }
+
   success(upstream: Upstream, ms: number, won: boolean): void {
     if (!this.answered.has(upstream.name)) {
       this.answered.add(upstream.name);

@@ -4,22 +4,15 @@
  * mount and network namespace, so the machine's own resolv.conf is untouched).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { CLI, listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
+import { has } from '../fixtures/tools.js';
 
 const exec = promisify(execFile);
-const has = (cmd: string) => {
-  try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`]);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const HAVE_DIG = has('dig');
 
 let pki: Pki;
@@ -86,6 +79,8 @@ describe.skipIf(!CAN_NS)('glibc resolver with nameserver 127.0.0.1', () => {
       `mount --bind ${nsswitch} /etc/nsswitch.conf`,
       `cat > ${pki.dir}/pins.yaml <<EOF\nlisten: ["127.0.0.1:53"]\nupstreams: [{ url: "https://127.0.0.1:9/dns-query" }]\npins: { goproxy.cn: [192.0.2.53, "2001:db8::53"], sum.golang.org: [192.0.2.54] }\nlog: { level: warn }\nEOF`,
       `${process.execPath} ${CLI} run --config ${pki.dir}/pins.yaml & pid=$!`,
+      // However the script ends (set -e), dohd does not outlive it.
+      "trap 'kill $pid 2>/dev/null || true' EXIT",
       'for i in $(seq 1 50); do getent hosts goproxy.cn >/dev/null 2>&1 && break; sleep 0.1; done',
       'getent hosts goproxy.cn',
       'getent hosts sum.golang.org',

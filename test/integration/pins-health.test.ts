@@ -10,6 +10,7 @@ import { queryUdp } from '../fixtures/dns-client.js';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
+import { adminGet, parseProm } from '../fixtures/prom.js';
 
 let pki: Pki;
 let doh: DohServer;
@@ -115,6 +116,22 @@ describe('verified pins', () => {
     await open('127.0.0.1');
     await waitFor(async () => (await aRecords()).join() === '127.0.0.1');
     expect(d.logs.some((l) => l.msg === 'pinned addresses verified again; answering from the pin')).toBe(true);
+  });
+
+  it('the probe results reach /metrics as dohd_pin_up, following the real probes', async () => {
+    d = await startDaemon({ ...config(), admin: { listen: '127.0.0.1:0' } });
+    const admin = Number(d.daemon.admin!.bound!.split(':').pop());
+    const pinUp = async () =>
+      parseProm((await adminGet(admin, '/metrics')).body)
+        .find('dohd_pin_up', { name: 'goproxy.cn' })
+        .map((x) => `${x.labels.address}=${x.value}`)
+        .sort()
+        .join(' ');
+    await waitFor(async () => (await pinUp()) === '127.0.0.1=1 127.0.0.2=1');
+    await shut('127.0.0.2');
+    await waitFor(async () => (await pinUp()) === '127.0.0.1=1 127.0.0.2=0');
+    await open('127.0.0.2');
+    await waitFor(async () => (await pinUp()) === '127.0.0.1=1 127.0.0.2=1');
   });
 
   it('a certificate for another name fails verification', async () => {

@@ -78,7 +78,7 @@ describe('configuration of groups, routing, cache, hosts and pin checks', () => 
       cache: { minTtl: 600, maxTtl: 60, staleClientTimeoutMs: 3000 },
       hedge: { minDelayMs: 500, maxDelayMs: 100 },
     });
-    expect(p).toContain('groups.c.upstreams[0].bootstrap: "doh.corp" needs bootstrap IP addresses; add bootstrap: [IP, ...] or use an IP in the URL');
+    expect(p).toContain('groups.c.upstreams[0].bootstrap: "doh.corp" needs bootstrap IP addresses (dohd never asks the system resolver for an upstream\'s address); add bootstrap: [IP, ...] or use an IP in the URL');
     expect(p).toContain('forward.corp.example: no group "nowhere" (groups: "default", "c")');
     expect(p).toContain('fallback: no group "nope" under groups (groups: "c")');
     expect(p).toContain('cache.minTtl: 600 is above cache.maxTtl (60)');
@@ -109,11 +109,12 @@ describe('configuration of groups, routing, cache, hosts and pin checks', () => 
     const p = problems({
       listen: ['127.0.0.1:53', '0.0.0.0:5353'],
       upstreams: up,
-      groups: { g: { upstreams: [{ address: '127.0.0.1:53' }, { url: 'udp://10.0.0.1:5353' }, { url: 'udp://10.0.0.1:53' }] } },
+      // 127.0.0.2:5353 reaches the wildcard listener (loopback); 192.0.2.1 is not this machine.
+      groups: { g: { upstreams: [{ address: '127.0.0.1:53' }, { url: 'udp://127.0.0.2:5353' }, { url: 'udp://192.0.2.1:5353' }, { address: '127.0.0.1:5300' }] } },
     });
     expect(p).toEqual([
-      "groups.g.upstreams[0]: 127.0.0.1:53 is one of dohd's own listen addresses (queries would loop back to dohd)",
-      "groups.g.upstreams[1]: 10.0.0.1:5353 is one of dohd's own listen addresses (queries would loop back to dohd)",
+      "groups.g.upstreams[0]: 127.0.0.1:53 is dohd's own listening address 127.0.0.1:53: queries would come straight back (a forwarding loop)",
+      "groups.g.upstreams[1]: udp://127.0.0.2:5353 is dohd's own listening address 0.0.0.0:5353: queries would come straight back (a forwarding loop)",
     ]);
   });
 

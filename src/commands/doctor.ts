@@ -1,0 +1,86 @@
+/**
+ * `dohd doctor`: the checklist for "dial tcp: lookup goproxy.cn: no such host", automated.
+ * Every target can be overridden, so it can examine a staged machine (and its tests never
+ * leave loopback): --resolv-conf, --hosts, --names, --port, --dns-port, --go, --upstream, --ca.
+ * Exit 0 when nothing is broken (warnings allowed), 1 when something is, 2 on bad arguments.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { CommandModule } from 'yargs';
+import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
+import { renderReport, runDoctor } from '../doctor/run.js';
+import { fail } from './common.js';
+
+export interface DoctorArgs {
+  'resolv-conf': string;
+  hosts: string;
+  names?: string;
+  port: number;
+  'dns-port': number;
+  timeout: number;
+  go: string;
+  config?: string;
+  upstream?: string[];
+  ca?: string;
+  json?: boolean;
+}
+
+export const doctorCommand: CommandModule<object, DoctorArgs> = {
+  command: 'doctor',
+  describe: 'find out why names (the Go module proxies first) do not resolve or connect, and print the fix',
+  builder: (y) =>
+    y
+      .option('resolv-conf', { type: 'string', default: '/etc/resolv.conf', describe: 'resolver configuration to examine' })
+      .option('hosts', { type: 'string', default: '/etc/hosts', describe: 'hosts file to examine' })
+      .option('names', { type: 'string', describe: 'comma-separated names to check (default: the Go proxy names, GOPROXY and GOSUMDB hosts)' })
+      .option('port', { type: 'number', default: 443, describe: 'TCP port of the TLS reachability probe' })
+      .option('dns-port', { type: 'number', default: 53, describe: 'port the resolv.conf nameservers are asked on' })
+      .option('timeout', { type: 'number', default: 3000, describe: 'milliseconds per lookup and per connection' })
+      .option('go', { type: 'string', default: 'go', describe: 'the go command to ask for "go env", or "none"' })
+      .option('config', { alias: 'c', type: 'string', describe: "dohd's configuration (its upstreams are used)" })
+      .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH URL to compare with (repeatable; replaces the configured upstreams)' })
+      .option('ca', { type: 'string', describe: 'extra trusted CA file (PEM) for the upstreams and the TLS probes' })
+      .option('json', { type: 'boolean', describe: 'print the report as JSON' }) as never,
+  handler: async (args) => {
+    process.exitCode = await doctor(args);
+  },
+};
+
+export async function doctor(args: DoctorArgs): Promise<number> {
+  for (const [flag, v, max] of [['--port', args.port, 65535], ['--dns-port', args['dns-port'], 65535], ['--timeout', args.timeout, 600_000]] as const) {
+    if (!Number.isInteger(v) || v < 1 || v > max) fail(`${flag} must be a whole number from 1 to ${max}`, 2);
+  }
+  const ca = args.ca ? resolve(args.ca) : undefined;
+  if (ca && !existsSync(ca)) fail(`--ca: cannot read ${ca}`, 2);
+  const overrides: ConfigOverrides = {};
+  if (args.upstream?.length) {
+    overrides.upstream = args.upstream;
+    if (ca) overrides.ca = ca;
+  }
+  let upstreams;
+  try {
+    upstreams = loadConfig(args.config, overrides).upstreams;
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message, 2);
+    throw err;
+  }
+  const names = args.names
+    ?.split(',')
+    .map((n) => n.trim().toLowerCase().replace(/\.$/, ''))
+    .filter(Boolean);
+  if (args.names !== undefined && !names?.length) fail('--names: give at least one name', 2);
+  const report = await runDoctor({
+    resolvConf: args['resolv-conf'],
+    hostsFile: args.hosts,
+    names: names ?? null,
+    tlsPort: args.port,
+    dnsPort: args['dns-port'],
+    timeoutMs: args.timeout,
+    upstreams,
+    goBin: args.go === 'none' ? null : args.go,
+    env: process.env,
+    ...(ca ? { ca } : {}),
+  });
+  process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
+  return report.faults > 0 ? 1 : 0;
+}

@@ -1,0 +1,80 @@
+/**
+ * "Which upstream answered, and how fast?" for `dohd query`: a client on loopback that puts
+ * the EDNS option EXPLAIN_OPTION (empty, from the local/experimental range 65001-65534,
+ * RFC 6891 §9) in its query gets the same option back in the answer's OPT record, holding
+ * `source=upstream upstream=NAME ms=12.3` (or source=cache, pin, ...). Nobody else ever sees it.
+ */
+import { isIP } from 'node:net';
+import type { Context, Result } from '../resolver/types.js';
+import { udpLimit } from './answer.js';
+import type { Query } from './message.js';
+import { HEADER_LEN, readHeader, skipName } from './wire.js';
+
+export const EXPLAIN_OPTION = 65431;
+
+export function wantsExplain(q: Query): boolean {
+  return q.edns?.options.some((o) => o.code === EXPLAIN_OPTION) ?? false;
+}
+
+export function explainText(info: { source: string; upstream?: string; ms: number }): string {
+  return [`source=${info.source}`, ...(info.upstream ? [`upstream=${info.upstream}`] : []), `ms=${info.ms.toFixed(1)}`].join(' ');
+}
+
+/** Parses the option's text back into fields. */
+export function parseExplain(data: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of data.toString('utf8').split(' ')) {
+    const i = part.indexOf('=');
+    if (i > 0) out[part.slice(0, i)] = part.slice(i + 1);
+  }
+  return out;
+}
+
+/**
+ * Appends an EDNS option to the OPT record of a finished answer, when the OPT record is the
+ * last record (where the answer step puts it) and the result stays within `limit` bytes.
+ * Returns the answer unchanged otherwise.
+ */
+export function appendEdnsOption(wire: Buffer, code: number, data: Buffer, limit = 65535): Buffer {
+  const h = readHeader(wire);
+  if (!h || h.arcount === 0) return wire;
+  let off = HEADER_LEN;
+  for (let i = 0; i < h.qdcount; i++) {
+    off = skipName(wire, off);
+    if (off < 0) return wire;
+    off += 4;
+  }
+  let lastType = -1;
+  let lastRdlenAt = -1;
+  const rrs = h.ancount + h.nscount + h.arcount;
+  for (let i = 0; i < rrs; i++) {
+    off = skipName(wire, off);
+    if (off < 0 || off + 10 > wire.length) return wire;
+    lastType = wire.readUInt16BE(off);
+    lastRdlenAt = off + 8;
+    off += 10 + wire.readUInt16BE(off + 8);
+    if (off > wire.length) return wire;
+  }
+  if (lastType !== 41 || off !== wire.length) return wire;
+  const rdlen = wire.readUInt16BE(lastRdlenAt);
+  if (rdlen + 4 + data.length > 0xffff || wire.length + 4 + data.length > limit) return wire;
+  const opt = Buffer.alloc(4 + data.length);
+  opt.writeUInt16BE(code, 0);
+  opt.writeUInt16BE(data.length, 2);
+  data.copy(opt, 4);
+  const out = Buffer.concat([wire, opt]);
+  out.writeUInt16BE(rdlen + opt.length, lastRdlenAt);
+  return out;
+}
+
+export function isLoopback(address: string): boolean {
+  const a = address.replace(/^::ffff:/, '');
+  return isIP(a) === 4 ? a.startsWith('127.') : a === '::1';
+}
+
+/** The handler's `decorate` hook: adds the explain option for loopback clients that asked for it. */
+export function explainAnswer(ctx: Context, result: Result, reply: Buffer, ms: number): Buffer {
+  if (!wantsExplain(ctx.query) || !isLoopback(ctx.client.address)) return reply;
+  const text = Buffer.from(explainText({ source: result.source, upstream: result.upstream, ms }));
+  return appendEdnsOption(reply, EXPLAIN_OPTION, text, ctx.transport === 'udp' ? udpLimit(ctx.query) : 65535);
+}

@@ -1,0 +1,146 @@
+/**
+ * Check: can this machine actually talk to each name? TCP to port 443 (--port) of every
+ * address found (hosts file, system resolver, DoH), then a TLS handshake with the name as
+ * server name, verified like Go verifies it. An address that answers TCP but shows a
+ * certificate for another name is not the real server (DNS pollution, a captive portal).
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import tls, { rootCertificates } from 'node:tls';
+import { GO_DEFAULT_PROXY } from './go-env.js';
+import { removeHostsLine } from './hosts.js';
+import { pointAtDohd } from './resolv-conf.js';
+import { systemAnswer } from './system-resolve.js';
+import type { DoctorContext, Probe, Section } from './types.js';
+import { hostPort } from './types.js';
+
+const MAX_PER_NAME = 6;
+/** GOPROXY URLs of the well-known module proxies (GO_PROXY_NAMES less the checksum database). */
+const PROXY_URLS: Record<string, string> = {
+  'goproxy.cn': 'https://goproxy.cn',
+  'goproxy.io': 'https://goproxy.io',
+  'proxy.golang.org': 'https://proxy.golang.org',
+  'mirrors.aliyun.com': 'https://mirrors.aliyun.com/goproxy/',
+};
+
+/** The GOPROXY URL for a name that is a module proxy, or null. */
+function proxyUrl(ctx: DoctorContext, name: string): string | null {
+  return PROXY_URLS[name] ?? (ctx.go?.proxyHosts.includes(name) ? `https://${name}` : null);
+}
+/** Addresses never worth a connection: unspecified, "this network", multicast, broadcast. */
+const UNROUTABLE = /^(0\.|22[4-9]\.|2[3-5]\d\.|::$|ff)/i;
+
+export function probeTls(address: string, port: number, name: string, ca: string[] | undefined, timeoutMs: number): Promise<Omit<Probe, 'sources' | 'name'>> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    let tcpUp = false;
+    let done = false;
+    const finish = (ok: boolean, stage: Probe['stage'], detail: string) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ address, port, ok, stage, detail, ms: performance.now() - started });
+    };
+    const socket = tls.connect({ host: address, port, servername: isIP(name) ? undefined : name, ALPNProtocols: ['h2', 'http/1.1'], ...(ca ? { ca } : {}) });
+    const timer = setTimeout(() => finish(false, tcpUp ? 'tls' : 'tcp', tcpUp ? `TLS handshake timed out after ${timeoutMs} ms` : `TCP connect timed out after ${timeoutMs} ms`), timeoutMs);
+    socket.once('connect', () => (tcpUp = true));
+    socket.once('secureConnect', () => {
+      const cert = socket.getPeerCertificate();
+      finish(true, 'done', `TLS ${socket.getProtocol() ?? ''} ok, certificate for ${name}${cert?.issuer?.CN ? ` from ${cert.issuer.CN}` : ''}`);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      if (!tcpUp) {
+        const why = err.code === 'ECONNREFUSED' ? 'connection refused (nothing listens on that port)' : err.code ?? err.message;
+        finish(false, 'tcp', `TCP: ${why}`);
+      } else {
+        finish(false, 'tls', `TLS: ${tlsProblem(err, name)}${err.code ? ` (${err.code})` : ''}`);
+      }
+    });
+  });
+}
+
+const UNTRUSTED = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT']);
+
+function tlsProblem(err: NodeJS.ErrnoException, name: string): string {
+  if (err.code === 'ERR_TLS_CERT_ALTNAME_INVALID') return `the certificate is not for ${name}`;
+  if (err.code && UNTRUSTED.has(err.code)) return 'the certificate is not from a trusted authority (an interception proxy or captive portal?)';
+  if (err.code === 'CERT_HAS_EXPIRED') return 'the certificate has expired (or this machine\'s clock is wrong)';
+  return err.message;
+}
+
+export async function checkReachability(ctx: DoctorContext): Promise<Section> {
+  const port = ctx.opts.tlsPort;
+  const s: Section = { check: 'reachability', title: `Reachability (TCP ${port} and TLS)`, lines: [], findings: [] };
+  const ca = ctx.opts.ca ? [...rootCertificates, readFileSync(ctx.opts.ca, 'utf8')] : undefined;
+
+  const wanted: { name: string; address: string; sources: Probe['sources'] }[] = [];
+  const add = (name: string, address: string, source: Probe['sources'][number]) => {
+    const w = wanted.find((x) => x.name === name && x.address === address);
+    if (w) {
+      if (!w.sources.includes(source)) w.sources.push(source);
+    } else if (wanted.filter((x) => x.name === name).length < MAX_PER_NAME) wanted.push({ name, address, sources: [source] });
+  };
+  for (const name of ctx.names) {
+    const pinned = ctx.hosts.find((e) => e.names.includes(name));
+    if (pinned) add(name, pinned.address, 'hosts');
+    else for (const a of systemAnswer(ctx, name)?.addresses ?? []) add(name, a, 'system');
+    for (const a of ctx.doh.get(name)?.addresses ?? []) add(name, a, 'doh');
+  }
+  ctx.probes = await Promise.all(
+    wanted.map(async (w) => {
+      if (UNROUTABLE.test(w.address)) return { ...w, port, ok: false, stage: 'skipped' as const, detail: 'not an address anything can be reached at', ms: 0 };
+      return { ...w, ...(await probeTls(w.address, port, w.name, ca, ctx.opts.timeoutMs)) };
+    }),
+  );
+  for (const p of ctx.probes) s.lines.push(`${p.name.padEnd(24)}${hostPort(p.address, port).padEnd(26)}${`(${p.sources.join(', ')})`.padEnd(18)}${p.ok ? 'OK   ' : 'FAIL '}${p.detail}`);
+  if (ctx.probes.length === 0) s.lines.push('no address to try: no name resolved');
+
+  const working = new Set(ctx.probes.filter((p) => p.ok).map((p) => p.name));
+  for (const name of ctx.names) {
+    const probes = ctx.probes.filter((p) => p.name === name);
+    if (probes.length === 0) continue;
+    const used = probes.filter((p) => p.sources.includes('hosts') || p.sources.includes('system'));
+    const dohOk = probes.filter((p) => p.sources.includes('doh') && p.ok);
+    const viaHosts = used.some((p) => p.sources.includes('hosts'));
+    if (used.length > 0 && !used.some((p) => p.ok)) {
+      const what = used.map((p) => `${hostPort(p.address, port)} (${p.detail})`).join('; ');
+      if (dohOk.length > 0) {
+        s.findings.push({
+          check: s.check,
+          level: 'fault',
+          message: `${name}: the address this machine uses ${viaHosts ? `(fixed in ${ctx.opts.hostsFile})` : '(from the system resolver)'} fails: ${what}; ${dohOk.map((p) => p.address).join(', ')} from the DoH upstreams works`,
+          fix: viaHosts ? [removeHostsLine(ctx.opts.hostsFile, name)] : ['sudo systemctl enable --now dohd', pointAtDohd(ctx.opts.resolvConf)],
+        });
+        continue;
+      }
+    }
+    if (!probes.some((p) => p.ok)) {
+      const other = proxyUrl(ctx, name) ? [...working].find((n) => n !== name && proxyUrl(ctx, n)) : undefined;
+      const fix = viaHosts ? [removeHostsLine(ctx.opts.hostsFile, name)] : [];
+      if (other) fix.push(`go env -w GOPROXY=${proxyUrl(ctx, other)},direct   # ${other} is reachable from here`);
+      else fix.push('# a firewall or a web proxy is in the way; with a web proxy: export HTTPS_PROXY=http://PROXY:PORT (go honours it)');
+      s.findings.push({
+        check: s.check,
+        level: 'fault',
+        message: `${name} cannot be reached on port ${port} at any address: ${probes.map((p) => `${hostPort(p.address, port)} ${p.detail}`).join('; ')}`,
+        fix,
+      });
+    }
+  }
+  const go = ctx.go;
+  if (go?.proxyUnset) {
+    const def = new URL(GO_DEFAULT_PROXY.split(',')[0]!).hostname;
+    const probes = ctx.probes.filter((p) => p.name === def);
+    if (probes.length > 0 && !probes.some((p) => p.ok)) {
+      s.findings.push({
+        check: s.check,
+        level: 'fault',
+        message: `GOPROXY is not set, so Go uses ${def}, which cannot be reached from here`,
+        fix: [`go env -w GOPROXY=${proxyUrl(ctx, [...working].find((n) => n !== def && proxyUrl(ctx, n)) ?? 'goproxy.cn')},direct`],
+      });
+    }
+  }
+  return s;
+}

@@ -1,0 +1,260 @@
+/**
+ * `dohd proxy-dns` as a drop-in for the removed `cloudflared proxy-dns`: the old flags,
+ * TUNNEL_DNS_* variables and cloudflared YAML keys, answering through the suite's DoH
+ * servers (trusted through NODE_EXTRA_CA_CERTS, as a private CA would be), and what it
+ * cannot honour refused by name.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import dgram from 'node:dgram';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
+import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
+import { makePki, type Pki } from '../fixtures/pki.js';
+import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
+import { CLOUDFLARED_DEFAULTS, listenAddresses, proxyDnsSettings } from '../../src/config/cloudflared.js';
+import { ConfigError } from '../../src/config/load.js';
+
+const exec = promisify(execFile);
+let pki: Pki;
+let doh: DohServer;
+let doh2: DohServer;
+let boot: DohServer;
+let child: Spawned | undefined;
+let home: string;
+
+beforeAll(async () => {
+  pki = await makePki();
+  doh = await startDohServer({ pki, name: 'one' });
+  doh2 = await startDohServer({ pki, name: 'two' });
+  boot = await startDohServer({ pki, name: 'bootstrap' });
+  boot.zone.add({ name: 'doh.test', type: 'A', data: '127.0.0.1' });
+  home = join(pki.dir, 'home');
+  mkdirSync(home, { recursive: true });
+});
+afterAll(async () => {
+  await Promise.all([doh.close(), doh2.close(), boot.close()]);
+  await pki.cleanup();
+});
+afterEach(async () => {
+  await child?.kill();
+  child = undefined;
+  doh.reset();
+  doh2.reset();
+  boot.reset();
+});
+
+/** The environment of a migrated service: a private CA the way Node takes one, and a HOME without cloudflared config. */
+const env = (extra: NodeJS.ProcessEnv = {}) => ({ NODE_EXTRA_CA_CERTS: pki.caFile, HOME: home, ...extra });
+
+async function freePort(): Promise<number> {
+  for (;;) {
+    const u = dgram.createSocket('udp4');
+    await new Promise<void>((r) => u.bind(0, '127.0.0.1', () => r()));
+    const port = u.address().port;
+    const t = net.createServer();
+    const ok = await new Promise<boolean>((r) => {
+      t.once('error', () => r(false));
+      t.listen(port, '127.0.0.1', () => r(true));
+    });
+    await new Promise<void>((r) => u.close(() => r()));
+    if (ok) {
+      await new Promise<void>((r) => t.close(() => r()));
+      return port;
+    }
+  }
+}
+
+const data = (r: { response: { answers?: unknown[] } }) => (r.response.answers ?? []).map((a) => (a as { data?: unknown }).data);
+
+describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
+  it('the Pi-hole setup: --port 5053-style, two --upstream, --no-autoupdate; dig @127.0.0.1 -p PORT answers', async () => {
+    const port = await freePort();
+    child = spawnCli(['proxy-dns', '--no-autoupdate', '--port', String(port), '--upstream', doh.url, '--upstream', doh2.url, '--max-upstream-conns', '0'], { env: env() });
+    await child.waitForLog((l) => l.msg === 'dohd listening');
+    const { stdout } = await exec('dig', ['@127.0.0.1', '-p', String(port), '+time=3', '+tries=1', 'example.test', 'A']);
+    expect(stdout).toMatch(/status: NOERROR/);
+    expect(stdout).toMatch(/^example\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$/m);
+    const tcp = await queryTcp({ port, name: 'example.test', type: 'AAAA' });
+    expect(data(tcp)).toEqual(['2001:db8::1']);
+    expect(doh.requests + doh2.requests).toBeGreaterThanOrEqual(2);
+    const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
+    expect(settings.port).toEqual({ value: port, from: '--port' });
+    expect(settings.address).toEqual({ value: 'localhost', from: 'default' });
+    expect(settings.upstream).toEqual({ value: [doh.url, doh2.url], from: '--upstream' });
+    expect(settings.maxUpstreamConns).toEqual({ value: 0, from: '--max-upstream-conns' });
+    const listening = await child.waitForLog((l) => l.msg === 'dohd listening');
+    expect(listening.listen).toEqual([`127.0.0.1:${port}`]);
+  });
+
+  it('TUNNEL_DNS_* variables, with a flag winning over its variable as in cloudflared', async () => {
+    const port = await freePort();
+    child = spawnCli(['proxy-dns', '--port', '0'], {
+      env: env({
+        TUNNEL_DNS_ADDRESS: '127.0.0.1',
+        TUNNEL_DNS_PORT: String(port), // overridden by --port
+        TUNNEL_DNS_UPSTREAM: `${doh.url}, ${doh2.url}`,
+        TUNNEL_DNS_MAX_UPSTREAM_CONNS: '2',
+        TUNNEL_LOGLEVEL: 'debug',
+      }),
+    });
+    const p = await listeningPort(child);
+    const r = await queryUdp({ port: p, name: 'www.example.test' });
+    expect(data(r)).toEqual(['192.0.2.3']);
+    const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
+    expect(settings.address).toEqual({ value: '127.0.0.1', from: 'TUNNEL_DNS_ADDRESS' });
+    expect(settings.port).toEqual({ value: 0, from: '--port' });
+    expect(settings.upstream).toEqual({ value: [doh.url, doh2.url], from: 'TUNNEL_DNS_UPSTREAM' });
+    expect(settings.loglevel).toEqual({ value: 'debug', from: 'TUNNEL_LOGLEVEL' });
+  });
+
+  it('--loglevel maps onto dohd\'s log level: at warn, a healthy start-up logs nothing', async () => {
+    const port = await freePort();
+    child = spawnCli(['proxy-dns', '--loglevel', 'warn', '--port', String(port), '--upstream', doh.url], { env: env() });
+    let answered = null;
+    for (let i = 0; i < 100 && !answered; i++) {
+      answered = await queryUdp({ port, name: 'example.test', timeoutMs: 200 }).catch(() => null);
+    }
+    expect(answered && data(answered)).toEqual(['192.0.2.1']);
+    expect(child.stdout).toEqual([]);
+  });
+
+  it('the proxy-dns keys of a cloudflared config.yml given with --config', async () => {
+    const file = join(pki.dir, 'cloudflared.yml');
+    writeFileSync(
+      file,
+      ['proxy-dns: true', 'proxy-dns-port: 0', 'proxy-dns-address: 127.0.0.1', 'proxy-dns-upstream:', `  - ${doh.url}`, `  - ${doh2.url}`, 'proxy-dns-max-upstream-conns: 3', 'no-autoupdate: true', ''].join('\n'),
+    );
+    child = spawnCli(['proxy-dns', '--config', file], { env: env({ TUNNEL_DNS_PORT: '' }) });
+    const p = await listeningPort(child);
+    const r = await queryUdp({ port: p, name: 'example.test' });
+    expect(data(r)).toEqual(['192.0.2.1']);
+    const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
+    expect(settings.config).toBe(file);
+    expect(settings.upstream).toEqual({ value: [doh.url, doh2.url], from: `${file}: proxy-dns-upstream` });
+    expect(settings.maxUpstreamConns).toEqual({ value: 3, from: `${file}: proxy-dns-max-upstream-conns` });
+  });
+
+  it("cloudflared's default config place is read when --config is not given, as cloudflared did", async () => {
+    const h = join(pki.dir, 'home-with-config');
+    mkdirSync(join(h, '.cloudflared'), { recursive: true });
+    writeFileSync(join(h, '.cloudflared', 'config.yml'), `port: 0\naddress: 127.0.0.1\nupstream: [${doh.url}]\n`);
+    child = spawnCli(['proxy-dns'], { env: env({ HOME: h }) });
+    const p = await listeningPort(child);
+    expect(data(await queryUdp({ port: p, name: 'example.test' }))).toEqual(['192.0.2.1']);
+    const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
+    expect(settings.config).toBe(join(h, '.cloudflared', 'config.yml'));
+  });
+
+  it('an upstream given by name is found through the --bootstrap DoH server, never the system resolver', async () => {
+    child = spawnCli(['proxy-dns', '--port', '0', '--address', '127.0.0.1', '--upstream', doh.urlFor('doh.test'), '--bootstrap', boot.url], { env: env() });
+    const p = await listeningPort(child);
+    const found = await child.waitForLog((l) => l.msg === 'proxy-dns: upstream address found through the bootstrap servers');
+    expect(found.addresses).toEqual(['127.0.0.1']);
+    expect(boot.queries.map((q) => `${q.questions![0]!.name}/${q.questions![0]!.type}`).sort()).toEqual(['doh.test/A', 'doh.test/AAAA']);
+    const r = await queryUdp({ port: p, name: 'example.test' });
+    expect(data(r)).toEqual(['192.0.2.1']);
+    expect(doh.lastRequest!.servername).toBe('doh.test');
+  });
+
+  it('an upstream name no bootstrap server can find stops start-up, naming it', async () => {
+    boot.mode = 'http500';
+    child = spawnCli(['proxy-dns', '--port', '0', '--upstream', doh.urlFor('doh.test'), '--bootstrap', boot.url], { env: env() });
+    const exit = await child.exited;
+    expect(exit.code).toBe(1);
+    expect(child.stderr.trim().split('\n')).toHaveLength(1);
+    expect(child.stderr).toContain(`dohd: proxy-dns: --upstream ${doh.urlFor('doh.test')}: cannot find the address of doh.test through ${boot.url}`);
+  });
+});
+
+describe('what dohd proxy-dns cannot honour is refused by name', () => {
+  const refused = async (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => {
+    const c = spawnCli(['proxy-dns', '--port', '0', '--upstream', doh.url, ...args], { env: env(extraEnv) });
+    const exit = await c.exited;
+    return { code: exit.code, stderr: c.stderr.trim() };
+  };
+
+  it('--metrics and TUNNEL_METRICS', async () => {
+    const a = await refused(['--metrics', '127.0.0.1:49312']);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toBe('dohd: proxy-dns: --metrics: dohd proxy-dns serves no metrics endpoint; remove --metrics 127.0.0.1:49312');
+    const b = await refused([], { TUNNEL_METRICS: 'localhost:' });
+    expect(b.stderr).toContain('TUNNEL_METRICS: dohd proxy-dns serves no metrics endpoint');
+  });
+
+  it('a flag cloudflared had elsewhere, or never had', async () => {
+    const a = await refused(['--logfile', '/var/log/cloudflared.log']);
+    expect(a.code).toBe(2);
+    expect(a.stderr).toMatch(/^dohd: Unknown argument: logfile/);
+  });
+
+  it('tunnel keys in the cloudflared config file', async () => {
+    const file = join(pki.dir, 'tunnel.yml');
+    writeFileSync(file, 'tunnel: 6ff42ae2-765d-4adf-8112-31c55c1551ef\ncredentials-file: /root/.cloudflared/x.json\nproxy-dns: true\nproxy-dns-port: 5053\n');
+    const r = await refused(['--config', file]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `dohd: proxy-dns: ${file}: "tunnel", "credentials-file" are not part of cloudflared's DNS proxy, which is all dohd proxy-dns replaces; give dohd a file with only the proxy-dns keys (--config FILE)`,
+    );
+  });
+
+  it('a bootstrap URL whose host is a name, and a plain-http upstream', async () => {
+    const a = await refused(['--bootstrap', 'https://dns.example/dns-query']);
+    expect(a.stderr).toBe('dohd: proxy-dns: --bootstrap: "https://dns.example/dns-query": a bootstrap URL\'s host must be an IP address');
+    const c = spawnCli(['proxy-dns', '--port', '0'], { env: env({ TUNNEL_DNS_UPSTREAM: 'http://127.0.0.1:8053/dns-query' }) });
+    expect((await c.exited).code).toBe(2);
+    expect(c.stderr.trim()).toBe('dohd: proxy-dns: TUNNEL_DNS_UPSTREAM: "http://127.0.0.1:8053/dns-query" must be an https:// URL (dohd speaks DNS-over-HTTPS only)');
+  });
+});
+
+describe('cloudflared settings, resolved', () => {
+  it("defaults are cloudflared's: localhost:53 (127.0.0.1), Cloudflare's IP upstreams, its bootstrap URLs, 5 connections", () => {
+    const s = proxyDnsSettings({}, {}, home);
+    expect(s.address).toEqual({ value: 'localhost', from: 'default' });
+    expect(s.port).toEqual({ value: 53, from: 'default' });
+    expect(s.upstream.value).toEqual(['https://1.1.1.1/dns-query', 'https://1.0.0.1/dns-query']);
+    expect(s.bootstrap.value).toEqual([...CLOUDFLARED_DEFAULTS.bootstrap]);
+    expect(s.maxUpstreamConns.value).toBe(5);
+    expect(s.configFile).toBeNull();
+    expect(listenAddresses(s)).toEqual(['127.0.0.1:53']);
+  });
+
+  it('flag, then variable, then file, then default', () => {
+    const file = join(pki.dir, 'order.yml');
+    writeFileSync(file, 'proxy-dns-port: 5300\nproxy-dns-address: "::1"\nproxy-dns-upstream: https://192.0.2.9/dns-query\n');
+    const s = proxyDnsSettings({ config: file, address: '127.0.0.2' }, { TUNNEL_DNS_PORT: '5353' }, home);
+    expect(s.address).toEqual({ value: '127.0.0.2', from: '--address' });
+    expect(s.port).toEqual({ value: 5353, from: 'TUNNEL_DNS_PORT' });
+    expect(s.upstream).toEqual({ value: ['https://192.0.2.9/dns-query'], from: `${file}: proxy-dns-upstream` });
+    expect(listenAddresses({ address: { value: '::1', from: '' }, port: { value: 5053, from: '' } })).toEqual(['[::1]:5053']);
+    // cloudflared's wildcard was one dual-stack socket: IPv4 and IPv6 (IPv4 only on a machine without IPv6).
+    for (const wildcard of ['', '0.0.0.0', '::']) {
+      expect(listenAddresses({ address: { value: wildcard, from: '' }, port: { value: 53, from: '' } }, true)).toEqual(['0.0.0.0:53', '[::]:53']);
+      expect(listenAddresses({ address: { value: wildcard, from: '' }, port: { value: 53, from: '' } }, false)).toEqual(['0.0.0.0:53']);
+    }
+  });
+
+  it('problems are collected and named, one line', () => {
+    const file = join(pki.dir, 'bad.yml');
+    writeFileSync(file, 'proxy-dns: false\nport: 53\nproxy-dns-port: 54\nloglevel: chatty\nno-autoupdate: false\n');
+    let err: ConfigError | undefined;
+    try {
+      proxyDnsSettings({ config: file, upstream: ['ftp://x/'], maxUpstreamConns: '-1' }, {}, home);
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.problems).toEqual([
+      `${file}: proxy-dns: false turns the DNS proxy off: nothing for dohd proxy-dns to do`,
+      `${file}: "port" and "proxy-dns-port" set the same thing; keep one`,
+      `${file}: no-autoupdate: false asks for automatic updates, which dohd never does; remove the key or set it to true`,
+      '--upstream: "ftp://x/" must be an https:// URL (dohd speaks DNS-over-HTTPS only)',
+      '--max-upstream-conns: expected a whole number from 0 to 1000000, got "-1"',
+      `${file}: loglevel: unknown log level "chatty" (debug, info, warn, error, fatal)`,
+    ]);
+    expect(err!.message).not.toContain('\n');
+  });
+});

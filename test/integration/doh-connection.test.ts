@@ -1,0 +1,131 @@
+/**
+ * The first query after idle: upstream connections that died while dohd was not looking
+ * (closed without GOAWAY, dropped under a request, or black-holed) never cost a SERVFAIL.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { queryUdp } from '../fixtures/dns-client.js';
+import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
+import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
+import { makePki, type Pki } from '../fixtures/pki.js';
+import { startTcpProxy, type TcpProxy } from '../fixtures/tcp-proxy.js';
+import { DohUpstream } from '../../src/upstream/doh.js';
+
+let pki: Pki;
+let doh: DohServer;
+let d: RunningDaemon | undefined;
+let proxy: TcpProxy | undefined;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const TIMEOUT = 2500;
+
+beforeAll(async () => {
+  pki = await makePki();
+  doh = await startDohServer({ pki });
+});
+afterAll(async () => {
+  await doh.close();
+  await pki.cleanup();
+});
+afterEach(async () => {
+  await d?.stop();
+  d = undefined;
+  await proxy?.close();
+  proxy = undefined;
+  doh.reset();
+  doh.idleCloseMs = undefined;
+});
+
+function upstream(d: RunningDaemon): DohUpstream {
+  return d.daemon.upstreams[0] as DohUpstream;
+}
+
+describe('DoH connections that die while idle', () => {
+  it('the server closing an idle connection silently (no GOAWAY) costs the next query nothing', async () => {
+    doh.idleCloseMs = 300;
+    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
+    const a = await queryUdp({ port: d.port, name: 'example.test' });
+    expect(a.response.rcode).toBe('NOERROR');
+    await sleep(700); // the server has dropped the connection by now
+    expect(doh.sessions).toBe(0);
+    const b = await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 4000 });
+    expect(b.response.rcode).toBe('NOERROR');
+    expect(b.response.answers?.map((x) => ('data' in x ? x.data : null))).toEqual(['192.0.2.3']);
+    expect(b.ms).toBeLessThan(TIMEOUT);
+    expect(doh.handshakes).toBe(2);
+    expect(d.logs.filter((l) => l.msg === 'upstream failed')).toEqual([]);
+  });
+
+  it('a connection dropped right as a request is sent: the request is sent once more on a fresh one', async () => {
+    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
+    await queryUdp({ port: d.port, name: 'example.test' });
+    doh.dropNext = 1;
+    const r = await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 4000 });
+    expect(r.response.rcode).toBe('NOERROR');
+    expect(r.ms).toBeLessThan(TIMEOUT);
+    expect(doh.requests).toBe(3); // one answered, one dropped, one retried
+    expect(doh.handshakes).toBe(2);
+    expect(upstream(d).stats.retries).toBe(1);
+  });
+
+  it('several queries in flight on a connection that dies are all answered over one fresh connection', async () => {
+    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
+    await queryUdp({ port: d.port, name: 'example.test' });
+    doh.delayMs = 100; // keep them in flight together
+    doh.dropNext = 1;
+    const names = ['a', 'b', 'c', 'd', 'e'].map((n) => `${n}.example.test`);
+    const rs = await Promise.all(names.map((name) => queryUdp({ port: d!.port, name, timeoutMs: 4000 })));
+    expect(rs.map((r) => r.response.rcode)).toEqual(names.map(() => 'NXDOMAIN'));
+    expect(doh.handshakes).toBe(2);
+  });
+
+  it('a retry that also fails is not retried again: SERVFAIL within the deadline, not a storm', async () => {
+    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
+    doh.dropNext = 100;
+    const r = await queryUdp({ port: d.port, name: 'example.test', timeoutMs: 4000 });
+    expect(r.response.rcode).toBe('SERVFAIL');
+    expect(r.ms).toBeLessThan(TIMEOUT + 500);
+    expect(doh.requests).toBe(2);
+    expect(d.logs.some((l) => l.msg === 'upstream failed' && l.reason === 'reset')).toBe(true);
+  });
+
+  it('a black-holed connection (no FIN, no RST) is replaced: the next query is answered within its deadline', async () => {
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: doh.port });
+    d = await startDaemon({ upstreams: [{ url: `https://127.0.0.1:${proxy.port}/dns-query`, ca: pki.caFile }], timeoutMs: TIMEOUT });
+    const a = await queryUdp({ port: d.port, name: 'example.test' });
+    expect(a.response.rcode).toBe('NOERROR');
+    proxy.blackhole();
+    await sleep(1300); // quiet for longer than quietMs (1 s)
+    const b = await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 4000 });
+    expect(b.response.rcode).toBe('NOERROR');
+    expect(b.response.answers?.map((x) => ('data' in x ? x.data : null))).toEqual(['192.0.2.3']);
+    expect(b.ms).toBeLessThan(TIMEOUT);
+    expect(proxy.connections).toBe(2);
+    expect(upstream(d).stats.hedges).toBe(1);
+    // The fresh connection is the one used from now on.
+    const c = await queryUdp({ port: d.port, name: 'short.test' });
+    expect(c.response.rcode).toBe('NOERROR');
+    expect(proxy.connections).toBe(2);
+  });
+
+  it('a recently heard connection is not hedged: a slow answer on it is waited for, on one connection', async () => {
+    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
+    await queryUdp({ port: d.port, name: 'example.test' });
+    doh.delayMs = 1200; // slower than any hedge delay
+    const r = await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 4000 });
+    expect(r.response.rcode).toBe('NOERROR');
+    expect(doh.handshakes).toBe(1);
+    expect(upstream(d).stats.hedges).toBe(0);
+  });
+
+  it('idleTimeoutMs per upstream: dohd closes its idle connection itself, and reconnects for the next query', async () => {
+    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile, idleTimeoutMs: 200 }], timeoutMs: TIMEOUT });
+    expect(upstream(d).idleTimeoutMs).toBe(200);
+    await queryUdp({ port: d.port, name: 'example.test' });
+    expect(doh.sessions).toBe(1);
+    await sleep(600);
+    expect(doh.sessions).toBe(0);
+    const r = await queryUdp({ port: d.port, name: 'www.example.test' });
+    expect(r.response.rcode).toBe('NOERROR');
+    expect(doh.handshakes).toBe(2);
+  });
+});

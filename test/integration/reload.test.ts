@@ -1,0 +1,132 @@
+/**
+ * Daemon.reload and Daemon.drain in-process: what changes live, what waits for a restart,
+ * that replaced upstreams are closed once their queries are done, and the shutdown hooks.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { copyFileSync, unlinkSync } from 'node:fs';
+import { queryUdp } from '../fixtures/dns-client.js';
+import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
+import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
+import { makePki, type Pki } from '../fixtures/pki.js';
+import { validateConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { effectiveConfig, planReload, stableJson } from '../../src/reload.js';
+
+let pki: Pki;
+let a: DohServer;
+let b: DohServer;
+let d: RunningDaemon | undefined;
+
+beforeAll(async () => {
+  pki = await makePki();
+  a = await startDohServer({ pki, name: 'a' });
+  b = await startDohServer({ pki, name: 'b' });
+});
+afterAll(async () => {
+  await Promise.all([a.close(), b.close()]);
+  await pki.cleanup();
+});
+afterEach(async () => {
+  await d?.stop();
+  d = undefined;
+  a.reset();
+  b.reset();
+});
+
+const up = (s: DohServer) => ({ url: s.url, ca: pki.caFile, name: s.name });
+const next = (r: RunningDaemon, change: Record<string, unknown>): Config => validateConfig({ ...r.daemon.config, ...change });
+
+describe('Daemon.reload', () => {
+  it('swaps upstreams live; the old ones finish their query in flight, then are closed', async () => {
+    d = await startDaemon({ upstreams: [up(a)], timeoutMs: 1000 });
+    a.delayMs = 300;
+    const inflight = queryUdp({ port: d.port, name: 'example.test', timeoutMs: 3000 });
+    await vi.waitFor(() => expect(a.requests).toBe(1));
+    const r = d.daemon.reload(next(d, { upstreams: [up(b)] }));
+    expect(r).toEqual({ ok: true, live: ['upstreams'], restart: [] });
+    expect((await inflight).response.answers[0]!.data).toBe('192.0.2.1'); // answered by the old upstream
+    expect((await queryUdp({ port: d.port, name: 'www.example.test' })).response.answers[0]!.data).toBe('192.0.2.3');
+    expect(b.requests).toBe(1);
+    expect(a.sessions).toBe(1);
+    // Closed after the old timeout plus a second: no connection left behind.
+    await vi.waitFor(() => expect(a.sessions).toBe(0), { timeout: 4000 });
+    expect(b.sessions).toBe(1);
+  });
+
+  it('pins, timeout, log level and cache change live; listen and admin wait for a restart', async () => {
+    d = await startDaemon({ upstreams: [up(a)], log: { level: 'info' } });
+    const running = d.daemon.config;
+    const r = d.daemon.reload(
+      next(d, { pins: { 'p.test': ['192.0.2.8'] }, timeoutMs: 900, log: { level: 'debug', queries: true }, cache: { maxEntries: 10 }, listen: ['127.0.0.1:1'], admin: { listen: '127.0.0.1:2' } }),
+    );
+    expect(r).toEqual({ ok: true, live: ['cache', 'log', 'pins', 'timeoutMs'], restart: ['admin', 'listen'] });
+    expect(d.daemon.config.listen).toEqual(running.listen);
+    expect(d.daemon.config.admin).toBe(false);
+    expect(d.daemon.config.timeoutMs).toBe(900);
+    expect(d.daemon.log.level).toBe('debug');
+    expect(d.daemon.cache.size).toBe(0);
+    expect((await queryUdp({ port: d.port, name: 'p.test' })).response.answers[0]!.data).toBe('192.0.2.8');
+    expect(d.logs.filter((l) => l.msg === 'query')).toMatchObject([{ name: 'p.test', source: 'pin' }]); // log.queries took effect
+  });
+
+  it('a reload that cannot be applied changes nothing and says why', async () => {
+    d = await startDaemon({ upstreams: [up(a)] });
+    // Valid when read, gone when applied: the new upstream cannot be built.
+    const ca = `${pki.dir}/soon-gone.pem`;
+    copyFileSync(pki.caFile, ca);
+    const bad = next(d, { upstreams: [{ url: b.url, ca }], timeoutMs: 700 });
+    unlinkSync(ca);
+    const r = d.daemon.reload(bad);
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatch(/gone\.pem/);
+    expect(d.daemon.upstreams.map((u) => u.name)).toEqual(['a']);
+    expect(d.daemon.config.timeoutMs).toBe(2500);
+    expect((await queryUdp({ port: d.port, name: 'example.test' })).response.rcode).toBe('NOERROR');
+  });
+});
+
+describe('Daemon.drain', () => {
+  it('runs the shutdown hooks after the queries in flight are answered', async () => {
+    d = await startDaemon({ upstreams: [up(a)] });
+    a.delayMs = 300;
+    const calls: { inflight: number }[] = [];
+    d.daemon.onShutdown(() => {
+      calls.push({ inflight: d!.daemon.handler.inflight });
+    });
+    d.daemon.onShutdown(() => {
+      throw new Error('disk full');
+    });
+    const q = queryUdp({ port: d.port, name: 'example.test', timeoutMs: 3000 });
+    await vi.waitFor(() => expect(a.requests).toBe(1));
+    const drained = await d.daemon.drain();
+    expect(drained).toEqual({ unfinished: 0 });
+    expect((await q).response.rcode).toBe('NOERROR');
+    expect(calls).toEqual([{ inflight: 0 }]);
+    expect(d.logs.find((l) => l.msg === 'shutdown step failed')).toBeDefined();
+  });
+
+  it('is bounded: a query that outlives the bound is counted, and shutdown goes on', async () => {
+    d = await startDaemon({ upstreams: [up(a)], timeoutMs: 2000 });
+    a.mode = 'hang';
+    const q = queryUdp({ port: d.port, name: 'example.test', timeoutMs: 1000 }).catch((e: Error) => e);
+    await vi.waitFor(() => expect(a.requests).toBe(1));
+    expect(await d.daemon.drain(100)).toEqual({ unfinished: 1 });
+    expect(await q).toBeInstanceOf(Error); // the socket closed before its SERVFAIL was due
+  });
+});
+
+describe('reload plan', () => {
+  const base = validateConfig({});
+  it('unchanged or reordered mappings are not changes', () => {
+    const reordered = JSON.parse(stableJson(base)) as Config;
+    expect(planReload(base, reordered)).toEqual({ live: [], restart: [] });
+    expect(stableJson({ b: 1, a: { d: 1, c: 2 } })).toBe(stableJson({ a: { c: 2, d: 1 }, b: 1 }));
+  });
+
+  it('an option it does not know (added later) is treated as needing a restart, never ignored', () => {
+    const withNew = { ...base, someFutureOption: { qps: 5 } } as unknown as Config;
+    const plan = planReload(base, withNew);
+    expect(plan).toEqual({ live: [], restart: ['someFutureOption'] });
+    expect('someFutureOption' in effectiveConfig(base, withNew, plan)).toBe(false);
+  });
+});
