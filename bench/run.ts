@@ -211,7 +211,6 @@ async function main() {
     const coldFile = writeQueryFile(join(tmp, 'cold.txt'), names('cold', COLD_QUERIES));
     const cold = await dnsperf({ port: d1.port, file: coldFile, runs: 1, maxQps: COLD_QPS, verbose: true, clients: 1, outstanding: 100 });
     const viaDohd = await up.ask<{ requests: number; serviceP50Ms: number; serviceP99Ms: number }>({ cmd: 'stats' });
-    if (process.env.BENCH_DUMP) writeFileSync(process.env.BENCH_DUMP, cold.latencies.join('\n'));
     const c = latencyStats(cold.latencies);
     const dc = latencyStats(direct.latencies!);
     results.coldMiss = {
@@ -369,7 +368,6 @@ async function main() {
       await b.ask({ cmd: 'reset' });
       const file = writeQueryFile(join(tmp, `tail-${name}.txt`), names(`tail-${name}`, TAIL_QUERIES));
       const r = await dnsperf({ port: d.port, file, runs: 1, maxQps: TAIL_QPS, verbose: true, clients: 1, outstanding: 200 });
-      if (process.env.BENCH_DUMP) writeFileSync(`${process.env.BENCH_DUMP}.${name}`, r.latencies.join('\n'));
       const sa = await a.ask<{ requests: number }>({ cmd: 'stats' });
       const sb = await b.ask<{ requests: number }>({ cmd: 'stats' });
       tail[name] = {
