@@ -38,7 +38,18 @@ export function checkAnswer(body: Buffer, q: Query, expectedId = 0): CheckedAnsw
   if (used > body.length || ttlOffsets(body) === null) throw new UpstreamError('malformed', 'answer ends inside a record');
   // Bytes after the last record are dropped: the OPT we append to the client's answer must follow a record.
   const wire = Buffer.from(stripTrailingOpt(used < body.length ? body.subarray(0, used) : body));
+  if (wire.length < 12) throw new UpstreamError('malformed', 'answer ends inside its header');
   wire.writeUInt16BE(0, 0);
+  // What is stored and sent must itself read back whole: every record in place, nothing after them
+  // (a damaged name or length can make the two readings above disagree).
+  try {
+    dnsPacket.decode(wire);
+  } catch {
+    throw new UpstreamError('malformed', 'answer does not parse once trimmed');
+  }
+  if ((dnsPacket.decode as { bytes?: number }).bytes !== wire.length || ttlOffsets(wire) === null) {
+    throw new UpstreamError('malformed', 'answer records do not fill the message');
+  }
   return { wire, packet, rcode: h.rcode };
 }
 
