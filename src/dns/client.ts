@@ -9,7 +9,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import dnsPacket from 'dns-packet';
 import { EXPLAIN_OPTION } from './explain.js';
-import { Flag, readHeader } from './wire.js';
+import { Flag, readHeader, tcpFrame } from './wire.js';
 
 export type ClientFailure = 'timeout' | 'refused' | 'unreachable' | 'malformed' | 'closed' | 'error';
 
@@ -178,10 +178,7 @@ export function exchangeTcp(query: Buffer, opts: ExchangeOptions): Promise<Buffe
     socket.on('error', (err) => finish(failure(err, opts, 'tcp')));
     socket.on('close', () => finish(new DnsClientError('closed', `${where(opts, 'tcp')}: connection closed without an answer`)));
     socket.on('connect', () => {
-      const frame = Buffer.alloc(2 + query.length);
-      frame.writeUInt16BE(query.length, 0);
-      query.copy(frame, 2);
-      socket.write(frame);
+      socket.write(tcpFrame(query));
     });
     socket.on('data', (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk]);

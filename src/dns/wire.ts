@@ -151,3 +151,11 @@ export function optRecord(udpSize: number, dnssecOk: boolean, extendedRcode = 0)
   out.writeUInt16BE(0, 9);
   return out;
 }
+
+/** A message as sent over TCP (RFC 1035 §4.2.2): a 2-byte length, then the message. */
+export function tcpFrame(msg: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(2 + msg.length);
+  frame.writeUInt16BE(msg.length, 0);
+  msg.copy(frame, 2);
+  return frame;
+}

@@ -14,6 +14,7 @@
  *   plus one partial frame (checked: more than `MAX_INPUT_BYTES` closes it, 'overflow').
  */
 import type net from 'node:net';
+import { tcpFrame } from '../dns/wire.js';
 import type { QueryHandler } from './handler.js';
 
 export interface TcpLimits {
@@ -162,9 +163,7 @@ export class TcpConnection {
 
   private send(reply: Buffer): void {
     if (this.closed || this.socket.destroyed || !this.socket.writable || reply.length > 0xffff) return;
-    const frame = Buffer.allocUnsafe(2 + reply.length);
-    frame.writeUInt16BE(reply.length, 0);
-    reply.copy(frame, 2);
+    const frame = tcpFrame(reply);
     if (this.socket.writableLength + frame.length > 2 * this.limits.maxBufferedBytes) return this.destroy('stalled');
     this.socket.write(frame);
   }

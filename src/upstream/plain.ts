@@ -12,7 +12,7 @@ import net from 'node:net';
 import { formatHostPort, type HostPort } from '../config/address.js';
 import type { Query } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
-import { Flag, readHeader } from '../dns/wire.js';
+import { Flag, readHeader, tcpFrame } from '../dns/wire.js';
 import { UpstreamError } from './errors.js';
 import type { Upstream, UpstreamStats } from './types.js';
 import { checkAnswer, type CheckedAnswer } from './validate.js';
@@ -133,10 +133,7 @@ export class PlainUpstream implements Upstream {
       });
       socket.on('close', () => finish(new UpstreamError('reset', 'TCP: connection closed before the answer')));
       socket.on('connect', () => {
-        const frame = Buffer.allocUnsafe(2 + query.length);
-        frame.writeUInt16BE(query.length, 0);
-        query.copy(frame, 2);
-        socket.write(frame);
+        socket.write(tcpFrame(query));
       });
       socket.on('data', (chunk: Buffer) => {
         buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
