@@ -5,8 +5,8 @@
  *   dohd_query_duration_seconds{source}               handler onAnswer
  *   dohd_rejected_total{transport,reason}             handler onReject (malformed, overloaded, ...)
  *   dohd_inflight_queries                             handler, read at scrape time
- *   dohd_cache_events_total{event}                    hit/miss: the CacheStage counters, read at scrape time;
- *                                                     stale/prefetch (and more): `cacheEvent(event)`
+ *   dohd_cache_events_total{event}                    `cacheEvent(event)`: hit, miss, stale, prefetch (the
+ *                                                     stages' counters, fed at scrape time by metric-sources.ts)
  *   dohd_cache_entries                                the answer cache, read at scrape time
  *   dohd_upstream_duration_seconds{upstream}          UpstreamReporter listener (good answers)
  *   dohd_upstream_wins_total{upstream}                UpstreamReporter listener
@@ -45,11 +45,6 @@ export function rcodeLabel(rcode: number): string {
   return RCODES[rcode] ?? String(rcode & 0xfff);
 }
 
-/** Counts read from a stage at scrape time (the CacheStage's `hits` and `misses`). */
-export interface CacheCounts {
-  hits: number;
-  misses: number;
-}
 
 let processRegistry: Registry | null = null;
 /** prom-client's process metrics, registered once per process however many daemons run in it. */
@@ -63,7 +58,6 @@ function processMetrics(): Registry {
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly queries: Counter<'transport' | 'type' | 'rcode' | 'source'>;
   private readonly tally: QueryTally;
   private readonly rejected: Counter<'transport' | 'reason'>;
   private readonly cacheEvents: Counter<'event'>;
@@ -73,8 +67,6 @@ export class Metrics {
   private readonly pinUp: Gauge<'name' | 'address'>;
   private readonly policyDrops: Counter<'reason'>;
   private readonly reloads: Counter<'result'>;
-  private cacheSource: CacheCounts | null = null;
-  private cacheSeen = { hits: 0, misses: 0 };
 
   /** Fed to UpstreamReporter.add(): upstream latency, wins and failures. */
   readonly upstreamObserver: UpstreamObserver;
@@ -84,7 +76,7 @@ export class Metrics {
     // Every answered query is counted in a tally (plain numbers), which these two families
     // read when scraped: prom-client's own inc/observe would cost more than a cache hit.
     const tally = (this.tally = new QueryTally([0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]));
-    this.queries = new Counter({
+    new Counter({
       name: 'dohd_queries_total',
       help: 'Client queries answered, by transport, query type, response code and where the answer came from',
       labelNames: ['transport', 'type', 'rcode', 'source'],
@@ -109,15 +101,11 @@ export class Metrics {
         this.set(inflight ? inflight() : 0);
       },
     });
-    const syncCache = () => this.syncCache();
     this.cacheEvents = new Counter({
       name: 'dohd_cache_events_total',
       help: 'Answer cache outcomes: hit, miss, stale (expired answer served), prefetch (refreshed before expiry)',
       labelNames: ['event'],
       registers,
-      collect() {
-        syncCache();
-      },
     });
     for (const event of ['hit', 'miss', 'stale', 'prefetch']) this.cacheEvents.inc({ event }, 0);
     const entries = sources.cacheEntries;
@@ -191,26 +179,6 @@ export class Metrics {
   /** A cache outcome counted by the stage that saw it: `stale`, `prefetch`, ... */
   cacheEvent(event: CacheEvent, n = 1): void {
     this.cacheEvents.inc({ event }, n);
-  }
-
-  /**
-   * Reads hit/miss counts from this object at scrape time (the CacheStage's counters).
-   * Replacing the stage (cache resized on reload) first takes the old one's last counts.
-   */
-  trackCache(counts: CacheCounts): void {
-    this.syncCache();
-    this.cacheSource = counts;
-    this.cacheSeen = { hits: counts.hits, misses: counts.misses };
-  }
-
-  private syncCache(): void {
-    const c = this.cacheSource;
-    if (!c) return;
-    const dh = c.hits - this.cacheSeen.hits;
-    const dm = c.misses - this.cacheSeen.misses;
-    if (dh > 0) this.cacheEvents.inc({ event: 'hit' }, dh);
-    if (dm > 0) this.cacheEvents.inc({ event: 'miss' }, dm);
-    this.cacheSeen = { hits: c.hits, misses: c.misses };
   }
 
   /** The result of probing one pinned address (TCP + TLS); `up` false withholds it from answers. */

@@ -5,7 +5,6 @@
  */
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parseHostPort, type HostPort } from './address.js';
 import { KNOWN_BOOTSTRAP } from './defaults.js';
 import type { Config } from './schema.js';
 
@@ -65,10 +64,6 @@ export function checkConfig(config: Config, baseDir: string): string[] {
     if (p) problems.push(`pinVerify.ca: ${p}`);
   }
   return problems;
-}
-
-function isWildcard(host: string): boolean {
-  return host === '0.0.0.0' || host === '::';
 }
 
 /**
