@@ -15,7 +15,8 @@
  * - the machine's load average is recorded at the start and the end.
  *
  * BENCH_SECONDS sets the length of each throughput round (default 6); BENCH_ONLY=hits,workers,
- * cold,memory,tail runs some phases only and writes nothing (for development).
+ * cold,memory,tail runs some phases only and writes nothing (for development);
+ * BENCH_DOHD_NODE_ARGS passes node options to dohd (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
@@ -113,7 +114,8 @@ function childPids(pid: number): number[] {
 async function startDohd(name: string, config: string, args: string[] = []): Promise<Dohd> {
   const file = join(tmp, `${name}.yaml`);
   writeFileSync(file, config);
-  const child = spawn(process.execPath, [CLI, 'run', '--config', file, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const nodeArgs = process.env.BENCH_DOHD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, CLI, 'run', '--config', file, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const workers = Number(args[args.indexOf('--workers') + 1] ?? 1);
   const ready = args.includes('--workers') && workers > 1 ? /"msg":"dohd workers ready"/ : /"msg":"dohd listening"/;

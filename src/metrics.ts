@@ -19,6 +19,7 @@
  * from a fixed set in the code (never from a client packet), so the series count stays bounded.
  * Process metrics (memory, CPU, event loop) come from prom-client's defaults, once per process.
  */
+import { createRequire } from 'node:module';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { QueryTally, register as registerTally } from './query-tally.js';
 import type { Context, Result, Source, Transport } from './resolver/types.js';
@@ -31,6 +32,8 @@ export type CacheEvent = 'hit' | 'miss' | 'stale' | 'prefetch' | (string & {});
 /** Why a policy stage turned a query away: `rate_limit`, `acl`, `refused`, ... */
 export type PolicyReason = 'rate_limit' | 'acl' | 'refused' | (string & {});
 
+const dnsTypes = createRequire(import.meta.url)('dns-packet/types.js') as { toType(name: string): number };
+
 /** Query types with their own label value; any other type is counted as `other`. */
 const KNOWN_TYPES = new Set([
   'A', 'AAAA', 'CNAME', 'MX', 'NS', 'PTR', 'SOA', 'SRV', 'TXT', 'HTTPS', 'SVCB', 'CAA', 'DS', 'DNSKEY', 'NAPTR', 'ANY',
@@ -39,6 +42,12 @@ const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED
 
 export function typeLabel(type: string): string {
   return KNOWN_TYPES.has(type) ? type : 'other';
+}
+
+/** The same label by type number, with no type name worked out on the way (the fast lane has only the number). */
+const TYPE_LABELS = new Map([...KNOWN_TYPES].map((t) => [dnsTypes.toType(t), t]));
+export function typeLabelOf(qtype: number): string {
+  return TYPE_LABELS.get(qtype) ?? 'other';
 }
 
 export function rcodeLabel(rcode: number): string {
@@ -168,7 +177,7 @@ export class Metrics {
   /** One answered client query (wire to QueryHandler's onAnswer). */
   query(ctx: Context, result: Result, ms: number): void {
     const source: Source = result.source;
-    this.tally.add(ctx.transport, typeLabel(ctx.query.type), rcodeLabel(result.rcode), source, ms / 1000);
+    this.tally.add(ctx.transport, typeLabelOf(ctx.query.qtype), rcodeLabel(result.rcode), source, ms / 1000);
   }
 
   /** A client packet that was not answered normally (wire to QueryHandler's onReject). */

@@ -3,6 +3,7 @@
  * Sets the client's ID, echoes its question byte for byte (case included), adds our
  * OPT record when the client spoke EDNS, and truncates (TC=1) what does not fit in UDP.
  */
+import { WireQuery } from './fast-query.js';
 import type { Query } from './message.js';
 import { ADVERTISED_UDP_SIZE } from './upstream-query.js';
 import { Flag, HEADER_LEN, optRecord } from './wire.js';
@@ -16,11 +17,19 @@ export function udpLimit(q: Query): number {
   return Math.min(Math.max(q.edns.udpSize, CLASSIC_UDP_SIZE), ADVERTISED_UDP_SIZE);
 }
 
-export function finalizeAnswer(q: Query, wire: Buffer, transport: 'udp' | 'tcp', extendedRcode = 0): Buffer {
+/**
+ * `owned`: `wire` is a copy made for this answer alone (a cache rendering), so when nothing
+ * has to be appended it is patched in place instead of copied once more.
+ */
+export function finalizeAnswer(q: Query, wire: Buffer, transport: 'udp' | 'tcp', extendedRcode = 0, owned = false): Buffer {
   const opt = q.edns ? optRecord(ADVERTISED_UDP_SIZE, q.edns.dnssecOk, extendedRcode) : null;
   const total = wire.length + (opt ? opt.length : 0);
   // Over TCP the 2-byte length prefix caps a message at 65535 bytes.
   if (total > (transport === 'udp' ? udpLimit(q) : MAX_MESSAGE)) return truncated(q, wire, opt);
+  if (owned && !opt) {
+    patchHeader(wire, q, wire);
+    return wire;
+  }
   const out = Buffer.allocUnsafe(total);
   wire.copy(out);
   patchHeader(out, q, wire);
@@ -36,20 +45,40 @@ function patchHeader(out: Buffer, q: Query, original: Buffer): void {
   const flags = out.readUInt16BE(2);
   out.writeUInt16BE((flags & ~Flag.RD) | Flag.QR | Flag.RA | (q.header.flags & Flag.RD), 2);
   // Same question, same length: copy the client's bytes so its letter case comes back (0x20 randomisation).
-  const qlen = q.question.length;
-  if (original.length >= HEADER_LEN + qlen && original.readUInt16BE(4) === 1 && sameIgnoringCase(original, HEADER_LEN, q.question)) {
-    q.question.copy(out, HEADER_LEN);
+  // A query read by the fast lane still has its question in the client's packet: no slice of it is made.
+  let src: Buffer;
+  let start: number;
+  let end: number;
+  if (q instanceof WireQuery) {
+    src = q.raw;
+    start = HEADER_LEN;
+    end = q.questionEnd;
+  } else {
+    src = q.question;
+    start = 0;
+    end = src.length;
+  }
+  const qlen = end - start;
+  if (original.length >= HEADER_LEN + qlen && original[4] === 0 && original[5] === 1 && compareQuestion(original, src, start, end) === CASE_DIFFERS) {
+    src.copy(out, HEADER_LEN, start, end);
   }
 }
 
-/** Whether a[at, at + b.length) equals b, ASCII letter case aside. */
-function sameIgnoringCase(a: Buffer, at: number, b: Buffer): boolean {
-  for (let i = 0; i < b.length; i++) {
-    const x = a[at + i]!;
+const DIFFERENT = 0;
+const SAME = 1;
+const CASE_DIFFERS = 2;
+
+/** How a[HEADER_LEN, ...) compares with b[start, end): different, the same, or the same but for ASCII letter case. */
+function compareQuestion(a: Buffer, b: Buffer, start: number, end: number): number {
+  let result = SAME;
+  for (let i = start, j = HEADER_LEN; i < end; i++, j++) {
+    const x = a[j]!;
     const y = b[i]!;
-    if (x !== y && (x | 0x20) !== (y | 0x20)) return false;
+    if (x === y) continue;
+    if ((x | 0x20) !== (y | 0x20)) return DIFFERENT;
+    result = CASE_DIFFERS;
   }
-  return true;
+  return result;
 }
 
 /** Header, question and OPT only, with TC=1: the client retries over TCP. */

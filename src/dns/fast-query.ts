@@ -25,21 +25,27 @@ const MAX_NAME_WIRE = 254;
 const scratch = Buffer.allocUnsafe(MAX_NAME_WIRE + 2);
 
 /** A query read from the wire; `packet` and `type` are decoded on first use. */
-class WireQuery implements Query {
+export class WireQuery implements Query {
   private decoded: Packet | undefined;
   private typeName: string | undefined;
+  private questionBytes: Buffer | undefined;
 
   constructor(
-    private readonly raw: Buffer,
+    /** The client's packet: its question is raw[HEADER_LEN, questionEnd). */
+    readonly raw: Buffer,
     readonly header: Header,
     readonly name: string,
     readonly lname: string,
     readonly qtype: number,
     readonly qclass: number,
-    readonly question: Buffer,
+    readonly questionEnd: number,
     public edns: Edns | null,
     readonly checkingDisabled: boolean,
   ) {}
+
+  get question(): Buffer {
+    return (this.questionBytes ??= this.raw.subarray(HEADER_LEN, this.questionEnd));
+  }
 
   get packet(): Packet {
     if (this.decoded === undefined) {
@@ -110,7 +116,7 @@ export function parseQueryFast(raw: Buffer): Query | null {
     if (!edns) return null;
   }
   const header = readHeader(raw)!;
-  return new WireQuery(raw, header, name, lname, qtype, qclass, raw.subarray(HEADER_LEN, qEnd), edns, (header.flags & Flag.CD) !== 0);
+  return new WireQuery(raw, header, name, lname, qtype, qclass, qEnd, edns, (header.flags & Flag.CD) !== 0);
 }
 
 /** An OPT record owned by the root starting at `off`, its options exactly filling its data; else null. */

@@ -106,7 +106,7 @@ export class CacheStage implements Stage {
   private fresh(key: string, l: Lookup, ctx: Context, next: Next): Result {
     this.hits++;
     this.maybePrefetch(key, l, ctx, next);
-    return { wire: render(l.entry, Math.floor(l.ageMs / 1000)), source: 'cache', rcode: l.entry.rcode };
+    return { wire: render(l.entry, Math.floor(l.ageMs / 1000)), source: 'cache', rcode: l.entry.rcode, owned: true };
   }
 
   /** Remembers a usable answer; returns it with the TTLs clients should see (clamped). */

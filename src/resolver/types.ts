@@ -27,6 +27,8 @@ export interface Result {
   packet?: Packet;
   /** Send nothing back (e.g. a UDP query over the rate limit). */
   drop?: boolean;
+  /** `wire` is a copy made for this query alone: the answer step may write into it. */
+  owned?: boolean;
 }
 
 export type Next = (ctx: Context) => Promise<Result>;

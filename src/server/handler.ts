@@ -120,7 +120,7 @@ export class QueryHandler {
   private reply(ctx: Context, result: Result): Buffer | null {
     if (result.drop) return null;
     // An extended rcode (BADVERS = 16) keeps its low 4 bits in the header, the rest in OPT.
-    let out = finalizeSafe(ctx.query, result.wire, ctx.transport, result.rcode >> 4);
+    let out = finalizeSafe(ctx.query, result.wire, ctx.transport, result.rcode >> 4, result.owned);
     const ms = performance.now() - ctx.received;
     if (this.opts.decorate) out = this.opts.decorate(ctx, result, out, ms);
     this.opts.onAnswer?.(ctx, result, ms);
@@ -136,9 +136,9 @@ interface Waiting extends Context {
 /** The signal stages see while the pipeline runs synchronously: nothing waits there, so it never aborts. */
 const NEVER = new AbortController().signal;
 
-function finalizeSafe(q: Query, wire: Buffer, transport: Transport, extendedRcode = 0): Buffer {
+function finalizeSafe(q: Query, wire: Buffer, transport: Transport, extendedRcode = 0, owned = false): Buffer {
   try {
-    return finalizeAnswer(q, wire, transport, extendedRcode);
+    return finalizeAnswer(q, wire, transport, extendedRcode, owned);
   } catch {
     return finalizeAnswer(q, rcodeReply(q, Rcode.SERVFAIL), transport);
   }

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import { AnswerCache } from '../../src/cache/answer-cache.js';
 import { Rcode } from '../../src/dns/wire.js';
-import { CacheStage } from '../../src/resolver/cache.js';
+import { decodeQuery } from '../../src/dns/message.js';
+import { CacheStage, keyFor } from '../../src/resolver/cache.js';
 import { Pipeline } from '../../src/resolver/pipeline.js';
 import { PinsStage, buildPins } from '../../src/resolver/pins.js';
 import { PolicyStage } from '../../src/resolver/policy.js';
@@ -86,6 +87,40 @@ describe('the handler fast lane', () => {
     expect(d.cache.misses).toBe(1);
     expect(d.policy.counters.refused).toBe(1);
     expect(d.handler.inflight).toBe(0);
+  });
+
+  it('hits are patched in place, each in its own copy: IDs, letter case and EDNS never leak between answers or into the cache', async () => {
+    const d = daemonLike();
+    await d.handler.answer(query('shared.test'), 'udp', client);
+    const asked = [
+      { name: 'SHARED.test', id: 1 },
+      { name: 'shared.TEST', id: 2 },
+      { name: 'shared.test', id: 3 },
+    ];
+    const replies = asked.map(({ name, id }) => d.handler.answer(query(name, id), 'udp', client) as Buffer);
+    const withEdns = d.handler.answer(
+      dnsPacket.encode({ type: 'query', id: 4, questions: [{ name: 'Shared.Test', type: 'A', class: 'IN' }], additionals: [{ name: '.', type: 'OPT', udpPayloadSize: 1232 } as dnsPacket.Answer] }),
+      'udp',
+      client,
+    ) as Buffer;
+    // Read only after all were answered: a buffer shared with a later answer would show its ID or case.
+    replies.forEach((r, i) => {
+      const got = decode(r);
+      expect(got.id).toBe(asked[i]!.id);
+      expect(got.questions[0]!.name).toBe(asked[i]!.name);
+      expect(got.answers[0]!.data).toBe('192.0.2.9');
+    });
+    const e = dnsPacket.decode(withEdns);
+    expect(e.id).toBe(4);
+    expect(e.questions![0]!.name).toBe('Shared.Test');
+    expect(e.additionals!.map((a) => a.type)).toEqual(['OPT']);
+    // The cached entry itself still reads as the upstream wrote it.
+    const decoded = decodeQuery(query('shared.test'));
+    if (!decoded.ok) throw new Error(decoded.reason);
+    const entry = d.cache.cache.peek(keyFor({ query: decoded.query } as Context));
+    expect(entry).toBeDefined();
+    expect(decode(Buffer.from(entry!.wire, 'latin1')).questions[0]!.name).toBe('shared.test');
+    expect(d.upstream.calls).toBe(1);
   });
 
   it('a query that waits gets a deadline signal, aborted once it is answered; one that does not never gets one', async () => {
