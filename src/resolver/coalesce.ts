@@ -12,6 +12,8 @@ import { CANCELLED } from '../abort.js';
 
 interface Flight {
   promise: Promise<Result>;
+  /** The exchange has finished: nothing left to cancel. */
+  done: boolean;
   waiters: number;
   ctl: AbortController;
   timer: NodeJS.Timeout;
@@ -56,10 +58,11 @@ export class CoalesceStage implements Stage {
     this.exchanges++;
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(CANCELLED), this.opts.timeoutMs);
-    const f: Flight = { promise: undefined as never, waiters: 0, ctl, timer };
+    const f: Flight = { promise: undefined as never, done: false, waiters: 0, ctl, timer };
     f.promise = next({ ...ctx, signal: ctl.signal })
       .catch((): Result => ({ wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL }))
       .finally(() => {
+        f.done = true;
         clearTimeout(timer);
         if (this.flights.get(key) === f) this.flights.delete(key);
       });
@@ -76,7 +79,7 @@ export class CoalesceStage implements Stage {
         done = true;
         ctx.signal.removeEventListener('abort', onAbort);
         // The last caller gone: cancel the exchange, and let a new query start afresh.
-        if (--f.waiters === 0 && !f.ctl.signal.aborted) {
+        if (--f.waiters === 0 && !f.done && !f.ctl.signal.aborted) {
           f.ctl.abort(CANCELLED);
           if (this.flights.get(key) === f) this.flights.delete(key);
         }

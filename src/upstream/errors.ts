@@ -17,13 +17,24 @@ export type UpstreamFailure =
   | 'loop'
   | 'other';
 
+/**
+ * An upstream exchange's outcome, not a bug: it carries no stack trace. Capturing one cost
+ * more than the rest of a cancelled request (every race cancels its losers), and logs and
+ * metrics only ever use `reason` and `message`.
+ */
 export class UpstreamError extends Error {
-  override name = 'UpstreamError';
-  constructor(
-    readonly reason: UpstreamFailure,
-    message: string,
-    readonly retryable = false,
-  ) {
+  override readonly name = 'UpstreamError';
+  readonly reason: UpstreamFailure;
+  readonly retryable: boolean;
+  constructor(reason: UpstreamFailure, message: string, retryable = false) {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
+    this.reason = reason;
+    this.retryable = retryable;
   }
 }
+
+/** What a request cancelled by dohd itself (a race won elsewhere, the deadline) fails with. */
+export const CANCELLED_EXCHANGE = new UpstreamError('aborted', 'cancelled');

@@ -76,7 +76,7 @@ export class RaceStrategy implements Strategy {
               resolve({ answer, upstream: u.name, ms });
               const now = performance.now();
               for (const [other, start] of pending) this.observer?.lost?.(other, now - start);
-              cancel.abort(CANCELLED);
+              if (pending.size > 0) cancel.abort(CANCELLED);
             } else this.observer?.success(u, ms, false);
             finish();
           },

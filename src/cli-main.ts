@@ -1,0 +1,39 @@
+/** The `dohd` command line (loaded by cli.ts). Each command lives in src/commands/. */
+import yargs, { type CommandModule } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { checkConfigCommand } from './commands/check-config.js';
+import { fail } from './commands/common.js';
+import { doctorCommand } from './commands/doctor.js';
+import { pinsCommand } from './commands/pins.js';
+import { proxyDnsCommand } from './commands/proxy-dns.js';
+import { queryCommand } from './commands/query.js';
+import { runCommand } from './commands/run.js';
+
+const commands: CommandModule<object, never>[] = [
+  runCommand as never,
+  checkConfigCommand as never,
+  queryCommand as never,
+  doctorCommand as never,
+  pinsCommand as never,
+  proxyDnsCommand as never,
+];
+
+export async function main(argv = hideBin(process.argv)): Promise<void> {
+  let y = yargs(argv).scriptName('dohd').usage('$0 <command> [options]');
+  for (const c of commands) y = y.command(c);
+  await y
+    .demandCommand(1, `name a command: ${commands.map((c) => String(c.command).split(' ')[0]).join(', ')}`)
+    .strict()
+    .help()
+    .version()
+    .fail((msg, err) => {
+      if (err) throw err;
+      fail(`${msg} (see dohd --help)`, 2);
+    })
+    .parseAsync();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`dohd: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(70);
+});
