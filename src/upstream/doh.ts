@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates } from 'node:tls';
 import { buildConnector, Client, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
@@ -85,12 +85,13 @@ export class DohUpstream implements Upstream {
     this.idleTimeoutMs = cfg.idleTimeoutMs ?? opts.idleTimeoutMs ?? 8000;
     this.maxPending = opts.maxPending ?? 512;
     this.quietMs = cfg.quietMs ?? opts.quietMs ?? 1000;
-    let ca: string[] | undefined;
-    if (cfg.ca) ca = [...rootCertificates, readFileSync(cfg.ca, 'utf8')];
+    // One TLS context for every connection to this upstream: building one with an extra CA
+    // parses the whole root store again (~25 ms of blocked event loop per reconnect).
+    const secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
     this.connector = buildConnector({
       allowH2: true,
       timeout: opts.connectTimeoutMs ?? 5000,
-      ...(ca ? { ca } : {}),
+      secureContext,
       maxCachedSessions: 4,
     });
   }

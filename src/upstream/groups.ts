@@ -77,7 +77,7 @@ export class UpstreamGroups {
       case 'failover':
         return new FailoverStrategy(us, this.config.failover.attemptTimeoutMs, this.observer, this.health);
       default:
-        return new RaceStrategy(us, this.observer, this.health);
+        return new RaceStrategy(us, this.observer, this.health, { lingerMs: this.config.timeoutMs });
     }
   }
 

@@ -2,6 +2,12 @@
  * How a query is spread over a group of upstreams. `race`: all at once, the first
  * good answer wins and the others are cancelled. SERVFAIL/REFUSED and errors never win
  * while another upstream may still answer well.
+ *
+ * "Cancelled" means nobody waits for them any more; their HTTP/2 streams are left to finish
+ * and only reset if they are still open `lingerMs` after the race began. Resetting every
+ * loser at once is a rapid-reset pattern (CVE-2023-44487): at a few hundred races a second,
+ * servers answer it with GOAWAY (nghttp2 allows a burst of 1000 resets, then 33 a second),
+ * and every query on that connection has to be sent again on a new one.
  */
 import { performance } from 'node:perf_hooks';
 import type { Query } from '../dns/message.js';
@@ -34,13 +40,22 @@ export interface Strategy {
   resolve(wire: Buffer, q: Query, signal: AbortSignal): Promise<Resolution>;
 }
 
+export interface RaceOptions {
+  /** How long after the race began requests that lost are still left to finish (default 2500 ms, the query deadline). */
+  lingerMs?: number;
+}
+
 export class RaceStrategy implements Strategy {
   readonly name = 'race';
+  private readonly lingerMs: number;
   constructor(
     readonly upstreams: Upstream[],
     private readonly observer?: UpstreamObserver,
     private readonly health?: Availability,
-  ) {}
+    opts: RaceOptions = {},
+  ) {
+    this.lingerMs = opts.lingerMs ?? 2500;
+  }
 
   resolve(wire: Buffer, q: Query, signal: AbortSignal): Promise<Resolution> {
     if (signal.aborted) return Promise.reject(new UpstreamError('timeout', 'deadline passed'));
@@ -49,13 +64,17 @@ export class RaceStrategy implements Strategy {
     signal.addEventListener('abort', onAbort, { once: true });
     const upstreams = this.health ? this.health.available(this.upstreams) : this.upstreams;
     const pending = new Map<Upstream, number>();
+    const began = performance.now();
+    /** Resets the losers still running at the end of their grace. */
+    let linger: NodeJS.Timeout | undefined;
     return new Promise<Resolution>((resolve, reject) => {
       let remaining = upstreams.length;
       let settled = false;
       let fallback: Resolution | null = null;
       let lastError: UpstreamError | null = null;
       const finish = () => {
-        if (--remaining > 0 || settled) return;
+        if (--remaining === 0) clearTimeout(linger);
+        if (remaining > 0 || settled) return;
         settled = true;
         if (fallback) resolve(fallback);
         else reject(lastError ?? new UpstreamError('other', 'no upstream answered'));
@@ -74,9 +93,19 @@ export class RaceStrategy implements Strategy {
               settled = true;
               this.observer?.success(u, ms, true);
               resolve({ answer, upstream: u.name, ms });
-              const now = performance.now();
-              for (const [other, start] of pending) this.observer?.lost?.(other, now - start);
-              if (pending.size > 0) cancel.abort(CANCELLED);
+              // The losers finish on their own (their answers still tell health how fast they are),
+              // or are reset when their grace is over.
+              if (pending.size > 0) {
+                linger = setTimeout(
+                  () => {
+                    const now = performance.now();
+                    for (const [other, start] of pending) this.observer?.lost?.(other, now - start);
+                    cancel.abort(CANCELLED);
+                  },
+                  Math.max(0, this.lingerMs - (performance.now() - began)),
+                );
+                linger.unref();
+              }
             } else this.observer?.success(u, ms, false);
             finish();
           },
