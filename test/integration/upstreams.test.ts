@@ -152,6 +152,35 @@ describe('failover strategy and health', () => {
     expect(b.requests).toBe(5);
   });
 
+  it('race: the losers are left to finish, not reset (no rapid-reset pattern); only a loser still open at the deadline is reset', async () => {
+    d = await startDaemon({ upstreams: ab(), timeoutMs: 600 });
+    b.delayMs = 150;
+    const names = ['example.test', 'www.example.test', 'cname.test', 'short.test', 'goproxy.cn'];
+    for (const n of names) {
+      const t0 = performance.now();
+      const r = await queryUdp({ port: d.port, name: n });
+      expect(r.response.rcode).toBe('NOERROR');
+      // a won: the client did not wait for b.
+      expect(performance.now() - t0).toBeLessThan(140);
+    }
+    await waitFor(() => b.answered === names.length);
+    expect(b.resets).toBe(0);
+    expect(a.resets).toBe(0);
+    const raw = d.daemon.upstreams.find((u) => u.name === 'b')!;
+    await waitFor(() => raw.stats.pending === 0);
+
+    // b stops answering: its requests are reset once the query deadline (600 ms) is over, not before.
+    b.mode = 'hang';
+    const t0 = performance.now();
+    const r = await queryUdp({ port: d.port, name: 'example.test', type: 'AAAA' });
+    expect(r.response.rcode).toBe('NOERROR');
+    await sleep(300);
+    expect(b.resets).toBe(0);
+    await waitFor(() => b.resets === 1, 3000);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(550);
+    await waitFor(() => raw.stats.pending === 0);
+  });
+
   it('failover moves on when an attempt does not answer in time; the last one gets until the deadline', async () => {
     d = await startDaemon({ upstreams: ab(), strategy: 'failover', failover: { attemptTimeoutMs: 200 } });
     a.mode = 'hang';
