@@ -123,7 +123,7 @@ describe('HealthTracker', () => {
     }
   });
 
-  it('ranks by smoothed latency (unknown last) and gives a p90 once there are enough samples', () => {
+  it('ranks by the mean of the recent latencies (unknown last; a late answer counts while it is in the window) and gives a p90 once there are enough samples', () => {
     const a = new PlainUpstream(target(), { name: 'a' });
     const b = new PlainUpstream(target(), { name: 'b' });
     const h = new HealthTracker({ failures: 3, backoffMs: 1000, maxBackoffMs: 1000, probeTimeoutMs: 100 });
@@ -133,7 +133,14 @@ describe('HealthTracker', () => {
     expect(h.p90(b)).toBeUndefined();
     h.lost(b, 50);
     expect(h.score(b)).toBe(50);
-    expect(h.score(a)).toBeGreaterThan(10);
+    expect(h.score(a)).toBeCloseTo(142 / 5);
+    // 27 more ordinary answers: the 100 ms one is still in a's window (32) and still counts.
+    for (let i = 0; i < 27; i++) h.success(a, 10);
+    expect(h.score(a)).toBeCloseTo((142 + 270) / 32);
+    expect(h.score(a)).toBeGreaterThan(12);
+    // Five more push the first five out, the late one with them.
+    for (let i = 0; i < 5; i++) h.success(a, 10);
+    expect(h.score(a)).toBe(10);
     h.close();
   });
 });
