@@ -355,7 +355,8 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.done) return;
     this.finish();
     try {
-      this.resolve(checkAnswer(this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size), this.q));
+      // A copy of its own: a chunk may be a view of memory the connection reuses.
+      this.resolve(checkAnswer(Buffer.concat(this.chunks, this.size), this.q));
     } catch (err) {
       this.reject(classify(err, this.signal));
     }
