@@ -73,7 +73,7 @@ export class UpstreamGroups {
   private strategy(name: StrategyName, us: Upstream[]): Strategy {
     switch (name) {
       case 'hedged':
-        return new HedgedStrategy(us, this.health, this.config.hedge, this.observer);
+        return new HedgedStrategy(us, this.health, this.config.hedge, this.observer, this.config.timeoutMs);
       case 'failover':
         return new FailoverStrategy(us, this.config.failover.attemptTimeoutMs, this.observer, this.health);
       default:

@@ -24,6 +24,8 @@ export class HedgedStrategy implements Strategy {
     private readonly health: HealthTracker,
     private readonly opts: HedgeOptions,
     private readonly observer?: UpstreamObserver,
+    /** How long a request that lost may still finish (the query deadline). */
+    private readonly lingerMs?: number,
   ) {}
 
   /** How long to wait for `u` before asking the next upstream as well. */
@@ -46,6 +48,7 @@ export class HedgedStrategy implements Strategy {
     return runSequence(this.order(), wire, q, signal, {
       hedgeDelay: (u) => this.delayFor(u),
       ...(this.observer ? { observer: this.observer } : {}),
+      ...(this.lingerMs !== undefined ? { lingerMs: this.lingerMs } : {}),
     });
   }
 }

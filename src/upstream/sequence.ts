@@ -2,8 +2,11 @@
  * The engine behind the `hedged` and `failover` strategies: upstreams are asked one after
  * another in a given order; the next one is asked when the current one fails (error,
  * SERVFAIL or REFUSED), when its attempt times out (failover), or when it has not answered
- * after a delay while it stays in flight (hedged). The first good answer wins and every
- * other request is cancelled.
+ * after a delay while it stays in flight (hedged). The first good answer wins; requests
+ * still in flight then are left to finish (as `race` leaves its losers: no burst of stream
+ * resets, and their real answer time reaches health, which ranks `hedged`'s order — a request
+ * cut short would only say "slower than the winner"), and are cancelled if still running
+ * `lingerMs` after the sequence began.
  */
 import { performance } from 'node:perf_hooks';
 import type { Query } from '../dns/message.js';
@@ -19,6 +22,8 @@ export interface SequenceOptions {
   /** Failover: an attempt unanswered after this long is abandoned as a timeout. */
   attemptTimeoutMs?: number;
   observer?: UpstreamObserver;
+  /** How long after the start requests that lost may still finish (default 2500 ms, the query deadline). */
+  lingerMs?: number;
 }
 
 interface Attempt {
@@ -39,18 +44,39 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
     let fallback: Resolution | null = null;
     let lastError: UpstreamError | null = null;
     let hedgeTimer: NodeJS.Timeout | null = null;
+    let linger: NodeJS.Timeout | undefined;
+    const began = performance.now();
 
-    const settle = (fn: () => void) => {
+    /** `keep`: a good answer won; what is still in flight may finish until the linger time is up. */
+    const settle = (fn: () => void, keep = false) => {
       if (settled) return;
       settled = true;
       if (hedgeTimer) clearTimeout(hedgeTimer);
       signal.removeEventListener('abort', onAbort);
-      for (const a of inflight.values()) {
-        clearTimeout(a.timer);
-        a.ctl.abort(CANCELLED);
+      for (const a of inflight.values()) clearTimeout(a.timer);
+      if (keep && inflight.size > 0) {
+        linger = setTimeout(
+          () => {
+            const now = performance.now();
+            for (const [other, a] of inflight) {
+              observer?.lost?.(other, now - a.t0);
+              a.ctl.abort(CANCELLED);
+            }
+            inflight.clear();
+          },
+          Math.max(0, (opts.lingerMs ?? 2500) - (performance.now() - began)),
+        );
+        linger.unref();
+      } else {
+        for (const a of inflight.values()) a.ctl.abort(CANCELLED);
+        inflight.clear();
       }
-      inflight.clear();
       fn();
+    };
+    /** A request that lost has finished on its own. */
+    const lateOutcome = (u: Upstream) => {
+      inflight.delete(u);
+      if (inflight.size === 0) clearTimeout(linger);
     };
     const finishIfIdle = () => {
       if (settled || inflight.size > 0 || launch()) return;
@@ -78,9 +104,15 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
       u.exchange(wire, q, a.ctl.signal).then(
         (answer) => {
           if (inflight.get(u) !== a) return;
+          const ms = performance.now() - a.t0;
+          if (settled) {
+            lateOutcome(u);
+            if (isSoftFailure(answer.rcode)) observer?.failure(u, new UpstreamError(answer.rcode === 2 ? 'servfail' : 'refused', `rcode ${answer.rcode}`), ms);
+            else observer?.success(u, ms, false);
+            return;
+          }
           inflight.delete(u);
           clearTimeout(a.timer);
-          const ms = performance.now() - a.t0;
           if (isSoftFailure(answer.rcode)) {
             observer?.failure(u, new UpstreamError(answer.rcode === 2 ? 'servfail' : 'refused', `rcode ${answer.rcode}`), ms);
             fallback ??= { answer, upstream: u.name, ms };
@@ -89,15 +121,19 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
             return;
           }
           observer?.success(u, ms, true);
-          const now = performance.now();
-          for (const [other, o] of inflight) observer?.lost?.(other, now - o.t0);
-          settle(() => resolve({ answer, upstream: u.name, ms }));
+          settle(() => resolve({ answer, upstream: u.name, ms }), true);
         },
         (err: unknown) => {
           if (inflight.get(u) !== a) return;
+          const ms = performance.now() - a.t0;
+          if (settled) {
+            lateOutcome(u);
+            const e = err instanceof UpstreamError ? err : new UpstreamError('other', String(err));
+            if (e.reason !== 'aborted') observer?.failure(u, e, ms);
+            return;
+          }
           inflight.delete(u);
           clearTimeout(a.timer);
-          const ms = performance.now() - a.t0;
           let e = err instanceof UpstreamError ? err : new UpstreamError('other', String(err));
           if (a.timedOut) e = new UpstreamError('timeout', `no answer within ${opts.attemptTimeoutMs} ms`);
           else if (signal.aborted && e.reason === 'aborted') e = new UpstreamError('timeout', 'no answer before the deadline');
