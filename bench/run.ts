@@ -49,6 +49,8 @@ const COLD_QUERIES = Math.max(3000, 1000 * SECONDS);
 const WARMUP_QUERIES = 200;
 const TAIL_QPS = 300;
 const TAIL_QUERIES = Math.max(3000, 1000 * SECONDS);
+/** Rounds the tail-latency variants take in turn (TAIL_QUERIES per variant in all). */
+const TAIL_ROUNDS = Number(process.env.BENCH_TAIL_ROUNDS ?? 3);
 const FILL_NAMES = 100_000;
 /** Seconds the daemon is left idle after the fill before memory is read again. */
 const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 30);
@@ -169,7 +171,7 @@ async function main() {
   const results: Record<string, unknown> = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, loadavgAtStart: load() },
-    settings: { seconds: SECONDS, rounds: ROUNDS, upstreamDelayMs: UPSTREAM_DELAY },
+    settings: { seconds: SECONDS, rounds: ROUNDS, tailRounds: TAIL_ROUNDS, upstreamDelayMs: UPSTREAM_DELAY },
   };
   const hitFile = writeQueryFile(join(tmp, 'hit.txt'), ['hit.bench A']);
   const up = await forkServer('upstream-server.js', [pki.certFile, pki.keyFile]);
@@ -342,7 +344,7 @@ async function main() {
 
   if (phase('tail')) {
     // Tail latency: upstream a steady, b jittery (5% of answers 200 ms late); a alone, race, hedged.
-    log(`tail latency: ${TAIL_QUERIES} names at ${TAIL_QPS} q/s per variant`);
+    log(`tail latency: ${TAIL_QUERIES} names at ${TAIL_QPS} q/s per variant, in ${TAIL_ROUNDS} interleaved rounds`);
     const a = up;
     await a.ask({ cmd: 'config', delayMs: UPSTREAM_DELAY, jitterProb: 0, jitterMs: 0 });
     const b = await forkServer('upstream-server.js', [pki.certFile, pki.keyFile]);
@@ -354,31 +356,47 @@ async function main() {
       ['race', dohdConfig(both, 'strategy: race')],
       ['hedged', dohdConfig(both, 'strategy: hedged')],
     ];
-    for (const [name, config] of variants) {
-      await a.ask({ cmd: 'reset' });
-      await b.ask({ cmd: 'reset' });
-      let d: Dohd;
-      try {
-        d = await startDohd(`tail-${name}`, config);
-      } catch (err) {
-        tail[name] = { skipped: String((err as Error).message).split('\n')[0] };
-        continue;
+    // The variants take turns, round by round, so that a change in the machine's load over the
+    // run weighs on all of them alike; each variant's percentiles are over all its rounds.
+    const pooled = new Map(variants.map(([name]) => [name, { latencies: [] as number[], completed: 0, lost: 0, requests: 0, roundP99Ms: [] as number[] }]));
+    const perRound = Math.ceil(TAIL_QUERIES / TAIL_ROUNDS);
+    for (let round_ = 0; round_ < TAIL_ROUNDS; round_++) {
+      for (const [name, config] of variants) {
+        const acc = pooled.get(name)!;
+        await a.ask({ cmd: 'reset' });
+        await b.ask({ cmd: 'reset' });
+        let d: Dohd;
+        try {
+          d = await startDohd(`tail-${name}-${round_}`, config);
+        } catch (err) {
+          tail[name] = { skipped: String((err as Error).message).split('\n')[0] };
+          continue;
+        }
+        // Warm both connections (and the hedged strategy's latency estimates) first.
+        await dnsperf({ port: d.port, file: writeQueryFile(join(tmp, `warm-${name}.txt`), names(`warm-${name}-${round_}`, 300)), runs: 1, maxQps: TAIL_QPS, clients: 1 });
+        await a.ask({ cmd: 'reset' });
+        await b.ask({ cmd: 'reset' });
+        const file = writeQueryFile(join(tmp, `tail-${name}.txt`), names(`tail-${name}-${round_}`, perRound));
+        const r = await dnsperf({ port: d.port, file, runs: 1, maxQps: TAIL_QPS, verbose: true, clients: 1, outstanding: 200 });
+        const sa = await a.ask<{ requests: number }>({ cmd: 'stats' });
+        const sb = await b.ask<{ requests: number }>({ cmd: 'stats' });
+        acc.latencies.push(...r.latencies);
+        acc.completed += r.completed;
+        acc.lost += r.lost;
+        acc.requests += sa.requests + sb.requests;
+        acc.roundP99Ms.push(round(percentile(r.latencies, 99), 3));
+        await d.stop();
       }
-      // Warm both connections (and the hedged strategy's latency estimates) first.
-      await dnsperf({ port: d.port, file: writeQueryFile(join(tmp, `warm-${name}.txt`), names(`warm-${name}`, 300)), runs: 1, maxQps: TAIL_QPS, clients: 1 });
-      await a.ask({ cmd: 'reset' });
-      await b.ask({ cmd: 'reset' });
-      const file = writeQueryFile(join(tmp, `tail-${name}.txt`), names(`tail-${name}`, TAIL_QUERIES));
-      const r = await dnsperf({ port: d.port, file, runs: 1, maxQps: TAIL_QPS, verbose: true, clients: 1, outstanding: 200 });
-      const sa = await a.ask<{ requests: number }>({ cmd: 'stats' });
-      const sb = await b.ask<{ requests: number }>({ cmd: 'stats' });
+    }
+    for (const [name, acc] of pooled) {
+      if (tail[name]) continue;
       tail[name] = {
-        queries: r.completed,
-        lost: r.lost,
-        ...latencyStats(r.latencies),
-        upstreamRequestsPerQuery: round((sa.requests + sb.requests) / Math.max(1, r.completed)),
+        queries: acc.completed,
+        lost: acc.lost,
+        ...latencyStats(acc.latencies),
+        roundP99Ms: acc.roundP99Ms,
+        upstreamRequestsPerQuery: round(acc.requests / Math.max(1, acc.completed)),
       };
-      await d.stop();
     }
     results.tail = tail;
   }

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
+import type { DohUpstream } from '../../src/upstream/doh.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
 import { defaultZone } from '../fixtures/zone.js';
@@ -81,6 +82,28 @@ describe('hedged strategy', () => {
     expect(r2.ms).toBeGreaterThanOrEqual(950);
   });
 
+  it('a request overtaken by its hedge is left to finish, and its real time ranks the upstreams', async () => {
+    // The previous test's hung request is reset when its daemon stops: let that land first.
+    await sleep(100);
+    a.reset();
+    b.reset();
+    d = await startDaemon({ upstreams: ab(), strategy: 'hedged', timeoutMs: 2000, hedge: { initialDelayMs: 100, minDelayMs: 10 } });
+    a.delayMs = 400;
+    const r = await queryUdp({ port: d.port, name: 'www.example.test' });
+    expect(r.response.answers[0]!.data).toBe('192.0.2.3');
+    expect(r.ms).toBeLessThan(350); // b answered the hedge; the client did not wait for a
+    // a's request was not reset: a answered it in full, later.
+    await waitFor(() => a.answered === 1);
+    expect(a.resets).toBe(0);
+    // Health saw a's real time (~400 ms), not "slower than b" (~100 ms): b is asked first now.
+    const health = d.daemon.groups.health.snapshot();
+    expect(health.find((h) => h.name === 'a')!.latencyMs).toBeGreaterThanOrEqual(380);
+    a.reset();
+    b.reset();
+    await queryUdp({ port: d.port, name: 'example.test' });
+    expect([a.requests, b.requests]).toEqual([0, 1]);
+  });
+
   it('asks the next upstream at once when the first one fails, and ranks by recent latency', async () => {
     d = await startDaemon({ upstreams: ab(), strategy: 'hedged', timeoutMs: 4000, hedge: { initialDelayMs: 3000 } });
     a.mode = 'http500';
@@ -153,6 +176,9 @@ describe('failover strategy and health', () => {
   });
 
   it('race: the losers are left to finish, not reset (no rapid-reset pattern); only a loser still open at the deadline is reset', async () => {
+    await sleep(100); // a reset from the previous test's daemon stopping lands before counting starts
+    a.reset();
+    b.reset();
     d = await startDaemon({ upstreams: ab(), timeoutMs: 600 });
     b.delayMs = 150;
     const names = ['example.test', 'www.example.test', 'cname.test', 'short.test', 'goproxy.cn'];
@@ -166,7 +192,7 @@ describe('failover strategy and health', () => {
     await waitFor(() => b.answered === names.length);
     expect(b.resets).toBe(0);
     expect(a.resets).toBe(0);
-    const raw = d.daemon.upstreams.find((u) => u.name === 'b')!;
+    const raw = d.daemon.upstreams.find((u) => u.name === 'b') as DohUpstream;
     await waitFor(() => raw.stats.pending === 0);
 
     // b stops answering: its requests are reset once the query deadline (600 ms) is over, not before.
