@@ -25,6 +25,8 @@ export interface PerfOptions {
   verbose?: boolean;
   /** Run through the file at most this many times. */
   runs?: number;
+  /** CPUs dnsperf may run on (taskset list, e.g. "1"). */
+  cpus?: string;
   extra?: string[];
 }
 
@@ -41,7 +43,9 @@ export async function dnsperf(o: PerfOptions): Promise<PerfResult> {
   if (o.tcp) args.push('-m', 'tcp');
   if (o.verbose) args.push('-v');
   if (o.extra) args.push(...o.extra);
-  const { stdout } = await run('dnsperf', args, { maxBuffer: 512 * 1024 * 1024 });
+  const { stdout } = o.cpus
+    ? await run('taskset', ['-c', o.cpus, 'dnsperf', ...args], { maxBuffer: 512 * 1024 * 1024 })
+    : await run('dnsperf', args, { maxBuffer: 512 * 1024 * 1024 });
   const num = (re: RegExp) => Number(re.exec(stdout)?.[1] ?? NaN);
   const latencies: number[] = [];
   if (o.verbose) {
