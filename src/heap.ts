@@ -15,14 +15,8 @@
  */
 import v8 from 'node:v8';
 
-let tuned = false;
-
-/** Keeps the young generation at its initial size; returns whether it did. */
-export function tuneHeap(): boolean {
-  if (tuned) return true;
+/** Keeps the young generation at its initial size (called once, by the `dohd` entry). */
+export function tuneHeap(): void {
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /semi[-_]space/.test(a));
-  if (given) return false;
-  v8.setFlagsFromString('--semi-space-growth-factor=1');
-  tuned = true;
-  return true;
+  if (!given) v8.setFlagsFromString('--semi-space-growth-factor=1');
 }

@@ -19,8 +19,8 @@
  * from a fixed set in the code (never from a client packet), so the series count stays bounded.
  * Process metrics (memory, CPU, event loop) come from prom-client's defaults, once per process.
  */
-import { createRequire } from 'node:module';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { recordTypes } from './dns/message.js';
 import { QueryTally, register as registerTally } from './query-tally.js';
 import type { Context, Result, Source, Transport } from './resolver/types.js';
 import type { UpstreamError } from './upstream/errors.js';
@@ -32,20 +32,14 @@ export type CacheEvent = 'hit' | 'miss' | 'stale' | 'prefetch' | (string & {});
 /** Why a policy stage turned a query away: `rate_limit`, `acl`, `refused`, ... */
 export type PolicyReason = 'rate_limit' | 'acl' | 'refused' | (string & {});
 
-const dnsTypes = createRequire(import.meta.url)('dns-packet/types.js') as { toType(name: string): number };
-
 /** Query types with their own label value; any other type is counted as `other`. */
-const KNOWN_TYPES = new Set([
+const KNOWN_TYPES = [
   'A', 'AAAA', 'CNAME', 'MX', 'NS', 'PTR', 'SOA', 'SRV', 'TXT', 'HTTPS', 'SVCB', 'CAA', 'DS', 'DNSKEY', 'NAPTR', 'ANY',
-]);
+];
 const RCODES = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED'];
 
-export function typeLabel(type: string): string {
-  return KNOWN_TYPES.has(type) ? type : 'other';
-}
-
-/** The same label by type number, with no type name worked out on the way (the fast lane has only the number). */
-const TYPE_LABELS = new Map([...KNOWN_TYPES].map((t) => [dnsTypes.toType(t), t]));
+/** A query type's label, by type number (the fast lane has only the number); `other` when not known. */
+const TYPE_LABELS = new Map(KNOWN_TYPES.map((t) => [recordTypes.toType(t), t]));
 export function typeLabelOf(qtype: number): string {
   return TYPE_LABELS.get(qtype) ?? 'other';
 }

@@ -8,7 +8,6 @@ import { formatHostPort } from '../config/address.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Daemon } from '../daemon.js';
-import { tuneHeap } from '../heap.js';
 import { createLogger } from '../log.js';
 import { ListenError } from '../server/bind-error.js';
 import { ActivationError, takeListenFds, type InheritedSocket } from '../server/socket-activation.js';
@@ -47,7 +46,6 @@ export async function runDaemon(args: ConfigArgs): Promise<Daemon | null> {
  * and owns the signals.
  */
 export async function serve(config: Config, source?: ReloadSource): Promise<Daemon> {
-  tuneHeap();
   let inherited: InheritedSocket[] | null = null;
   try {
     inherited = takeListenFds();

@@ -10,12 +10,10 @@
  * same name, lower-cased name, type, class, question bytes, EDNS and flags. The dns-packet
  * form (`packet`) and the type's name are only worked out when something asks for them.
  */
-import { createRequire } from 'node:module';
 import dnsPacket from 'dns-packet';
-import type { Edns, Packet, Query } from './message.js';
+import { recordTypes, type Edns, type Packet, type Query } from './message.js';
 import { Flag, HEADER_LEN, readHeader, type Header } from './wire.js';
 
-const typeNames = createRequire(import.meta.url)('dns-packet/types.js') as { toString(type: number): string };
 
 /** OPT pseudo-record type (RFC 6891). */
 const OPT = 41;
@@ -59,7 +57,7 @@ export class WireQuery implements Query {
   }
 
   get type(): string {
-    return (this.typeName ??= typeNames.toString(this.qtype));
+    return (this.typeName ??= recordTypes.toString(this.qtype));
   }
 }
 

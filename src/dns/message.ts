@@ -1,8 +1,12 @@
 /**
  * Decoding client queries and building replies, as thin helpers over dns-packet.
  */
+import { createRequire } from 'node:module';
 import dnsPacket from 'dns-packet';
 import { Flag, HEADER_LEN, headerOnlyReply, questionEnd, Rcode, readHeader, type Header } from './wire.js';
+
+/** dns-packet's table of record type names and numbers. */
+export const recordTypes = createRequire(import.meta.url)('dns-packet/types.js') as { toString(type: number): string; toType(name: string): number };
 
 export type Packet = dnsPacket.Packet;
 export type Answer = dnsPacket.Answer;

@@ -332,7 +332,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.done) controller.abort(CANCELLED);
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (this.done) return;
     this.heard(performance.now() - this.t0);
     let err: UpstreamError | null = null;
@@ -341,13 +341,13 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (statusCode !== 200) err = new UpstreamError('http_status', `HTTP ${statusCode}`);
     else if (ct !== 'application/dns-message') err = new UpstreamError('content_type', `content-type "${ct || 'none'}"`);
     else if (declared > MAX_ANSWER_BYTES) err = new UpstreamError('oversized', `content-length ${declared} over ${MAX_ANSWER_BYTES}`);
-    if (err) this.fail(err, controller);
+    if (err) this.fail(err);
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.done) return;
     this.size += chunk.length;
-    if (this.size > MAX_ANSWER_BYTES) return this.fail(new UpstreamError('oversized', `body over ${MAX_ANSWER_BYTES} bytes`), controller);
+    if (this.size > MAX_ANSWER_BYTES) return this.fail(new UpstreamError('oversized', `body over ${MAX_ANSWER_BYTES} bytes`));
     this.chunks.push(chunk);
   }
 
@@ -366,10 +366,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.fail(classify(err, this.signal));
   }
 
-  private fail(err: UpstreamError, controller = this.controller): void {
+  private fail(err: UpstreamError): void {
     if (this.done) return;
     this.finish();
     // Stop the stream (a no-op once undici has finished it); before it started, onRequestStart does.
+    const controller = this.controller;
     if (controller && !controller.aborted) controller.abort(CANCELLED);
     this.reject(err);
   }

@@ -145,12 +145,12 @@ export class HealthTracker implements UpstreamObserver {
     return us.length > 0 && us.every((u) => !this.isUp(u));
   }
 
-  /** Smoothed latency for ranking; Infinity when unknown (never asked yet). */
   /**
    * Rank for `hedged` (lower is better): the mean of the recent latencies (the window), so an
    * upstream's occasional very late answer keeps counting for as long as it is in the window.
    * (A fast-forgetting average let a jittery upstream back in front a dozen answers after
-   * each late one: in the benchmark, hedged's p99 was set by those turns.)
+   * each late one: in the benchmark, hedged's p99 was set by those turns.) Infinity when
+   * unknown (never asked yet).
    */
   score(u: Upstream): number {
     const l = this.states.get(u)?.latencies;

@@ -3,17 +3,16 @@
  * another in a given order; the next one is asked when the current one fails (error,
  * SERVFAIL or REFUSED), when its attempt times out (failover), or when it has not answered
  * after a delay while it stays in flight (hedged). The first good answer wins; requests
- * still in flight then are left to finish (as `race` leaves its losers: no burst of stream
- * resets, and their real answer time reaches health, which ranks `hedged`'s order — a request
- * cut short would only say "slower than the winner"), and are cancelled if still running
- * `lingerMs` after the sequence began.
+ * still in flight then are left to finish (lingerLosers: their real answer time reaches
+ * health, which ranks `hedged`'s order — a request cut short would only say "slower than the
+ * winner") and are cancelled if still running `lingerMs` after the sequence began.
  */
 import { performance } from 'node:perf_hooks';
 import type { Query } from '../dns/message.js';
 import { UpstreamError } from './errors.js';
-import type { Resolution, UpstreamObserver } from './strategy.js';
+import { DEFAULT_LINGER_MS, lingerLosers, type Resolution, type UpstreamObserver } from './strategy.js';
 import type { Upstream } from './types.js';
-import { isSoftFailure } from './validate.js';
+import { isSoftFailure, softFailureError } from './validate.js';
 import { CANCELLED } from '../abort.js';
 
 export interface SequenceOptions {
@@ -22,7 +21,7 @@ export interface SequenceOptions {
   /** Failover: an attempt unanswered after this long is abandoned as a timeout. */
   attemptTimeoutMs?: number;
   observer?: UpstreamObserver;
-  /** How long after the start requests that lost may still finish (default 2500 ms, the query deadline). */
+  /** How long after the start requests that lost may still finish (default: DEFAULT_LINGER_MS). */
   lingerMs?: number;
 }
 
@@ -54,23 +53,12 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
       if (hedgeTimer) clearTimeout(hedgeTimer);
       signal.removeEventListener('abort', onAbort);
       for (const a of inflight.values()) clearTimeout(a.timer);
-      if (keep && inflight.size > 0) {
-        linger = setTimeout(
-          () => {
-            const now = performance.now();
-            for (const [other, a] of inflight) {
-              observer?.lost?.(other, now - a.t0);
-              a.ctl.abort(CANCELLED);
-            }
-            inflight.clear();
-          },
-          Math.max(0, (opts.lingerMs ?? 2500) - (performance.now() - began)),
-        );
-        linger.unref();
-      } else {
+      const cancelAll = () => {
         for (const a of inflight.values()) a.ctl.abort(CANCELLED);
         inflight.clear();
-      }
+      };
+      if (keep && inflight.size > 0) linger = lingerLosers(inflight, (a) => a.t0, began, opts.lingerMs ?? DEFAULT_LINGER_MS, observer, cancelAll);
+      else cancelAll();
       fn();
     };
     /** A request that lost has finished on its own. */
@@ -107,14 +95,14 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
           const ms = performance.now() - a.t0;
           if (settled) {
             lateOutcome(u);
-            if (isSoftFailure(answer.rcode)) observer?.failure(u, new UpstreamError(answer.rcode === 2 ? 'servfail' : 'refused', `rcode ${answer.rcode}`), ms);
+            if (isSoftFailure(answer.rcode)) observer?.failure(u, softFailureError(answer.rcode), ms);
             else observer?.success(u, ms, false);
             return;
           }
           inflight.delete(u);
           clearTimeout(a.timer);
           if (isSoftFailure(answer.rcode)) {
-            observer?.failure(u, new UpstreamError(answer.rcode === 2 ? 'servfail' : 'refused', `rcode ${answer.rcode}`), ms);
+            observer?.failure(u, softFailureError(answer.rcode), ms);
             fallback ??= { answer, upstream: u.name, ms };
             launch();
             finishIfIdle();

@@ -2,18 +2,13 @@
  * How a query is spread over a group of upstreams. `race`: all at once, the first
  * good answer wins and the others are cancelled. SERVFAIL/REFUSED and errors never win
  * while another upstream may still answer well.
- *
- * "Cancelled" means nobody waits for them any more; their HTTP/2 streams are left to finish
- * and only reset if they are still open `lingerMs` after the race began. Resetting every
- * loser at once is a rapid-reset pattern (CVE-2023-44487): at a few hundred races a second,
- * servers answer it with GOAWAY (nghttp2 allows a burst of 1000 resets, then 33 a second),
- * and every query on that connection has to be sent again on a new one.
+ * "Cancelled" means nobody waits for them any more: see lingerLosers.
  */
 import { performance } from 'node:perf_hooks';
 import type { Query } from '../dns/message.js';
 import { UpstreamError } from './errors.js';
 import type { Upstream } from './types.js';
-import { isSoftFailure, type CheckedAnswer } from './validate.js';
+import { isSoftFailure, softFailureError, type CheckedAnswer } from './validate.js';
 import { CANCELLED } from '../abort.js';
 
 export interface Resolution {
@@ -40,8 +35,40 @@ export interface Strategy {
   resolve(wire: Buffer, q: Query, signal: AbortSignal): Promise<Resolution>;
 }
 
+/** Default grace of requests that lost: the default query deadline. */
+export const DEFAULT_LINGER_MS = 2500;
+
+/**
+ * Once a good answer has won, the requests still in `running` are left to finish: their
+ * answers still tell health how fast their upstream is, and nothing resets a burst of HTTP/2
+ * streams. Resetting every loser at once is the rapid-reset pattern (CVE-2023-44487): at a few
+ * hundred races a second, servers answer it with GOAWAY (nghttp2 allows a burst of 1000
+ * resets, then 33 a second), and every query on that connection has to be sent again on a
+ * new one. Those still running `lingerMs` after `began` are reported lost and stopped by
+ * `cancel`. The caller clears the returned timer once the last one has finished.
+ */
+export function lingerLosers<T>(
+  running: ReadonlyMap<Upstream, T>,
+  startOf: (t: T) => number,
+  began: number,
+  lingerMs: number,
+  observer: UpstreamObserver | undefined,
+  cancel: () => void,
+): NodeJS.Timeout {
+  const timer = setTimeout(
+    () => {
+      const now = performance.now();
+      for (const [u, t] of running) observer?.lost?.(u, now - startOf(t));
+      cancel();
+    },
+    Math.max(0, lingerMs - (performance.now() - began)),
+  );
+  timer.unref();
+  return timer;
+}
+
 export interface RaceOptions {
-  /** How long after the race began requests that lost are still left to finish (default 2500 ms, the query deadline). */
+  /** How long after the race began requests that lost are still left to finish (default: DEFAULT_LINGER_MS). */
   lingerMs?: number;
 }
 
@@ -54,7 +81,7 @@ export class RaceStrategy implements Strategy {
     private readonly health?: Availability,
     opts: RaceOptions = {},
   ) {
-    this.lingerMs = opts.lingerMs ?? 2500;
+    this.lingerMs = opts.lingerMs ?? DEFAULT_LINGER_MS;
   }
 
   resolve(wire: Buffer, q: Query, signal: AbortSignal): Promise<Resolution> {
@@ -65,7 +92,6 @@ export class RaceStrategy implements Strategy {
     const upstreams = this.health ? this.health.available(this.upstreams) : this.upstreams;
     const pending = new Map<Upstream, number>();
     const began = performance.now();
-    /** Resets the losers still running at the end of their grace. */
     let linger: NodeJS.Timeout | undefined;
     return new Promise<Resolution>((resolve, reject) => {
       let remaining = upstreams.length;
@@ -87,25 +113,13 @@ export class RaceStrategy implements Strategy {
             pending.delete(u);
             const ms = performance.now() - t0;
             if (isSoftFailure(answer.rcode)) {
-              this.observer?.failure(u, new UpstreamError(answer.rcode === 2 ? 'servfail' : 'refused', `rcode ${answer.rcode}`), ms);
+              this.observer?.failure(u, softFailureError(answer.rcode), ms);
               fallback ??= { answer, upstream: u.name, ms };
             } else if (!settled) {
               settled = true;
               this.observer?.success(u, ms, true);
               resolve({ answer, upstream: u.name, ms });
-              // The losers finish on their own (their answers still tell health how fast they are),
-              // or are reset when their grace is over.
-              if (pending.size > 0) {
-                linger = setTimeout(
-                  () => {
-                    const now = performance.now();
-                    for (const [other, start] of pending) this.observer?.lost?.(other, now - start);
-                    cancel.abort(CANCELLED);
-                  },
-                  Math.max(0, this.lingerMs - (performance.now() - began)),
-                );
-                linger.unref();
-              }
+              if (pending.size > 0) linger = lingerLosers(pending, (t0) => t0, began, this.lingerMs, this.observer, () => cancel.abort(CANCELLED));
             } else this.observer?.success(u, ms, false);
             finish();
           },

@@ -57,3 +57,8 @@ export function checkAnswer(body: Buffer, q: Query, expectedId = 0): CheckedAnsw
 export function isSoftFailure(rcode: number): boolean {
   return rcode === Rcode.SERVFAIL || rcode === Rcode.REFUSED;
 }
+
+/** How a soft failure (see isSoftFailure) is told to health, logs and metrics. */
+export function softFailureError(rcode: number): UpstreamError {
+  return new UpstreamError(rcode === Rcode.SERVFAIL ? 'servfail' : 'refused', `rcode ${rcode}`);
+}
