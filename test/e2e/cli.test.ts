@@ -4,8 +4,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import dgram from 'node:dgram';
 import { promisify } from 'node:util';
 import { queryUdp } from '../fixtures/dns-client.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
 import { CLI, listeningPort, spawnCli } from '../fixtures/spawn.js';
 
 const run = promisify(execFile);
@@ -13,13 +13,9 @@ let pki: Pki;
 let doh: DohServer;
 
 beforeAll(async () => {
-  pki = await makePki();
-  doh = await startDohServer({ pki });
+  ({ pki, doh } = await startDohUpstream());
 });
-afterAll(async () => {
-  await doh.close();
-  await pki.cleanup();
-});
+afterAll(() => stopDohUpstream({ pki, doh }));
 
 async function cli(args: string[], opts: { cmd?: string[] } = {}) {
   const argv = [...(opts.cmd ?? []), process.execPath, CLI, ...args];

@@ -10,8 +10,8 @@ import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
 import { spawnCli, type Spawned } from '../fixtures/spawn.js';
 import { ActivationError, identifySocket, pairByAddress, parseProcAddress, takeListenFds } from '../../src/server/socket-activation.js';
 
@@ -22,13 +22,9 @@ let doh: DohServer;
 let child: Spawned | undefined;
 
 beforeAll(async () => {
-  pki = await makePki();
-  doh = await startDohServer({ pki });
+  ({ pki, doh } = await startDohUpstream());
 });
-afterAll(async () => {
-  await doh.close();
-  await pki.cleanup();
-});
+afterAll(() => stopDohUpstream({ pki, doh }));
 afterEach(async () => {
   await child?.kill();
   child = undefined;

@@ -2,21 +2,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, writeFileSync } from 'node:fs';
 import { queryUdp } from '../fixtures/dns-client.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
 import { listeningPort, spawnCli } from '../fixtures/spawn.js';
 
 let pki: Pki;
 let doh: DohServer;
 
 beforeAll(async () => {
-  pki = await makePki();
-  doh = await startDohServer({ pki });
+  ({ pki, doh } = await startDohUpstream());
 });
-afterAll(async () => {
-  await doh.close();
-  await pki.cleanup();
-});
+afterAll(() => stopDohUpstream({ pki, doh }));
 
 describe('dohd run with cache.file', () => {
   it('saves the cache on SIGTERM and answers from it after a restart with no upstream reachable', async () => {

@@ -5,8 +5,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { queryUdp } from '../fixtures/dns-client.js';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
 import { startTcpProxy, type TcpProxy } from '../fixtures/tcp-proxy.js';
 import { DohUpstream } from '../../src/upstream/doh.js';
 
@@ -19,13 +19,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const TIMEOUT = 2500;
 
 beforeAll(async () => {
-  pki = await makePki();
-  doh = await startDohServer({ pki });
+  ({ pki, doh } = await startDohUpstream());
 });
-afterAll(async () => {
-  await doh.close();
-  await pki.cleanup();
-});
+afterAll(() => stopDohUpstream({ pki, doh }));
 afterEach(async () => {
   await d?.stop();
   d = undefined;

@@ -6,19 +6,15 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { queryUdp } from '../fixtures/dns-client.js';
 import { startDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
 
 let pki: Pki;
 let doh: DohServer;
 beforeAll(async () => {
-  pki = await makePki();
-  doh = await startDohServer({ pki });
+  ({ pki, doh } = await startDohUpstream());
 });
-afterAll(async () => {
-  await doh.close();
-  await pki.cleanup();
-});
+afterAll(() => stopDohUpstream({ pki, doh }));
 
 it('8 concurrent queries to a 600 ms upstream are all answered within one 2.5 s deadline, over one connection', async () => {
   doh.delayMs = 600;

@@ -6,8 +6,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import { queryTcp, queryUdp, sendRawUdp } from '../fixtures/dns-client.js';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
 let pki: Pki;
@@ -15,13 +15,9 @@ let doh: DohServer;
 let d: RunningDaemon | undefined;
 
 beforeAll(async () => {
-  pki = await makePki();
-  doh = await startDohServer({ pki });
+  ({ pki, doh } = await startDohUpstream());
 });
-afterAll(async () => {
-  await doh.close();
-  await pki.cleanup();
-});
+afterAll(() => stopDohUpstream({ pki, doh }));
 afterEach(async () => {
   await d?.stop();
   d = undefined;

@@ -9,8 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import dnsPacket from 'dns-packet';
 import { buildQuery, queryUdp, TcpDnsClient } from '../fixtures/dns-client.js';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
 import { until } from '../fixtures/resources.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
@@ -20,13 +20,9 @@ let d: RunningDaemon | undefined;
 const sockets = new Set<net.Socket>();
 
 beforeAll(async () => {
-  pki = await makePki();
-  doh = await startDohServer({ pki });
+  ({ pki, doh } = await startDohUpstream());
 });
-afterAll(async () => {
-  await doh.close();
-  await pki.cleanup();
-});
+afterAll(() => stopDohUpstream({ pki, doh }));
 afterEach(async () => {
   for (const s of sockets) s.destroy();
   sockets.clear();
