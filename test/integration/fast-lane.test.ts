@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
 
 let pki: Pki;
 let doh: DohServer;
@@ -20,8 +20,7 @@ let d: RunningDaemon;
 let dir: string;
 
 beforeAll(async () => {
-  pki = await makePki();
-  doh = await startDohServer({ pki });
+  ({ pki, doh } = await startDohUpstream());
   dir = mkdtempSync(join(tmpdir(), 'dohd-fast-'));
   writeFileSync(join(dir, 'hosts'), '192.0.2.77 printer.lan\n');
   d = await startDaemon({
@@ -32,8 +31,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await d.stop();
-  await doh.close();
-  await pki.cleanup();
+  await stopDohUpstream({ pki, doh });
   rmSync(dir, { recursive: true, force: true });
 });
 

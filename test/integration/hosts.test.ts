@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { queryUdp } from '../fixtures/dns-client.js';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
 
 let pki: Pki;
 let doh: DohServer;
@@ -34,13 +34,11 @@ async function waitForAnswer(name: string, want: string[], ms = 6000): Promise<v
 }
 
 beforeAll(async () => {
-  pki = await makePki();
-  doh = await startDohServer({ pki });
+  ({ pki, doh } = await startDohUpstream());
   dir = mkdtempSync(join(tmpdir(), 'dohd-hosts-'));
 });
 afterAll(async () => {
-  await doh.close();
-  await pki.cleanup();
+  await stopDohUpstream({ pki, doh });
   rmSync(dir, { recursive: true, force: true });
 });
 afterEach(async () => {

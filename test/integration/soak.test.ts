@@ -14,8 +14,8 @@ import vm from 'node:vm';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildQuery, queryUdp, TcpDnsClient, type DnsResult } from '../fixtures/dns-client.js';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
 import { countResources, leaksAfter, until, watchUnhandledRejections } from '../fixtures/resources.js';
 
 /** The stated bound: resident memory growth of this process (daemon in-process) over the soak. */
@@ -36,13 +36,11 @@ let d: RunningDaemon;
 const rejections = watchUnhandledRejections();
 
 beforeAll(async () => {
-  pki = await makePki();
-  doh = await startDohServer({ pki });
+  ({ pki, doh } = await startDohUpstream());
 });
 afterAll(async () => {
   rejections.stop();
-  await doh.close();
-  await pki.cleanup();
+  await stopDohUpstream({ pki, doh });
 });
 
 /** The answers every valid query must get. */
