@@ -53,10 +53,6 @@ export type Lookup =
   | { state: 'fresh'; entry: CacheEntry; ageMs: number }
   | { state: 'stale'; entry: CacheEntry; ageMs: number };
 
-export function cacheKey(lname: string, qtype: number, qclass: number, dnssecOk = false, cd = false): string {
-  return `${lname}|${qtype}|${qclass}|${dnssecOk ? 1 : 0}${cd ? 1 : 0}`;
-}
-
 /** NXDOMAIN, or NOERROR without an answer to the question (NODATA). */
 export function isNegative(packet: Packet, rcode: number): boolean {
   return rcode === Rcode.NXDOMAIN || (rcode === Rcode.NOERROR && (packet.answers ?? []).length === 0);
@@ -84,7 +80,7 @@ export function cacheableTtl(packet: Packet, rcode: number): number {
 }
 
 /**
- * The key as one flat string. Keys are built by concatenation (`cacheKey`), which V8 keeps
+ * The key as one flat string. Keys built by concatenation (`cacheKey`) are kept by V8
  * as a tree of pieces — several hundred bytes per key if stored as is. A JSON round trip
  * gives back the same string (any code unit, lone surrogates included) in one piece.
  */
@@ -216,10 +212,16 @@ export class AnswerCache {
  * (`staleTtl` given) writes that TTL into every record (RFC 8767 §4: 30 s).
  */
 export function render(e: CacheEntry, age: number, staleTtl?: number): Buffer {
-  const out = Buffer.allocUnsafe(e.wire.length);
-  out.write(e.wire, 0, 'latin1');
-  for (let i = 0; i < e.offsets.length; i++) {
-    out.writeUInt32BE(staleTtl ?? Math.max(0, e.ttls[i]! - age), e.offsets[i]!);
+  const out = Buffer.from(e.wire, 'latin1');
+  const { offsets, ttls } = e;
+  for (let i = 0; i < offsets.length; i++) {
+    // The offsets were found in this very wire (ttlOffsets): 4 bytes each, in bounds.
+    const ttl = staleTtl ?? Math.max(0, ttls[i]! - age);
+    const at = offsets[i]!;
+    out[at] = ttl >>> 24;
+    out[at + 1] = ttl >>> 16;
+    out[at + 2] = ttl >>> 8;
+    out[at + 3] = ttl;
   }
   return out;
 }

@@ -6,7 +6,7 @@
 import { WireQuery } from './fast-query.js';
 import type { Query } from './message.js';
 import { ADVERTISED_UDP_SIZE } from './upstream-query.js';
-import { Flag, HEADER_LEN, optRecord } from './wire.js';
+import { Flag, HEADER_LEN, OPT_LEN, setU16, u16, writeOpt } from './wire.js';
 
 export const CLASSIC_UDP_SIZE = 512;
 export const MAX_MESSAGE = 0xffff;
@@ -22,28 +22,27 @@ export function udpLimit(q: Query): number {
  * has to be appended it is patched in place instead of copied once more.
  */
 export function finalizeAnswer(q: Query, wire: Buffer, transport: 'udp' | 'tcp', extendedRcode = 0, owned = false): Buffer {
-  const opt = q.edns ? optRecord(ADVERTISED_UDP_SIZE, q.edns.dnssecOk, extendedRcode) : null;
-  const total = wire.length + (opt ? opt.length : 0);
+  const edns = q.edns;
+  const total = wire.length + (edns ? OPT_LEN : 0);
   // Over TCP the 2-byte length prefix caps a message at 65535 bytes.
-  if (total > (transport === 'udp' ? udpLimit(q) : MAX_MESSAGE)) return truncated(q, wire, opt);
-  if (owned && !opt) {
+  if (total > (transport === 'udp' ? udpLimit(q) : MAX_MESSAGE)) return truncated(q, wire, extendedRcode);
+  if (owned && !edns) {
     patchHeader(wire, q, wire);
     return wire;
   }
   const out = Buffer.allocUnsafe(total);
-  wire.copy(out);
+  out.set(wire);
   patchHeader(out, q, wire);
-  if (opt) {
-    opt.copy(out, wire.length);
-    out.writeUInt16BE(out.readUInt16BE(10) + 1, 10);
+  if (edns) {
+    writeOpt(out, wire.length, ADVERTISED_UDP_SIZE, edns.dnssecOk, extendedRcode);
+    setU16(out, 10, u16(out, 10) + 1);
   }
   return out;
 }
 
 function patchHeader(out: Buffer, q: Query, original: Buffer): void {
-  out.writeUInt16BE(q.header.id, 0);
-  const flags = out.readUInt16BE(2);
-  out.writeUInt16BE((flags & ~Flag.RD) | Flag.QR | Flag.RA | (q.header.flags & Flag.RD), 2);
+  setU16(out, 0, q.header.id);
+  setU16(out, 2, (u16(out, 2) & ~Flag.RD) | Flag.QR | Flag.RA | (q.header.flags & Flag.RD));
   // Same question, same length: copy the client's bytes so its letter case comes back (0x20 randomisation).
   // A query read by the fast lane still has its question in the client's packet: no slice of it is made.
   let src: Buffer;
@@ -82,16 +81,16 @@ function compareQuestion(a: Buffer, b: Buffer, start: number, end: number): numb
 }
 
 /** Header, question and OPT only, with TC=1: the client retries over TCP. */
-function truncated(q: Query, wire: Buffer, opt: Buffer | null): Buffer {
-  const out = Buffer.alloc(HEADER_LEN + q.question.length + (opt ? opt.length : 0));
-  out.writeUInt16BE(q.header.id, 0);
-  const flags = wire.readUInt16BE(2);
-  out.writeUInt16BE((flags & ~Flag.RD) | Flag.QR | Flag.RA | Flag.TC | (q.header.flags & Flag.RD), 2);
-  out.writeUInt16BE(1, 4);
+function truncated(q: Query, wire: Buffer, extendedRcode: number): Buffer {
+  const qlen = q.question.length;
+  const out = Buffer.alloc(HEADER_LEN + qlen + (q.edns ? OPT_LEN : 0));
+  setU16(out, 0, q.header.id);
+  setU16(out, 2, (u16(wire, 2) & ~Flag.RD) | Flag.QR | Flag.RA | Flag.TC | (q.header.flags & Flag.RD));
+  setU16(out, 4, 1);
   q.question.copy(out, HEADER_LEN);
-  if (opt) {
-    opt.copy(out, HEADER_LEN + q.question.length);
-    out.writeUInt16BE(1, 10);
+  if (q.edns) {
+    writeOpt(out, HEADER_LEN + qlen, ADVERTISED_UDP_SIZE, q.edns.dnssecOk, extendedRcode);
+    setU16(out, 10, 1);
   }
   return out;
 }

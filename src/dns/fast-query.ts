@@ -19,27 +19,43 @@ import { Flag, HEADER_LEN, readHeader, type Header } from './wire.js';
 const OPT = 41;
 /** dns-packet's own limit on a name: the label bytes and their length bytes, at most 254. */
 const MAX_NAME_WIRE = 254;
-/** Text of a name as it is read: at most 253 characters. */
-const scratch = Buffer.allocUnsafe(MAX_NAME_WIRE + 2);
+/** The cache key is written here: the name (at most 253 characters) and `|65535|65535|11`. */
+const scratch = Buffer.allocUnsafe(MAX_NAME_WIRE + 16);
+const PIPE = 0x7c;
+const ZERO = 0x30;
 
-/** A query read from the wire; `packet` and `type` are decoded on first use. */
+/** A query read from the wire; its name's text, `packet` and `type` are worked out on first use. */
 export class WireQuery implements Query {
   private decoded: Packet | undefined;
   private typeName: string | undefined;
   private questionBytes: Buffer | undefined;
+  private lower: string | undefined;
+  private text: string | undefined;
 
   constructor(
     /** The client's packet: its question is raw[HEADER_LEN, questionEnd). */
     readonly raw: Buffer,
     readonly header: Header,
-    readonly name: string,
-    readonly lname: string,
+    /** `cacheKey(lname, qtype, qclass, dnssecOk, cd)`, written straight from the wire in one piece. */
+    readonly key: string,
+    /** Characters of the lower-cased name at the start of `key`. */
+    private readonly nameLength: number,
+    /** The name as written holds upper-case letters. */
+    private readonly mixedCase: boolean,
     readonly qtype: number,
     readonly qclass: number,
     readonly questionEnd: number,
     public edns: Edns | null,
     readonly checkingDisabled: boolean,
   ) {}
+
+  get lname(): string {
+    return (this.lower ??= this.key.slice(0, this.nameLength));
+  }
+
+  get name(): string {
+    return (this.text ??= this.mixedCase ? nameText(this.raw, this.nameLength) : this.lname);
+  }
 
   get question(): Buffer {
     return (this.questionBytes ??= this.raw.subarray(HEADER_LEN, this.questionEnd));
@@ -61,7 +77,14 @@ export class WireQuery implements Query {
   }
 }
 
-/** The query, or null when this packet needs the full decoder (`decodeQuery`). */
+/**
+ * The query, or null when this packet needs the full decoder (`decodeQuery`).
+ *
+ * A cache hit needs nothing of the name but the cache key, so the key is all that is built
+ * here: the lower-cased name and the rest of `cacheKey` written into one buffer and read out
+ * as one flat string (a key built by concatenation is a tree of pieces that every Map lookup
+ * would first have to flatten). The name's own text is read again only if a stage asks.
+ */
 export function parseQueryFast(raw: Buffer): Query | null {
   const len = raw.length;
   if (len < HEADER_LEN + 5) return null;
@@ -88,22 +111,15 @@ export function parseQueryFast(raw: Buffer): Query | null {
     for (let i = off + 1, end = off + 1 + l; i < end; i++) {
       const c = raw[i]!;
       if (c >= 0x80 || c === 0x2e) return null;
-      if (c >= 0x41 && c <= 0x5a) upper = true;
-      scratch[n++] = c;
+      if (c >= 0x41 && c <= 0x5a) {
+        upper = true;
+        scratch[n++] = c | 0x20;
+      } else scratch[n++] = c;
     }
     off += 1 + l;
   }
   off += 1;
   if (off + 4 > len) return null;
-  const name = scratch.toString('latin1', 0, n);
-  let lname = name;
-  if (upper) {
-    for (let i = 0; i < n; i++) {
-      const c = scratch[i]!;
-      if (c >= 0x41 && c <= 0x5a) scratch[i] = c | 0x20;
-    }
-    lname = scratch.toString('latin1', 0, n);
-  }
   const qtype = (raw[off]! << 8) | raw[off + 1]!;
   const qclass = (raw[off + 2]! << 8) | raw[off + 3]!;
   const qEnd = off + 4;
@@ -114,7 +130,40 @@ export function parseQueryFast(raw: Buffer): Query | null {
     if (!edns) return null;
   }
   const header = readHeader(raw)!;
-  return new WireQuery(raw, header, name, lname, qtype, qclass, qEnd, edns, (header.flags & Flag.CD) !== 0);
+  const cd = (header.flags & Flag.CD) !== 0;
+  // The rest of cacheKey(lname, qtype, qclass, dnssecOk, cd): `|qtype|qclass|<do><cd>`.
+  let k = n;
+  scratch[k++] = PIPE;
+  k = writeDecimal(qtype, k);
+  scratch[k++] = PIPE;
+  k = writeDecimal(qclass, k);
+  scratch[k++] = PIPE;
+  scratch[k++] = edns?.dnssecOk ? ZERO + 1 : ZERO;
+  scratch[k++] = cd ? ZERO + 1 : ZERO;
+  const key = scratch.toString('latin1', 0, k);
+  return new WireQuery(raw, header, key, n, upper, qtype, qclass, qEnd, edns, cd);
+}
+
+/** Writes `v` (0-65535) in decimal into scratch at `at`; returns the offset after it. */
+function writeDecimal(v: number, at: number): number {
+  let digits = 1;
+  for (let x = v; x >= 10; x = (x / 10) | 0) digits++;
+  for (let i = at + digits - 1, x = v; i >= at; i--, x = (x / 10) | 0) scratch[i] = ZERO + (x % 10);
+  return at + digits;
+}
+
+/** The text of the name at the start of a question parseQueryFast accepted (`length` characters), letter case kept. */
+function nameText(raw: Buffer, length: number): string {
+  const out = Buffer.allocUnsafe(length);
+  let off = HEADER_LEN;
+  let n = 0;
+  for (let l = raw[off]!; l !== 0; l = raw[off]!) {
+    if (n > 0) out[n++] = 0x2e;
+    raw.copy(out, n, off + 1, off + 1 + l);
+    n += l;
+    off += 1 + l;
+  }
+  return out.toString('latin1', 0, n);
 }
 
 /** An OPT record owned by the root starting at `off`, its options exactly filling its data; else null. */

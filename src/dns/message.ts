@@ -33,6 +33,17 @@ export interface Query {
   question: Buffer;
   edns: Edns | null;
   checkingDisabled: boolean;
+  /** `cacheKey` of this question: the cache and query coalescing key on it (with a kept client subnet added). */
+  key: string;
+}
+
+/**
+ * What tells one question's answer from another's: the lower-cased name, type, class, and
+ * the two bits that change what an upstream answers (DO, CD). The fast lane writes the same
+ * string straight from the wire (dns/fast-query.ts).
+ */
+export function cacheKey(lname: string, qtype: number, qclass: number, dnssecOk = false, cd = false): string {
+  return `${lname}|${qtype}|${qclass}|${dnssecOk ? 1 : 0}${cd ? 1 : 0}`;
 }
 
 export type DecodeResult =
@@ -69,19 +80,24 @@ export function decodeQuery(raw: Buffer): DecodeResult {
     }
   }
   const name = q.name.replace(/\.$/, '');
+  const lname = name.toLowerCase();
+  const qtype = raw.readUInt16BE(qEnd - 4);
+  const qclass = raw.readUInt16BE(qEnd - 2);
+  const checkingDisabled = (header.flags & Flag.CD) !== 0;
   return {
     ok: true,
     query: {
       header,
       packet,
       name,
-      lname: name.toLowerCase(),
+      lname,
       type: q.type,
-      qtype: raw.readUInt16BE(qEnd - 4),
-      qclass: raw.readUInt16BE(qEnd - 2),
+      qtype,
+      qclass,
       question: Buffer.from(raw.subarray(HEADER_LEN, qEnd)),
       edns,
-      checkingDisabled: (header.flags & Flag.CD) !== 0,
+      checkingDisabled,
+      key: cacheKey(lname, qtype, qclass, edns?.dnssecOk ?? false, checkingDisabled),
     },
   };
 }

@@ -38,18 +38,32 @@ export const Rcode = {
 
 export function readHeader(buf: Buffer): Header | null {
   if (buf.length < HEADER_LEN) return null;
-  const flags = buf.readUInt16BE(2);
+  const flags = u16(buf, 2);
   return {
-    id: buf.readUInt16BE(0),
+    id: u16(buf, 0),
     flags,
     qr: (flags & Flag.QR) !== 0,
     opcode: (flags >> 11) & 0xf,
     rcode: flags & 0xf,
-    qdcount: buf.readUInt16BE(4),
-    ancount: buf.readUInt16BE(6),
-    nscount: buf.readUInt16BE(8),
-    arcount: buf.readUInt16BE(10),
+    qdcount: u16(buf, 4),
+    ancount: u16(buf, 6),
+    nscount: u16(buf, 8),
+    arcount: u16(buf, 10),
   };
+}
+
+/**
+ * Big-endian 16-bit read and write at an offset the caller has checked: byte operations,
+ * without the argument checks of Buffer's readUInt16BE/writeUInt16BE (which cost as much
+ * as the read itself on the cache-hit path).
+ */
+export function u16(buf: Uint8Array, at: number): number {
+  return (buf[at]! << 8) | buf[at + 1]!;
+}
+
+export function setU16(buf: Uint8Array, at: number, v: number): void {
+  buf[at] = v >>> 8;
+  buf[at + 1] = v;
 }
 
 /** Offset just past the name starting at `off`, or -1 when it runs off the end or is malformed. */
@@ -140,16 +154,18 @@ export function headerOnlyReply(h: Header, rcode: number): Buffer {
 }
 
 /** An OPT pseudo-record (RFC 6891 §6.1.2) with no options. */
-export function optRecord(udpSize: number, dnssecOk: boolean, extendedRcode = 0): Buffer {
-  const out = Buffer.alloc(11);
-  out[0] = 0; // root name
-  out.writeUInt16BE(41, 1);
-  out.writeUInt16BE(udpSize, 3);
-  out[5] = extendedRcode;
-  out[6] = 0; // version
-  out.writeUInt16BE(dnssecOk ? 0x8000 : 0, 7);
-  out.writeUInt16BE(0, 9);
-  return out;
+/** Bytes of an OPT record without options. */
+export const OPT_LEN = 11;
+
+/** Writes an OPT record without options (RFC 6891 §6.1.2) at `at`: the root name, type 41 and its fields. */
+export function writeOpt(out: Uint8Array, at: number, udpSize: number, dnssecOk: boolean, extendedRcode = 0): void {
+  out[at] = 0; // root name
+  setU16(out, at + 1, 41);
+  setU16(out, at + 3, udpSize);
+  out[at + 5] = extendedRcode;
+  out[at + 6] = 0; // version
+  setU16(out, at + 7, dnssecOk ? 0x8000 : 0);
+  setU16(out, at + 9, 0); // no options
 }
 
 /** A message as sent over TCP (RFC 1035 §4.2.2): a 2-byte length, then the message. */

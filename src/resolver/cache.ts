@@ -13,17 +13,18 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { AnswerCache, cacheableTtl, cacheKey, isNegative, render, type Lookup } from '../cache/answer-cache.js';
+import { AnswerCache, cacheableTtl, isNegative, render, type Lookup } from '../cache/answer-cache.js';
 import { Rcode } from '../dns/wire.js';
 import type { Context, Next, Result, Stage, SyncOutcome } from './types.js';
 import { CANCELLED } from '../abort.js';
 
+/** The query's cache key (`Query.key`); a client subnet kept for upstream (ecs.keep) makes the answer depend on it. */
 export function keyFor(ctx: Context): string {
   const q = ctx.query;
-  const key = cacheKey(q.lname, q.qtype, q.qclass, q.edns?.dnssecOk ?? false, q.checkingDisabled);
-  // A client subnet kept for upstream (ecs.keep) makes the answer depend on it.
-  const ecs = q.edns?.options.find((o) => o.code === 8)?.data;
-  return ecs ? `${key}|ecs:${ecs.toString('hex')}` : key;
+  const options = q.edns?.options;
+  if (options === undefined || options.length === 0) return q.key;
+  const ecs = options.find((o) => o.code === 8)?.data;
+  return ecs ? `${q.key}|ecs:${ecs.toString('hex')}` : q.key;
 }
 
 export interface CacheStageOptions {

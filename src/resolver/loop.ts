@@ -19,7 +19,7 @@ export class LoopStage implements Stage {
   }
 
   handleSync(ctx: Context): Result | typeof PASS {
-    if (this.guard.match(ctx.query.lname) === undefined) return PASS;
+    if (this.guard.match(ctx.query) === undefined) return PASS;
     this.guard.detected(ctx.query.lname, ctx.client, ctx.transport);
     return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };
   }

@@ -17,6 +17,9 @@ import type { CheckedAnswer } from './validate.js';
 
 /** Probe names end in this label (a top-level name that does not exist: the root answers NXDOMAIN). */
 export const PROBE_SUFFIX = 'dohd-loop-probe';
+/** Probes ask for HINFO, as CoreDNS's do. */
+const PROBE_TYPE = 'HINFO';
+const PROBE_QTYPE = 13;
 
 export interface LoopDetection {
   upstream: string;
@@ -64,9 +67,9 @@ export class LoopGuard {
     return this.looping.has(upstream);
   }
 
-  /** The upstream a probe name was sent to, if `lname` is one of our probes. */
-  match(lname: string): string | undefined {
-    return this.probes.get(lname);
+  /** The upstream a probe was sent to, if `q` is one of our probes (HINFO: other queries are not even looked up). */
+  match(q: Query): string | undefined {
+    return q.qtype === PROBE_QTYPE ? this.probes.get(q.lname) : undefined;
   }
 
   /** A probe came back in on one of dohd's listeners. */
@@ -117,7 +120,7 @@ export class LoopGuard {
       const name = `${randomBytes(8).toString('hex')}.${randomBytes(4).toString('hex')}.${PROBE_SUFFIX}`;
       if (this.probes.size >= 1000) return; // bounded: never more than a handful in practice
       this.probes.set(name, u.name);
-      const q = makeQuery(name, 'HINFO');
+      const q = makeQuery(name, PROBE_TYPE);
       try {
         await u.exchange(buildUpstreamQuery(q), q, AbortSignal.any([this.stopper.signal, AbortSignal.timeout(opts.timeoutMs ?? 5000)]));
         return; // answered (whatever the rcode): the probe went through without coming back

@@ -28,6 +28,7 @@ function view(q: Query) {
       options: q.edns.options.map((o) => ({ code: o.code, data: o.data?.toString('hex') })),
     },
     checkingDisabled: q.checkingDisabled,
+    key: q.key,
   };
 }
 
