@@ -181,6 +181,18 @@ describe('a forwarding loop through another server is detected at start-up', () 
     expect(probesSeenBy(good)[0]!.questions![0]!.type).toBe('HINFO');
     const r = await queryUdp({ port: d.port, name: 'example.test' });
     expect(r.response.rcode).toBe('NOERROR');
+    // Only a probe's own question is one: its name asked for an A record is forwarded like any name...
+    const probe = probesSeenBy(good)[0]!.questions![0]!.name;
+    const asA = await queryUdp({ port: d.port, name: probe, type: 'A' });
+    expect(asA.response.rcode).toBe('NXDOMAIN'); // the upstream's answer
+    expect(good.queries.filter((q) => q.questions?.[0]?.name === probe && q.questions[0].type === 'A')).toHaveLength(1);
+    expect(d.daemon.loopGuard.ok).toBe(true);
+    // ...while the probe itself coming in (in any letter case) is the loop: SERVFAIL, not forwarded.
+    const asked = good.requests;
+    const back = await queryUdp({ port: d.port, name: probe.toUpperCase(), type: 'HINFO' });
+    expect(back.response.rcode).toBe('SERVFAIL');
+    expect(good.requests).toBe(asked);
+    expect(d.daemon.loopGuard.ok).toBe(false);
   });
 
   it('loopProbe: false sends no probe', async () => {
