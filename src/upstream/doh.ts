@@ -210,38 +210,33 @@ export class DohUpstream implements Upstream {
     const first = this.connection();
     const quiet = this.quietMs > 0 && performance.now() - first.heardAt > this.quietMs;
     return new Promise<CheckedAnswer>((resolve, reject) => {
-      // One controller for every attempt of this exchange, aborted when it settles or the caller
-      // gives up. Not AbortSignal.any: V8's scavenger keeps what a WeakRef points to, so each
-      // composite signal (and the request it guards) survived into the old generation, and
-      // young-generation collections grew to several ms each, straight into the tail latency.
-      const controller = new AbortController();
-      const onAbort = () => controller.abort(CANCELLED);
-      signal.addEventListener('abort', onAbort, { once: true });
-      let running = 0;
+      // Each attempt listens to the caller's signal itself, and one that is overtaken (a hedge
+      // answered first) is cancelled through its handler: no AbortController of the exchange's
+      // own (each is an EventTarget, the largest part of what a cold miss allocated).
+      const running = new Set<Exchange>();
       let settled = false;
       let resent = false;
       let hedgeTimer: NodeJS.Timeout | undefined;
       const settle = () => {
         settled = true;
         clearTimeout(hedgeTimer);
-        signal.removeEventListener('abort', onAbort);
         // Only an attempt still running (a hedge) has anything to cancel.
-        if (running > 0) controller.abort(CANCELLED);
+        for (const other of running) other.cancel();
       };
-      if (signal.aborted) onAbort();
       const attempt = (conn: Conn) => {
-        running++;
-        this.request(conn, wire, q, controller.signal).then(
+        const ex = this.request(conn, wire, q, signal);
+        running.add(ex);
+        ex.answer.then(
           (answer) => {
-            running--;
+            running.delete(ex);
             if (settled) return;
             settle();
             resolve(answer);
           },
-          (err: unknown) => {
-            running--;
+          (err: UpstreamError) => {
+            running.delete(ex);
             if (settled) return;
-            if (!resent && err instanceof UpstreamError && err.retryable && !signal.aborted && !this.closed) {
+            if (!resent && err.retryable && !signal.aborted && !this.closed) {
               // The connection (or this stream on it) failed: once more on a fresh connection, same
               // deadline. The old one closes gracefully: one failed stream must not fail its siblings.
               resent = true;
@@ -251,14 +246,14 @@ export class DohUpstream implements Upstream {
               attempt(this.connection());
               return;
             }
-            if (running > 0) return; // the other attempt may still answer
+            if (running.size > 0) return; // the other attempt may still answer
             settle();
             reject(err);
           },
         );
       };
       attempt(first);
-      if (quiet) {
+      if (quiet && !settled) {
         hedgeTimer = setTimeout(() => {
           if (settled || resent || signal.aborted || this.closed) return;
           resent = true;
@@ -274,17 +269,16 @@ export class DohUpstream implements Upstream {
   /**
    * One POST on `conn`, through undici's dispatch API: the answer's bytes arrive as callbacks,
    * with no response stream, async iterator or per-request async resource around them (a
-   * third of the garbage a cold miss made). Settles once, at the latest when `signal` aborts.
+   * third of the garbage a cold miss made). Its answer settles once, at the latest when
+   * `signal` aborts or the exchange is cancelled.
    */
-  private request(conn: Conn, wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
-    return new Promise<CheckedAnswer>((resolve, reject) => {
-      const exchange = new Exchange(q, signal, resolve, reject, (ms) => {
-        conn.heardAt = performance.now();
-        this.srtt = this.srtt === null ? ms : this.srtt + (ms - this.srtt) / 8;
-      });
-      if (exchange.done) return;
-      conn.client.dispatch({ path: this.path, method: 'POST', idempotent: true, headers: DOH_HEADERS, body: wire }, exchange);
+  private request(conn: Conn, wire: Buffer, q: Query, signal: AbortSignal): Exchange {
+    const exchange = new Exchange(q, signal, (ms) => {
+      conn.heardAt = performance.now();
+      this.srtt = this.srtt === null ? ms : this.srtt + (ms - this.srtt) / 8;
     });
+    if (!exchange.done) conn.client.dispatch({ path: this.path, method: 'POST', idempotent: true, headers: DOH_HEADERS, body: wire }, exchange);
+    return exchange;
   }
 
   async close(): Promise<void> {
@@ -304,11 +298,15 @@ const DOH_HEADERS = { 'content-type': 'application/dns-message', accept: 'applic
 
 /**
  * One request's handler (undici DispatchHandler): checks the response as it arrives and
- * settles its promise exactly once — with the checked answer, the first thing wrong with the
- * response, or the caller's abort, whichever comes first. A failed check aborts the stream.
+ * settles `answer` exactly once — with the checked answer, the first thing wrong with the
+ * response, the caller's abort or `cancel()`, whichever comes first. A failed check, an
+ * abort or a cancel stops the stream.
  */
 class Exchange implements Dispatcher.DispatchHandler {
   done = false;
+  readonly answer: Promise<CheckedAnswer>;
+  private resolve!: (a: CheckedAnswer) => void;
+  private reject!: (e: UpstreamError) => void;
   private controller: Dispatcher.DispatchController | null = null;
   private readonly chunks: Buffer[] = [];
   private size = 0;
@@ -318,13 +316,20 @@ class Exchange implements Dispatcher.DispatchHandler {
   constructor(
     private readonly q: Query,
     private readonly signal: AbortSignal,
-    private readonly resolve: (a: CheckedAnswer) => void,
-    private readonly reject: (e: UpstreamError) => void,
     /** Response headers arrived after `ms`: the connection is alive. */
     private readonly heard: (ms: number) => void,
   ) {
+    this.answer = new Promise<CheckedAnswer>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
     if (signal.aborted) this.onAbort();
     else signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  /** Nobody wants this answer any more (another attempt won). */
+  cancel(): void {
+    this.fail(CANCELLED_EXCHANGE);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {

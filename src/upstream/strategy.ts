@@ -86,10 +86,12 @@ export class RaceStrategy implements Strategy {
 
   resolve(wire: Buffer, q: Query, signal: AbortSignal): Promise<Resolution> {
     if (signal.aborted) return Promise.reject(new UpstreamError('timeout', 'deadline passed'));
-    const cancel = new AbortController();
-    const onAbort = () => cancel.abort(CANCELLED);
-    signal.addEventListener('abort', onAbort, { once: true });
     const upstreams = this.health ? this.health.available(this.upstreams) : this.upstreams;
+    // Losers are cancelled through a signal of the race's own; one upstream alone has none.
+    const cancel = upstreams.length > 1 ? new AbortController() : null;
+    const onAbort = () => cancel?.abort(CANCELLED);
+    if (cancel) signal.addEventListener('abort', onAbort, { once: true });
+    const racing = cancel ? cancel.signal : signal;
     const pending = new Map<Upstream, number>();
     const began = performance.now();
     let linger: NodeJS.Timeout | undefined;
@@ -108,7 +110,7 @@ export class RaceStrategy implements Strategy {
       for (const u of upstreams) {
         const t0 = performance.now();
         pending.set(u, t0);
-        u.exchange(wire, q, cancel.signal).then(
+        u.exchange(wire, q, racing).then(
           (answer) => {
             pending.delete(u);
             const ms = performance.now() - t0;
@@ -119,7 +121,7 @@ export class RaceStrategy implements Strategy {
               settled = true;
               this.observer?.success(u, ms, true);
               resolve({ answer, upstream: u.name, ms });
-              if (pending.size > 0) linger = lingerLosers(pending, (t0) => t0, began, this.lingerMs, this.observer, () => cancel.abort(CANCELLED));
+              if (pending.size > 0) linger = lingerLosers(pending, (t0) => t0, began, this.lingerMs, this.observer, onAbort);
             } else this.observer?.success(u, ms, false);
             finish();
           },
@@ -136,6 +138,8 @@ export class RaceStrategy implements Strategy {
           },
         );
       }
-    }).finally(() => signal.removeEventListener('abort', onAbort));
+    }).finally(() => {
+      if (cancel) signal.removeEventListener('abort', onAbort);
+    });
   }
 }

@@ -29,6 +29,7 @@ afterEach(async () => {
   proxy = undefined;
   doh.reset();
   doh.idleCloseMs = undefined;
+  doh.onQuery = undefined;
 });
 
 function upstream(d: RunningDaemon): DohUpstream {
@@ -101,6 +102,29 @@ describe('DoH connections that die while idle', () => {
     const c = await queryUdp({ port: d.port, name: 'short.test' });
     expect(c.response.rcode).toBe('NOERROR');
     expect(proxy.connections).toBe(2);
+  });
+
+  it("a hedge that answers first cancels the quiet connection's request at once (RST_STREAM, not left to run)", async () => {
+    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
+    await queryUdp({ port: d.port, name: 'example.test' });
+    await sleep(1300); // quiet for longer than quietMs (1 s)
+    // The request on the quiet connection is slow to answer; the hedge on a fresh one is not.
+    doh.delayMs = 2000;
+    let seen = 0;
+    doh.onQuery = () => {
+      if (++seen === 2) doh.delayMs = 0;
+    };
+    const r = await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 4000 });
+    expect(r.response.rcode).toBe('NOERROR');
+    expect(r.ms).toBeLessThan(2000);
+    expect(upstream(d).stats.hedges).toBe(1);
+    expect(doh.handshakes).toBe(2);
+    // The overtaken request is reset as soon as the hedge wins, long before its 2 s answer.
+    const until = Date.now() + 1000;
+    while (doh.resets === 0 && Date.now() < until) await sleep(20);
+    expect(doh.resets).toBe(1);
+    expect(doh.answered).toBe(2); // the first query and the hedge: the overtaken request never was
+    expect(upstream(d).stats.pending).toBe(0);
   });
 
   it('a recently heard connection is not hedged: a slow answer on it is waited for, on one connection', async () => {
