@@ -153,8 +153,7 @@ export function headerOnlyReply(h: Header, rcode: number): Buffer {
   return out;
 }
 
-/** An OPT pseudo-record (RFC 6891 §6.1.2) with no options. */
-/** Bytes of an OPT record without options. */
+/** Bytes of an OPT pseudo-record without options. */
 export const OPT_LEN = 11;
 
 /** Writes an OPT record without options (RFC 6891 §6.1.2) at `at`: the root name, type 41 and its fields. */

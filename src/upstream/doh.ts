@@ -253,7 +253,7 @@ export class DohUpstream implements Upstream {
         );
       };
       attempt(first);
-      if (quiet && !settled) {
+      if (quiet) {
         hedgeTimer = setTimeout(() => {
           if (settled || resent || signal.aborted || this.closed) return;
           resent = true;
