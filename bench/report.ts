@@ -1,5 +1,6 @@
 /** Turns bench/results.json into the SVG chart under docs/ and the README's table. */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { historyMarkdown, type RunSummary } from './history.js';
 
 type R = Record<string, any>;
 
@@ -109,12 +110,13 @@ export function tableMarkdown(r: R): string {
   ].join('\n');
 }
 
-export function updateReadme(path: string, r: R): void {
+export function updateReadme(path: string, r: R, history: RunSummary[] = []): void {
   const text = readFileSync(path, 'utf8');
   const start = '<!-- bench:start -->';
   const end = '<!-- bench:end -->';
   const i = text.indexOf(start);
   const j = text.indexOf(end);
   if (i < 0 || j < i) return;
-  writeFileSync(path, text.slice(0, i + start.length) + '\n' + tableMarkdown(r) + '\n' + text.slice(j));
+  const runs = historyMarkdown(history);
+  writeFileSync(path, text.slice(0, i + start.length) + '\n' + tableMarkdown(r) + '\n' + (runs ? `\n${runs}\n` : '') + text.slice(j));
 }

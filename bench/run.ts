@@ -24,6 +24,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { makePki } from '../test/fixtures/pki.js';
 import { dnsperf, percentile, writeQueryFile, type PerfOptions } from './dnsperf.js';
+import { appendHistory, summarize } from './history.js';
 import { renderChart, updateReadme } from './report.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -54,6 +55,19 @@ const TAIL_ROUNDS = Number(process.env.BENCH_TAIL_ROUNDS ?? 3);
 const FILL_NAMES = 100_000;
 /** Seconds the daemon is left idle after the fill before memory is read again. */
 const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 30);
+
+/** The code measured: its commit, `+` when sources differed from it (read at the start, before dohd runs). */
+const CODE = codeVersion();
+
+function codeVersion(): string {
+  try {
+    const git = (args: string[]) => execFileSync('git', ['-C', ROOT, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = git(['status', '--porcelain', '--untracked-files=no', '--', 'src', 'bench/*.ts', 'package.json', 'package-lock.json']) !== '';
+    return git(['rev-parse', '--short', 'HEAD']) + (dirty ? '+' : '');
+  } catch {
+    return 'unknown';
+  }
+}
 
 function log(msg: string) {
   process.stderr.write(`[bench] ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
@@ -457,7 +471,8 @@ async function main() {
   if (!ONLY) {
     writeFileSync(join(ROOT, 'bench/results.json'), out + '\n');
     writeFileSync(join(ROOT, 'docs/bench.svg'), renderChart(results));
-    updateReadme(join(ROOT, 'README.md'), results);
+    const history = appendHistory(join(ROOT, 'bench/history.json'), summarize(results, CODE));
+    updateReadme(join(ROOT, 'README.md'), results, history);
   }
   await pki.cleanup();
 }
