@@ -18,10 +18,12 @@ export interface RunSummary {
   hitRatio: number | null;
   coldAddedP50Ms: number | null;
   handshakes: number | null;
-  /** race p99 minus the steady upstream's alone (ms). */
+  /** race p99 minus the steady upstream's alone (ms), and its 95% bootstrap interval. */
   raceMinusSingleP99Ms: number | null;
-  /** hedged p99 over race p99. */
+  raceMinusSingleP99Interval: [number, number] | null;
+  /** hedged p99 over race p99, and its 95% bootstrap interval. */
   hedgedOverRaceP99: number | null;
+  hedgedOverRaceP99Interval: [number, number] | null;
   hedgedRequestsPerQuery: number | null;
   settledRssMb: number | null;
   afterFillRssMb: number | null;
@@ -30,6 +32,7 @@ export interface RunSummary {
 
 const n = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
+const bounds = (i: R | undefined): [number, number] | null => (n(i?.lo) !== null && n(i?.hi) !== null ? [i!.lo, i!.hi] : null);
 
 export function summarize(r: R, commit: string): RunSummary {
   const t = r.tail ?? {};
@@ -42,8 +45,10 @@ export function summarize(r: R, commit: string): RunSummary {
     hitRatio: n(r.cacheHit?.udpFractionOfCeiling),
     coldAddedP50Ms: n(r.coldMiss?.addedOverRoundTrip?.p50Ms),
     handshakes: n(r.tls?.handshakes),
-    raceMinusSingleP99Ms: race !== null && single !== null ? round(race - single, 3) : null,
-    hedgedOverRaceP99: hedged !== null && race !== null && race > 0 ? round(hedged / race, 3) : null,
+    raceMinusSingleP99Ms: n(t.raceMinusSingleP99Ms?.value) ?? (race !== null && single !== null ? round(race - single, 3) : null),
+    raceMinusSingleP99Interval: bounds(t.raceMinusSingleP99Ms),
+    hedgedOverRaceP99: n(t.hedgedOverRaceP99?.value) ?? (hedged !== null && race !== null && race > 0 ? round(hedged / race, 3) : null),
+    hedgedOverRaceP99Interval: bounds(t.hedgedOverRaceP99),
     hedgedRequestsPerQuery: n(t.hedged?.upstreamRequestsPerQuery),
     settledRssMb: n(r.memory?.settledRssMb),
     afterFillRssMb: n(r.memory?.rssAfterFillMb),
@@ -80,14 +85,15 @@ export function historyMarkdown(runs: RunSummary[]): string {
   const f = (v: number | null, unit = '', d = 2) => (v === null ? 'n/a' : `${round(v, d)}${unit}`);
   const pct = (v: number | null) => (v === null ? 'n/a' : `${Math.round(v * 100)}%`);
   const signed = (v: number | null) => (v === null ? 'n/a' : `${v > 0 ? '+' : ''}${round(v, 1)} ms`);
+  const within = (i: [number, number] | null, show: (v: number) => string) => (i ? ` (${show(i[0])} … ${show(i[1])})` : '');
   const lines = [
     `The last ${runs.length} full runs (bench/history.json, oldest first):`,
     '',
-    '| run | code | hits / ceiling | cold miss added p50 | race − alone p99 | hedged / race p99 (requests/query) | RSS settled / right after the fill |',
+    '| run | code | hits / ceiling | cold miss added p50 | race − alone p99 (95% interval) | hedged / race p99 (95% interval), requests/query | RSS settled / right after the fill |',
     '| --- | --- | --- | --- | --- | --- | --- |',
     ...runs.map(
       (s) =>
-        `| ${s.date.slice(0, 16).replace('T', ' ')} | ${s.commit} | ${pct(s.hitRatio)} | ${f(s.coldAddedP50Ms, ' ms')} | ${signed(s.raceMinusSingleP99Ms)} | ${pct(s.hedgedOverRaceP99)} (${f(s.hedgedRequestsPerQuery)}) | ${f(s.settledRssMb, '', 0)} / ${f(s.afterFillRssMb, ' MB', 0)} |`,
+        `| ${s.date.slice(0, 16).replace('T', ' ')} | ${s.commit} | ${pct(s.hitRatio)} | ${f(s.coldAddedP50Ms, ' ms')} | ${signed(s.raceMinusSingleP99Ms)}${within(s.raceMinusSingleP99Interval ?? null, signed)} | ${pct(s.hedgedOverRaceP99)}${within(s.hedgedOverRaceP99Interval ?? null, pct)}, ${f(s.hedgedRequestsPerQuery)} | ${f(s.settledRssMb, '', 0)} / ${f(s.afterFillRssMb, ' MB', 0)} |`,
     ),
     '',
     '| target | met in |',

@@ -59,6 +59,11 @@ ${body}
 `;
 }
 
+/** `; <what>: <value> (95% interval <lo> … <hi>)` for a bootstrap interval (bench/stats.ts), or nothing. */
+function interval(i: R | undefined, what: string, f: (v: number) => string): string {
+  return i && Number.isFinite(i.lo) ? `; ${what}: ${f(i.value)} (95% interval ${f(i.lo)} … ${f(i.hi)})` : '';
+}
+
 export function tableMarkdown(r: R): string {
   const hit = r.cacheHit;
   const cold = r.coldMiss;
@@ -92,8 +97,8 @@ export function tableMarkdown(r: R): string {
   if (t.single || t.race || t.hedged) {
     rows.push(
       `| one jittery upstream (5% of answers 200 ms late): the steady one alone | ${tail('single')} | |`,
-      `| … race | ${tail('race')} | p99 ≤ alone: ${ok(g.raceP99NoWorseThanSingle)} |`,
-      `| … hedged | ${tail('hedged')} | p99 within 10% of race at < 1.5 requests/query: ${ok(g.hedgedWithin10PctOfRace)} |`,
+      `| … race | ${tail('race')}${interval(t.raceMinusSingleP99Ms, 'race − alone p99', (v) => `${v > 0 ? '+' : ''}${v} ms`)} | p99 no worse than alone: ${ok(g.raceP99NoWorseThanSingle)} |`,
+      `| … hedged | ${tail('hedged')}${interval(t.hedgedOverRaceP99, 'hedged / race p99', (v) => `${Math.round(v * 100)}%`)} | p99 within 10% of race at < 1.5 requests/query: ${ok(g.hedgedWithin10PctOfRace)} |`,
     );
   }
   if (mem) {

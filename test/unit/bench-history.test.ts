@@ -1,12 +1,14 @@
 /**
- * The benchmark's run history: each full run's figures and verdicts are kept (the last
- * HISTORY_MAX), and the README's tally counts how many of those runs met each target.
+ * The benchmark's verdicts on noisy p99s (bootstrap intervals) and its run history: each
+ * full run's figures and verdicts are kept (the last HISTORY_MAX), and the README's tally
+ * counts how many of those runs met each target.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { appendHistory, HISTORY_MAX, historyMarkdown, summarize } from '../../bench/history.js';
+import { bootstrapPercentiles } from '../../bench/stats.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dohd-history-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -18,7 +20,12 @@ function results(date: string, hitRatio: number, raceP99: number, singleP99: num
     cacheHit: { udpFractionOfCeiling: hitRatio },
     coldMiss: { addedOverRoundTrip: { p50Ms: 0.3 } },
     tls: { handshakes: 1 },
-    tail: { single: { p99Ms: singleP99 }, race: { p99Ms: raceP99 }, hedged: { p99Ms: raceP99 * 1.05, upstreamRequestsPerQuery: 1.01 } },
+    tail: {
+      single: { p99Ms: singleP99 },
+      race: { p99Ms: raceP99 },
+      hedged: { p99Ms: raceP99 * 1.05, upstreamRequestsPerQuery: 1.01 },
+      raceMinusSingleP99Ms: { value: Math.round((raceP99 - singleP99) * 1000) / 1000, lo: raceP99 - singleP99 - 1.5, hi: raceP99 - singleP99 + 1.5 },
+    },
     memory: { settledRssMb: 138.2, rssAfterFillMb: 311.7 },
     targets,
   };
@@ -28,6 +35,8 @@ describe('bench history', () => {
   it('summarizes a run from its results: ratios and differences as measured', () => {
     const s = summarize(results('2026-11-26T09:05:00.000Z', 0.833, 13.089, 13.355, { raceP99NoWorseThanSingle: true }), 'abc1234+');
     expect(s).toMatchObject({ commit: 'abc1234+', hitRatio: 0.833, raceMinusSingleP99Ms: -0.266, hedgedOverRaceP99: 1.05, settledRssMb: 138.2, handshakes: 1 });
+    expect(s.raceMinusSingleP99Interval![0]).toBeCloseTo(-1.766, 3);
+    expect(s.hedgedOverRaceP99Interval).toBeNull(); // not measured: no interval, not a made-up one
     expect(s.targets).toEqual({ raceP99NoWorseThanSingle: true });
     // A phase that did not run is n/a, not zero.
     expect(summarize({ date: 'x', targets: {} }, 'c').raceMinusSingleP99Ms).toBeNull();
@@ -54,8 +63,42 @@ describe('bench history', () => {
     expect(md).toContain('| `race` p99 ≤ the steady upstream alone | 1 of 2 runs |');
     expect(md).toContain('| ≤ 150 MB with 100,000 names (settled) | n/a |');
     // One row per run, with its code and figures.
-    expect(md).toContain('| 2026-11-26 09:32 | b | 79% | 0.3 ms | +0.3 ms |');
-    expect(md).toContain('| 2026-11-26 09:05 | a | 83% | 0.3 ms | -0.3 ms |');
+    expect(md).toContain('| 2026-11-26 09:32 | b | 79% | 0.3 ms | +0.3 ms (-1.2 ms … +1.8 ms) |');
+    expect(md).toContain('| 2026-11-26 09:05 | a | 83% | 0.3 ms | -0.3 ms (-1.8 ms … +1.2 ms) |');
     expect(historyMarkdown([])).toBe('');
+  });
+});
+
+describe('bootstrap interval of a p99 comparison', () => {
+  /** Latency-like samples: mostly around `base`, a tail up to 3x. Deterministic. */
+  function sample(n: number, base: number, seed: number): number[] {
+    let x = seed;
+    return Array.from({ length: n }, () => {
+      x = (x * 1103515245 + 12345) % 2 ** 31;
+      const u = x / 2 ** 31;
+      return base * (1 + (u > 0.97 ? 2 * u : 0.3 * u));
+    });
+  }
+
+  it('two samples of the same distribution: the interval of the difference holds 0', () => {
+    const i = bootstrapPercentiles(sample(6000, 6, 1), sample(6000, 6, 2), (a, b) => a - b);
+    expect(i.lo).toBeLessThanOrEqual(0);
+    expect(i.hi).toBeGreaterThanOrEqual(0);
+    expect(i.lo).toBeLessThanOrEqual(i.value);
+    expect(i.hi).toBeGreaterThanOrEqual(i.value);
+  });
+
+  it('a sample 2 ms slower throughout is measurably worse: the whole interval is above 0', () => {
+    const slow = sample(6000, 6, 3).map((v) => v + 2);
+    const i = bootstrapPercentiles(slow, sample(6000, 6, 4), (a, b) => a - b);
+    expect(i.lo).toBeGreaterThan(0);
+    expect(i.value).toBeGreaterThan(1.5);
+  });
+
+  it('is seeded: the same samples give the same interval', () => {
+    const a = sample(3000, 5, 5);
+    const b = sample(3000, 5, 6);
+    expect(bootstrapPercentiles(a, b, (x, y) => x / y)).toEqual(bootstrapPercentiles(a, b, (x, y) => x / y));
+    expect(Number.isNaN(bootstrapPercentiles([], b, (x, y) => x - y).lo)).toBe(true);
   });
 });
