@@ -73,7 +73,7 @@ export function tableMarkdown(r: R): string {
   const ok = (b: boolean | null | undefined) => (b === null || b === undefined ? 'n/a' : b ? 'met' : '**missed**');
   const tail = (k: string) =>
     t[k]?.p99Ms !== undefined
-      ? `p50 ${t[k].p50Ms} ms, p99 ${t[k].p99Ms} ms, ${t[k].upstreamRequestsPerQuery} upstream requests/query (${t[k].samples} queries${t[k].roundP99Ms ? `; p99 by round: ${t[k].roundP99Ms.join(', ')}` : ''})`
+      ? `p50 ${t[k].p50Ms} ms, p99 ${t[k].p99Ms} ms, ${t[k].upstreamRequestsPerQuery} upstream requests/query${t[k].dohdCpuMicrosecondsPerQuery !== undefined ? `, dohd CPU ${t[k].dohdCpuMicrosecondsPerQuery} µs/query` : ''} (${t[k].samples} queries${t[k].roundP99Ms ? `; p99 by round: ${t[k].roundP99Ms.join(', ')}` : ''})`
       : `not run (${t[k]?.skipped ?? 'n/a'})`;
   const rows: string[] = [];
   if (hit) {

@@ -405,7 +405,7 @@ async function main() {
     ];
     // The variants take turns, round by round, so that a change in the machine's load over the
     // run weighs on all of them alike; each variant's percentiles are over all its rounds.
-    const pooled = new Map(variants.map(([name]) => [name, { latencies: [] as number[], completed: 0, lost: 0, requests: 0, roundP99Ms: [] as number[] }]));
+    const pooled = new Map(variants.map(([name]) => [name, { latencies: [] as number[], completed: 0, lost: 0, requests: 0, roundP99Ms: [] as number[], cpuMs: 0 }]));
     const perRound = Math.ceil(TAIL_QUERIES / TAIL_ROUNDS);
     for (let round_ = 0; round_ < TAIL_ROUNDS; round_++) {
       for (const [name, config] of variants) {
@@ -424,7 +424,9 @@ async function main() {
         await a.ask({ cmd: 'reset' });
         await b.ask({ cmd: 'reset' });
         const file = writeQueryFile(join(tmp, `tail-${name}.txt`), names(`tail-${name}-${round_}`, perRound));
+        const cpu0 = cpuMs(d.child.pid!);
         const r = await dnsperf({ port: d.port, file, runs: 1, maxQps: TAIL_QPS, verbose: true, clients: 1, outstanding: 200 });
+        acc.cpuMs += cpuMs(d.child.pid!) - cpu0;
         const sa = await a.ask<{ requests: number }>({ cmd: 'stats' });
         const sb = await b.ask<{ requests: number }>({ cmd: 'stats' });
         acc.latencies.push(...r.latencies);
@@ -443,6 +445,8 @@ async function main() {
         ...latencyStats(acc.latencies),
         roundP99Ms: acc.roundP99Ms,
         upstreamRequestsPerQuery: round(acc.requests / Math.max(1, acc.completed)),
+        /** dohd's CPU time (all its threads) per query, over the measured queries of every round. */
+        dohdCpuMicrosecondsPerQuery: Math.round((acc.cpuMs * 1000) / Math.max(1, acc.completed)),
       };
     }
     // Is racing (hedging) measurably worse at p99? Bootstrap intervals over the pooled samples.
