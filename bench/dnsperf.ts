@@ -63,6 +63,10 @@ export async function dnsperf(o: PerfOptions): Promise<PerfResult> {
 
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
-  const s = [...values].sort((a, b) => a - b);
+  return percentileOfSorted([...values].sort((a, b) => a - b), p);
+}
+
+/** The p-th percentile (nearest rank) of values already in ascending order. */
+export function percentileOfSorted(s: ArrayLike<number>, p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
 }

@@ -5,7 +5,7 @@
  * resampled differences gives a 95% interval. A is *measurably worse* only when that whole
  * interval lies above the bound. Seeded, so the same samples always give the same interval.
  */
-import { percentile } from './dnsperf.js';
+import { percentile, percentileOfSorted } from './dnsperf.js';
 
 export interface Interval {
   /** The statistic on the samples as measured. */
@@ -32,11 +32,6 @@ function resample(xs: readonly number[], next: () => number, out: Float64Array):
   return out.sort();
 }
 
-/** p-th percentile of an ascending array, as `percentile` picks it. */
-function sortedPercentile(s: Float64Array, p: number): number {
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
-}
-
 /**
  * `stat(pa, pb)` of the two samples' p-th percentiles (e.g. a difference or a ratio), with
  * its bootstrap 95% interval.
@@ -56,8 +51,8 @@ export function bootstrapPercentiles(
   const rb = new Float64Array(b.length);
   const stats = new Float64Array(iterations);
   for (let i = 0; i < iterations; i++) {
-    stats[i] = stat(sortedPercentile(resample(a, next, ra), p), sortedPercentile(resample(b, next, rb), p));
+    stats[i] = stat(percentileOfSorted(resample(a, next, ra), p), percentileOfSorted(resample(b, next, rb), p));
   }
   stats.sort();
-  return { value, lo: sortedPercentile(stats, 2.5), hi: sortedPercentile(stats, 97.5) };
+  return { value, lo: percentileOfSorted(stats, 2.5), hi: percentileOfSorted(stats, 97.5) };
 }

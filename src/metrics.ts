@@ -48,7 +48,6 @@ export function rcodeLabel(rcode: number): string {
   return RCODES[rcode] ?? String(rcode & 0xfff);
 }
 
-
 let processRegistry: Registry | null = null;
 /** prom-client's process metrics, registered once per process however many daemons run in it. */
 function processMetrics(): Registry {

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { makeQuery } from '../dns/local-query.js';
-import type { Query } from '../dns/message.js';
+import { recordTypes, type Query } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { UpstreamError } from './errors.js';
 import type { Upstream } from './types.js';
@@ -19,7 +19,7 @@ import type { CheckedAnswer } from './validate.js';
 export const PROBE_SUFFIX = 'dohd-loop-probe';
 /** Probes ask for HINFO, as CoreDNS's do. */
 const PROBE_TYPE = 'HINFO';
-const PROBE_QTYPE = 13;
+const PROBE_QTYPE = recordTypes.toType(PROBE_TYPE);
 
 export interface LoopDetection {
   upstream: string;
