@@ -17,7 +17,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
-import type { AnswerCache, CacheEntry } from './cache/answer-cache.js';
+import { storedWire, type AnswerCache, type CacheEntry } from './cache/answer-cache.js';
 
 /** Messages between the primary and the workers (the `dohd` field tells them from others). */
 export type WorkerMessage =
@@ -25,7 +25,7 @@ export type WorkerMessage =
   | { dohd: 'cache'; key: string; entry: SharedEntry };
 
 /** The part of a cache entry another worker needs (no per-worker state). */
-export type SharedEntry = Pick<CacheEntry, 'wire' | 'offsets' | 'ttls' | 'storedAt' | 'ttl' | 'rcode' | 'negative'>;
+export type SharedEntry = Pick<CacheEntry, 'wire' | 'storedAt' | 'ttl' | 'rcode' | 'negative'>;
 
 /** Unsent cache messages per worker past which the primary drops new ones (a worker that does not keep up). */
 const MAX_PENDING_RELAYS = 2000;
@@ -157,13 +157,14 @@ export function joinCluster(cache: AnswerCache, listen: string[]): void {
   const send = process.send?.bind(process);
   if (!send) return;
   cache.onStore = (key, e) => {
-    const entry: SharedEntry = { wire: e.wire, offsets: e.offsets, ttls: e.ttls, storedAt: e.storedAt, ttl: e.ttl, rcode: e.rcode, negative: e.negative };
+    const entry: SharedEntry = { wire: e.wire, storedAt: e.storedAt, ttl: e.ttl, rcode: e.rcode, negative: e.negative };
     send({ dohd: 'cache', key, entry } satisfies WorkerMessage);
   };
   process.on('message', (msg: WorkerMessage) => {
     if (msg?.dohd !== 'cache' || !validShared(msg.entry) || typeof msg.key !== 'string') return;
-    const e: CacheEntry = { ...msg.entry, hits: 0, refreshing: false, failedAt: 0 };
-    cache.restore(msg.key, e);
+    const { wire, storedAt, ttl, rcode, negative } = msg.entry;
+    const stored = storedWire(Buffer.from(wire, 'latin1'));
+    if (stored) cache.restore(msg.key, { ...stored, storedAt, ttl, rcode, negative, hits: 0, refreshing: false, failedAt: 0 });
   });
   send({ dohd: 'ready', listen } satisfies WorkerMessage);
 }
@@ -172,10 +173,6 @@ function validShared(e: SharedEntry | undefined): e is SharedEntry {
   return (
     !!e &&
     typeof e.wire === 'string' &&
-    Array.isArray(e.offsets) &&
-    Array.isArray(e.ttls) &&
-    e.offsets.length === e.ttls.length &&
-    e.offsets.every((o) => Number.isInteger(o) && o >= 0 && o + 4 <= e.wire.length) &&
     Number.isFinite(e.storedAt) &&
     Number.isFinite(e.ttl)
   );

@@ -10,16 +10,24 @@ import { LRUCache } from 'lru-cache';
 import type { Packet } from '../dns/message.js';
 import { Rcode, ttlOffsets } from '../dns/wire.js';
 
+/**
+ * One cached answer. Kept small: a cache of 100,000 names is mostly these, and V8 lets its old
+ * generation grow to a multiple of what is live (src/heap.ts), so every byte here counts more
+ * than once in the resident set.
+ */
 export interface CacheEntry {
   /**
-   * Answer with ID 0 and no OPT record, one character per byte (latin1): a string of n bytes
-   * costs about n + 16 bytes of heap, a Buffer about 300 more (its object, its ArrayBuffer,
-   * or a share of an 8 KiB pool slab that every other short-lived Buffer also pins).
+   * Answer with ID 0, no OPT record and each record's TTL as stored (clamped), one character
+   * per byte (latin1): a string of n bytes costs about n + 16 bytes of heap, a Buffer about
+   * 300 more (its object, its ArrayBuffer, or a share of an 8 KiB pool slab that every other
+   * short-lived Buffer also pins).
    */
   wire: string;
-  offsets: number[];
-  /** Each record's TTL as stored (clamped), seconds. */
-  ttls: number[];
+  /**
+   * Where each record's TTL is in `wire`, one UTF-16 code unit per record (an answer is at most
+   * 65,535 bytes): a one-byte string of 24 bytes where a number[] takes 56 and up.
+   */
+  offsets: string;
   /** Date.now() when stored. */
   storedAt: number;
   /** Seconds the entry stays fresh. */
@@ -79,6 +87,21 @@ export function cacheableTtl(packet: Packet, rcode: number): number {
   return Number.isFinite(min) ? min : 0;
 }
 
+/** Record TTL offsets as `CacheEntry.offsets` keeps them. */
+function packOffsets(offsets: number[]): string {
+  return String.fromCharCode(...offsets);
+}
+
+/**
+ * The wire and TTL offsets of an entry for `wire` (an answer as stored: ID 0, no OPT, TTLs
+ * as they are to count down from), or null when it does not parse. For entries that come
+ * from elsewhere: a saved cache, another worker.
+ */
+export function storedWire(wire: Buffer): Pick<CacheEntry, 'wire' | 'offsets'> | null {
+  const offsets = ttlOffsets(wire);
+  return offsets && { wire: wire.toString('latin1'), offsets: packOffsets(offsets) };
+}
+
 /**
  * The key as one flat string. Keys built by concatenation (`cacheKey`) are kept by V8
  * as a tree of pieces — several hundred bytes per key if stored as is. A JSON round trip
@@ -90,7 +113,7 @@ function flatKey(key: string): string {
 
 /** Bytes an entry is charged against `maxBytes`: its wire, key and bookkeeping. */
 function entrySize(e: CacheEntry, key: string): number {
-  return e.wire.length + key.length * 2 + e.offsets.length * 16 + 200;
+  return e.wire.length + key.length * 2 + e.offsets.length * 2 + 200;
 }
 
 export class AnswerCache {
@@ -138,12 +161,12 @@ export class AnswerCache {
     if (entryTtl <= 0) return undefined;
     const offsets = ttlOffsets(wire);
     if (!offsets) return undefined;
-    const ttls = offsets.map((o) => Math.min(Math.max(wire.readUInt32BE(o), floor), entryTtl));
+    const stored = Buffer.from(wire);
+    for (const o of offsets) stored.writeUInt32BE(Math.min(Math.max(wire.readUInt32BE(o), floor), entryTtl), o);
     const old = this.lru.peek(key);
     const e: CacheEntry = {
-      wire: wire.toString('latin1'),
-      offsets: offsets.slice(),
-      ttls,
+      wire: stored.toString('latin1'),
+      offsets: packOffsets(offsets),
       storedAt: this.now(),
       ttl: entryTtl,
       rcode,
@@ -152,10 +175,10 @@ export class AnswerCache {
       refreshing: false,
       failedAt: 0,
     };
-    const stored = flatKey(key);
-    this.lru.set(stored, e);
-    if (this.lru.peek(stored) !== e) return undefined;
-    this.onStore?.(stored, e);
+    const k = flatKey(key);
+    this.lru.set(k, e);
+    if (this.lru.peek(k) !== e) return undefined;
+    this.onStore?.(k, e);
     return e;
   }
 
@@ -213,11 +236,12 @@ export class AnswerCache {
  */
 export function render(e: CacheEntry, age: number, staleTtl?: number): Buffer {
   const out = Buffer.from(e.wire, 'latin1');
-  const { offsets, ttls } = e;
+  if (age === 0 && staleTtl === undefined) return out;
+  const offsets = e.offsets;
   for (let i = 0; i < offsets.length; i++) {
     // The offsets were found in this very wire (ttlOffsets): 4 bytes each, in bounds.
-    const ttl = staleTtl ?? Math.max(0, ttls[i]! - age);
-    const at = offsets[i]!;
+    const at = offsets.charCodeAt(i);
+    const ttl = staleTtl ?? Math.max(0, out.readUInt32BE(at) - age);
     out[at] = ttl >>> 24;
     out[at + 1] = ttl >>> 16;
     out[at + 2] = ttl >>> 8;

@@ -9,7 +9,7 @@
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { ttlOffsets } from '../dns/wire.js';
-import type { AnswerCache, CacheEntry } from './answer-cache.js';
+import { storedWire, type AnswerCache, type CacheEntry } from './answer-cache.js';
 
 const MAGIC = Buffer.from('DOHDCAC1');
 
@@ -18,17 +18,19 @@ export function saveCache(cache: AnswerCache, file: string): number {
   let count = 0;
   for (const [key, e] of cache.entries()) {
     const k = Buffer.from(key, 'utf8');
-    const head = Buffer.alloc(2 + k.length + 8 + 4 + 1 + 1 + 2 + 4 * e.ttls.length + 4);
+    const wire = Buffer.from(e.wire, 'latin1');
+    const n = e.offsets.length;
+    const head = Buffer.alloc(2 + k.length + 8 + 4 + 1 + 1 + 2 + 4 * n + 4);
     let o = head.writeUInt16BE(k.length, 0);
     o += k.copy(head, o);
     o = head.writeDoubleBE(e.storedAt, o);
     o = head.writeUInt32BE(e.ttl, o);
     o = head.writeUInt8(e.rcode, o);
     o = head.writeUInt8(e.negative ? 1 : 0, o);
-    o = head.writeUInt16BE(e.ttls.length, o);
-    for (const t of e.ttls) o = head.writeUInt32BE(t, o);
-    head.writeUInt32BE(e.wire.length, o);
-    chunks.push(head, Buffer.from(e.wire, 'latin1'));
+    o = head.writeUInt16BE(n, o);
+    for (let i = 0; i < n; i++) o = head.writeUInt32BE(wire.readUInt32BE(e.offsets.charCodeAt(i)), o);
+    head.writeUInt32BE(wire.length, o);
+    chunks.push(head, wire);
     count++;
   }
   chunks[1]!.writeUInt32BE(count, 0);
@@ -86,11 +88,13 @@ export function loadCache(cache: AnswerCache, file: string): LoadResult {
     const wlen = buf.readUInt32BE(o);
     o += 4;
     need(wlen);
-    const wire = buf.subarray(o, o + wlen);
+    // A copy: the stored TTLs are written into it (the saved wire may carry the upstream's own).
+    const wire = Buffer.from(buf.subarray(o, o + wlen));
     o += wlen;
     const offsets = ttlOffsets(wire);
     if (!offsets || offsets.length !== n || !Number.isFinite(storedAt)) throw new Error(`entry ${i} (${key}) is damaged`);
-    parsed.push([key, { wire: wire.toString('latin1'), offsets, ttls, storedAt, ttl, rcode, negative, hits: 0, refreshing: false, failedAt: 0 }]);
+    offsets.forEach((at, j) => wire.writeUInt32BE(ttls[j]!, at));
+    parsed.push([key, { ...storedWire(wire)!, storedAt, ttl, rcode, negative, hits: 0, refreshing: false, failedAt: 0 }]);
   }
   let loaded = 0;
   // Least recently used first, so the most recently used ends up on top again.

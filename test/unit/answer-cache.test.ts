@@ -161,6 +161,42 @@ describe('warm restart file', () => {
     }
   });
 
+  it('keeps clamped TTLs, and takes the TTL list over the TTLs in a saved wire', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dohd-persist-'));
+    try {
+      const c = clock();
+      const file = join(dir, 'cache');
+      const one = new AnswerCache({ maxEntries: 10, maxTtl: 100, now: c.now });
+      one.set('clamped', answer({ answers: [a(3600), a(3600, '192.0.2.2')] }).wire, 3600, 0, false);
+      saveCache(one, file);
+      c.t += 10_000;
+      const two = new AnswerCache({ maxEntries: 10, now: c.now });
+      expect(loadCache(two, file)).toEqual({ loaded: 1, skipped: 0 });
+      expect(ttlsOf(two.get('clamped')!)).toEqual([90, 90]);
+      // Written by hand as the format says: the wire keeps the upstream's TTL (3600), the list says 50.
+      const wire = answer({ answers: [a(3600)] }).wire;
+      const key = Buffer.from('byhand');
+      const head = Buffer.alloc(2 + key.length + 16 + 4 + 4);
+      let o = head.writeUInt16BE(key.length, 0);
+      o += key.copy(head, o);
+      o = head.writeDoubleBE(c.t - 20_000, o);
+      o = head.writeUInt32BE(50, o);
+      o = head.writeUInt8(0, o);
+      o = head.writeUInt8(0, o);
+      o = head.writeUInt16BE(1, o);
+      o = head.writeUInt32BE(50, o);
+      head.writeUInt32BE(wire.length, o);
+      const count = Buffer.alloc(4);
+      count.writeUInt32BE(1);
+      writeFileSync(file, Buffer.concat([Buffer.from('DOHDCAC1'), count, head, wire]));
+      const three = new AnswerCache({ maxEntries: 10, now: c.now });
+      expect(loadCache(three, file)).toEqual({ loaded: 1, skipped: 0 });
+      expect(ttlsOf(three.get('byhand')!)).toEqual([30]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses files that are not ours or are cut short', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dohd-persist-'));
     try {
