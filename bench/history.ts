@@ -5,6 +5,7 @@
  * kept); the figures come from results.json as measured, never typed in.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { round } from './stats.js';
 
 type R = Record<string, any>;
 
@@ -31,7 +32,6 @@ export interface RunSummary {
 }
 
 const n = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
-const round = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
 const bounds = (i: R | undefined): [number, number] | null => (n(i?.lo) !== null && n(i?.hi) !== null ? [i!.lo, i!.hi] : null);
 
 export function summarize(r: R, commit: string): RunSummary {

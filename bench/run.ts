@@ -25,7 +25,7 @@ import { join, resolve } from 'node:path';
 import { makePki } from '../test/fixtures/pki.js';
 import { dnsperf, percentile, writeQueryFile, type PerfOptions } from './dnsperf.js';
 import { appendHistory, summarize } from './history.js';
-import { bootstrapPercentiles, type Interval } from './stats.js';
+import { bootstrapPercentiles, round, type Interval } from './stats.js';
 import { renderChart, updateReadme } from './report.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -198,7 +198,6 @@ function dohdConfig(upstreams: { port: number; ca: string }[], extra = ''): stri
 }
 
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `q${i}.${prefix}.bench A`);
-const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const median = (xs: number[]) => percentile(xs, 50);
 const load = () => loadavg().map((x) => round(x, 2));

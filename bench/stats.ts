@@ -7,6 +7,9 @@
  */
 import { percentile, percentileOfSorted } from './dnsperf.js';
 
+/** `x` rounded to `d` decimal places. */
+export const round = (x: number, d = 2): number => Math.round(x * 10 ** d) / 10 ** d;
+
 export interface Interval {
   /** The statistic on the samples as measured. */
   value: number;

@@ -6,7 +6,7 @@
 import { WireQuery } from './fast-query.js';
 import type { Query } from './message.js';
 import { ADVERTISED_UDP_SIZE } from './upstream-query.js';
-import { Flag, HEADER_LEN, OPT_LEN, setU16, u16, writeOpt } from './wire.js';
+import { Flag, HEADER_LEN, OPT_LEN, replyFlags, setU16, u16, writeOpt } from './wire.js';
 
 export const CLASSIC_UDP_SIZE = 512;
 export const MAX_MESSAGE = 0xffff;
@@ -42,7 +42,7 @@ export function finalizeAnswer(q: Query, wire: Buffer, transport: 'udp' | 'tcp',
 
 function patchHeader(out: Buffer, q: Query, original: Buffer): void {
   setU16(out, 0, q.header.id);
-  setU16(out, 2, (u16(out, 2) & ~Flag.RD) | Flag.QR | Flag.RA | (q.header.flags & Flag.RD));
+  setU16(out, 2, replyFlags(q.header.flags, u16(out, 2)));
   // Same question, same length: copy the client's bytes so its letter case comes back (0x20 randomisation).
   // A query read by the fast lane still has its question in the client's packet: no slice of it is made.
   let src: Buffer;
@@ -85,7 +85,7 @@ function truncated(q: Query, wire: Buffer, extendedRcode: number): Buffer {
   const qlen = q.question.length;
   const out = Buffer.alloc(HEADER_LEN + qlen + (q.edns ? OPT_LEN : 0));
   setU16(out, 0, q.header.id);
-  setU16(out, 2, (u16(wire, 2) & ~Flag.RD) | Flag.QR | Flag.RA | Flag.TC | (q.header.flags & Flag.RD));
+  setU16(out, 2, replyFlags(q.header.flags, u16(wire, 2) | Flag.TC));
   setU16(out, 4, 1);
   q.question.copy(out, HEADER_LEN);
   if (q.edns) {

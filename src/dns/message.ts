@@ -3,7 +3,7 @@
  */
 import { createRequire } from 'node:module';
 import dnsPacket from 'dns-packet';
-import { Flag, HEADER_LEN, headerOnlyReply, questionEnd, Rcode, readHeader, type Header } from './wire.js';
+import { Flag, HEADER_LEN, headerOnlyReply, questionEnd, Rcode, readHeader, replyFlags, type Header } from './wire.js';
 
 /** dns-packet's table of record type names and numbers. */
 export const recordTypes = createRequire(import.meta.url)('dns-packet/types.js') as { toString(type: number): string; toType(name: string): number };
@@ -106,7 +106,7 @@ export function decodeQuery(raw: Buffer): DecodeResult {
 export function rcodeReply(q: Query, rcode: number): Buffer {
   const out = Buffer.alloc(HEADER_LEN + q.question.length);
   out.writeUInt16BE(q.header.id, 0);
-  out.writeUInt16BE(Flag.QR | (q.header.flags & Flag.RD) | Flag.RA | (rcode & 0xf), 2);
+  out.writeUInt16BE(replyFlags(q.header.flags, rcode & 0xf), 2);
   out.writeUInt16BE(1, 4);
   q.question.copy(out, HEADER_LEN);
   return out;
@@ -117,7 +117,7 @@ export function localReply(q: Query, answers: Answer[], rcode: number = Rcode.NO
   const wire = dnsPacket.encode({
     id: q.header.id,
     type: 'response',
-    flags: Flag.QR | Flag.AA | (q.header.flags & Flag.RD) | Flag.RA | (rcode & 0xf),
+    flags: replyFlags(q.header.flags, Flag.AA | (rcode & 0xf)),
     questions: [{ name: q.name, type: q.type as dnsPacket.RecordType, class: 'IN' }],
     answers,
     authorities,

@@ -145,11 +145,19 @@ export function stripTrailingOpt(buf: Buffer): Buffer {
   return out;
 }
 
+/**
+ * The flags of a reply: QR and RA set, RD copied from the query's flags (RFC 1035 §4.1.1), the
+ * rest (opcode, AA, TC, rcode...) from `rest`.
+ */
+export function replyFlags(queryFlags: number, rest: number): number {
+  return (rest & ~Flag.RD) | Flag.QR | Flag.RA | (queryFlags & Flag.RD);
+}
+
 /** Builds a 12-byte reply to a packet whose header was readable but whose body was not. */
 export function headerOnlyReply(h: Header, rcode: number): Buffer {
   const out = Buffer.alloc(HEADER_LEN);
   out.writeUInt16BE(h.id, 0);
-  out.writeUInt16BE(Flag.QR | (h.opcode << 11) | (h.flags & Flag.RD) | Flag.RA | (rcode & 0xf), 2);
+  out.writeUInt16BE(replyFlags(h.flags, (h.opcode << 11) | (rcode & 0xf)), 2);
   return out;
 }
 
