@@ -39,10 +39,16 @@ const port = await new Promise<number>((res) => {
   });
 });
 const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'))![1]) / 1024;
+/** dohd's CPU time (user + system), ms: /proc/PID/stat fields 14 and 15, in clock ticks of 10 ms. */
+const cpuMs = () => {
+  const f = readFileSync(`/proc/${d.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+};
 await sleep(1000);
 console.log('idle: rss MB', rss().toFixed(1));
 const file = writeQueryFile(join(tmp, 'fill.txt'), Array.from({ length: N }, (_, i) => `q${i}.fill.bench A`));
 const t0 = Date.now();
+const cpu0 = cpuMs();
 const r = await dnsperf({
   port,
   file,
@@ -51,7 +57,7 @@ const r = await dnsperf({
   outstanding: Number(process.env.PROBE_OUTSTANDING ?? 50),
   ...(process.env.PROBE_QPS ? { maxQps: Number(process.env.PROBE_QPS) } : {}),
 });
-console.log(`filled ${r.completed} (lost ${r.lost}) in ${(Date.now() - t0) / 1000} s: rss MB`, rss().toFixed(1));
+console.log(`filled ${r.completed} (lost ${r.lost}) in ${(Date.now() - t0) / 1000} s, dohd CPU ${(((cpuMs() - cpu0) / r.completed) * 1000).toFixed(0)} us/query: rss MB`, rss().toFixed(1));
 for (let t = 0; t < Number(process.env.PROBE_SETTLE ?? 30); t += 5) {
   await sleep(5000);
   console.log(`idle ${t + 5} s: rss MB`, rss().toFixed(1));
