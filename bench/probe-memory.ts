@@ -7,7 +7,8 @@
  *   npx tsc -p tsconfig.bench.json && unshare -n bash -c 'ip link set lo up && node .bench-dist/bench/probe-memory.js'
  *
  * PROBE_NAMES (100000), PROBE_OUTSTANDING (50), PROBE_QPS (no limit), PROBE_SETTLE seconds (30),
- * PROBE_NODE_FLAGS (V8 flags for dohd, e.g. "--heap-growing-percent=30"), PROBE_ARGS (dohd flags).
+ * PROBE_NODE_FLAGS (V8 flags for dohd, e.g. "--heap-growing-percent=30"), PROBE_ARGS (dohd flags),
+ * PROBE_CGROUP (a cgroup directory to start dohd in, e.g. one with a memory limit).
  */
 import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -27,9 +28,12 @@ const up = fork(join(import.meta.dirname, 'upstream-server.js'), [pki.certFile, 
 const upPort = await new Promise<number>((res) => up.once('message', (m: { port: number }) => res(m.port)));
 const cfg = join(tmp, 'probe.yaml');
 writeFileSync(cfg, `listen: ["127.0.0.1:0"]\nupstreams:\n  - url: https://127.0.0.1:${upPort}/dns-query\n    ca: ${pki.caFile}\ncache: { maxEntries: 200000 }\n`);
-const d = spawn(process.execPath, [...words(process.env.PROBE_NODE_FLAGS), '--heapsnapshot-signal=SIGUSR2', join(ROOT, 'dist/cli.js'), 'run', '--config', cfg, ...words(process.env.PROBE_ARGS)], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
+const dohdArgs = [...words(process.env.PROBE_NODE_FLAGS), '--heapsnapshot-signal=SIGUSR2', join(ROOT, 'dist/cli.js'), 'run', '--config', cfg, ...words(process.env.PROBE_ARGS)];
+// PROBE_CGROUP: a (v1 or v2) cgroup directory dohd is started in, e.g. one with a memory limit.
+const cgroup = process.env.PROBE_CGROUP;
+const d = cgroup
+  ? spawn('sh', ['-c', `echo $$ > ${cgroup}/cgroup.procs && exec "$0" "$@"`, process.execPath, ...dohdArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
+  : spawn(process.execPath, dohdArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
 const port = await new Promise<number>((res) => {
   let buf = '';
   d.stdout!.on('data', (c: Buffer) => {
