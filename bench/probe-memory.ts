@@ -8,13 +8,14 @@
  *
  * PROBE_NAMES (100000), PROBE_OUTSTANDING (50), PROBE_QPS (no limit), PROBE_SETTLE seconds (30),
  * PROBE_NODE_FLAGS (V8 flags for dohd, e.g. "--heap-growing-percent=30"), PROBE_ARGS (dohd flags),
- * PROBE_CGROUP (a cgroup directory to start dohd in, e.g. one with a memory limit).
+ * PROBE_CGROUP_MB (start dohd in a cgroup with this memory limit, as a container would).
  */
 import { fork, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { makePki } from '../test/fixtures/pki.js';
+import { inCgroup, memoryCgroup } from './cgroup.js';
 import { dnsperf, writeQueryFile } from './dnsperf.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -29,11 +30,11 @@ const upPort = await new Promise<number>((res) => up.once('message', (m: { port:
 const cfg = join(tmp, 'probe.yaml');
 writeFileSync(cfg, `listen: ["127.0.0.1:0"]\nupstreams:\n  - url: https://127.0.0.1:${upPort}/dns-query\n    ca: ${pki.caFile}\ncache: { maxEntries: 200000 }\n`);
 const dohdArgs = [...words(process.env.PROBE_NODE_FLAGS), '--heapsnapshot-signal=SIGUSR2', join(ROOT, 'dist/cli.js'), 'run', '--config', cfg, ...words(process.env.PROBE_ARGS)];
-// PROBE_CGROUP: a (v1 or v2) cgroup directory dohd is started in, e.g. one with a memory limit.
-const cgroup = process.env.PROBE_CGROUP;
-const d = cgroup
-  ? spawn('sh', ['-c', `echo $$ > ${cgroup}/cgroup.procs && exec "$0" "$@"`, process.execPath, ...dohdArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
-  : spawn(process.execPath, dohdArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
+// PROBE_CGROUP_MB: dohd starts in a cgroup with this memory limit (as in a container).
+const limited = process.env.PROBE_CGROUP_MB ? memoryCgroup(`dohd-probe-${process.pid}`, Number(process.env.PROBE_CGROUP_MB)) : null;
+if (limited && 'skipped' in limited) throw new Error(limited.skipped);
+const [command, args] = limited ? inCgroup(limited.dir, process.execPath, dohdArgs) : [process.execPath, dohdArgs];
+const d = spawn(command, args, { stdio: ['ignore', 'pipe', 'inherit'] });
 const port = await new Promise<number>((res) => {
   let buf = '';
   d.stdout!.on('data', (c: Buffer) => {
@@ -73,4 +74,5 @@ if (process.env.PROBE_SNAPSHOT) {
 }
 d.kill('SIGTERM');
 up.kill();
+if (limited) d.once('exit', () => limited.remove());
 await pki.cleanup();

@@ -24,6 +24,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { makePki } from '../test/fixtures/pki.js';
 import { dnsperf, percentile, writeQueryFile, type PerfOptions } from './dnsperf.js';
+import { inCgroup, memoryCgroup } from './cgroup.js';
 import { appendHistory, summarize } from './history.js';
 import { bootstrapPercentiles, round, type Interval } from './stats.js';
 import { renderChart, updateReadme } from './report.js';
@@ -54,6 +55,8 @@ const TAIL_QUERIES = Math.max(3000, 1000 * SECONDS);
 /** Rounds the tail-latency variants take in turn (TAIL_QUERIES per variant in all). */
 const TAIL_ROUNDS = Number(process.env.BENCH_TAIL_ROUNDS ?? 3);
 const FILL_NAMES = 100_000;
+/** The memory limit of the second fill, MiB: the sidecar manifest's (deploy/k8s/sidecar-deployment.yaml). */
+const LIMITED_MB = 256;
 /** Seconds the daemon is left idle after the fill before memory is read again. */
 const SETTLE_SECONDS = Number(process.env.BENCH_SETTLE_SECONDS ?? 30);
 
@@ -154,11 +157,14 @@ function childPids(pid: number): number[] {
   }
 }
 
-async function startDohd(name: string, config: string, args: string[] = []): Promise<Dohd> {
+/** Starts dohd (in the cgroup directory `cgroup`, when given) and waits until it listens. */
+async function startDohd(name: string, config: string, args: string[] = [], cgroup?: string): Promise<Dohd> {
   const file = join(tmp, `${name}.yaml`);
   writeFileSync(file, config);
   const nodeArgs = process.env.BENCH_DOHD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, CLI, 'run', '--config', file, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const dohdArgs = [...nodeArgs, CLI, 'run', '--config', file, ...args];
+  const [command, commandArgs] = cgroup ? inCgroup(cgroup, process.execPath, dohdArgs) : [process.execPath, dohdArgs];
+  const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const workers = Number(args[args.indexOf('--workers') + 1] ?? 1);
   const ready = args.includes('--workers') && workers > 1 ? /"msg":"dohd workers ready"/ : /"msg":"dohd listening"/;
@@ -195,6 +201,18 @@ function dohdConfig(upstreams: { port: number; ca: string }[], extra = ''): stri
     'log: { level: info }',
     extra,
   ].join('\n');
+}
+
+/** Sends every name of `file` through dohd as fast as it takes them (50 outstanding), watching its memory. */
+async function fillCache(d: Dohd, file: string) {
+  let peakMb = d.rssMb();
+  const sampler = setInterval(() => (peakMb = Math.max(peakMb, d.rssMb())), 250);
+  const t0 = Date.now();
+  const r = await dnsperf({ port: d.port, file, runs: 1, clients: 1, outstanding: 50 });
+  clearInterval(sampler);
+  const seconds = (Date.now() - t0) / 1000;
+  const afterFillMb = d.rssMb();
+  return { completed: r.completed, lost: r.lost, seconds, qps: Math.round(r.completed / seconds), afterFillMb, peakMb: Math.max(peakMb, afterFillMb) };
 }
 
 const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `q${i}.${prefix}.bench A`);
@@ -242,7 +260,10 @@ async function main() {
 
   // 2. One dohd for its whole life: idle memory, cold misses, the fill, memory, then cache hits.
   //    TLS handshakes are counted over all of it.
-  const handshakesBefore = (await up.ask<{ totalHandshakes: number }>({ cmd: 'stats' })).totalHandshakes;
+  const totalHandshakes = async () => (await up.ask<{ totalHandshakes: number }>({ cmd: 'stats' })).totalHandshakes;
+  const handshakesBefore = await totalHandshakes();
+  /** Those of the other dohd started meanwhile (the memory-limited one), not counted against the main one. */
+  let otherHandshakes = 0;
   const d1 = await startDohd('main', dohdConfig([{ port: up.port, ca: pki.caFile }]));
   await sleep(2000);
   const idleRss = d1.rssMb();
@@ -278,14 +299,7 @@ async function main() {
     log(`memory: filling the cache with ${FILL_NAMES} names`);
     await up.ask({ cmd: 'config', delayMs: 0 });
     const fillFile = writeQueryFile(join(tmp, 'fill.txt'), names('fill', FILL_NAMES));
-    let peak = d1.rssMb();
-    const sampler = setInterval(() => (peak = Math.max(peak, d1.rssMb())), 250);
-    const t0 = Date.now();
-    const fill = await dnsperf({ port: d1.port, file: fillFile, runs: 1, clients: 1, outstanding: 50 });
-    clearInterval(sampler);
-    const fillSeconds = (Date.now() - t0) / 1000;
-    const afterFill = d1.rssMb();
-    peak = Math.max(peak, afterFill);
+    const fill = await fillCache(d1, fillFile);
     await up.ask({ cmd: 'config', delayMs: UPSTREAM_DELAY });
     // Prime the cache-hit name now, so the hit phase needs no upstream.
     await dnsperf({ port: d1.port, file: hitFile, runs: 1, clients: 1 });
@@ -295,17 +309,40 @@ async function main() {
       await sleep(5000);
       settleSamples.push(round(d1.rssMb(), 1));
     }
+    await up.ask({ cmd: 'config', delayMs: 0 });
+    // The same in a fresh dohd under the memory limit of the Kubernetes sidecar manifest, as a
+    // container runtime (or systemd's MemoryMax=) sets it: Node sizes the heap from it.
+    const cg = memoryCgroup(`dohd-bench-${process.pid}`, LIMITED_MB);
+    let limited: Record<string, unknown>;
+    if ('skipped' in cg) limited = { limitMb: LIMITED_MB, skipped: cg.skipped };
+    else {
+      log(`memory: the same fill in a fresh dohd under a ${LIMITED_MB} MiB memory limit`);
+      const before = await totalHandshakes();
+      const d = await startDohd('memory-limited', dohdConfig([{ port: up.port, ca: pki.caFile }]), [], cg.dir);
+      try {
+        await sleep(2000);
+        const idle = d.rssMb();
+        const f = await fillCache(d, writeQueryFile(join(tmp, 'fill-limited.txt'), names('fill-limited', FILL_NAMES)));
+        limited = { limitMb: LIMITED_MB, idleRssMb: round(idle, 1), filled: f.completed, lost: f.lost, fillQps: f.qps, rssAfterFillMb: round(f.afterFillMb, 1), peakRssDuringFillMb: round(f.peakMb, 1) };
+      } finally {
+        await d.stop();
+        cg.remove();
+        otherHandshakes += (await totalHandshakes()) - before;
+      }
+    }
+    await up.ask({ cmd: 'config', delayMs: UPSTREAM_DELAY });
     results.memory = {
       idleRssMb: round(idleRss, 1),
       filled: fill.completed,
       lost: fill.lost,
-      fillSeconds: round(fillSeconds, 1),
-      fillQps: Math.round(fill.completed / fillSeconds),
-      rssAfterFillMb: round(afterFill, 1),
-      peakRssDuringFillMb: round(peak, 1),
-      settledRssMb: settleSamples[settleSamples.length - 1] ?? round(afterFill, 1),
+      fillSeconds: round(fill.seconds, 1),
+      fillQps: fill.qps,
+      rssAfterFillMb: round(fill.afterFillMb, 1),
+      peakRssDuringFillMb: round(fill.peakMb, 1),
+      settledRssMb: settleSamples[settleSamples.length - 1] ?? round(fill.afterFillMb, 1),
       settleSeconds: SETTLE_SECONDS,
       settleSamplesMb: settleSamples,
+      limited,
     };
   } else await dnsperf({ port: d1.port, file: hitFile, runs: 1, clients: 1 });
 
@@ -351,7 +388,7 @@ async function main() {
     };
     unpin([ceiling.child.pid!]);
   }
-  const handshakes = (await up.ask<{ totalHandshakes: number }>({ cmd: 'stats' })).totalHandshakes - handshakesBefore;
+  const handshakes = (await totalHandshakes()) - handshakesBefore - otherHandshakes;
   results.tls = { handshakes, upstreams: 1, queries: ((results.coldMiss as { queries?: number })?.queries ?? 0) + ((results.memory as { filled?: number })?.filled ?? 0) };
   await d1.stop();
 
@@ -460,7 +497,7 @@ async function main() {
 
   const hit = results.cacheHit as { udpFractionOfCeiling: number } | undefined;
   const cold = results.coldMiss as { addedOverRoundTrip: { p50Ms: number }; addedOverService: { p50Ms: number } } | undefined;
-  const mem = results.memory as { settledRssMb: number; rssAfterFillMb: number } | undefined;
+  const mem = results.memory as { settledRssMb: number; rssAfterFillMb: number; limited?: { rssAfterFillMb?: number } } | undefined;
   const tail = (results.tail ?? {}) as Record<string, { p99Ms?: number; upstreamRequestsPerQuery?: number; lo?: number }>;
   results.targets = {
     cacheHitAtLeast80PctOfCeiling: hit ? hit.udpFractionOfCeiling >= 0.8 : null,
@@ -469,6 +506,7 @@ async function main() {
     atMostOneHandshakePerUpstream: (results.tls as { handshakes: number }).handshakes <= 1,
     rssWith100kNamesAtMost150MbSettled: mem ? mem.settledRssMb <= 150 : null,
     rssWith100kNamesAtMost150MbRightAfterFill: mem ? mem.rssAfterFillMb <= 150 : null,
+    rssWith100kNamesAtMost150MbRightAfterFillUnderLimit: typeof mem?.limited?.rssAfterFillMb === 'number' ? mem.limited.rssAfterFillMb <= 150 : null,
     // Not measurably worse: the 95% interval of the p99 difference (ratio) reaches the bound.
     raceP99NoWorseThanSingle: tail.raceMinusSingleP99Ms ? tail.raceMinusSingleP99Ms.lo! <= 0 : null,
     hedgedWithin10PctOfRace: tail.hedgedOverRaceP99 ? tail.hedgedOverRaceP99.lo! <= 1.1 && (tail.hedged?.upstreamRequestsPerQuery ?? 2) < 1.5 : null,

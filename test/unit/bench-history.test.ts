@@ -38,6 +38,14 @@ describe('bench history', () => {
     expect(s.raceMinusSingleP99Interval![0]).toBeCloseTo(-1.766, 3);
     expect(s.hedgedOverRaceP99Interval).toBeNull(); // not measured: no interval, not a made-up one
     expect(s.targets).toEqual({ raceP99NoWorseThanSingle: true });
+    // The fill under a memory limit: read when measured, n/a in runs from before it was.
+    expect(s.afterFillLimitedRssMb).toBeNull();
+    const limited = summarize({ ...results('2026-11-26T11:30:00Z', 0.8, 10, 10, { rssWith100kNamesAtMost150MbRightAfterFillUnderLimit: true }), memory: { settledRssMb: 121, rssAfterFillMb: 270.4, limited: { limitMb: 256, rssAfterFillMb: 141.3 } } }, 'd');
+    expect(limited.afterFillLimitedRssMb).toBe(141.3);
+    const md = historyMarkdown([s, limited]);
+    expect(md).toContain('| 138 / 312, n/a |');
+    expect(md).toContain('| 121 / 270, 141 MB |');
+    expect(md).toContain('| ≤ 150 MB with 100,000 names (right after the fill, 256 MiB limit) | 1 of 1 runs |');
     // A phase that did not run is n/a, not zero.
     expect(summarize({ date: 'x', targets: {} }, 'c').raceMinusSingleP99Ms).toBeNull();
   });
