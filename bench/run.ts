@@ -11,7 +11,8 @@
  * - the upstream's own time is measured two ways: inside the upstream (request received to
  *   answer written) and as a DoH client asking it directly sees it;
  * - memory is read from /proc: right after the fill, its peak during the fill, and after the
- *   daemon has been idle for a while (V8 gives memory back lazily);
+ *   daemon has been idle for a while (V8 gives memory back lazily); the same fill is measured
+ *   again in a dohd under a container's memory limit (V8 sizes its heap from it);
  * - the machine's load average is recorded at the start and the end.
  *
  * BENCH_SECONDS sets the length of each throughput round (default 6); BENCH_ONLY=hits,workers,

@@ -8,7 +8,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Packet } from '../dns/message.js';
-import { Rcode, ttlOffsets } from '../dns/wire.js';
+import { Rcode, ttlOffsets, u32 } from '../dns/wire.js';
 
 /**
  * One cached answer. Kept small: a cache of 100,000 names is mostly these, and V8 lets its old
@@ -241,7 +241,7 @@ export function render(e: CacheEntry, age: number, staleTtl?: number): Buffer {
   for (let i = 0; i < offsets.length; i++) {
     // The offsets were found in this very wire (ttlOffsets): 4 bytes each, in bounds.
     const at = offsets.charCodeAt(i);
-    const ttl = staleTtl ?? Math.max(0, out.readUInt32BE(at) - age);
+    const ttl = staleTtl ?? Math.max(0, u32(out, at) - age);
     out[at] = ttl >>> 24;
     out[at + 1] = ttl >>> 16;
     out[at + 2] = ttl >>> 8;

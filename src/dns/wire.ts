@@ -53,12 +53,16 @@ export function readHeader(buf: Buffer): Header | null {
 }
 
 /**
- * Big-endian 16-bit read and write at an offset the caller has checked: byte operations,
- * without the argument checks of Buffer's readUInt16BE/writeUInt16BE (which cost as much
- * as the read itself on the cache-hit path).
+ * Big-endian 16-bit read and write, and a 32-bit read, at an offset the caller has checked:
+ * byte operations, without the argument checks of Buffer's readUInt16BE/writeUInt16BE (which
+ * cost as much as the read itself on the cache-hit path).
  */
 export function u16(buf: Uint8Array, at: number): number {
   return (buf[at]! << 8) | buf[at + 1]!;
+}
+
+export function u32(buf: Uint8Array, at: number): number {
+  return buf[at]! * 0x1000000 + ((buf[at + 1]! << 16) | (buf[at + 2]! << 8) | buf[at + 3]!);
 }
 
 export function setU16(buf: Uint8Array, at: number, v: number): void {

@@ -76,6 +76,14 @@ describe('AnswerCache', () => {
     expect(e3.ttl).toBe(100);
   });
 
+  it('counts down TTLs up to the largest RFC 2181 allows', () => {
+    const cache = new AnswerCache({ maxEntries: 10, maxTtl: 2 ** 31 - 1 });
+    const e = cache.set('big', answer({ answers: [a(2 ** 31 - 1), a(0x01020304, '192.0.2.2')] }).wire, 0x01020304, 0, false)!;
+    expect(ttlsOf(render(e, 4))).toEqual([0x01020300, 0x01020300]);
+    const e2 = cache.set('top', answer({ answers: [a(2 ** 31 - 1)] }).wire, 2 ** 31 - 1, 0, false)!;
+    expect(ttlsOf(render(e2, 1))).toEqual([2 ** 31 - 2]);
+  });
+
   it('bounds negative TTLs by negativeMaxTtl and does not raise them to minTtl', () => {
     const cache = new AnswerCache({ maxEntries: 10, minTtl: 30, negativeMaxTtl: 20 });
     const nx = answer({ rcode: 3, authorities: [soa(900, 600)] });
