@@ -87,19 +87,18 @@ export function cacheableTtl(packet: Packet, rcode: number): number {
   return Number.isFinite(min) ? min : 0;
 }
 
-/** Record TTL offsets as `CacheEntry.offsets` keeps them. */
-function packOffsets(offsets: number[]): string {
-  return String.fromCharCode(...offsets);
+/**
+ * An entry's `wire` and `offsets` for `wire` (an answer as stored: ID 0, no OPT, TTLs as they
+ * are to count down from) whose record TTLs are at `offsets` (ttlOffsets).
+ */
+export function wireFields(wire: Buffer, offsets: number[]): Pick<CacheEntry, 'wire' | 'offsets'> {
+  return { wire: wire.toString('latin1'), offsets: String.fromCharCode(...offsets) };
 }
 
-/**
- * The wire and TTL offsets of an entry for `wire` (an answer as stored: ID 0, no OPT, TTLs
- * as they are to count down from), or null when it does not parse. For entries that come
- * from elsewhere: a saved cache, another worker.
- */
+/** `wireFields` of a stored answer from elsewhere (another worker), or null when it does not parse. */
 export function storedWire(wire: Buffer): Pick<CacheEntry, 'wire' | 'offsets'> | null {
   const offsets = ttlOffsets(wire);
-  return offsets && { wire: wire.toString('latin1'), offsets: packOffsets(offsets) };
+  return offsets && wireFields(wire, offsets);
 }
 
 /**
@@ -165,8 +164,7 @@ export class AnswerCache {
     for (const o of offsets) stored.writeUInt32BE(Math.min(Math.max(wire.readUInt32BE(o), floor), entryTtl), o);
     const old = this.lru.peek(key);
     const e: CacheEntry = {
-      wire: stored.toString('latin1'),
-      offsets: packOffsets(offsets),
+      ...wireFields(stored, offsets),
       storedAt: this.now(),
       ttl: entryTtl,
       rcode,
