@@ -61,7 +61,7 @@ export async function dnsperf(o: PerfOptions): Promise<PerfResult> {
   };
 }
 
-export function percentile(values: number[], p: number): number {
+export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return NaN;
   return percentileOfSorted([...values].sort((a, b) => a - b), p);
 }

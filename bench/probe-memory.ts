@@ -11,12 +11,13 @@
  * PROBE_CGROUP_MB (start dohd in a cgroup with this memory limit, as a container would).
  */
 import { fork, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { makePki } from '../test/fixtures/pki.js';
 import { inCgroup, memoryCgroup } from './cgroup.js';
 import { dnsperf, writeQueryFile } from './dnsperf.js';
+import { cpuMs, rssOf } from './proc.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const N = Number(process.env.PROBE_NAMES ?? 100_000);
@@ -43,17 +44,12 @@ const port = await new Promise<number>((res) => {
     if (m) res(Number(m[1]));
   });
 });
-const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${d.pid}/status`, 'utf8'))![1]) / 1024;
-/** dohd's CPU time (user + system), ms: /proc/PID/stat fields 14 and 15, in clock ticks of 10 ms. */
-const cpuMs = () => {
-  const f = readFileSync(`/proc/${d.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-};
+const rss = () => rssOf(d.pid!);
 await sleep(1000);
 console.log('idle: rss MB', rss().toFixed(1));
 const file = writeQueryFile(join(tmp, 'fill.txt'), Array.from({ length: N }, (_, i) => `q${i}.fill.bench A`));
 const t0 = Date.now();
-const cpu0 = cpuMs();
+const cpu0 = cpuMs(d.pid!);
 const r = await dnsperf({
   port,
   file,
@@ -62,7 +58,7 @@ const r = await dnsperf({
   outstanding: Number(process.env.PROBE_OUTSTANDING ?? 50),
   ...(process.env.PROBE_QPS ? { maxQps: Number(process.env.PROBE_QPS) } : {}),
 });
-console.log(`filled ${r.completed} (lost ${r.lost}) in ${(Date.now() - t0) / 1000} s, dohd CPU ${(((cpuMs() - cpu0) / r.completed) * 1000).toFixed(0)} us/query: rss MB`, rss().toFixed(1));
+console.log(`filled ${r.completed} (lost ${r.lost}) in ${(Date.now() - t0) / 1000} s, dohd CPU ${(((cpuMs(d.pid!) - cpu0) / r.completed) * 1000).toFixed(0)} us/query: rss MB`, rss().toFixed(1));
 for (let t = 0; t < Number(process.env.PROBE_SETTLE ?? 30); t += 5) {
   await sleep(5000);
   console.log(`idle ${t + 5} s: rss MB`, rss().toFixed(1));

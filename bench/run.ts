@@ -26,6 +26,7 @@ import { join, resolve } from 'node:path';
 import { makePki } from '../test/fixtures/pki.js';
 import { dnsperf, percentile, writeQueryFile, type PerfOptions } from './dnsperf.js';
 import { inCgroup, memoryCgroup } from './cgroup.js';
+import { cpuMs, rssOf } from './proc.js';
 import { appendHistory, summarize } from './history.js';
 import { bootstrapPercentiles, round, type Interval } from './stats.js';
 import { renderChart, updateReadme } from './report.js';
@@ -108,20 +109,6 @@ interface Dohd {
   /** Resident memory of dohd's processes (all of them with workers), MB. */
   rssMb(): number;
   stop(): Promise<void>;
-}
-
-function rssOf(pid: number): number {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-  } catch {
-    return 0;
-  }
-}
-
-/** CPU time (user + system, all threads) a process has used, ms. */
-function cpuMs(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) * (1000 / 100);
 }
 
 /**

@@ -47,7 +47,7 @@ export function bootstrapPercentiles(
   iterations = 1000,
   seed = 1,
 ): Interval {
-  const value = stat(percentile([...a], p), percentile([...b], p));
+  const value = stat(percentile(a, p), percentile(b, p));
   if (a.length === 0 || b.length === 0) return { value, lo: NaN, hi: NaN };
   const next = rng(seed);
   const ra = new Float64Array(a.length);
