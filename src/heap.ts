@@ -6,8 +6,9 @@
  * fifth of what a cold miss allocates survives one collection. V8 grows the young generation
  * when much survives, up to 16 MB per semi-space, and then each collection copies megabytes
  * and stops the event loop for 5-8 ms, once or twice a second at a few hundred misses per
- * second: that pause was the 99th percentile of every miss. Kept at its initial 1 MB, a collection takes under a
- * millisecond (more of them, same total work), and the resident set is ~30 MB smaller.
+ * second: that pause was the 99th percentile of every miss. Kept at its initial 1 MB, a
+ * collection takes under a millisecond (more of them, same total work), and the resident set
+ * is ~30 MB smaller.
  *
  * The old generation is left to V8. On a machine with memory to spare V8 lets it grow to a few
  * times its live size between full collections (after a burst of 100,000 new names, ~270 MB

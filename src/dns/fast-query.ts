@@ -14,7 +14,6 @@ import dnsPacket from 'dns-packet';
 import { recordTypes, type Edns, type Packet, type Query } from './message.js';
 import { Flag, HEADER_LEN, readHeader, type Header } from './wire.js';
 
-
 /** OPT pseudo-record type (RFC 6891). */
 const OPT = 41;
 /** dns-packet's own limit on a name: the label bytes and their length bytes, at most 254. */
