@@ -21,16 +21,50 @@
  * V8 reads the growth factor whenever it would grow the young generation, so this can be set
  * at start-up from inside; a semi-space size given on the command line or in NODE_OPTIONS
  * (`--max-semi-space-size`, `--min-semi-space-size`) is left alone.
+ *
+ * With two CPUs or fewer to use (affinity, or a cgroup's CPU quota: the sidecar manifest
+ * gives dohd half a CPU) the collector's helper threads are turned off as well. Node starts
+ * four of them whatever the machine; on two cores they compete with the event loop and with
+ * the rest of the machine, and a collection that waits for a helper with no core to run on
+ * stops the loop for longer. Measured in the benchmark's tail phase (300 misses a second, two
+ * cores shared with dnsperf and the upstream servers): the full collections, not the young
+ * ones, were the stalls behind the miss p99, and without helper threads the p99 of every
+ * strategy came down. These are the flags `--single-threaded-gc` implies that V8 reads
+ * whenever a collection runs, so they can be set from inside; `--parallel-marking` cannot (V8
+ * fixes it when the heap is set up: turned off later, node aborts), so the final pause of a
+ * full collection may still use a helper. `--single-threaded-gc` itself can only be given to
+ * `node`. Any of these given on the command line or in NODE_OPTIONS leaves them all alone.
  */
 import v8 from 'node:v8';
+import { usableCpus } from './cpu-limit.js';
 
-/** The V8 flags dohd sets, less those the user gave a value of their own (node's arguments, NODE_OPTIONS). */
-export function heapFlags(execArgv: readonly string[], nodeOptions = ''): string[] {
-  const given = [...execArgv, ...nodeOptions.split(/\s+/)];
-  return given.some((a) => /semi[-_]space/.test(a)) ? [] : ['--semi-space-growth-factor=1'];
+/** The collector's helper threads dohd turns off on a machine with two CPUs or fewer (each `--no-` this). */
+export const GC_HELPER_FLAGS = [
+  'concurrent-marking',
+  'parallel-scavenge',
+  'concurrent-sweeping',
+  'parallel-compaction',
+  'parallel-pointer-update',
+  'concurrent-array-buffer-sweeping',
+] as const;
+
+/** At most this many usable CPUs, the collector runs on the main thread. */
+export const SINGLE_THREADED_GC_CPUS = 2;
+
+/**
+ * The V8 flags dohd sets, less those the user gave a value of their own (node's arguments,
+ * NODE_OPTIONS); `cpus`: how many CPUs dohd may use.
+ */
+export function heapFlags(execArgv: readonly string[], nodeOptions = '', cpus = Infinity): string[] {
+  const given = [...execArgv, ...nodeOptions.split(/\s+/)].map((a) => a.replace(/_/g, '-'));
+  const flags: string[] = [];
+  if (!given.some((a) => a.includes('semi-space'))) flags.push('--semi-space-growth-factor=1');
+  const gcThreads = /^--(no-)?(single-threaded|concurrent-marking|parallel-marking|parallel-scavenge|concurrent-sweeping|parallel-compaction|parallel-pointer-update|concurrent-array-buffer-sweeping)\b/;
+  if (cpus <= SINGLE_THREADED_GC_CPUS && !given.some((a) => gcThreads.test(a))) flags.push(...GC_HELPER_FLAGS.map((f) => `--no-${f}`));
+  return flags;
 }
 
 /** Sets the heap up (called once, by the `dohd` entry). */
 export function tuneHeap(): void {
-  for (const f of heapFlags(process.execArgv, process.env.NODE_OPTIONS)) v8.setFlagsFromString(f);
+  for (const f of heapFlags(process.execArgv, process.env.NODE_OPTIONS, usableCpus())) v8.setFlagsFromString(f);
 }

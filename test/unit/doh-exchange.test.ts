@@ -28,11 +28,11 @@ function start() {
   const reject = (err: UpstreamError) => (settled = { err });
   const onHeard = (ms: number) => heard.push(ms);
   const ex = new Exchange(q, ctl.signal, onHeard, resolve, reject);
-  const controller = { aborted: false, abort() { this.aborted = true; } } as never;
-  ex.onRequestStart(controller);
+  const controller = { aborted: false, abort: () => void (controller.aborted = true) };
+  ex.onRequestStart(controller as never);
   /** What of the query's own things the exchange still points to. */
   const held = () => Object.values(ex).filter((v) => v === q || v === ctl.signal || v === resolve || v === reject || v === onHeard || (Array.isArray(v) && v.length > 0));
-  return { q, ctl, ex, heard, held, settled: () => settled, controller: controller as { aborted: boolean } };
+  return { q, ctl, ex, heard, held, settled: () => settled, controller };
 }
 
 describe('a DoH exchange lets go of its query once settled (undici and the stream keep it longer)', () => {
