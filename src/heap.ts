@@ -23,32 +23,27 @@
  * (`--max-semi-space-size`, `--min-semi-space-size`) is left alone.
  *
  * With two CPUs or fewer to use (affinity, or a cgroup's CPU quota: the sidecar manifest
- * gives dohd half a CPU) the collector's helper threads are turned off as well. Node starts
- * four of them whatever the machine; on two cores they compete with the event loop and with
- * the rest of the machine, and a collection that waits for a helper with no core to run on
- * stops the loop for longer. Measured in the benchmark's tail phase (300 misses a second, two
- * cores shared with dnsperf and the upstream servers): the full collections, not the young
- * ones, were the stalls behind the miss p99, and without helper threads the p99 of every
- * strategy came down. These are the flags `--single-threaded-gc` implies that V8 reads
- * whenever a collection runs, so they can be set from inside; `--parallel-marking` cannot (V8
- * fixes it when the heap is set up: turned off later, node aborts), so the final pause of a
- * full collection may still use a helper. `--single-threaded-gc` itself can only be given to
- * `node`. Any of these given on the command line or in NODE_OPTIONS leaves them all alone.
+ * gives dohd half a CPU) concurrent marking and parallel scavenges are turned off as well.
+ * Node starts four GC helper threads whatever the machine; on two busy cores they compete
+ * with the event loop, and a collection that waits for a helper with no core to run on stops
+ * the loop for longer. Measured in the benchmark's tail phase (300 misses a second, two cores
+ * shared with dnsperf and the upstream servers): the stalls behind the miss p99 each began at
+ * a full collection, and with these two helpers off the p99 of `race` came down by a couple
+ * of ms (A/B, interleaved rounds). Sweeping and compaction keep their helpers: without
+ * concurrent sweeping, memory after a burst of 100,000 new names stayed a third higher, even
+ * 30 s later; the compaction flags changed nothing. These flags are read whenever V8
+ * collects, so they can be set from inside (`--single-threaded-gc` itself, and
+ * `--parallel-marking`, cannot: V8 fixes them when the heap is set up, and turned off later
+ * node aborts). Any GC threading flag given on the command line or in NODE_OPTIONS leaves
+ * the choice to the user.
  */
 import v8 from 'node:v8';
 import { usableCpus } from './cpu-limit.js';
 
-/** The collector's helper threads dohd turns off on a machine with two CPUs or fewer (each `--no-` this). */
-export const GC_HELPER_FLAGS = [
-  'concurrent-marking',
-  'parallel-scavenge',
-  'concurrent-sweeping',
-  'parallel-compaction',
-  'parallel-pointer-update',
-  'concurrent-array-buffer-sweeping',
-] as const;
+/** The GC helper threads dohd turns off on a machine with two CPUs or fewer (each `--no-` this). */
+export const GC_HELPER_FLAGS = ['concurrent-marking', 'parallel-scavenge'] as const;
 
-/** At most this many usable CPUs, the collector runs on the main thread. */
+/** With at most this many usable CPUs, V8 marks and scavenges on the main thread alone. */
 export const SINGLE_THREADED_GC_CPUS = 2;
 
 /**
