@@ -23,27 +23,27 @@
  * (`--max-semi-space-size`, `--min-semi-space-size`) is left alone.
  *
  * With two CPUs or fewer to use (affinity, or a cgroup's CPU quota: the sidecar manifest
- * gives dohd half a CPU) concurrent marking and parallel scavenges are turned off as well.
- * Node starts four GC helper threads whatever the machine; on two busy cores they compete
- * with the event loop, and a collection that waits for a helper with no core to run on stops
- * the loop for longer. Measured in the benchmark's tail phase (300 misses a second, two cores
- * shared with dnsperf and the upstream servers): the stalls behind the miss p99 each began at
- * a full collection, and with these two helpers off the p99 of `race` came down by a couple
- * of ms (A/B, interleaved rounds). Sweeping and compaction keep their helpers: without
- * concurrent sweeping, memory after a burst of 100,000 new names stayed a third higher, even
- * 30 s later; the compaction flags changed nothing. These flags are read whenever V8
- * collects, so they can be set from inside (`--single-threaded-gc` itself, and
- * `--parallel-marking`, cannot: V8 fixes them when the heap is set up, and turned off later
- * node aborts). Any GC threading flag given on the command line or in NODE_OPTIONS leaves
- * the choice to the user.
+ * gives dohd half a CPU) concurrent marking is turned off as well: V8 then marks in small
+ * steps on the main thread. Node starts four GC helper threads whatever the machine; on two
+ * busy cores a concurrent marker competes with the event loop, and the final pause of a full
+ * collection waits for it. Measured in the benchmark's tail phase (300 misses a second, two
+ * cores shared with dnsperf and the upstream servers): every run of late answers began at a
+ * full collection, and in A/B runs (interleaved rounds) the `race` p99 came down by about a
+ * millisecond or two with concurrent marking off. The other helpers were
+ * measured as well and are left on: parallel scavenges off changed no p99 and slowed a burst
+ * of new names; concurrent sweeping off (part of `--single-threaded-gc`) kept memory higher
+ * after a burst; the compaction helpers changed nothing. The flag is read whenever V8 starts
+ * marking, so it can be set from inside (`--single-threaded-gc` and `--parallel-marking`
+ * cannot: V8 fixes them when the heap is set up, and turned off later node aborts). Any GC
+ * threading flag given on the command line or in NODE_OPTIONS leaves the choice to the user.
  */
 import v8 from 'node:v8';
 import { usableCpus } from './cpu-limit.js';
 
-/** The GC helper threads dohd turns off on a machine with two CPUs or fewer (each `--no-` this). */
-export const GC_HELPER_FLAGS = ['concurrent-marking', 'parallel-scavenge'] as const;
+/** The GC helpers dohd turns off on a machine with two CPUs or fewer (each `--no-` this). */
+export const GC_HELPER_FLAGS = ['concurrent-marking'] as const;
 
-/** With at most this many usable CPUs, V8 marks and scavenges on the main thread alone. */
+/** With at most this many usable CPUs, V8 marks on the main thread alone. */
 export const SINGLE_THREADED_GC_CPUS = 2;
 
 /**
