@@ -17,7 +17,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
-import { storedWire, type AnswerCache, type CacheEntry } from './cache/answer-cache.js';
+import { storedEntry, type AnswerCache, type CacheEntry } from './cache/answer-cache.js';
 
 /** Messages between the primary and the workers (the `dohd` field tells them from others). */
 export type WorkerMessage =
@@ -163,8 +163,8 @@ export function joinCluster(cache: AnswerCache, listen: string[]): void {
   process.on('message', (msg: WorkerMessage) => {
     if (msg?.dohd !== 'cache' || !validShared(msg.entry) || typeof msg.key !== 'string') return;
     const { wire, storedAt, ttl, rcode, negative } = msg.entry;
-    const stored = storedWire(Buffer.from(wire, 'latin1'));
-    if (stored) cache.restore(msg.key, { ...stored, storedAt, ttl, rcode, negative, hits: 0, refreshing: false, failedAt: 0 });
+    const e = storedEntry(Buffer.from(wire, 'latin1'), { storedAt, ttl, rcode, negative, hits: 0 });
+    if (e) cache.restore(msg.key, e);
   });
   send({ dohd: 'ready', listen } satisfies WorkerMessage);
 }

@@ -9,7 +9,7 @@
  */
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { ttlOffsets } from '../dns/wire.js';
-import { wireFields, type AnswerCache, type CacheEntry } from './answer-cache.js';
+import { newEntry, type AnswerCache, type CacheEntry } from './answer-cache.js';
 
 const MAGIC = Buffer.from('DOHDCAC1');
 
@@ -94,7 +94,7 @@ export function loadCache(cache: AnswerCache, file: string): LoadResult {
     const offsets = ttlOffsets(wire);
     if (!offsets || offsets.length !== n || !Number.isFinite(storedAt)) throw new Error(`entry ${i} (${key}) is damaged`);
     offsets.forEach((at, j) => wire.writeUInt32BE(ttls[j]!, at));
-    parsed.push([key, { ...wireFields(wire, offsets), storedAt, ttl, rcode, negative, hits: 0, refreshing: false, failedAt: 0 }]);
+    parsed.push([key, newEntry(wire, offsets, { storedAt, ttl, rcode, negative, hits: 0 })]);
   }
   let loaded = 0;
   // Least recently used first, so the most recently used ends up on top again.
