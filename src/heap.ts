@@ -28,14 +28,14 @@
  * busy cores a concurrent marker competes with the event loop, and the final pause of a full
  * collection waits for it. Measured in the benchmark's tail phase (300 misses a second, two
  * cores shared with dnsperf and the upstream servers): every run of late answers began at a
- * full collection, and in A/B runs (interleaved rounds) the `race` p99 came down by about a
- * millisecond or two with concurrent marking off. The other helpers were
- * measured as well and are left on: parallel scavenges off changed no p99 and slowed a burst
- * of new names; concurrent sweeping off (part of `--single-threaded-gc`) kept memory higher
- * after a burst; the compaction helpers changed nothing. The flag is read whenever V8 starts
- * marking, so it can be set from inside (`--single-threaded-gc` and `--parallel-marking`
- * cannot: V8 fixes them when the heap is set up, and turned off later node aborts). Any GC
- * threading flag given on the command line or in NODE_OPTIONS leaves the choice to the user.
+ * full collection, and in A/B runs (interleaved rounds) the `race` p99 came down by a
+ * millisecond or two with concurrent marking off. The other helpers were measured as well and
+ * are left on: parallel scavenges off changed no p99 and slowed a burst of new names;
+ * concurrent sweeping off (part of `--single-threaded-gc`) kept memory higher after a burst;
+ * the compaction helpers changed nothing. The flag is read whenever V8 starts marking, so it
+ * can be set from inside (`--single-threaded-gc` and `--parallel-marking` cannot: V8 fixes
+ * them when the heap is set up, and turned off later node aborts). Any GC threading flag
+ * given on the command line or in NODE_OPTIONS leaves the choice to the user.
  */
 import v8 from 'node:v8';
 import { usableCpus } from './cpu-limit.js';
@@ -44,7 +44,7 @@ import { usableCpus } from './cpu-limit.js';
 export const GC_HELPER_FLAGS = ['concurrent-marking'] as const;
 
 /** With at most this many usable CPUs, V8 marks on the main thread alone. */
-export const SINGLE_THREADED_GC_CPUS = 2;
+export const MAIN_THREAD_MARKING_CPUS = 2;
 
 /**
  * The V8 flags dohd sets, less those the user gave a value of their own (node's arguments,
@@ -55,7 +55,7 @@ export function heapFlags(execArgv: readonly string[], nodeOptions = '', cpus = 
   const flags: string[] = [];
   if (!given.some((a) => a.includes('semi-space'))) flags.push('--semi-space-growth-factor=1');
   const gcThreads = /^--(no-)?(single-threaded|concurrent-marking|parallel-marking|parallel-scavenge|concurrent-sweeping|parallel-compaction|parallel-pointer-update|concurrent-array-buffer-sweeping)\b/;
-  if (cpus <= SINGLE_THREADED_GC_CPUS && !given.some((a) => gcThreads.test(a))) flags.push(...GC_HELPER_FLAGS.map((f) => `--no-${f}`));
+  if (cpus <= MAIN_THREAD_MARKING_CPUS && !given.some((a) => gcThreads.test(a))) flags.push(...GC_HELPER_FLAGS.map((f) => `--no-${f}`));
   return flags;
 }
 

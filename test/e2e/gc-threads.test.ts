@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { usableCpus } from '../../src/cpu-limit.js';
-import { SINGLE_THREADED_GC_CPUS } from '../../src/heap.js';
+import { MAIN_THREAD_MARKING_CPUS } from '../../src/heap.js';
 import { CLI } from '../fixtures/spawn.js';
 
 const run = promisify(execFile);
@@ -32,7 +32,7 @@ async function fullCollections(script: string, nodeArgs: string[] = []): Promise
   return { count, helperMs };
 }
 
-describe.runIf(usableCpus() <= SINGLE_THREADED_GC_CPUS)(`garbage collection with ${SINGLE_THREADED_GC_CPUS} CPUs or fewer`, () => {
+describe.runIf(usableCpus() <= MAIN_THREAD_MARKING_CPUS)(`garbage collection with ${MAIN_THREAD_MARKING_CPUS} CPUs or fewer`, () => {
   it("V8's defaults mark on helper threads (the measure sees them)", async () => {
     const v8Defaults = await fullCollections(CLI_MAIN);
     expect(v8Defaults.count).toBeGreaterThan(0);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GC_HELPER_FLAGS, heapFlags, SINGLE_THREADED_GC_CPUS } from '../../src/heap.js';
+import { GC_HELPER_FLAGS, heapFlags, MAIN_THREAD_MARKING_CPUS } from '../../src/heap.js';
 
 const NO_HELPERS = GC_HELPER_FLAGS.map((f) => `--no-${f}`);
 
@@ -12,8 +12,8 @@ describe('heap settings (src/heap.ts)', () => {
     expect(heapFlags(['--max-semi-space-size=8'])).toEqual([]);
     expect(heapFlags([], '--inspect --min_semi_space_size=2')).toEqual([]);
   });
-  it('turns the collector helper threads off with two CPUs or fewer, not with more', () => {
-    expect(heapFlags([], '', SINGLE_THREADED_GC_CPUS)).toEqual(['--semi-space-growth-factor=1', ...NO_HELPERS]);
+  it('turns concurrent marking off with two CPUs or fewer, not with more', () => {
+    expect(heapFlags([], '', MAIN_THREAD_MARKING_CPUS)).toEqual(['--semi-space-growth-factor=1', ...NO_HELPERS]);
     expect(heapFlags([], '', 0.5)).toEqual(['--semi-space-growth-factor=1', ...NO_HELPERS]);
     expect(heapFlags(['--max-semi-space-size=8'], '', 1)).toEqual(NO_HELPERS);
     expect(heapFlags([], '', 2.5)).toEqual(['--semi-space-growth-factor=1']);
@@ -24,7 +24,7 @@ describe('heap settings (src/heap.ts)', () => {
     const known = execFileSync(process.execPath, ['--v8-options'], { encoding: 'utf8', maxBuffer: 16 * 2 ** 20 });
     for (const f of GC_HELPER_FLAGS) expect(known).toMatch(new RegExp(`^\\s+--${f} `, 'm'));
   });
-  it('leaves the helper threads alone when the user chose, on the command line or in NODE_OPTIONS, in either spelling', () => {
+  it('leaves GC threading alone when the user chose, on the command line or in NODE_OPTIONS, in either spelling', () => {
     expect(heapFlags(['--single-threaded-gc'], '', 1)).toEqual(['--semi-space-growth-factor=1']);
     expect(heapFlags(['--single-threaded'], '', 1)).toEqual(['--semi-space-growth-factor=1']);
     expect(heapFlags([], '--concurrent_marking', 1)).toEqual(['--semi-space-growth-factor=1']);
