@@ -94,6 +94,8 @@ export class Daemon {
   /** Upstream groups replaced by a reload, closed once the queries using them are done. */
   private readonly retired = new Map<NodeJS.Timeout, UpstreamGroups>();
   private probing: Promise<void> | null = null;
+  /** `listen` addresses no interface had at start-up, by address: their retry timer. */
+  private readonly pending = new Map<string, NodeJS.Timeout>();
 
   constructor(
     public config: Config,
@@ -250,8 +252,47 @@ export class Daemon {
     for (const text of this.config.listen) {
       const addr = parseHostPort(text);
       if (typeof addr === 'string') throw new ListenError(addr, 'EINVAL');
-      this.listeners.push(await this.listenOne(addr));
+      try {
+        this.listeners.push(await this.listenOne(addr));
+      } catch (err) {
+        if ((err as ListenError).code !== 'EADDRNOTAVAIL' || this.config.listenRetryMs === 0) throw err;
+        this.awaitAddress(addr, (err as ListenError).message);
+      }
     }
+  }
+
+  /**
+   * An address no interface has yet (a bridge that comes up after dohd, such as docker0): bound
+   * as soon as it appears, retried every listenRetryMs, said once in the log each way.
+   */
+  private awaitAddress(addr: HostPort, why: string): void {
+    const where = formatHostPort(addr);
+    this.pending.set(where, setTimeout(() => void retry(), this.config.listenRetryMs));
+    this.log.warn(
+      { listen: where, retryMs: this.config.listenRetryMs },
+      `${why} yet: serving on the other addresses and binding it once it appears (a bridge such as docker0 comes up with its runtime); listenRetryMs: 0 makes this fatal`,
+    );
+    const retry = async () => {
+      if (this.stopped || this.draining) return;
+      try {
+        const l = await this.listenOne(addr);
+        if (this.stopped || this.draining) {
+          await Promise.all([l.udp.close(), l.tcp.close()]);
+          return;
+        }
+        this.pending.delete(where);
+        this.listeners.push(l);
+        this.log.info({ listen: formatHostPort(l.address) }, 'listen address appeared: now listening on it');
+      } catch (err) {
+        if (this.stopped || this.draining) return;
+        if ((err as ListenError).code !== 'EADDRNOTAVAIL') {
+          this.pending.delete(where);
+          this.log.error({ listen: where, err: (err as Error).message }, 'listen address appeared but cannot be bound; not retried');
+          return;
+        }
+        this.pending.set(where, setTimeout(() => void retry(), this.config.listenRetryMs));
+      }
+    };
   }
 
   /** UDP and TCP on one address; port 0 picks one free port that both protocols get. */
@@ -312,7 +353,7 @@ export class Daemon {
    */
   async readiness(): Promise<Readiness> {
     if (this.draining || this.stopped) return { ready: false, detail: 'shutting down' };
-    if (this.listeners.length === 0) return { ready: false, detail: 'not listening' };
+    if (this.listeners.length === 0) return { ready: false, detail: this.pending.size ? `waiting for ${[...this.pending.keys()].join(', ')} to appear` : 'not listening' };
     const listening = `listening on ${this.listeners.map((l) => formatHostPort(l.address)).join(', ')}`;
     const loop = this.loopGuard.status();
     if (!this.loopGuard.ok) {
@@ -464,6 +505,8 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    for (const t of this.pending.values()) clearTimeout(t);
+    this.pending.clear();
     this.loopGuard.stop();
     await this.loopProbe;
     await Promise.all([...this.listeners.flatMap((l) => [l.udp.close(), l.tcp.close()]), this.admin?.close()]);

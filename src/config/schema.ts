@@ -197,6 +197,12 @@ const pinVerifySchema = z
 
 export const configSchema = z.strictObject({
   listen: z.array(listenAddress).min(1).default(DEFAULT_LISTEN),
+  /**
+   * A `listen` address that no interface has yet (EADDRNOTAVAIL: a bridge such as docker0 that
+   * comes up after dohd) is retried this often, while dohd serves on the others; 0: start-up
+   * fails instead.
+   */
+  listenRetryMs: z.int().min(0).max(3_600_000).default(1000),
   upstreams: z.array(upstreamSchema).min(1).default(DEFAULT_UPSTREAMS),
   /** Deadline for one client query; past it the client gets SERVFAIL. */
   timeoutMs: z.int().min(50).max(60_000).default(2500),
