@@ -23,6 +23,9 @@ export interface DoctorArgs {
   upstream?: string[];
   ca?: string;
   json?: boolean;
+  'docker-config': string;
+  'podman-config': string;
+  'runtime-path'?: string;
 }
 
 export const doctorCommand: CommandModule<object, DoctorArgs> = {
@@ -40,7 +43,10 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
       .option('config', { alias: 'c', type: 'string', describe: "dohd's configuration (its upstreams are used)" })
       .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH URL to compare with (repeatable; replaces the configured upstreams)' })
       .option('ca', { type: 'string', describe: 'extra trusted CA file (PEM) for the upstreams and the TLS probes' })
-      .option('json', { type: 'boolean', describe: 'print the report as JSON' }) as never,
+      .option('json', { type: 'boolean', describe: 'print the report as JSON' })
+      .option('docker-config', { type: 'string', default: '/etc/docker/daemon.json', describe: "Docker's daemon configuration (its \"dns\")" })
+      .option('podman-config', { type: 'string', default: '/etc/containers/containers.conf', describe: "Podman's configuration (its dns_servers)" })
+      .option('runtime-path', { type: 'string', describe: 'directories (like PATH) searched for dockerd, docker, podman, nerdctl (default: $PATH)' }) as never,
   handler: async (args) => {
     process.exitCode = await doctor(args);
   },
@@ -57,9 +63,9 @@ export async function doctor(args: DoctorArgs): Promise<number> {
     overrides.upstream = args.upstream;
     if (ca) overrides.ca = ca;
   }
-  let upstreams;
+  let config;
   try {
-    upstreams = loadConfig(args.config, overrides).upstreams;
+    config = loadConfig(args.config, overrides);
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
@@ -76,10 +82,17 @@ export async function doctor(args: DoctorArgs): Promise<number> {
     tlsPort: args.port,
     dnsPort: args['dns-port'],
     timeoutMs: args.timeout,
-    upstreams,
+    upstreams: config.upstreams,
     goBin: args.go === 'none' ? null : args.go,
     env: process.env,
     ...(ca ? { ca } : {}),
+    containers: {
+      dockerConfig: args['docker-config'],
+      podmanConfig: args['podman-config'],
+      runtimePath: args['runtime-path'] ?? process.env.PATH ?? '',
+      listen: config.listen,
+      aclAllow: config.acl.allow,
+    },
   });
   process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
   return report.faults > 0 ? 1 : 0;
