@@ -11,16 +11,18 @@
  * glibc (getent), dig, and a Go program with the pure-Go and the cgo resolver.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse, stringify } from 'yaml';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { netnsSkipReason, q, sh, shOk, TAG } from '../fixtures/netns.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { spawnCli, type Spawned } from '../fixtures/spawn.js';
 import { has } from '../fixtures/tools.js';
 import { Zone } from '../fixtures/zone.js';
+import type { Obj } from '../fixtures/pod.js';
 
 const SKIP = netnsSkipReason() ?? (has('getent') && has('dig') ? null : 'needs getent and dig');
 if (SKIP) console.warn(`container-bridge tests skipped: ${SKIP}`);
@@ -39,6 +41,29 @@ const OUTSIDE = '203.0.113.2';
 const HOST_IF = `${TAG}br`;
 const CTR_IF = `${TAG}ct`;
 const NETNS = `dohd-ctr-${TAG}`;
+
+/**
+ * The README's steps for containers: the dohd configuration block and the daemon.json "dns" line,
+ * read from the README itself so that the two cannot drift apart.
+ */
+function readmeSteps(): { config: Obj; dns: string[] } {
+  const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+  const start = readme.indexOf('\n## Containers on this machine');
+  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+  const block = (lang: string) => {
+    const m = new RegExp(`^( *)\`\`\`${lang}\n([\\s\\S]*?)^\\1\`\`\``, 'm').exec(section);
+    if (!m) throw new Error(`README: no \`\`\`${lang} block in the containers section`);
+    return m[2]!.split('\n').map((l) => l.slice(m[1]!.length)).join('\n');
+  };
+  if (start < 0) throw new Error('README: no "Containers on this machine" section');
+  return { config: parse(block('yaml')) as Obj, dns: (JSON.parse(block('json')) as { dns: string[] }).dns };
+}
+
+/** docker0's address and subnet become this test's bridge; loopback port 53 becomes a free port (other tests share this namespace). */
+function mapAddress(a: string): string {
+  const map: Record<string, string> = { '172.17.0.1': BRIDGE, '172.17.0.1:53': `${BRIDGE}:53`, '172.17.0.0/16': '198.51.100.0/24', '127.0.0.1:53': '127.0.0.1:0', '[::1]:53': '[::1]:0' };
+  return map[a] ?? a;
+}
 
 let pki: Pki;
 let doh: DohServer;
@@ -80,21 +105,16 @@ describe.skipIf(SKIP)('containers on a bridge resolve through dohd', () => {
         `ip netns exec ${NETNS} ip route add default via ${BRIDGE} dev ${CTR_IF} onlink`,
       ].join(' && '),
     );
-    // What Docker writes into the container from daemon.json {"dns": ["198.51.100.1"]}.
-    writeFileSync(join(dir, 'resolv.conf'), `nameserver ${BRIDGE}\noptions timeout:2 attempts:2\n`);
-    // The README's containers config: loopback and the bridge, with the bridge's subnet in the ACL.
-    // (The DoH upstream is the loopback fixture; its CA is trusted for this test.)
-    writeFileSync(
-      join(dir, 'dohd.yaml'),
-      [
-        `listen: ["127.0.0.1:0", "${BRIDGE}:53"]`,
-        'acl:',
-        `  allow: [127.0.0.0/8, "::1/128", 198.51.100.0/24]`,
-        `upstreams: [{ url: "${doh.url}", ca: "${pki.caFile}" }]`,
-        'admin: false',
-        'listenRetryMs: 200',
-      ].join('\n'),
-    );
+    const steps = readmeSteps();
+    // What Docker writes into the container from the README's daemon.json line.
+    writeFileSync(join(dir, 'resolv.conf'), steps.dns.map((a) => `nameserver ${mapAddress(a)}\n`).join(''));
+    // The README's dohd configuration, on this test's bridge; plus what only a test needs: the
+    // DoH upstream is the loopback fixture (its CA trusted), no admin listener, a quick retry.
+    const config = steps.config;
+    config.listen = (config.listen as string[]).map(mapAddress);
+    config.acl.allow = (config.acl.allow as string[]).map(mapAddress);
+    Object.assign(config, { upstreams: [{ url: doh.url, ca: pki.caFile }], admin: false, listenRetryMs: 200 });
+    writeFileSync(join(dir, 'dohd.yaml'), stringify(config));
     if (HAVE_GO) {
       const src = fileURLToPath(new URL('../fixtures/go-lookup/', import.meta.url));
       const env = { PATH: process.env.PATH, HOME: dir, GOCACHE: join(dir, 'gocache'), GOPATH: join(dir, 'gopath'), GO111MODULE: 'off', GOFLAGS: '', GOPROXY: 'off', CGO_ENABLED: HAVE_CGO ? '1' : '0' };
@@ -119,7 +139,7 @@ describe.skipIf(SKIP)('containers on a bridge resolve through dohd', () => {
     expect(String(waiting.msg)).toContain('listenRetryMs: 0');
     // Still serving on loopback meanwhile.
     const up = await dohd.waitForLog((l) => l.msg === 'dohd listening');
-    expect(up.listen).toEqual([expect.stringMatching(/^127\.0\.0\.1:\d+$/)]);
+    expect(up.listen).toEqual([expect.stringMatching(/^127\.0\.0\.1:\d+$/), expect.stringMatching(/^\[::1\]:\d+$/)]);
     // Docker starts: docker0 gets its address.
     await shOk(`ip addr add ${BRIDGE}/24 dev ${HOST_IF} && ip addr add ${OUTSIDE_HOST}/24 dev ${HOST_IF}`);
     const bound = await dohd.waitForLog((l) => l.msg === 'listen address appeared: now listening on it');
