@@ -354,7 +354,9 @@ export class Daemon {
   async readiness(): Promise<Readiness> {
     if (this.draining || this.stopped) return { ready: false, detail: 'shutting down' };
     if (this.listeners.length === 0) return { ready: false, detail: this.pending.size ? `waiting for ${[...this.pending.keys()].join(', ')} to appear` : 'not listening' };
-    const listening = `listening on ${this.listeners.map((l) => formatHostPort(l.address)).join(', ')}`;
+    const listening =
+      `listening on ${this.listeners.map((l) => formatHostPort(l.address)).join(', ')}` +
+      (this.pending.size ? ` (waiting for ${[...this.pending.keys()].join(', ')} to appear)` : '');
     const loop = this.loopGuard.status();
     if (!this.loopGuard.ok) {
       return { ready: false, detail: `${listening}; forwarding loop through ${loop.loops.map((l) => l.upstream).join(', ')} (see the log)` };

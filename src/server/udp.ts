@@ -27,7 +27,15 @@ export class UdpServer {
     });
     socket.on('message', (msg, rinfo) => this.onMessage(socket, msg, rinfo));
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(explainBindError(err, this.address, 'udp'));
+      const onError = (err: NodeJS.ErrnoException) => {
+        // A socket that failed to bind is still open: close it (a listen address that is retried would leak one per try).
+        try {
+          socket.close();
+        } catch {
+          /* already closed */
+        }
+        reject(explainBindError(err, this.address, 'udp'));
+      };
       socket.once('error', onError);
       const onListening = () => {
         socket.off('error', onError);
