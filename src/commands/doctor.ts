@@ -90,6 +90,7 @@ export async function doctor(args: DoctorArgs): Promise<number> {
       dockerConfig: args['docker-config'],
       podmanConfig: args['podman-config'],
       runtimePath: args['runtime-path'] ?? process.env.PATH ?? '',
+      ...(args.config ? { configFile: args.config } : {}),
       listen: config.listen,
       aclAllow: config.acl.allow,
     },

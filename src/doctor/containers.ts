@@ -26,6 +26,8 @@ export interface ContainerTargets {
   podmanConfig: string;
   /** Directories searched for the runtimes' binaries (PATH). */
   runtimePath: string;
+  /** dohd's configuration file the listen addresses and ACL come from; absent: the defaults. */
+  configFile?: string;
   /** dohd's listen addresses and ACL (from its configuration). */
   listen: string[];
   aclAllow: string[];
@@ -130,12 +132,17 @@ export function listensOn(listen: string[], address: string): boolean {
   });
 }
 
-/** The daemon.json line, the dohd listen entry, and the restart, for a bridge address. */
-function dockerFix(bridge: string, file: string): string[] {
+/** The dohd side of every fix: listen on the address (a comment: the file is the user's), then restart. */
+function listenFix(address: string): string[] {
+  return [`# in dohd's configuration, add "${formatHostPort({ host: address, port: 53 })}" to "listen"`, 'sudo systemctl restart dohd'];
+}
+
+/** The daemon.json line (written when there is no file yet), the dohd listen entry, and the restarts, for a bridge address. */
+function dockerFix(bridge: string, file: string, exists: boolean): string[] {
   return [
-    `add to ${file}:  "dns": ["${bridge}"]`,
-    `add "${formatHostPort({ host: bridge, port: 53 })}" to "listen" in dohd's configuration, then restart dohd`,
-    'sudo systemctl restart docker   (containers created before keep their resolv.conf: recreate them)',
+    ...listenFix(bridge),
+    exists ? `# in ${file}, add:  "dns": ["${bridge}"]` : `echo '{ "dns": ["${bridge}"] }' | sudo tee ${file}`,
+    'sudo systemctl restart docker   # containers created before keep their resolv.conf: recreate them',
   ];
 }
 
@@ -153,7 +160,7 @@ export function checkContainers(ctx: DoctorContext): Section {
   const host = ctx.resolv?.nameservers ?? [];
   const loopbackOnly = host.length > 0 && host.every(isLoopback);
   const acl = new CidrList(t.aclAllow);
-  s.lines.push(`dohd listens on: ${t.listen.join(', ')}`);
+  s.lines.push(`dohd listens on: ${t.listen.join(', ')} (${t.configFile ? `from ${t.configFile}` : 'the defaults: give --config FILE to check your configuration'})`);
 
   const judge = (runtime: Runtime, conf: RuntimeDns, key: string, bridge: string, fix: string[]) => {
     if (conf.error) {
@@ -164,7 +171,7 @@ export function checkContainers(ctx: DoctorContext): Section {
       if (loopbackOnly) {
         add(
           'fault',
-          `${runtime}: no ${key} is configured and the host's resolv.conf lists only loopback resolvers (${host.join(', ')}), which a container cannot reach: ` +
+          `${runtime}: no ${key}, and the host's resolv.conf lists only loopback resolvers (${host.join(', ')}), which a container cannot reach: ` +
             `${runtime} gives containers 8.8.8.8 and 8.8.4.4 instead (moby#6388), and "go mod download" in a container fails with "lookup goproxy.cn on 8.8.8.8:53". ` +
             `Have dohd answer on the bridge (${bridge}) and hand that to containers:`,
           fix,
@@ -178,14 +185,13 @@ export function checkContainers(ctx: DoctorContext): Section {
       if (isIP(a) === 0) add('fault', `${runtime}: ${key} "${a}" is not an IP address`);
       else if (isLoopback(a)) add('fault', `${runtime}: ${key} ${a} is a loopback address: inside a container it is the container itself, not dohd. Use the bridge address (${bridge}):`, fix);
       else if (!listensOn(t.listen, a)) {
-        add('fault', `${runtime}: ${key} is ${a}, but dohd does not listen on ${formatHostPort({ host: a, port: 53 })}: containers' queries go nowhere`, [
-          `add "${formatHostPort({ host: a, port: 53 })}" to "listen" in dohd's configuration, then restart dohd`,
-        ]);
+        add('fault', `${runtime}: ${key} is ${a}, but dohd does not listen on ${formatHostPort({ host: a, port: 53 })}: containers' queries go nowhere`, listenFix(a));
       } else {
         const parsed = ipaddr.process(a);
         if (!acl.has(parsed)) {
           add('fault', `${runtime}: dohd listens on ${a}, but acl.allow does not admit that network: containers get REFUSED`, [
-            `add the bridge's subnet to acl.allow in dohd's configuration ("ip addr show" names it; docker0 is 172.17.0.0/16 by default)`,
+            `# in dohd's configuration, add the bridge's subnet to acl.allow ("ip addr show" names it; docker0 is 172.17.0.0/16 by default)`,
+            'sudo systemctl restart dohd',
           ]);
         } else add('ok', `${runtime}: containers are given ${a}, where dohd listens`);
       }
@@ -196,20 +202,21 @@ export function checkContainers(ctx: DoctorContext): Section {
   if (runtimes.has('docker')) {
     const conf = readDockerConfig(t.dockerConfig);
     const bridge = conf.bridge ?? DEFAULT_BRIDGE.docker;
-    judge('docker', conf, `"dns" in ${t.dockerConfig}`, bridge, dockerFix(bridge, t.dockerConfig));
+    judge('docker', conf, `"dns" in ${t.dockerConfig}`, bridge, dockerFix(bridge, t.dockerConfig, conf.file !== null));
   }
   if (runtimes.has('podman')) {
     const conf = readPodmanConfig(t.podmanConfig);
     const bridge = DEFAULT_BRIDGE.podman;
     judge('podman', conf, `dns_servers in ${t.podmanConfig}`, bridge, [
-      `add to ${t.podmanConfig}, in the [containers] table:  dns_servers = ["${bridge}"]`,
-      `add "${bridge}:53" to "listen" in dohd's configuration, then restart dohd`,
+      ...listenFix(bridge),
+      `# in ${t.podmanConfig}, in the [containers] table:  dns_servers = ["${bridge}"]   (new containers get it)`,
     ]);
   }
   if (runtimes.has('nerdctl') && loopbackOnly) {
     // nerdctl.toml has no DNS setting: it is given per container.
     add('warn', `nerdctl: containers get 8.8.8.8 and 8.8.4.4 unless each is started with --dns (nerdctl.toml has no such setting)`, [
-      `nerdctl run --dns ${DEFAULT_BRIDGE.nerdctl} ...   (compose: dns: [${DEFAULT_BRIDGE.nerdctl}]), with "${DEFAULT_BRIDGE.nerdctl}:53" in dohd's "listen"`,
+      ...listenFix(DEFAULT_BRIDGE.nerdctl),
+      `nerdctl run --dns ${DEFAULT_BRIDGE.nerdctl} ...   # compose: dns: [${DEFAULT_BRIDGE.nerdctl}]`,
     ]);
   }
   return s;

@@ -6,7 +6,7 @@
  * outside the ACL, a broken daemon.json, and the healthy setup. Nothing is contacted.
  */
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, execSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,9 +71,15 @@ describe('doctor: what DNS containers get', () => {
     expect(f!.message).toContain('gives containers 8.8.8.8 and 8.8.4.4 instead (moby#6388)');
     expect(f!.message).toContain('lookup goproxy.cn on 8.8.8.8:53');
     expect(f!.fix).toEqual([
-      `add to ${daemonJson}:  "dns": ["172.17.0.1"]`,
-      `add "172.17.0.1:53" to "listen" in dohd's configuration, then restart dohd`,
-      'sudo systemctl restart docker   (containers created before keep their resolv.conf: recreate them)',
+      `# in dohd's configuration, add "172.17.0.1:53" to "listen"`,
+      'sudo systemctl restart dohd',
+      `echo '{ "dns": ["172.17.0.1"] }' | sudo tee ${daemonJson}`,
+      'sudo systemctl restart docker   # containers created before keep their resolv.conf: recreate them',
+    ]);
+    // The fix works: run the daemon.json command (here without sudo), add the listen entry, ask again.
+    execSync(f!.fix![2]!.replace('sudo ', ''), { stdio: 'ignore' });
+    expect(check(LOOPBACK_ONLY, { listen: [...DEFAULT_LISTEN, '172.17.0.1:53'] }).findings).toEqual([
+      { check: 'containers', level: 'ok', message: 'docker: containers are given 172.17.0.1, where dohd listens' },
     ]);
   });
 
@@ -81,7 +87,8 @@ describe('doctor: what DNS containers get', () => {
     installRuntimes('docker');
     writeFileSync(daemonJson, JSON.stringify({ bip: '192.168.99.1/24', 'log-driver': 'journald' }));
     const [f] = faults(check(LOOPBACK_ONLY));
-    expect(f!.fix![0]).toBe(`add to ${daemonJson}:  "dns": ["192.168.99.1"]`);
+    expect(f!.fix).toContain(`# in ${daemonJson}, add:  "dns": ["192.168.99.1"]`);
+    expect(f!.fix![0]).toBe(`# in dohd's configuration, add "192.168.99.1:53" to "listen"`);
   });
 
   it('host resolv.conf has a non-loopback resolver: Docker copies it; not the 8.8.8.8 case', () => {
@@ -105,7 +112,7 @@ describe('doctor: what DNS containers get', () => {
     expect(rest).toEqual([]);
     expect(f!.message).toContain('"dns" in');
     expect(f!.message).toContain('is 172.17.0.1, but dohd does not listen on 172.17.0.1:53');
-    expect(f!.fix).toEqual([`add "172.17.0.1:53" to "listen" in dohd's configuration, then restart dohd`]);
+    expect(f!.fix).toEqual([`# in dohd's configuration, add "172.17.0.1:53" to "listen"`, 'sudo systemctl restart dohd']);
   });
 
   it('dohd listening on the wildcard (0.0.0.0:53) covers the bridge address', () => {
@@ -119,7 +126,7 @@ describe('doctor: what DNS containers get', () => {
     writeFileSync(daemonJson, '{ "dns": ["127.0.0.1"] }\n');
     const [f] = faults(check(LOOPBACK_ONLY));
     expect(f!.message).toContain('127.0.0.1 is a loopback address: inside a container it is the container itself');
-    expect(f!.fix![0]).toContain('"dns": ["172.17.0.1"]');
+    expect(f!.fix).toContain(`# in ${daemonJson}, add:  "dns": ["172.17.0.1"]`);
   });
 
   it('dohd listens on the address but its ACL does not admit the network: containers get REFUSED', () => {
@@ -138,7 +145,7 @@ describe('doctor: what DNS containers get', () => {
 
   it('Podman: dns_servers in containers.conf is read (multi-line array); absent with a loopback-only host, the fix is printed', () => {
     installRuntimes('podman');
-    expect(check(LOOPBACK_ONLY).findings[0]!.fix![0]).toBe(`add to ${containersConf}, in the [containers] table:  dns_servers = ["10.88.0.1"]`);
+    expect(check(LOOPBACK_ONLY).findings[0]!.fix).toContain(`# in ${containersConf}, in the [containers] table:  dns_servers = ["10.88.0.1"]   (new containers get it)`);
     writeFileSync(containersConf, '[network]\ndns_servers = ["192.0.2.9"]\n[containers]\n# a comment\ndns_servers = [\n  "10.88.0.1",  # podman0\n]\n[engine]\n');
     expect(readPodmanConfig(containersConf).dns).toEqual(['10.88.0.1']);
     const s = check(LOOPBACK_ONLY, { listen: ['10.88.0.1:53'] });
@@ -150,7 +157,7 @@ describe('doctor: what DNS containers get', () => {
     const s = check(LOOPBACK_ONLY);
     expect(s.findings).toHaveLength(1);
     expect(s.findings[0]!.level).toBe('warn');
-    expect(s.findings[0]!.fix![0]).toContain('nerdctl run --dns 10.4.0.1');
+    expect(s.findings[0]!.fix).toContain('nerdctl run --dns 10.4.0.1 ...   # compose: dns: [10.4.0.1]');
   });
 });
 
@@ -173,5 +180,6 @@ describe('dohd doctor (the CLI) runs the containers check with its flags', () =>
     const report = JSON.parse(r.stdout) as { sections: Section[] };
     const s = report.sections.find((x) => x.check === 'containers')!;
     expect(s.findings.map((f) => f.message)).toEqual([expect.stringContaining('is 172.17.0.1, but dohd does not listen on 172.17.0.1:53')]);
+    expect(s.lines).toContain(`dohd listens on: 127.0.0.1:53 (from ${join(dir, 'dohd.yaml')})`);
   });
 });
