@@ -101,3 +101,37 @@ describe('a DoH upstream whose trusted certificate names another host', () => {
     await stop(d);
   });
 });
+
+describe('a plain-DNS upstream that cannot be reached', () => {
+  /** A loopback port nothing listens on (UDP: ICMP port unreachable → ECONNREFUSED; TCP: RST). */
+  async function closedPort(): Promise<number> {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
+    const port = s.address().port;
+    await new Promise<void>((r) => s.close(() => r()));
+    return port;
+  }
+  const forward = (url: string) => `upstreams:\n  - url: https://doh.test:${good.port}/dns-query\n    bootstrap: [127.0.0.1]\n    ca: ${pki.caFile}\nforward:\n  ${NAME}: corp\ngroups:\n  corp:\n    upstreams:\n      - url: ${url}\n`;
+
+  for (const scheme of ['udp', 'tcp'] as const) {
+    it.skipIf(!noRoute)(`${scheme}:// with no route (ENETUNREACH): SERVFAIL each time, over UDP and TCP`, async () => {
+      const d = await start(forward(`${scheme}://${NO_ROUTE}:53`));
+      await askRepeatedly(d, 'udp', 'SERVFAIL');
+      await askRepeatedly(d, 'tcp', 'SERVFAIL');
+      await stop(d);
+    });
+
+    it(`${scheme}:// refused (nothing listening): SERVFAIL each time, over UDP and TCP`, async () => {
+      const d = await start(forward(`${scheme}://127.0.0.1:${await closedPort()}`));
+      await askRepeatedly(d, 'udp', 'SERVFAIL');
+      await askRepeatedly(d, 'tcp', 'SERVFAIL');
+      await stop(d);
+    });
+  }
+
+  it.skipIf(!noRoute)('the same rule, given as address: IP:PORT, fails the same way', async () => {
+    const d = await start(forward(NO_ROUTE).replace(`url: ${NO_ROUTE}`, `address: "${NO_ROUTE}:53"`));
+    await askRepeatedly(d, 'udp', 'SERVFAIL');
+    await stop(d);
+  });
+});
