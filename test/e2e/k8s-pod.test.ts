@@ -71,20 +71,31 @@ async function netnsReady(pid: number): Promise<void> {
 
 const inNet = (pid: number, cmd: string) => `nsenter -t ${pid} -n -- ${cmd}`;
 
+/** The DoH upstreams' host names in a ConfigMap's dohd.yaml (the fixture's certificate is made for them). */
+function upstreamHosts(text: string): string[] {
+  return ((parseDocument(text).toJS() as Obj).upstreams as Obj[]).map((u) => new URL(u.url as string).hostname);
+}
+
 /**
- * The config as mounted from the ConfigMap, with only the upstream addresses rewritten: the
- * public DoH providers become the DoH fixture (its CA trusted), the cluster DNS Service becomes
- * the plain DNS fixture; both on the pod's loopback. Nothing here may reach a public address,
- * and 10.96.0.10 does not exist here. Every other key (listen, admin, forward, cache, log) is
- * the manifest's.
+ * The config as mounted from the ConfigMap, with only the upstream addresses rewritten: each DoH
+ * provider keeps its URL and name but is reached at the DoH fixture (bootstrap 127.0.0.1, the
+ * fixture's port, its CA trusted: the certificate is made for those names), and the cluster DNS
+ * Service becomes the plain DNS fixture; both on the pod's loopback. Nothing here may reach a
+ * public address, and 10.96.0.10 does not exist here. Every other key (listen, admin, forward,
+ * cache, log) is the manifest's.
  */
 function rewriteConfig(text: string, fx: { doh: string; ca: string; kubeDns: string }): string {
   const doc = parseDocument(text);
-  const ups = doc.get('upstreams') as { items: unknown[] } | undefined;
-  if (!ups?.items.length) throw new Error('the ConfigMap config has no upstreams to rewrite');
-  doc.set('upstreams', ups.items.map(() => ({ url: fx.doh, ca: fx.ca })).slice(0, 1));
-  const groups = doc.toJS().groups as Obj | undefined;
-  for (const [name, g] of Object.entries(groups ?? {})) {
+  const js = doc.toJS() as Obj;
+  const port = new URL(fx.doh).port;
+  (js.upstreams as Obj[]).forEach((u, i) => {
+    const url = new URL(u.url as string);
+    url.port = port;
+    doc.setIn(['upstreams', i, 'url'], url.href);
+    doc.setIn(['upstreams', i, 'bootstrap'], ['127.0.0.1']);
+    doc.setIn(['upstreams', i, 'ca'], fx.ca);
+  });
+  for (const [name, g] of Object.entries((js.groups ?? {}) as Obj)) {
     (g.upstreams as Obj[]).forEach((_u, i) => doc.setIn(['groups', name, 'upstreams', i, 'address'], fx.kubeDns));
   }
   return doc.toString();
@@ -217,7 +228,8 @@ WORKLOADS.forEach((w, i) => {
         ].join(' && '),
       );
       // The upstreams, on the pod's loopback.
-      upstreams = spawn('nsenter', ['-t', String(pod.pid), '-n', '--', process.execPath, '--import', LOADER, UPSTREAMS], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const names = w.configMaps.flatMap((cm) => (cm.data['dohd.yaml'] ? upstreamHosts(cm.data['dohd.yaml']) : []));
+      upstreams = spawn('nsenter', ['-t', String(pod.pid), '-n', '--', process.execPath, '--import', LOADER, UPSTREAMS, ...names], { stdio: ['pipe', 'pipe', 'inherit'] });
       const first = await new Promise<string>((resolve, reject) => {
         createInterface({ input: upstreams.stdout! }).once('line', resolve);
         upstreams.once('exit', (code) => reject(new Error(`pod upstreams exited (${code})`)));
@@ -352,6 +364,8 @@ WORKLOADS.forEach((w, i) => {
         expect(p.httpGet).toBeDefined();
         const r = await probeUntil(p, w.c, POD_IP);
         expect(r, `${p.httpGet.path}: ${r.detail}`).toMatchObject({ ok: true });
+        // Ready because the manifest's DoH providers (at the fixture) answer.
+        if (p === w.c.readinessProbe) expect(r.detail).toMatch(new RegExp(`^200 ready: .*upstream .*${upstreamHosts(w.configMaps[0]!.data['dohd.yaml']!)[0]!.replace(/\./g, '\\.')}`));
       }
     }, 120_000);
 
