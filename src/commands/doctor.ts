@@ -26,6 +26,7 @@ export interface DoctorArgs {
   'docker-config': string;
   'podman-config': string;
   'runtime-path'?: string;
+  'resolved-conf': string;
 }
 
 export const doctorCommand: CommandModule<object, DoctorArgs> = {
@@ -46,6 +47,7 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
       .option('json', { type: 'boolean', describe: 'print the report as JSON' })
       .option('docker-config', { type: 'string', default: '/etc/docker/daemon.json', describe: "Docker's daemon configuration (its \"dns\")" })
       .option('podman-config', { type: 'string', default: '/etc/containers/containers.conf', describe: "Podman's configuration (its dns_servers)" })
+      .option('resolved-conf', { type: 'string', default: '/run/systemd/resolve/resolv.conf', describe: "systemd-resolved's upstream list (what container runtimes copy behind its stub)" })
       .option('runtime-path', { type: 'string', describe: 'directories (like PATH) searched for dockerd, docker, podman, nerdctl (default: $PATH)' }) as never,
   handler: async (args) => {
     process.exitCode = await doctor(args);
@@ -90,6 +92,7 @@ export async function doctor(args: DoctorArgs): Promise<number> {
       dockerConfig: args['docker-config'],
       podmanConfig: args['podman-config'],
       runtimePath: args['runtime-path'] ?? process.env.PATH ?? '',
+      resolvedConf: args['resolved-conf'],
       ...(args.config ? { configFile: args.config } : {}),
       listen: config.listen,
       aclAllow: config.acl.allow,

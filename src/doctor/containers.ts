@@ -15,6 +15,7 @@ import { delimiter, join } from 'node:path';
 import ipaddr from 'ipaddr.js';
 import { formatHostPort, parseHostPort } from '../config/address.js';
 import { CidrList } from '../config/cidr.js';
+import { parseResolvConf } from './resolv-conf.js';
 import type { DoctorContext, Finding, Section } from './types.js';
 
 /** The bridge gateways the runtimes create by default (what `dns` should name unless changed). */
@@ -24,6 +25,8 @@ export const DEFAULT_BRIDGE = { docker: '172.17.0.1', podman: '10.88.0.1', nerdc
 export interface ContainerTargets {
   dockerConfig: string;
   podmanConfig: string;
+  /** systemd-resolved's list of its upstreams: what Docker copies when resolv.conf is resolved's stub (127.0.0.53). */
+  resolvedConf: string;
   /** Directories searched for the runtimes' binaries (PATH). */
   runtimePath: string;
   /** dohd's configuration file the listen addresses and ACL come from; absent: the defaults. */
@@ -157,7 +160,16 @@ export function checkContainers(ctx: DoctorContext): Section {
     return s;
   }
   s.lines.push(`found: ${found.map((x) => `${x.r} (${x.at})`).join(', ')}`);
-  const host = ctx.resolv?.nameservers ?? [];
+  let host = ctx.resolv?.nameservers ?? [];
+  if (host.length === 1 && host[0] === '127.0.0.53') {
+    // Docker (and Podman) see resolved's stub and copy resolved's own upstream list instead.
+    try {
+      host = parseResolvConf(readFileSync(t.resolvedConf, 'utf8')).nameservers;
+      s.lines.push(`resolv.conf is systemd-resolved's stub: runtimes copy ${t.resolvedConf} (${host.join(', ') || 'no nameserver'})`);
+    } catch {
+      /* no resolved file: the runtimes fall back to the stub file itself */
+    }
+  }
   const loopbackOnly = host.length > 0 && host.every(isLoopback);
   const acl = new CidrList(t.aclAllow);
   s.lines.push(`dohd listens on: ${t.listen.join(', ')} (${t.configFile ? `from ${t.configFile}` : 'the defaults: give --config FILE to check your configuration'})`);

@@ -38,6 +38,7 @@ function check(resolv: string, targets: Partial<ContainerTargets> = {}): Section
     dockerConfig: daemonJson,
     podmanConfig: containersConf,
     runtimePath: bin,
+    resolvedConf: join(dir, 'resolved-resolv.conf'),
     listen: [...DEFAULT_LISTEN],
     aclAllow: [...DEFAULT_ACL_ALLOW],
     ...targets,
@@ -96,6 +97,16 @@ describe('doctor: what DNS containers get', () => {
     const s = check('nameserver 192.168.1.1\n');
     expect(faults(s)).toEqual([]);
     expect(s.lines.join('\n')).toContain('containers get the host\'s non-loopback nameservers (192.168.1.1), not dohd');
+  });
+
+  it("behind systemd-resolved's stub, what resolved forwards to decides: dohd on loopback is the 8.8.8.8 case, a LAN server is not", () => {
+    installRuntimes('dockerd');
+    writeFileSync(join(dir, 'resolved-resolv.conf'), 'nameserver 127.0.0.1\n');
+    expect(faults(check('nameserver 127.0.0.53\noptions edns0 trust-ad\n'))[0]!.message).toContain('lists only loopback resolvers (127.0.0.1)');
+    writeFileSync(join(dir, 'resolved-resolv.conf'), 'nameserver 192.168.1.1\n');
+    const s = check('nameserver 127.0.0.53\n');
+    expect(faults(s)).toEqual([]);
+    expect(s.lines.join('\n')).toContain("systemd-resolved's stub: runtimes copy");
   });
 
   it('"dns" names an address dohd listens on, inside the ACL: OK', () => {
