@@ -267,11 +267,6 @@ export class Daemon {
    */
   private awaitAddress(addr: HostPort, why: string): void {
     const where = formatHostPort(addr);
-    this.pending.set(where, setTimeout(() => void retry(), this.config.listenRetryMs));
-    this.log.warn(
-      { listen: where, retryMs: this.config.listenRetryMs },
-      `${why} yet: serving on the other addresses and binding it once it appears (a bridge such as docker0 comes up with its runtime); listenRetryMs: 0 makes this fatal`,
-    );
     const retry = async () => {
       if (this.stopped || this.draining) return;
       try {
@@ -293,6 +288,11 @@ export class Daemon {
         this.pending.set(where, setTimeout(() => void retry(), this.config.listenRetryMs));
       }
     };
+    this.pending.set(where, setTimeout(() => void retry(), this.config.listenRetryMs));
+    this.log.warn(
+      { listen: where, retryMs: this.config.listenRetryMs },
+      `${why} yet: serving on the other addresses and binding it once it appears (a bridge such as docker0 comes up with its runtime); listenRetryMs: 0 makes this fatal`,
+    );
   }
 
   /** UDP and TCP on one address; port 0 picks one free port that both protocols get. */
