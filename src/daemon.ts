@@ -201,7 +201,7 @@ export class Daemon {
       if (opts.inherited?.length) await d.adopt(opts.inherited);
       else await d.listen();
       // Now that the real addresses are known (port 0, inherited sockets): no upstream may be one of them.
-      const problems = selfTargetProblems(d.addresses, configTargets(config));
+      const problems = selfTargetProblems(d.addresses, configTargets(config), { warn: (msg, error) => log.warn({ error }, msg) });
       if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
       await d.startAdmin();
     } catch (err) {
