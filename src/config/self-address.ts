@@ -4,7 +4,7 @@
  * back to dohd. A wildcard listener (0.0.0.0, ::) covers loopback and every address of
  * the machine's interfaces.
  */
-import { networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
+import { constants, networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { formatHostPort, parseHostPort, type HostPort } from './address.js';
 
@@ -42,8 +42,11 @@ export function localAddresses(list: InterfaceLister = networkInterfaces): Local
   try {
     interfaces = list();
   } catch (err) {
-    const e = err as NodeJS.ErrnoException & { info?: { code?: string } };
-    return { error: e.info?.code ?? e.code ?? e.message };
+    // libuv names errno 97 "Unknown system error 97": name it from the errno table.
+    const e = err as NodeJS.ErrnoException & { info?: { code?: string; errno?: number } };
+    const errno = e.info?.errno;
+    const name = errno !== undefined ? Object.entries(constants.errno).find(([, v]) => v === Math.abs(errno))?.[0] : undefined;
+    return { error: name ?? e.info?.code ?? e.code ?? e.message };
   }
   const out = new Set<string>();
   for (const l of Object.values(interfaces)) {

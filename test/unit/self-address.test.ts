@@ -16,7 +16,7 @@ import { localAddresses, NO_INTERFACES_WARNING, selfTargetProblems, type QueryTa
 function refused(): never {
   const err = new Error('A system error occurred: uv_interface_addresses returned Unknown system error 97') as Error & { code: string; info: object };
   err.code = 'ERR_SYSTEM_ERROR';
-  err.info = { errno: -97, code: 'EAFNOSUPPORT', message: 'Unknown system error 97', syscall: 'uv_interface_addresses' };
+  err.info = { errno: -97, code: 'Unknown system error 97', message: 'Unknown system error 97', syscall: 'uv_interface_addresses' };
   throw err;
 }
 
