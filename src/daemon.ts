@@ -17,6 +17,7 @@ import { explainAnswer, isLoopback } from './dns/explain.js';
 import { rcodeName } from './dns/format.js';
 import { buildUpstreamQuery } from './dns/upstream-query.js';
 import { HostsFile } from './hosts/hosts-file.js';
+import { setLogFormat } from './log.js';
 import { Metrics } from './metrics.js';
 import { MetricSources } from './metric-sources.js';
 import { PinHealth } from './pins/health.js';
@@ -375,7 +376,10 @@ export class Daemon {
       this.config = effectiveConfig(this.config, next, plan);
       this.pipeline = this.composePipeline();
       this.handler.update({ pipeline: this.pipeline, timeoutMs: this.config.timeoutMs });
-      if (changed('log')) this.log.level = next.log.level;
+      if (changed('log')) {
+        this.log.level = next.log.level;
+        setLogFormat(this.log, next.log.format);
+      }
       if (this.groups !== prev.groups) {
         this.reporter.remove(prev.groups.health);
         for (const name of [...this.reporter.answered]) if (!this.upstreams.some((u) => u.name === name)) this.reporter.answered.delete(name);
