@@ -2,6 +2,8 @@
  * Builds the daemon from a validated config: upstream groups, the resolve pipeline, the
  * listeners, the admin listener. Owns start-up, reload (SIGHUP), drain and shutdown.
  */
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { dirname } from 'node:path';
 import dnsPacket from 'dns-packet';
 import type { Logger } from 'pino';
 import { formatHostPort, parseHostPort, type HostPort } from './config/address.js';
@@ -451,6 +453,16 @@ export class Daemon {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') this.log.info({ file }, 'no saved cache yet');
       else this.log.warn({ file, err: code ?? (err as Error).message }, 'saved cache unusable; starting empty');
+    }
+    // The file is written at stop (FILE.tmp, then renamed): say now if that cannot work
+    // (a read-only or foreign StateDirectory), rather than only when stopping.
+    try {
+      accessSync(dirname(file), fsConstants.W_OK);
+    } catch (err) {
+      this.log.warn(
+        { file, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message },
+        'cache.file: its directory is not writable; dohd serves as usual, but the cache will not be saved at stop',
+      );
     }
   }
 

@@ -59,7 +59,10 @@ fi
 
 # The configuration: edit /etc/dohd/dohd.yaml, then `systemctl reload dohd`.
 [ -e /etc/dohd/dohd.yaml ] || install -m 0644 dohd.example.yaml /etc/dohd/dohd.yaml
-dohd check-config --config /etc/dohd/dohd.yaml
+# Checked the way the service will read it: as a dynamic user, with its state directory
+# (cache.file), so an unreadable file or a missing directory shows up now, not at start.
+systemd-run --quiet --wait --pipe --collect --property=DynamicUser=yes --property=StateDirectory=dohd \
+  --property=ConfigurationDirectory=dohd "$node" /opt/dohd/dist/cli.js check-config --config /etc/dohd/dohd.yaml
 
 install_unit dohd.service
 if [ "$mode" = socket ]; then
