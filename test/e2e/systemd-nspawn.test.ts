@@ -94,6 +94,11 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
         expect(dig(server, 'example.test'), `UDP ${server}`).toBe('192.0.2.1');
         expect(dig(server, 'www.example.test', '+tcp'), `TCP ${server}`).toBe('192.0.2.3');
       }
+      // The README's two checks after installing.
+      expect(m.sh('systemctl status --no-pager dohd')).toMatch(/Active: active \(running\)[^]*Status: "answering DNS on 127\.0\.0\.1:53, \[::1\]:53"/);
+      const q = m.sh('dohd query goproxy.cn');
+      expect(q).toMatch(/^goproxy\.cn\.\s+\d+\s+IN\s+A\s+192\.0\.2\.53$/m);
+      expect(q).toMatch(/^;; ANSWERED BY: .*127\.0\.0\.1:8443/m);
       // The program and the command, where the README says.
       expect(m.sh('readlink /usr/local/bin/dohd').trim()).toBe('/opt/dohd/dist/cli.js');
       expect(m.exec(['test', '-d', '/opt/dohd/node_modules/vitest']).code).not.toBe(0); // development packages pruned
