@@ -206,6 +206,27 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
       expect(level).toBeLessThanOrEqual(2.0);
     });
 
+    it("start-up's reads a hardened unit could refuse see what an unsandboxed process sees: the cgroup CPU quota (cpu-limit.ts)", () => {
+      const program = `import { cgroupCpuQuota, usableCpus } from '/opt/dohd/dist/cpu-limit.js'; import { readFileSync } from 'node:fs'; console.log('probe quota=' + cgroupCpuQuota(readFileSync('/proc/self/cgroup', 'utf8')) + ' usable=' + usableCpus())`;
+      // Outside any sandbox, in a unit with CPUQuota=50%.
+      const plain = m.sh(`systemd-run --quiet --wait --pipe -p CPUQuota=50% ${process.execPath} --input-type=module -e "${program}"`).trim();
+      // dohd.service itself (every sandbox setting), with the same quota and the probe for a program.
+      m.sh('systemctl stop dohd.service');
+      m.writeFile(
+        '/run/systemd/system/dohd.service.d/probe.conf',
+        ['[Service]', 'Type=oneshot', 'CPUQuota=50%', 'ExecStart=', `ExecStart=${process.execPath} --input-type=module -e "${program}"`, 'ExecReload=', ''].join('\n'),
+      );
+      try {
+        m.sh('systemctl daemon-reload && systemctl start dohd.service');
+        const sandboxed = /^probe .*$/m.exec(journal('dohd.service', '-n', '5'))?.[0];
+        if (plain !== 'probe quota=0.5 usable=0.5') console.log(`note: this container cannot apply CPUQuota (cgroup v1, not delegated): ${plain}; the sandboxed read must still match it`);
+        expect(sandboxed).toBe(plain);
+      } finally {
+        m.sh('rm /run/systemd/system/dohd.service.d/probe.conf && systemctl daemon-reload && systemctl start dohd.service');
+      }
+      expect(dig('127.0.0.1', 'example.test')).toBe('192.0.2.1');
+    });
+
     describe('bad input gets a clear message', () => {
       const failedStart = async (): Promise<string> => {
         const cursor = m.sh('journalctl --show-cursor -n 0 -o cat | sed -n "s/^-- cursor: //p"').trim();
