@@ -99,3 +99,12 @@ export function setLogFormat(log: Logger, format: LogFormat): void {
   const sink = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
   if (sink instanceof FormatSink) sink.mode = resolveFormat(format, sink.toStdout);
 }
+
+/**
+ * Writes an error for people to stderr (a one-line reason, or a stack). When stderr is the
+ * journal, every line is marked `<3>` (error), so `journalctl -p err` shows why dohd stopped.
+ */
+export function writeError(text: string, env: NodeJS.ProcessEnv = process.env): void {
+  const mark = isJournalStream(env, 2) ? '<3>' : '';
+  process.stderr.write(`${text.split('\n').map((l) => mark + l).join('\n')}\n`);
+}
