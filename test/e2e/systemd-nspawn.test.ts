@@ -125,8 +125,6 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
       expect(out).toContain('192.0.2.1');
       expect(out).toContain('127.0.0.1:53');
       expect(show('dohd.service', 'StatusText')).toBe('answering DNS on 127.0.0.1:53, [::1]:53');
-      const log = journal('dohd.service', '-n', '20');
-      expect(log.lastIndexOf('dohd listening')).toBeLessThan(log.lastIndexOf('Started dohd.service'));
     });
 
     it('systemctl reload applies a changed pin', async () => {
