@@ -31,7 +31,8 @@ node=$(command -v node) || { echo "$0: node is not installed (dohd needs Node.js
 # The program: dist, and node_modules without the development packages.
 mkdir -p /opt/dohd /etc/dohd
 rm -rf /opt/dohd/dist /opt/dohd/node_modules
-cp -r dist node_modules package.json package-lock.json /opt/dohd/
+cp -r dist node_modules package.json /opt/dohd/
+if [ -f package-lock.json ]; then cp package-lock.json /opt/dohd/; fi
 (cd /opt/dohd && npm prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null)
 chmod +x /opt/dohd/dist/cli.js
 ln -sf /opt/dohd/dist/cli.js /usr/local/bin/dohd
