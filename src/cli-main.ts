@@ -3,6 +3,7 @@ import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { checkConfigCommand } from './commands/check-config.js';
 import { fail } from './commands/common.js';
+import { writeError } from './log.js';
 import { doctorCommand } from './commands/doctor.js';
 import { pinsCommand } from './commands/pins.js';
 import { proxyDnsCommand } from './commands/proxy-dns.js';
@@ -34,6 +35,6 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`dohd: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
+  writeError(`dohd: unexpected error: ${(err as Error)?.stack ?? String(err)}`);
   process.exit(70);
 });

@@ -2,6 +2,8 @@
  * Builds the daemon from a validated config: upstream groups, the resolve pipeline, the
  * listeners, the admin listener. Owns start-up, reload (SIGHUP), drain and shutdown.
  */
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { dirname } from 'node:path';
 import dnsPacket from 'dns-packet';
 import type { Logger } from 'pino';
 import { formatHostPort, parseHostPort, type HostPort } from './config/address.js';
@@ -17,6 +19,7 @@ import { explainAnswer, isLoopback } from './dns/explain.js';
 import { rcodeName } from './dns/format.js';
 import { buildUpstreamQuery } from './dns/upstream-query.js';
 import { HostsFile } from './hosts/hosts-file.js';
+import { setLogFormat } from './log.js';
 import { Metrics } from './metrics.js';
 import { MetricSources } from './metric-sources.js';
 import { PinHealth } from './pins/health.js';
@@ -203,7 +206,7 @@ export class Daemon {
       if (opts.inherited?.length) await d.adopt(opts.inherited);
       else await d.listen();
       // Now that the real addresses are known (port 0, inherited sockets): no upstream may be one of them.
-      const problems = selfTargetProblems(d.addresses, configTargets(config));
+      const problems = selfTargetProblems(d.addresses, configTargets(config), { warn: (msg, error) => log.warn({ error }, msg) });
       if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
       await d.startAdmin();
     } catch (err) {
@@ -419,7 +422,10 @@ export class Daemon {
       this.config = effectiveConfig(this.config, next, plan);
       this.pipeline = this.composePipeline();
       this.handler.update({ pipeline: this.pipeline, timeoutMs: this.config.timeoutMs });
-      if (changed('log')) this.log.level = next.log.level;
+      if (changed('log')) {
+        this.log.level = next.log.level;
+        setLogFormat(this.log, next.log.format);
+      }
       if (this.groups !== prev.groups) {
         this.reporter.remove(prev.groups.health);
         for (const name of [...this.reporter.answered]) if (!this.upstreams.some((u) => u.name === name)) this.reporter.answered.delete(name);
@@ -491,6 +497,16 @@ export class Daemon {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') this.log.info({ file }, 'no saved cache yet');
       else this.log.warn({ file, err: code ?? (err as Error).message }, 'saved cache unusable; starting empty');
+    }
+    // The file is written at stop (FILE.tmp, then renamed): say now if that cannot work
+    // (a read-only or foreign StateDirectory), rather than only when stopping.
+    try {
+      accessSync(dirname(file), fsConstants.W_OK);
+    } catch (err) {
+      this.log.warn(
+        { file, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message },
+        'cache.file: its directory is not writable; dohd serves as usual, but the cache will not be saved at stop',
+      );
     }
   }
 

@@ -2,10 +2,11 @@
 import type { Argv } from 'yargs';
 import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { writeError } from '../log.js';
 
 /** Errors an operator can act on: print one line, no stack trace. */
 export function fail(message: string, code = 1): never {
-  process.stderr.write(`dohd: ${message}\n`);
+  writeError(`dohd: ${message}`);
   process.exit(code);
 }
 

@@ -26,7 +26,7 @@ export async function runDaemon(args: ConfigArgs): Promise<Daemon | null> {
   const config = configFrom(args);
   const workers = workerCount(config.workers);
   if (workers > 1 && !isWorker()) {
-    const log = createLogger(config.log.level);
+    const log = createLogger(config.log.level, undefined, config.log.format);
     try {
       await runPrimary(workers, log);
     } catch (err) {
@@ -53,7 +53,7 @@ export async function serve(config: Config, source?: ReloadSource): Promise<Daem
     if (err instanceof ActivationError) fail(err.message, 1);
     throw err;
   }
-  const log = isWorker() ? createLogger(config.log.level).child({ worker: workerId() }) : createLogger(config.log.level);
+  const log = isWorker() ? createLogger(config.log.level, undefined, config.log.format).child({ worker: workerId() }) : createLogger(config.log.level, undefined, config.log.format);
   // Signals are taken before the listeners open: one that arrives during start-up waits for it.
   let daemon: Daemon | undefined;
   let early: (() => void) | null = null;

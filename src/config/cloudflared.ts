@@ -13,7 +13,7 @@
  *   --loglevel            TUNNEL_LOGLEVEL                loglevel                                      info
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir, networkInterfaces } from 'node:os';
+import { homedir, networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
@@ -172,9 +172,20 @@ export function proxyDnsSettings(flags: ProxyDnsFlags, env: NodeJS.ProcessEnv = 
   return settings;
 }
 
-/** Does this machine have IPv6 at all (any interface address)? */
-function machineHasIpv6(): boolean {
-  return Object.values(networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv6'));
+/**
+ * Does this machine have IPv6 at all (any interface address)? Where interfaces cannot be
+ * listed (a sandbox without netlink), the kernel's list of IPv6 addresses says it.
+ */
+export function machineHasIpv6(list: () => NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces, ifInet6 = '/proc/net/if_inet6'): boolean {
+  try {
+    return Object.values(list()).some((l) => l?.some((a) => a.family === 'IPv6'));
+  } catch {
+    try {
+      return readFileSync(ifInet6, 'utf8').trim() !== '';
+    } catch {
+      return false;
+    }
+  }
 }
 
 /**

@@ -230,8 +230,10 @@ export const configSchema = z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       /** One log line per answered query (client, name, type, rcode, upstream, latency, cache status). */
       queries: z.boolean().default(false),
+      /** `json` lines; `text`: one line per event for people, with its syslog priority (`<4>`...) for journald; `auto`: text when stdout is the journal. */
+      format: z.enum(['json', 'text', 'auto']).default('auto'),
     })
-    .default({ level: 'info', queries: false }),
+    .prefault({}),
   /** Which client sources are answered; every other source gets REFUSED. */
   acl: z
     .strictObject({
