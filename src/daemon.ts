@@ -251,7 +251,13 @@ export class Daemon {
     );
   }
 
+  /**
+   * Binds every listen address. One that no interface has yet is awaited (awaitAddress) as
+   * long as dohd answers somewhere else; when none can be bound at all, start-up fails with
+   * the first address's error (a typo must not leave a daemon that answers nowhere).
+   */
   private async listen(): Promise<void> {
+    const missing: { addr: HostPort; err: ListenError }[] = [];
     for (const text of this.config.listen) {
       const addr = parseHostPort(text);
       if (typeof addr === 'string') throw new ListenError(addr, 'EINVAL');
@@ -259,9 +265,11 @@ export class Daemon {
         this.listeners.push(await this.listenOne(addr));
       } catch (err) {
         if ((err as ListenError).code !== 'EADDRNOTAVAIL' || this.config.listenRetryMs === 0) throw err;
-        this.awaitAddress(addr, (err as ListenError).message);
+        missing.push({ addr, err: err as ListenError });
       }
     }
+    if (missing.length > 0 && this.listeners.length === 0) throw missing[0]!.err;
+    for (const m of missing) this.awaitAddress(m.addr, m.err.message);
   }
 
   /**

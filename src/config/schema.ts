@@ -200,7 +200,7 @@ export const configSchema = z.strictObject({
   /**
    * A `listen` address that no interface has yet (EADDRNOTAVAIL: a bridge such as docker0 that
    * comes up after dohd) is retried this often, while dohd serves on the others; 0: start-up
-   * fails instead.
+   * fails instead. When no listen address can be bound at all, start-up fails either way.
    */
   listenRetryMs: z.int().min(0).max(3_600_000).default(1000),
   upstreams: z.array(upstreamSchema).min(1).default(DEFAULT_UPSTREAMS),
