@@ -174,8 +174,8 @@ export class Daemon {
         this.log.info(
           {
             client: ctx.client.address,
-            name: ctx.query.name,
-            type: ctx.query.type,
+            qname: ctx.query.name,
+            qtype: ctx.query.type,
             rcode: rcodeName(result.rcode),
             source: result.source,
             cache: cacheStatus(result.source),

@@ -66,7 +66,7 @@ describe('Daemon.reload', () => {
     expect(d.daemon.log.level).toBe('debug');
     expect(d.daemon.cache.size).toBe(0);
     expect((await queryUdp({ port: d.port, name: 'p.test' })).response.answers[0]!.data).toBe('192.0.2.8');
-    expect(d.logs.filter((l) => l.msg === 'query')).toMatchObject([{ name: 'p.test', source: 'pin' }]); // log.queries took effect
+    expect(d.logs.filter((l) => l.msg === 'query')).toMatchObject([{ qname: 'p.test', source: 'pin' }]); // log.queries took effect
   });
 
   it('a reload that cannot be applied changes nothing and says why', async () => {
