@@ -19,6 +19,15 @@ export interface ConfigArgs {
   workers?: string;
 }
 
+/** The options that choose the configuration and the upstreams (for commands that only ask upstreams). */
+export function withUpstreamOptions<T>(y: Argv<T>) {
+  return y
+    .option('config', { alias: 'c', type: 'string', describe: 'YAML configuration file' })
+    .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH URL (repeatable; replaces "upstreams")' })
+    .option('ca', { type: 'string', describe: 'extra trusted CA file (PEM) for the --upstream URLs' });
+}
+
+/** Every configuration option, daemon ones (listeners, admin, log level) included. */
 export function withConfigOptions<T>(y: Argv<T>) {
   return y
     .option('config', { alias: 'c', type: 'string', describe: 'YAML configuration file' })
