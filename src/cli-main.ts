@@ -3,6 +3,7 @@ import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { checkConfigCommand } from './commands/check-config.js';
 import { fail } from './commands/common.js';
+import { explainUnknownArguments } from './commands/unknown-args.js';
 import { doctorCommand } from './commands/doctor.js';
 import { pinsCommand } from './commands/pins.js';
 import { proxyDnsCommand } from './commands/proxy-dns.js';
@@ -26,9 +27,13 @@ export async function main(argv = hideBin(process.argv)): Promise<void> {
     .strict()
     .help()
     .version()
-    .fail((msg, err) => {
+    .fail((msg, err, usage) => {
       if (err) throw err;
-      fail(`${msg} (see dohd --help)`, 2);
+      const names = commands.map((c) => String(c.command).split(' ')[0]!);
+      const flags = Object.keys((usage as unknown as { getDescriptions(): Record<string, unknown> }).getDescriptions?.() ?? {});
+      const command = argv.find((a) => names.includes(a));
+      const help = command ? `dohd ${command} --help` : 'dohd --help';
+      fail(`${explainUnknownArguments(msg ?? '', argv, flags, names) ?? msg} (see ${help})`, 2);
     })
     .parseAsync();
 }

@@ -6,7 +6,8 @@
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { formatHostPort, type HostPort } from '../config/address.js';
-import { explainBindError, ListenError } from './bind-error.js';
+import { explainBindError, holder, ListenError } from './bind-error.js';
+import { portOwner, ssCommand } from './port-owner.js';
 
 export interface Readiness {
   ready: boolean;
@@ -97,8 +98,8 @@ function adminBindError(err: NodeJS.ErrnoException, addr: HostPort): ListenError
   const where = `${formatHostPort(addr)}/tcp`;
   if (err.code === 'EADDRINUSE') {
     return new ListenError(
-      `admin listener: cannot listen on ${where}: the address is already in use by another program. ` +
-        'Choose another with admin.listen (or --admin ADDR:PORT), or turn it off with admin: false (--admin off)',
+      `admin listener: cannot listen on ${where}: the address is already in use ${holder(portOwner('tcp', addr.host, addr.port))}. ` +
+        `Choose another with admin.listen (or --admin ADDR:PORT), or turn it off with admin: false (--admin off) (see: ${ssCommand('tcp', addr.port)})`,
       'EADDRINUSE',
     );
   }

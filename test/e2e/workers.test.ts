@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { queryTcp, queryUdp, TcpDnsClient } from '../fixtures/dns-client.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
@@ -158,7 +159,7 @@ describe('dohd run --workers 2', () => {
       const exit = await d.exited;
       expect(exit.code).toBe(1);
       expect(d.stderr.trim()).toBe(
-        `dohd: cannot listen on 127.0.0.1:${port}/udp: the address is already in use by another program. Stop it, or choose another address with --listen`,
+        `dohd: cannot listen on 127.0.0.1:${port}/udp: the address is already in use by ${readFileSync('/proc/self/comm', 'utf8').trim()} (pid ${process.pid}). Stop it, or choose another address with --listen (see: ss -lunp 'sport = :${port}')`,
       );
       expect(logs(d, 'dohd listening')).toEqual([]);
     } finally {
