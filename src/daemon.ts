@@ -477,6 +477,7 @@ export class Daemon {
       return g;
     });
     this.retired.clear();
+    this.reporter.stop(); // requests still lingering fail because they are closed now: not upstream failures
     await Promise.all([this.groups.close(), ...retired.map((g) => g.close())]);
   }
 }

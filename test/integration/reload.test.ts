@@ -123,6 +123,24 @@ describe('Daemon.drain', () => {
   });
 });
 
+describe('clean stop', () => {
+  it('logs no upstream failure for a raced request that lost and is still lingering at stop, and stops quickly', async () => {
+    d = await startDaemon({ upstreams: [up(a), up(b)] });
+    b.delayMs = 2000; // b loses every race and its request lingers (up to the deadline) after the answer
+    const r = await queryUdp({ port: d.port, name: 'example.test' });
+    expect(r.response.rcode).toBe('NOERROR');
+    await vi.waitFor(() => expect(b.requests).toBe(1));
+    const logs = d.logs;
+    const t0 = performance.now();
+    await d.daemon.drain();
+    const ms = performance.now() - t0;
+    d = undefined;
+    await new Promise((res) => setTimeout(res, 50)); // let the destroyed streams settle
+    expect(ms).toBeLessThan(1000); // the lingering loser does not hold the stop up (typically ~10 ms)
+    expect(logs.filter((l) => l.msg === 'upstream failed')).toEqual([]);
+  });
+});
+
 describe('reload plan', () => {
   const base = validateConfig({});
   it('unchanged or reordered mappings are not changes', () => {
