@@ -58,8 +58,11 @@ export async function doctor(args: DoctorArgs): Promise<number> {
     if (ca) overrides.ca = ca;
   }
   let upstreams;
+  let pins: Record<string, string[]> = {};
   try {
-    upstreams = loadConfig(args.config, overrides).upstreams;
+    const config = loadConfig(args.config, overrides);
+    upstreams = config.upstreams;
+    pins = Object.fromEntries(Object.entries(config.pins).map(([n, p]) => [n.toLowerCase().replace(/\.$/, ''), Array.isArray(p) ? p : p.addresses]));
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
@@ -80,6 +83,7 @@ export async function doctor(args: DoctorArgs): Promise<number> {
     goBin: args.go === 'none' ? null : args.go,
     env: process.env,
     ...(ca ? { ca } : {}),
+    pins,
   });
   process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
   return report.faults > 0 ? 1 : 0;

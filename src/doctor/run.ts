@@ -4,6 +4,7 @@
  * Each check is one file; later checks read what earlier ones found (DoctorContext).
  */
 import { GO_PROXY_NAMES } from '../config/defaults.js';
+import { reconcileAdvice } from './advice.js';
 import { checkGoEnv } from './go-env.js';
 import { checkHosts } from './hosts.js';
 import { checkReachability } from './reachability.js';
@@ -30,6 +31,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   sections.push(await checkUpstreams(ctx));
   sections.push(checkHosts(ctx));
   sections.push(await checkReachability(ctx));
+  reconcileAdvice(ctx, sections);
   const problems = sections.flatMap((s) => s.findings.filter((f) => f.level === 'warn' || f.level === 'fault'));
   return { sections, problems, faults: problems.filter((p) => p.level === 'fault').length, warnings: problems.filter((p) => p.level === 'warn').length };
 }

@@ -37,6 +37,8 @@ export interface DoctorOptions {
   env: NodeJS.ProcessEnv;
   /** Extra CA (PEM file) trusted by the TLS probes. */
   ca?: string;
+  /** dohd's pins (name → addresses), from its configuration: answers that are the user's own choice. */
+  pins?: Record<string, string[]>;
 }
 
 export type LookupStatus = 'ok' | 'nodata' | 'nxdomain' | 'servfail' | 'refused' | 'timeout' | 'unreachable' | 'error';
