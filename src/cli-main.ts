@@ -19,11 +19,21 @@ const commands: CommandModule<object, never>[] = [
   proxyDnsCommand as never,
 ];
 
+const SHELLS = ['bash', 'zsh'];
+
 export async function main(argv = hideBin(process.argv)): Promise<void> {
+  // `dohd completion zsh`: yargs picks the script by $SHELL when it starts; the word chooses instead.
+  if (argv[0] === 'completion' && argv[1] !== undefined && !argv[1].startsWith('-')) {
+    if (!SHELLS.includes(argv[1])) fail(`completion: no script for "${argv[1]}"; give one of ${SHELLS.join(', ')}`, 2);
+    process.env.SHELL = `/bin/${argv[1]}`;
+    if (argv[1] === 'bash') delete process.env.ZSH_NAME;
+    argv = ['completion'];
+  }
   let y = yargs(argv).scriptName('dohd').usage('$0 <command> [options]');
   for (const c of commands) y = y.command(c);
   await y
-    .demandCommand(1, `name a command: ${commands.map((c) => String(c.command).split(' ')[0]).join(', ')}`)
+    .completion('completion', 'print the shell completion script: dohd completion [bash|zsh] (e.g. >> ~/.bashrc, or > "${fpath[1]}/_dohd")')
+    .demandCommand(1, `name a command: ${commands.map((c) => String(c.command).split(' ')[0]).join(', ')}, completion`)
     .strict()
     .help()
     .version()
