@@ -9,6 +9,7 @@ import { pinsCommand } from './commands/pins.js';
 import { proxyDnsCommand } from './commands/proxy-dns.js';
 import { queryCommand } from './commands/query.js';
 import { runCommand } from './commands/run.js';
+import { statusCommand } from './commands/status.js';
 
 const commands: CommandModule<object, never>[] = [
   runCommand as never,
@@ -17,6 +18,7 @@ const commands: CommandModule<object, never>[] = [
   doctorCommand as never,
   pinsCommand as never,
   proxyDnsCommand as never,
+  statusCommand as never,
 ];
 
 const SHELLS = ['bash', 'zsh'];

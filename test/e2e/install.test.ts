@@ -84,7 +84,7 @@ describe('man page and shell completion', () => {
     expect('code' in r ? r.stderr : '').toBe('');
     const page = readFileSync(join(ROOT, 'man', 'dohd.1'), 'utf8');
     for (const cmd of ['run', 'check\\-config', 'query', 'doctor', 'pins learn', 'proxy\\-dns', 'status']) expect(page).toContain(`.SS "dohd ${cmd}"`);
-  });
+  }, 90_000);
 
   it('dohd completion prints the bash or zsh script, and the script asks dohd for the words', async () => {
     const bash = await run(process.execPath, [CLI, 'completion', 'bash'], { env: { PATH: process.env.PATH, SHELL: '/bin/zsh' } });
@@ -103,5 +103,5 @@ describe('man page and shell completion', () => {
     expect(r.stdout.trim()).toBe('check-config');
     const bad = await run(process.execPath, [CLI, 'completion', 'fish']).catch((e: { stderr: string; code: number }) => e);
     expect(bad).toMatchObject({ code: 2, stderr: 'dohd: completion: no script for "fish"; give one of bash, zsh\n' });
-  });
+  }, 60_000);
 });
