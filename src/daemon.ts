@@ -55,6 +55,8 @@ export interface Listener {
 export interface StartOptions {
   /** Sockets handed over by systemd (socket activation): served instead of binding `listen`. */
   inherited?: InheritedSocket[];
+  /** No admin listener: a worker of `--workers N`, whose primary owns it (workers.ts). */
+  noAdmin?: boolean;
 }
 
 /** Run on clean shutdown, after in-flight queries are answered. */
@@ -210,7 +212,7 @@ export class Daemon {
       // Now that the real addresses are known (port 0, inherited sockets): no upstream may be one of them.
       const problems = selfTargetProblems(d.addresses, configTargets(config));
       if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
-      await d.startAdmin();
+      if (!opts.noAdmin) await d.startAdmin();
     } catch (err) {
       await d.stop();
       throw err;
