@@ -5,7 +5,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import { queryUdp } from '../fixtures/dns-client.js';
-import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
+import { startDohServer, startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
 import { CLI, listeningPort, spawnCli } from '../fixtures/spawn.js';
 
@@ -122,6 +122,26 @@ describe('dohd command line', () => {
       expect(exit.code).toBe(0);
     }
     expect(d.stdout.some((l) => l.includes('"dohd stopped"'))).toBe(true);
+  });
+
+  it('SIGTERM with two raced upstreams, one still answering: nothing logged as a failure, and the stop is quick', async () => {
+    const slow = await startDohServer({ pki, name: 'slow', delayMs: 2000 });
+    const file = `${pki.dir}/raced.yaml`;
+    writeFileSync(file, `listen: ["127.0.0.1:0"]\nadmin: false\nupstreams:\n  - { url: "${doh.url}", ca: "${pki.caFile}", name: fast }\n  - { url: "${slow.url}", ca: "${pki.caFile}", name: slow }\n`);
+    const d = spawnCli(['run', '--config', file]);
+    try {
+      const port = await listeningPort(d);
+      expect((await queryUdp({ port, name: 'example.test' })).response.rcode).toBe('NOERROR');
+      const t0 = Date.now();
+      const exit = await d.kill('SIGTERM'); // the slow upstream's request is still running (it lost the race)
+      const ms = Date.now() - t0;
+      expect(exit.code).toBe(0);
+      expect(ms).toBeLessThan(1500); // typically ~10-20 ms; generous for a loaded machine
+      expect(d.stdout.filter((l) => /upstream failed|destroyed/.test(l))).toEqual([]);
+      expect(d.stdout.some((l) => l.includes('"dohd stopped"'))).toBe(true);
+    } finally {
+      await slow.close();
+    }
   });
 
   it('an address already in use is named, without a stack trace', async () => {
