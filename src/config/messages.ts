@@ -207,7 +207,7 @@ export function describeIssue(root: AnySchema, issue: z.core.$ZodIssue): string 
     case 'invalid_union': {
       // The schema words what the alternatives are (its `error`); else list what each wanted.
       const custom = issue.message && !/^Invalid input/.test(issue.message) ? issue.message.replace(/^expected /, '') : undefined;
-      const expected = custom ?? 'another form of value';
+      const expected = custom ?? alternatives(root, issue.path) ?? 'another form of value';
       return `${where}: found ${describeValue(input)}; expected ${expected}`;
     }
     case 'invalid_key':
@@ -222,6 +222,22 @@ export function describeIssue(root: AnySchema, issue: z.core.$ZodIssue): string 
       return `${where}: ${msg}`;
     }
   }
+}
+
+/** "a list, or a mapping with addresses, ttl, verify": what each alternative of a union at `path` takes. */
+function alternatives(root: AnySchema, path: readonly PropertyKey[]): string | undefined {
+  const s = schemaAt(root, path);
+  if (!s) return undefined;
+  const u = unwrap(s);
+  if (def(u).type !== 'union') return undefined;
+  const words = (def(u).options as AnySchema[]).map((o) => {
+    const d = def(unwrap(o));
+    if (d.type === 'object') return `a mapping with ${Object.keys(d.shape as object).join(', ')}`;
+    if (d.type === 'array') return 'a list';
+    if (d.type === 'literal') return (d.values as unknown[]).map((v) => JSON.stringify(v)).join(' or ');
+    return TYPE_WORDS[d.type] ?? d.type;
+  });
+  return words.join(', or ');
 }
 
 function keyName(path: readonly PropertyKey[]): string {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { closest, levenshtein } from '../../src/config/messages.js';
 import { explainUnknownArguments } from '../../src/commands/unknown-args.js';
 import { socketInodes } from '../../src/server/port-owner.js';
+import { validateConfig, type ConfigError } from '../../src/config/load.js';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,5 +38,32 @@ describe('port owner', () => {
     expect(socketInodes('udp', '127.0.0.1', 5353, root)).toEqual([1111, 3333]);
     expect(socketInodes('tcp', '127.0.0.1', 5353, root)).toEqual([]); // established, not listening
     expect(socketInodes('udp', '127.0.0.1', 53, root)).toEqual([]);
+  });
+});
+
+describe('configuration problems in words', () => {
+  const problems = (raw: unknown): string[] => {
+    try {
+      validateConfig(raw);
+    } catch (err) {
+      return (err as ConfigError).problems;
+    }
+    return [];
+  };
+  it('names key, found, expected and the fix, never zod\'s own wording', () => {
+    expect(problems({ workers: 0 })).toEqual(['workers: found 0; expected a whole number from 1 to 256 (the default: workers: 1)']);
+    expect(problems({ pins: { 'a.test': '192.0.2.1' } })).toEqual(['pins.a.test: found the text "192.0.2.1"; expected a list, or a mapping with addresses, ttl, verify']);
+    expect(problems({ upstreams: [] })).toEqual(['upstreams: found an empty list; expected at least 1 entry (leave the key out for the default)']);
+    expect(problems({ upstreams: [{ url: 'https://127.0.0.1/dns-query', bootstrap: '127.0.0.1' }] })).toEqual([
+      'upstreams[0].bootstrap: found the text "127.0.0.1"; expected a list; write it as a list: bootstrap: ["127.0.0.1"]',
+    ]);
+    expect(problems({ groups: { corp: { upstreams: [{ url: 'https://192.0.2.1' }] } } })).toEqual([
+      'groups.corp.upstreams[0].url: "https://192.0.2.1" has no path; DoH servers answer on a path, usually /dns-query: write "https://192.0.2.1/dns-query"',
+    ]);
+    expect(problems({ any: 'hinf', loopProbe: 'yes' })).toEqual([
+      'loopProbe: found the text "yes"; expected true or false (the default: loopProbe: true)',
+      'any: found the text "hinf"; expected one of hinfo, refuse, forward; did you mean "hinfo"?',
+    ]);
+    for (const p of problems({ workers: 'x', timeoutMs: -1, cache: { maxEntrie: 1 }, log: { level: 'loud' } })) expect(p).not.toMatch(/Invalid|Too (small|big)|expected number/);
   });
 });
