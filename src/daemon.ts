@@ -15,7 +15,7 @@ import { configTargets, selfTargetProblems } from './config/self-address.js';
 import { AnswerCache } from './cache/answer-cache.js';
 import { loadCache, saveCache } from './cache/persist.js';
 import { decodeQuery } from './dns/message.js';
-import { explainAnswer, isLoopback } from './dns/explain.js';
+import { explainAnswer } from './dns/explain.js';
 import { rcodeName } from './dns/format.js';
 import { buildUpstreamQuery } from './dns/upstream-query.js';
 import { HostsFile } from './hosts/hosts-file.js';
@@ -34,7 +34,10 @@ import { buildPins, PinsStage } from './resolver/pins.js';
 import { PolicyStage, policyOptionsFrom } from './resolver/policy.js';
 import { RouteStage } from './resolver/route.js';
 import type { Context, Result, Stage } from './resolver/types.js';
-import { AdminServer, type Readiness } from './server/admin.js';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import { openAdmin, type AdminServer, type Readiness } from './server/admin.js';
+import { buildStatus, type StatusReport } from './server/status.js';
+import { UpstreamStats } from './upstream/stats.js';
 import { ListenError } from './server/bind-error.js';
 import { QueryHandler } from './server/handler.js';
 import { pairByAddress, type InheritedSocket } from './server/socket-activation.js';
@@ -55,6 +58,8 @@ export interface Listener {
 export interface StartOptions {
   /** Sockets handed over by systemd (socket activation): served instead of binding `listen`. */
   inherited?: InheritedSocket[];
+  /** No admin listener: a worker of `--workers N`, whose primary owns it (workers.ts). */
+  noAdmin?: boolean;
 }
 
 /** Run on clean shutdown, after in-flight queries are answered. */
@@ -89,6 +94,9 @@ export class Daemon {
   forwardStage!: ForwardStage;
   pipeline!: Pipeline;
   admin: AdminServer | null = null;
+  /** Round trips and errors per upstream, for `dohd status`. */
+  readonly stats = new UpstreamStats();
+  private readonly startedAt = Date.now();
   private readonly sources: MetricSources;
   private loopProbe: Promise<void> | null = null;
   private stopped = false;
@@ -115,6 +123,7 @@ export class Daemon {
     this.metrics = new Metrics({ inflight: () => this.handler.inflight, cacheEntries: () => this.cache.size });
     this.sources = new MetricSources(this.metrics);
     this.reporter.add(this.metrics.upstreamObserver);
+    this.reporter.add(this.stats);
     this.pipeline = this.composePipeline();
     this.handler = new QueryHandler({
       pipeline: this.pipeline,
@@ -179,8 +188,8 @@ export class Daemon {
         this.log.info(
           {
             client: ctx.client.address,
-            name: ctx.query.name,
-            type: ctx.query.type,
+            qname: ctx.query.name,
+            qtype: ctx.query.type,
             rcode: rcodeName(result.rcode),
             source: result.source,
             cache: cacheStatus(result.source),
@@ -208,7 +217,7 @@ export class Daemon {
       // Now that the real addresses are known (port 0, inherited sockets): no upstream may be one of them.
       const problems = selfTargetProblems(d.addresses, configTargets(config), { warn: (msg, error) => log.warn({ error }, msg) });
       if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
-      await d.startAdmin();
+      if (!opts.noAdmin) await d.startAdmin();
     } catch (err) {
       await d.stop();
       throw err;
@@ -322,38 +331,32 @@ export class Daemon {
     }
   }
 
-  /**
-   * The admin listener. Configured explicitly, a failure to listen stops start-up; left at
-   * its default (127.0.0.1:9153), a taken port is logged and dohd serves DNS without it.
-   */
+  /** The admin listener (server/admin.ts openAdmin): `/metrics`, `/healthz`, `/readyz`, `/status`. */
   private async startAdmin(): Promise<void> {
-    const cfg = this.config.admin;
-    if (cfg === false) return;
-    const text = cfg?.listen ?? DEFAULT_ADMIN_LISTEN;
-    const addr = parseHostPort(text, 9153);
-    if (typeof addr === 'string') throw new ListenError(`admin.listen: ${addr}`, 'EINVAL');
-    const server = new AdminServer(
+    this.admin = await openAdmin(
+      this.config.admin,
       {
         metrics: async () => {
           this.sources.sync(this);
           return { body: await this.metrics.render(), contentType: this.metrics.contentType };
         },
         readiness: () => this.readiness(),
+        status: () => this.status(),
       },
-      addr,
+      this.log,
+      DEFAULT_ADMIN_LISTEN,
     );
-    try {
-      await server.listen();
-    } catch (err) {
-      if (cfg) throw err;
-      this.log.warn(
-        { admin: text, error: (err as Error).message },
-        'admin listener (metrics, health) not started: its default address is taken; set admin.listen, or admin: false',
-      );
-      return;
-    }
-    this.admin = server;
-    if (!isLoopback(addr.host)) this.log.warn({ admin: server.bound }, 'admin listener (metrics, health) is reachable from other machines');
+  }
+
+  /** What `GET /status` and `dohd status` show (server/status.ts). */
+  status(): Promise<StatusReport> {
+    return buildStatus(this, this.stats, this.startedAt);
+  }
+
+  /** Metrics as prom-client JSON (this daemon's families and the process's), for the primary to add up across workers. */
+  async metricsJson(): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+    this.sources.sync(this);
+    return this.metrics.json();
   }
 
   /**
@@ -546,6 +549,7 @@ export class Daemon {
       return g;
     });
     this.retired.clear();
+    this.reporter.stop(); // requests still lingering fail because they are closed now: not upstream failures
     await Promise.all([this.groups.close(), ...retired.map((g) => g.close())]);
   }
 }

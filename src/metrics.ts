@@ -115,6 +115,8 @@ export class Metrics {
       name: 'dohd_cache_entries',
       help: 'Answers in the cache',
       registers,
+      // --workers: each worker keeps a copy of what the others stored; the sum would count them twice.
+      aggregator: 'max',
       collect() {
         this.set(entries ? entries() : 0);
       },
@@ -143,6 +145,7 @@ export class Metrics {
       help: 'Pinned address health from the last probe (1 reachable, 0 failing), by pinned name and address',
       labelNames: ['name', 'address'],
       registers,
+      aggregator: 'max', // --workers: each worker probes; up in any of them is up
     });
     this.policyDrops = new Counter({
       name: 'dohd_policy_drops_total',
@@ -203,6 +206,11 @@ export class Metrics {
   }
 
   readonly contentType = this.registry.contentType;
+
+  /** This daemon's families and the process metrics as prom-client JSON (AggregatorRegistry.aggregate adds workers' up). */
+  async json() {
+    return [...(await this.registry.getMetricsAsJSON()), ...(await processMetrics().getMetricsAsJSON())];
+  }
 
   /** The Prometheus text exposition: this daemon's families, then the process metrics. */
   async render(): Promise<string> {

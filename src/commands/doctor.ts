@@ -66,8 +66,10 @@ export async function doctor(args: DoctorArgs): Promise<number> {
     if (ca) overrides.ca = ca;
   }
   let config;
+  let pins: Record<string, string[]> = {};
   try {
     config = loadConfig(args.config, overrides);
+    pins = Object.fromEntries(Object.entries(config.pins).map(([n, p]) => [n.toLowerCase().replace(/\.$/, ''), Array.isArray(p) ? p : p.addresses]));
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
@@ -97,6 +99,7 @@ export async function doctor(args: DoctorArgs): Promise<number> {
       listen: config.listen,
       aclAllow: config.acl.allow,
     },
+    pins,
   });
   process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
   return report.faults > 0 ? 1 : 0;

@@ -38,7 +38,13 @@ const dohUrl = z.string().superRefine((s, ctx) => {
   }
   if (u.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `"${s}" must be an https:// URL (DNS-over-HTTPS, RFC 8484)` });
   if (u.username || u.password) ctx.addIssue({ code: 'custom', message: `"${s}" must not carry credentials` });
+  if (u.protocol === 'https:' && u.pathname === '/' && !u.search) ctx.addIssue({ code: 'custom', message: noPath(s) });
 });
+
+/** A DoH URL needs the server's path (RFC 8484 names none): the usual one is /dns-query. */
+function noPath(url: string): string {
+  return `"${url}" has no path; DoH servers answer on a path, usually /dns-query: write "${url.replace(/\/?$/, '')}/dns-query"`;
+}
 
 export const upstreamSchema = z.strictObject({
   url: dohUrl,
@@ -141,6 +147,7 @@ export const groupUpstreamSchema = z
           ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be ${url.protocol}//IP:PORT (an IP address, no path)` });
       } else if (url.protocol === 'https:') {
         if (url.username || url.password) ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must not carry credentials` });
+        if (url.pathname === '/' && !url.search) ctx.addIssue({ code: 'custom', path: ['url'], message: noPath(u.url!) });
       } else {
         ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be https:// (DoH), udp:// or tcp:// (plain DNS)` });
       }
@@ -283,11 +290,11 @@ export const configSchema = z.strictObject({
    */
   admin: z
     .union([z.literal(false), z.strictObject({ listen: listenAddress.default(DEFAULT_ADMIN_LISTEN) })], {
-      error: 'expected false or { listen: "ADDR:PORT" }',
+      error: 'false (no admin listener), or { listen: "ADDR:PORT" }',
     })
     .optional(),
   /** Processes answering on the same sockets (node:cluster); `auto`: one per CPU. */
-  workers: z.union([z.int().min(1).max(256), z.literal('auto')]).default(1),
+  workers: z.union([z.int().min(1).max(256), z.literal('auto')], { error: 'a whole number of processes from 1 to 256, or "auto" (one per CPU)' }).default(1),
 });
 
 export type Config = z.output<typeof configSchema>;

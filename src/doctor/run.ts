@@ -6,6 +6,7 @@
  */
 import { GO_PROXY_NAMES } from '../config/defaults.js';
 import { checkContainers } from './containers.js';
+import { reconcileAdvice } from './advice.js';
 import { checkGoEnv } from './go-env.js';
 import { checkHosts } from './hosts.js';
 import { checkReachability } from './reachability.js';
@@ -33,6 +34,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   sections.push(checkHosts(ctx));
   sections.push(await checkReachability(ctx));
   sections.push(checkContainers(ctx));
+  reconcileAdvice(ctx, sections);
   const problems = sections.flatMap((s) => s.findings.filter((f) => f.level === 'warn' || f.level === 'fault'));
   return { sections, problems, faults: problems.filter((p) => p.level === 'fault').length, warnings: problems.filter((p) => p.level === 'warn').length };
 }

@@ -40,6 +40,8 @@ export interface DoctorOptions {
   ca?: string;
   /** What containers are given as DNS (runtime configs, dohd's listen and ACL); left out: not checked. */
   containers?: ContainerTargets;
+  /** dohd's pins (name → addresses), from its configuration: answers that are the user's own choice. */
+  pins?: Record<string, string[]>;
 }
 
 export type LookupStatus = 'ok' | 'nodata' | 'nxdomain' | 'servfail' | 'refused' | 'timeout' | 'unreachable' | 'error';

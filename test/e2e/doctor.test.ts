@@ -52,7 +52,7 @@ const healthy: ZoneRecord[] = [
 ];
 
 beforeAll(async () => {
-  pki = await makePki({ dnsNames: ['goproxy.test', 'proxy.test', 'sum.test', 'doh.test', 'localhost'], ips: ['127.0.0.1'] });
+  pki = await makePki({ dnsNames: ['goproxy.test', 'proxy.test', 'sum.test', 'doh.test', 'goproxy.io', 'localhost'], ips: ['127.0.0.1'] });
   otherPki = await makePki({ dnsNames: ['other.test'], ips: [] });
   doh = await startDohServer({ pki });
   system = await startPlainDnsServer();
@@ -187,6 +187,59 @@ describe('dohd doctor names each staged fault', () => {
     );
     expect(v).toContain('go env -w GOPROXY=https://proxy.test,direct   # proxy.test is reachable from here');
     expect(v).not.toMatch(/FAULT \[reachability\] proxy\.test/);
+  });
+
+  it('advice never recommends a proxy it found unreachable: another reachable proxy instead, listed once', async () => {
+    // Every name resolves to loopback on this staged machine: goproxy.cn and proxy.golang.org to a closed port.
+    const closed: ZoneRecord[] = [
+      { name: 'goproxy.cn', type: 'A', data: '127.0.0.4' },
+      { name: 'proxy.golang.org', type: 'A', data: '127.0.0.4' },
+      { name: 'goproxy.io', type: 'A', data: '127.0.0.1' },
+    ];
+    doh.zone = zone([...healthy, ...closed]);
+    system.zone = doh.zone;
+    const r = await doctor(['--names', 'goproxy.cn,proxy.golang.org,goproxy.io', '--go', 'none'], {});
+    expect(r.code).toBe(1);
+    const v = verdict(r.stdout);
+    expect(v).toContain(`FAULT [reachability] goproxy.cn cannot be reached on port ${proxyPort} at any address`);
+    expect(v).toContain('GOPROXY is not set, so Go uses proxy.golang.org, which cannot be reached from here');
+    expect(v).not.toContain('GOPROXY=https://goproxy.cn');
+    expect(v).not.toContain('GOPROXY=https://proxy.golang.org');
+    const fixAll = v.slice(v.indexOf('To fix all of it'));
+    expect(fixAll.split('\n').filter((l) => l.includes('go env -w GOPROXY='))).toEqual(['     go env -w GOPROXY=https://goproxy.io,direct   # goproxy.io is reachable from here']);
+  });
+
+  it('when no proxy can be reached, no proxy is recommended: what is in the way is named', async () => {
+    doh.zone = zone([
+      ...healthy,
+      { name: 'goproxy.cn', type: 'A', data: '127.0.0.4' },
+      { name: 'proxy.golang.org', type: 'A', data: '127.0.0.4' },
+    ]);
+    system.zone = doh.zone;
+    const r = await doctor(['--names', 'goproxy.cn,proxy.golang.org', '--go', 'none'], {});
+    const v = verdict(r.stdout);
+    expect(v).not.toContain('go env -w GOPROXY=');
+    expect(v).toContain('# no module proxy could be reached from here: a firewall or a web proxy is in the way');
+  });
+
+  it("a pin of dohd's that differs from DoH is the user's choice, not \"normal for CDNs\"; a failing pin gets pins learn", async () => {
+    const config = join(dir, 'pinned.yaml');
+    writeFileSync(config, 'pins:\n  goproxy.test: [127.0.0.2]\n');
+    // The system resolver is dohd, answering the pin; DoH says 127.0.0.1.
+    system.zone = zone([...healthy.filter((x) => x.name !== 'goproxy.test'), { name: 'goproxy.test', type: 'A', data: '127.0.0.2' }]);
+    const r = await doctor(['--names', 'goproxy.test', '--go', 'none', '--config', config]);
+    expect(r.stdout).toContain("note  goproxy.test: pinned by you to 127.0.0.2 (dohd's pins); the DoH upstreams say 127.0.0.1 (the reachability check below tries both)");
+    expect(r.stdout).not.toContain('normal for CDNs');
+    expect(r.code).toBe(0);
+
+    writeFileSync(config, 'pins:\n  goproxy.test: [127.0.0.4]\n'); // nothing listens there any more
+    system.zone = zone([...healthy.filter((x) => x.name !== 'goproxy.test'), { name: 'goproxy.test', type: 'A', data: '127.0.0.4' }]);
+    const bad = await doctor(['--names', 'goproxy.test', '--go', 'none', '--config', config]);
+    expect(bad.code).toBe(1);
+    const v = verdict(bad.stdout);
+    expect(v).toContain("goproxy.test: the address this machine uses (pinned by you in dohd's configuration) fails");
+    expect(v).toContain('dohd pins learn goproxy.test');
+    expect(v).not.toContain('systemctl enable --now dohd');
   });
 
   it('GOPROXY unset: WARN that Go falls back to proxy.golang.org, with the go env -w fix', async () => {

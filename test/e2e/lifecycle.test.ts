@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,8 +104,8 @@ describe('SIGHUP reloads the configuration', () => {
     dohd.child.kill('SIGHUP');
     const err = await dohd.waitForLog((l) => l.msg === 'configuration reload failed: the running configuration stays');
     expect(err.level).toBe('error');
-    expect(String(err.error)).toContain('timeoutMs: expected number, got string "soon"');
-    expect(String(err.error)).toContain('cache: unknown key "colour"');
+    expect(String(err.error)).toContain('timeoutMs: found the text "soon"; expected a whole number from 50 to 60000 (the default: timeoutMs: 2500)');
+    expect(String(err.error)).toContain('cache.colour: unknown key; known keys here: maxEntries, maxBytes,');
 
     writeFileSync(file, 'listen: [127.0.0.1:0\n');
     dohd.child.kill('SIGHUP');
@@ -140,7 +140,7 @@ describe('admin listener from the command line', () => {
       const exit = await dohd.exited;
       expect(exit.code).toBe(1);
       expect(dohd.stderr.trim()).toBe(
-        `dohd: admin listener: cannot listen on 127.0.0.1:${taken}/tcp: the address is already in use by another program. Choose another with admin.listen (or --admin ADDR:PORT), or turn it off with admin: false (--admin off)`,
+        `dohd: admin listener: cannot listen on 127.0.0.1:${taken}/tcp: the address is already in use by ${readFileSync('/proc/self/comm', 'utf8').trim()} (pid ${process.pid}). Choose another with admin.listen (or --admin ADDR:PORT), or turn it off with admin: false (--admin off) (see: ss -ltnp 'sport = :${taken}')`,
       );
     } finally {
       blocker.close();

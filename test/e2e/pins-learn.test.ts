@@ -121,4 +121,17 @@ describe('dohd pins learn', () => {
     expect(port0.code).toBe(2);
     expect(port0.stderr).toMatch(/--port: 70000 is not a port number/);
   });
+
+  it('--help shows only what pins learn uses: no daemon options, no "[required] [default: []]"', async () => {
+    const h = await cli(['pins', 'learn', '--help']);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toMatch(/^dohd pins learn NAME\.\.\. \[options\]\n/);
+    for (const opt of ['--config', '--upstream', '--ca', '--port', '--verify-ca', '--write']) expect(h.stdout).toContain(opt);
+    for (const daemonOnly of ['--listen', '--admin', '--log-level', '--workers']) expect(h.stdout).not.toContain(daemonOnly);
+    expect(h.stdout).not.toContain('[required]');
+    expect(h.stdout).not.toContain('[default: []]');
+    const none = await cli(['pins', 'learn']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/need at least 1/);
+  });
 });

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { queryTcp, queryUdp, TcpDnsClient } from '../fixtures/dns-client.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
@@ -12,6 +13,8 @@ import { makePki, type Pki } from '../fixtures/pki.js';
 import { until } from '../fixtures/resources.js';
 import { Zone } from '../fixtures/zone.js';
 import { CLI, spawnCli, type Spawned } from '../fixtures/spawn.js';
+import { adminGet, parseProm } from '../fixtures/prom.js';
+import type { StatusReport } from '../../src/server/status.js';
 
 const run = promisify(execFile);
 let pki: Pki;
@@ -158,11 +161,39 @@ describe('dohd run --workers 2', () => {
       const exit = await d.exited;
       expect(exit.code).toBe(1);
       expect(d.stderr.trim()).toBe(
-        `dohd: cannot listen on 127.0.0.1:${port}/udp: the address is already in use by another program. Stop it, or choose another address with --listen`,
+        `dohd: cannot listen on 127.0.0.1:${port}/udp: the address is already in use by ${readFileSync('/proc/self/comm', 'utf8').trim()} (pid ${process.pid}). Stop it, or choose another address with --listen (see: ss -lunp 'sport = :${port}')`,
       );
       expect(logs(d, 'dohd listening')).toEqual([]);
     } finally {
       blocker.close();
+    }
+  });
+
+  it('the primary owns the admin listener: /metrics counts every query of every worker, /readyz and /status cover them all', async () => {
+    const { d, port, ready } = await startWorkers(['--admin', '127.0.0.1:0']);
+    try {
+      const admin = ready.admin as string;
+      const adminPort = Number(admin.slice(admin.lastIndexOf(':') + 1));
+      // TCP connections are dealt round robin by the primary: both workers answer some.
+      for (let i = 0; i < 20; i++) await queryUdp({ port, name: `count${i}.example.test` });
+      for (let i = 20; i < 40; i++) await queryTcp({ port, name: `count${i}.example.test` });
+      const s = parseProm((await adminGet(adminPort, '/metrics')).body);
+      expect(s.value('dohd_queries_total')).toBe(40);
+      expect(s.value('dohd_queries_total', { transport: 'tcp' })).toBe(20);
+      expect(s.value('dohd_upstream_wins_total')).toBe(40);
+      const readyz = await adminGet(adminPort, '/readyz');
+      expect(readyz.status).toBe(200);
+      expect(readyz.body).toMatch(/^ready: 2 workers ready; /);
+      const st = JSON.parse((await run(process.execPath, [CLI, 'status', '--admin', admin, '--json'])).stdout) as StatusReport;
+      expect(st.workers).toBe(2);
+      expect(st.upstreams[0]!.sinceStart.answers).toBe(40);
+      expect(st.cache.misses).toBe(40);
+      // No worker opens the admin listener, so none finds "another program" on it.
+      expect(d.stdout.filter((l) => /another program|admin listener/.test(l))).toEqual([]);
+      expect(logs(d, 'dohd listening').map((l) => l.admin)).toEqual([null, null]);
+    } finally {
+      const exit = await d.kill('SIGTERM');
+      expect(exit.code).toBe(0);
     }
   });
 

@@ -236,11 +236,21 @@ describe('query log', () => {
     await queryTcp({ port: d.port, name: 'p.test', type: 'AAAA' });
     const lines = d.logs.filter((l) => l.msg === 'query');
     expect(lines).toHaveLength(3);
-    expect(lines[0]).toMatchObject({ level: 'info', client: '127.0.0.1', name: 'example.test', type: 'A', rcode: 'NOERROR', source: 'upstream', cache: 'miss', upstream: 'good', transport: 'udp' });
+    expect(lines[0]).toMatchObject({ level: 'info', name: 'dohd', client: '127.0.0.1', qname: 'example.test', qtype: 'A', rcode: 'NOERROR', source: 'upstream', cache: 'miss', upstream: 'good', transport: 'udp' });
     expect(typeof lines[0]!.ms).toBe('number');
     expect(lines[1]).toMatchObject({ source: 'cache', cache: 'hit' });
     expect(lines[1]!.upstream).toBeUndefined();
-    expect(lines[2]).toMatchObject({ name: 'p.test', type: 'AAAA', source: 'pin', cache: 'none', transport: 'tcp' });
+    expect(lines[2]).toMatchObject({ qname: 'p.test', qtype: 'AAAA', source: 'pin', cache: 'none', transport: 'tcp' });
+  });
+
+  it('writes every key once (a JSON parser keeps only one of two equal keys)', async () => {
+    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], log: { queries: true } });
+    await queryUdp({ port: d.port, name: 'example.test' });
+    const line = d.raw.find((l) => l.includes('"msg":"query"'))!;
+    const keys = [...line.matchAll(/"([a-zA-Z]+)":/g)].map((m) => m[1]);
+    expect(keys.length).toBeGreaterThan(8);
+    expect(keys.filter((k, i) => keys.indexOf(k) !== i)).toEqual([]);
+    for (const k of ['qname', 'qtype', 'rcode', 'upstream', 'ms', 'client', 'source']) expect(keys).toContain(k);
   });
 });
 
@@ -280,7 +290,7 @@ describe('admin address', () => {
     expect(validateConfig({ admin: false }).admin).toBe(false);
     expect(validateConfig({ admin: {} }).admin).toEqual({ listen: '127.0.0.1:9153' });
     expect(() => validateConfig({ admin: { listen: 'localhost:9153' } })).toThrow(/admin\.listen: "localhost:9153" is not an IP address/);
-    expect(() => validateConfig({ admin: true })).toThrow(/admin: expected false or \{ listen: "ADDR:PORT" \}/);
+    expect(() => validateConfig({ admin: true })).toThrow('admin: found boolean true; expected false (no admin listener), or { listen: "ADDR:PORT" }');
     expect(() => validateConfig({ admin: { port: 1 } })).toThrow(/admin/);
   });
 });

@@ -66,7 +66,7 @@ describe('Daemon.reload', () => {
     expect(d.daemon.log.level).toBe('debug');
     expect(d.daemon.cache.size).toBe(0);
     expect((await queryUdp({ port: d.port, name: 'p.test' })).response.answers[0]!.data).toBe('192.0.2.8');
-    expect(d.logs.filter((l) => l.msg === 'query')).toMatchObject([{ name: 'p.test', source: 'pin' }]); // log.queries took effect
+    expect(d.logs.filter((l) => l.msg === 'query')).toMatchObject([{ qname: 'p.test', source: 'pin' }]); // log.queries took effect
   });
 
   it('a new timeoutMs alone rebuilds the upstream groups (their strategies let losers run until the deadline)', async () => {
@@ -120,6 +120,24 @@ describe('Daemon.drain', () => {
     await vi.waitFor(() => expect(a.requests).toBe(1));
     expect(await d.daemon.drain(100)).toEqual({ unfinished: 1 });
     expect(await q).toBeInstanceOf(Error); // the socket closed before its SERVFAIL was due
+  });
+});
+
+describe('clean stop', () => {
+  it('logs no upstream failure for a raced request that lost and is still lingering at stop, and stops quickly', async () => {
+    d = await startDaemon({ upstreams: [up(a), up(b)] });
+    b.delayMs = 2000; // b loses every race and its request lingers (up to the deadline) after the answer
+    const r = await queryUdp({ port: d.port, name: 'example.test' });
+    expect(r.response.rcode).toBe('NOERROR');
+    await vi.waitFor(() => expect(b.requests).toBe(1));
+    const logs = d.logs;
+    const t0 = performance.now();
+    await d.daemon.drain();
+    const ms = performance.now() - t0;
+    d = undefined;
+    await new Promise((res) => setTimeout(res, 50)); // let the destroyed streams settle
+    expect(ms).toBeLessThan(1000); // the lingering loser does not hold the stop up (typically ~10 ms)
+    expect(logs.filter((l) => l.msg === 'upstream failed')).toEqual([]);
   });
 });
 
