@@ -15,7 +15,7 @@ export interface Context {
   group?: string;
 }
 
-export type Source = 'pin' | 'hosts' | 'cache' | 'stale' | 'upstream' | 'policy' | 'error';
+export type Source = 'pin' | 'hosts' | 'local' | 'cache' | 'stale' | 'upstream' | 'policy' | 'error';
 
 /** A stage's answer. `wire` may carry any ID and no OPT record: the answer stage fixes both. */
 export interface Result {
@@ -29,6 +29,8 @@ export interface Result {
   drop?: boolean;
   /** `wire` is a copy made for this query alone: the answer step may write into it. */
   owned?: boolean;
+  /** Answered by a built-in local zone: why ("RFC 6761 localhost"), for `dohd query`. */
+  local?: string;
 }
 
 export type Next = (ctx: Context) => Promise<Result>;

@@ -1,0 +1,130 @@
+/**
+ * The local-zones stage, after pins and hosts and before the cache: names in the built-in
+ * local zones (zones.ts) are answered here, synchronously, and never leave the machine.
+ * A `forward` rule covering the name wins (the name goes to that group), as do pins and the
+ * hosts file (earlier stages); `localZones` in the configuration turns zones off.
+ *
+ * Every other query pays one `lastIndexOf` and a length switch on its top-level label: only
+ * names under localhost, test, invalid, onion, local, arpa and net look any further.
+ */
+import type { Answer } from '../../dns/message.js';
+import { localReply } from '../../dns/message.js';
+import { HEADER_LEN, questionEnd, Rcode } from '../../dns/wire.js';
+import { PASS, type Context, type Next, type Result, type Stage } from '../../resolver/types.js';
+import { LOCAL_SOA, LOCAL_TTL, LOCAL_ZONES, LOCALHOST_PTR, type LocalZone } from './zones.js';
+
+/** `localZones` from the configuration: false turns every zone off; `{ zone: false }` turns off that zone and every zone under it. */
+export type LocalZonesConfig = false | Record<string, boolean>;
+
+const T_A = 1;
+const T_NS = 2;
+const T_SOA = 6;
+const T_PTR = 12;
+const T_AAAA = 28;
+const T_ANY = 255;
+
+export class LocalZonesStage implements Stage {
+  readonly name = 'local-zones';
+  /** Local answers, by zone (label values come from the built-in table only). */
+  readonly answered = new Map<string, number>();
+  private readonly zones = new Map<string, LocalZone>();
+  /** Top-level labels that hold an enabled zone, by length. */
+  private readonly tlds: string[][] = [];
+  private readonly ptrLocalhost = new Set(LOCALHOST_PTR);
+
+  /**
+   * @param forwarded tells whether a `forward` rule covers a lower-case name (those names are not answered here).
+   */
+  constructor(
+    config: LocalZonesConfig,
+    private readonly forwarded: (lname: string) => boolean = () => false,
+  ) {
+    if (config === false) return;
+    const off = Object.entries(config)
+      .filter(([, on]) => !on)
+      .map(([k]) => k.replace(/\.$/, '').toLowerCase());
+    for (const zone of LOCAL_ZONES) {
+      if (off.some((o) => zone.zone === o || zone.zone.endsWith(`.${o}`))) continue;
+      this.zones.set(zone.zone, zone);
+      const tld = zone.zone.slice(zone.zone.lastIndexOf('.') + 1);
+      const same = (this.tlds[tld.length] ??= []);
+      if (!same.includes(tld)) same.push(tld);
+    }
+  }
+
+  /** The enabled zones (for `dohd check-config` and tests). */
+  get enabled(): string[] {
+    return [...this.zones.keys()];
+  }
+
+  async handle(ctx: Context, next: Next): Promise<Result> {
+    const r = this.handleSync(ctx);
+    return r === PASS ? next(ctx) : r;
+  }
+
+  handleSync(ctx: Context): Result | typeof PASS {
+    const q = ctx.query;
+    const lname = q.lname;
+    if (!this.mayHold(lname) || q.qclass !== 1) return PASS;
+    const zone = this.zoneOf(lname);
+    if (zone === undefined || this.forwarded(lname)) return PASS;
+    this.answered.set(zone.zone, (this.answered.get(zone.zone) ?? 0) + 1);
+    return this.answer(ctx, zone);
+  }
+
+  /**
+   * A first look at the top-level label, allocating nothing: false for every name whose
+   * top-level label holds no enabled zone (localhost, invalid, onion, local, test, arpa, net).
+   */
+  private mayHold(lname: string): boolean {
+    const dot = lname.lastIndexOf('.');
+    const same = this.tlds[lname.length - dot - 1];
+    if (same === undefined) return false;
+    for (let i = 0; i < same.length; i++) if (lname.startsWith(same[i]!, dot + 1)) return true;
+    return false;
+  }
+
+  /** The enabled zone holding the name, or undefined. */
+  private zoneOf(lname: string): LocalZone | undefined {
+    let name = lname;
+    for (;;) {
+      const z = this.zones.get(name);
+      if (z !== undefined) return z;
+      const dot = name.indexOf('.');
+      if (dot < 0) return undefined;
+      name = name.slice(dot + 1);
+    }
+  }
+
+  private answer(ctx: Context, zone: LocalZone): Result {
+    const q = ctx.query;
+    const qtype = q.qtype;
+    const apex = q.lname === zone.zone;
+    const answers: Answer[] = [];
+    let rcode: number = Rcode.NOERROR;
+    if (zone.kind === 'always-nxdomain') {
+      rcode = Rcode.NXDOMAIN;
+    } else if (this.ptrLocalhost.has(q.lname)) {
+      if (qtype === T_PTR || qtype === T_ANY) answers.push({ name: q.name, type: 'PTR', class: 'IN', ttl: LOCAL_TTL, data: 'localhost' });
+    } else if (apex && (qtype === T_SOA || qtype === T_ANY)) {
+      answers.push(soa(q.name));
+    } else if (apex && qtype === T_NS) {
+      answers.push({ name: q.name, type: 'NS', class: 'IN', ttl: LOCAL_TTL, data: 'localhost' });
+    } else if (zone.kind === 'localhost') {
+      if (qtype === T_A || qtype === T_ANY) answers.push({ name: q.name, type: 'A', class: 'IN', ttl: LOCAL_TTL, data: '127.0.0.1' });
+      if (qtype === T_AAAA || qtype === T_ANY) answers.push({ name: q.name, type: 'AAAA', class: 'IN', ttl: LOCAL_TTL, data: '::1' });
+    } else if (zone.kind === 'nxdomain' && !apex) {
+      rcode = Rcode.NXDOMAIN;
+    }
+    // Negative answers carry the zone's SOA, so clients and caches keep them for its MINIMUM.
+    const authorities = answers.length === 0 ? [soa(zone.zone)] : [];
+    const wire = localReply(q, answers, rcode, authorities);
+    // The question as the client sent it (its type number too, when dns-packet has no name for it).
+    if (questionEnd(wire) === HEADER_LEN + q.question.length) q.question.copy(wire, HEADER_LEN);
+    return { wire, source: 'local', rcode, local: zone.why };
+  }
+}
+
+function soa(owner: string): Answer {
+  return { name: owner, type: 'SOA', class: 'IN', ttl: LOCAL_TTL, data: { ...LOCAL_SOA } };
+}
