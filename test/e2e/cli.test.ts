@@ -69,10 +69,10 @@ describe('dohd command line', () => {
     const d = spawnCli(['run', '--listen', '127.0.0.1:0', '--upstream', doh.url, '--ca', pki.caFile]);
     try {
       const port = await listeningPort(d);
-      const r = await queryUdp({ port, name: 'example.test' });
+      const r = await queryUdp({ port, name: 'example.com' });
       expect(r.response.answers[0]!.data).toBe('192.0.2.1');
       // Nothing per query at info level.
-      expect(d.stdout.filter((l) => l.includes('example.test'))).toEqual([]);
+      expect(d.stdout.filter((l) => l.includes('example.com'))).toEqual([]);
     } finally {
       const exit = await d.kill('SIGTERM');
       expect(exit.code).toBe(0);

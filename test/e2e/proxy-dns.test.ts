@@ -75,10 +75,10 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     const port = await freePort();
     child = spawnCli(['proxy-dns', '--no-autoupdate', '--port', String(port), '--upstream', doh.url, '--upstream', doh2.url, '--max-upstream-conns', '0'], { env: env() });
     await child.waitForLog((l) => l.msg === 'dohd listening');
-    const { stdout } = await exec('dig', ['@127.0.0.1', '-p', String(port), '+time=3', '+tries=1', 'example.test', 'A']);
+    const { stdout } = await exec('dig', ['@127.0.0.1', '-p', String(port), '+time=3', '+tries=1', 'example.com', 'A']);
     expect(stdout).toMatch(/status: NOERROR/);
-    expect(stdout).toMatch(/^example\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$/m);
-    const tcp = await queryTcp({ port, name: 'example.test', type: 'AAAA' });
+    expect(stdout).toMatch(/^example\.com\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$/m);
+    const tcp = await queryTcp({ port, name: 'example.com', type: 'AAAA' });
     expect(data(tcp)).toEqual(['2001:db8::1']);
     expect(doh.requests + doh2.requests).toBeGreaterThanOrEqual(2);
     const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
@@ -102,7 +102,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
       }),
     });
     const p = await listeningPort(child);
-    const r = await queryUdp({ port: p, name: 'www.example.test' });
+    const r = await queryUdp({ port: p, name: 'www.example.com' });
     expect(data(r)).toEqual(['192.0.2.3']);
     const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
     expect(settings.address).toEqual({ value: '127.0.0.1', from: 'TUNNEL_DNS_ADDRESS' });
@@ -116,7 +116,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     child = spawnCli(['proxy-dns', '--loglevel', 'warn', '--port', String(port), '--upstream', doh.url], { env: env() });
     let answered = null;
     for (let i = 0; i < 100 && !answered; i++) {
-      answered = await queryUdp({ port, name: 'example.test', timeoutMs: 200 }).catch(() => null);
+      answered = await queryUdp({ port, name: 'example.com', timeoutMs: 200 }).catch(() => null);
     }
     expect(answered && data(answered)).toEqual(['192.0.2.1']);
     expect(child.stdout).toEqual([]);
@@ -130,7 +130,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     );
     child = spawnCli(['proxy-dns', '--config', file], { env: env({ TUNNEL_DNS_PORT: '' }) });
     const p = await listeningPort(child);
-    const r = await queryUdp({ port: p, name: 'example.test' });
+    const r = await queryUdp({ port: p, name: 'example.com' });
     expect(data(r)).toEqual(['192.0.2.1']);
     const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
     expect(settings.config).toBe(file);
@@ -144,7 +144,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     writeFileSync(join(h, '.cloudflared', 'config.yml'), `port: 0\naddress: 127.0.0.1\nupstream: [${doh.url}]\n`);
     child = spawnCli(['proxy-dns'], { env: env({ HOME: h }) });
     const p = await listeningPort(child);
-    expect(data(await queryUdp({ port: p, name: 'example.test' }))).toEqual(['192.0.2.1']);
+    expect(data(await queryUdp({ port: p, name: 'example.com' }))).toEqual(['192.0.2.1']);
     const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
     expect(settings.config).toBe(join(h, '.cloudflared', 'config.yml'));
   });
@@ -155,7 +155,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     const found = await child.waitForLog((l) => l.msg === 'proxy-dns: upstream address found through the bootstrap servers');
     expect(found.addresses).toEqual(['127.0.0.1']);
     expect(boot.queries.map((q) => `${q.questions![0]!.name}/${q.questions![0]!.type}`).sort()).toEqual(['doh.test/A', 'doh.test/AAAA']);
-    const r = await queryUdp({ port: p, name: 'example.test' });
+    const r = await queryUdp({ port: p, name: 'example.com' });
     expect(data(r)).toEqual(['192.0.2.1']);
     expect(doh.lastRequest!.servername).toBe('doh.test');
   });
