@@ -1,3 +1,4 @@
+import type { Ede } from '../dns/ede.js';
 import type { Packet, Query } from '../dns/message.js';
 
 export type Transport = 'udp' | 'tcp';
@@ -29,6 +30,8 @@ export interface Result {
   drop?: boolean;
   /** `wire` is a copy made for this query alone: the answer step may write into it. */
   owned?: boolean;
+  /** Extended DNS Errors (RFC 8914) for the client, when it sent OPT: added by the answer step. */
+  ede?: readonly Ede[];
   /** Answered by a built-in local zone: why ("RFC 6761 localhost"), for `dohd query`. */
   local?: string;
 }
