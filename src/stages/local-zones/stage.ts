@@ -11,7 +11,7 @@ import type { Answer } from '../../dns/message.js';
 import { localReply } from '../../dns/message.js';
 import { HEADER_LEN, questionEnd, Rcode } from '../../dns/wire.js';
 import { PASS, type Context, type Next, type Result, type Stage } from '../../resolver/types.js';
-import { LOCAL_SOA, LOCAL_TTL, LOCAL_ZONES, LOCALHOST_PTR, type LocalZone } from './zones.js';
+import { LOCAL_TTL, LOCAL_ZONES, LOCALHOST_PTR, localSoa, type LocalZone } from './zones.js';
 
 /** `localZones` from the configuration: false turns every zone off; `{ zone: false }` turns off that zone and every zone under it. */
 export type LocalZonesConfig = false | Record<string, boolean>;
@@ -126,5 +126,5 @@ export class LocalZonesStage implements Stage {
 }
 
 function soa(owner: string): Answer {
-  return { name: owner, type: 'SOA', class: 'IN', ttl: LOCAL_TTL, data: { ...LOCAL_SOA } };
+  return localSoa(owner);
 }

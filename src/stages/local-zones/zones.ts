@@ -10,8 +10,10 @@
  * - `nodata`: every name answers NOERROR with no records and the zone's SOA.
  * - `always-nxdomain`: NXDOMAIN for the apex too (the Firefox canary must not exist).
  *
- * Data only: the stage (stage.ts) and the config schema (the names `localZones` accepts) read it.
+ * Data only (and the SOA built from it): the stage (stage.ts) and the config schema (the names `localZones` accepts) read it.
  */
+import type dnsPacket from 'dns-packet';
+
 export type LocalZoneKind = 'localhost' | 'nxdomain' | 'nodata' | 'always-nxdomain';
 
 export interface LocalZone {
@@ -85,3 +87,12 @@ export function isLocalZoneKey(name: string): boolean {
 export const LOCAL_SOA = { mname: 'localhost', rname: 'nobody.invalid', serial: 1, refresh: 3600, retry: 1200, expire: 604800, minimum: 10800 } as const;
 /** TTL of every locally built record (Unbound's default for its local zones). */
 export const LOCAL_TTL = 10800;
+
+/**
+ * The SOA for an empty NOERROR that dohd makes for a name it answers itself (a pin, a hosts
+ * entry, a local zone): without one, a NODATA answer to a client without EDNS would be empty
+ * in every section, which Go reads as a lame referral and skips the server (golang/go#15434).
+ */
+export function localSoa(owner: string, ttl: number = LOCAL_TTL): dnsPacket.Answer {
+  return { name: owner, type: 'SOA', class: 'IN', ttl, data: { ...LOCAL_SOA, minimum: ttl } };
+}
