@@ -110,7 +110,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'dohd-clients-'));
   // Go: stdlib only, its caches in the temporary directory, nothing fetched.
   goBin = join(dir, 'lookup');
-  const env = { ...process.env, GOCACHE: join(dir, 'gocache'), GOPATH: join(dir, 'gopath'), GOPROXY: 'off', GOFLAGS: '', GO111MODULE: 'off', CGO_ENABLED: '1' };
+  const env = { ...process.env, GOCACHE: join(dir, 'gocache'), GOPATH: join(dir, 'gopath'), GOPROXY: 'off', GOFLAGS: '', GOTOOLCHAIN: 'local', CGO_ENABLED: '1' };
   const built = spawnSync('go', ['build', '-o', goBin, join(CLIENTS, 'lookup.go')], { env, encoding: 'utf8' });
   if (built.status !== 0) throw new Error(`go build: ${built.stderr}`);
   muslBin = join(dir, 'gai');
