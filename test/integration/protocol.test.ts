@@ -14,12 +14,12 @@ import { ecsOption, optOf, rawQuery, type Decoded } from '../fixtures/raw-query.
 import { defaultZone, findOpt, Zone } from '../fixtures/zone.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
-/** The default zone, plus a ~900-byte answer, and AD set on answers to DO queries (a validating upstream). */
+/** The default zone, plus a ~900-byte answer, and AD set on answers to AD or DO queries (a validating upstream, RFC 6840 §5.7). */
 class ValidatingZone extends Zone {
   override answer(query: dnsPacket.Packet): dnsPacket.Packet {
     const r = super.answer(query);
     const opt = findOpt(query);
-    if (opt && ((opt.flags ?? 0) & dnsPacket.DNSSEC_OK)) r.flags = (r.flags ?? 0) | dnsPacket.AUTHENTIC_DATA;
+    if ((opt && (opt.flags ?? 0) & dnsPacket.DNSSEC_OK) || (query.flags ?? 0) & dnsPacket.AUTHENTIC_DATA) r.flags = (r.flags ?? 0) | dnsPacket.AUTHENTIC_DATA;
     return r;
   }
 }
@@ -105,7 +105,7 @@ describe('EDNS(0)', () => {
     expect(upstreamOpt().udpPayloadSize).toBe(1232);
   });
 
-  it('honours the client UDP size: over it TC=1 with a trimmed body, under it the whole answer', async () => {
+  it('honours the client UDP size: over it TC=1 with the answer records that fit, whole; under it the whole answer', async () => {
     await start();
     const mid1232 = await queryUdp({ port: d!.port, name: 'mid.example.net', type: 'TXT', edns: { udpSize: 1232 } });
     expect(mid1232.raw.length).toBeGreaterThan(512);
@@ -115,7 +115,10 @@ describe('EDNS(0)', () => {
       const mid = await queryUdp({ port: d!.port, name: 'mid.example.net', type: 'TXT', edns });
       expect(mid.raw.length).toBeLessThanOrEqual(512);
       expect(mid.response.flags! & TC).toBe(TC);
-      expect(mid.response.answers).toEqual([]);
+      expect(mid.response.answers.length).toBeGreaterThan(0);
+      expect(mid.response.answers.length).toBeLessThan(8);
+      expect(mid.response.answers).toEqual(mid1232.response.answers.slice(0, mid.response.answers.length));
+      expect(mid.response.authorities).toEqual([]);
       expect(mid.response.questions).toEqual([{ name: 'mid.example.net', type: 'TXT', class: 'IN' }]);
     }
     const big = await queryUdp({ port: d!.port, name: 'big.example.net', type: 'TXT', edns: { udpSize: 65000 } });
@@ -136,7 +139,11 @@ describe('EDNS(0)', () => {
     expect(optOf(r.response)?.flag_do).toBe(true);
     const plain = await queryUdp({ port: d!.port, name: 'www.example.com' });
     expect(upstreamOpt().flag_do).toBe(false);
-    expect(plain.response.flags! & AD).toBe(0);
+    expect(doh.lastRequest!.query!.flags! & AD).toBe(AD); // dohd asks with AD: the upstream says whether it validated
+    expect(plain.response.flags! & AD).toBe(0); // but this client did not ask
+    // AD comes back to a client that set AD itself (RFC 6840 §5.7), from the same cached answer.
+    const withAd = await udpRaw(rawQuery({ name: 'www.example.com', ad: true }));
+    expect(withAd!.flag_ad).toBe(true);
     // CD=1 reaches the upstream, and is its own cache entry.
     const cd = await udpRaw(rawQuery({ name: 'www.example.com', cd: true }));
     expect(cd!.rcode).toBe('NOERROR');

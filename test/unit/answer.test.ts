@@ -110,7 +110,7 @@ describe('answer step (finalizeAnswer)', () => {
     expect(decode(finalizeAnswer(plain, rcodeReply(plain, 0), 'udp')).additionals).toEqual([]);
   });
 
-  it('truncates over UDP with TC=1 and a trimmed body; TCP gets it whole', () => {
+  it('truncates over UDP with TC=1 and the answer records that fit, whole; TCP gets it whole', () => {
     for (const [edns, limit] of [[false, 512], [{ udpSize: 512 }, 512], [{ udpSize: 1232 }, 1232], [{ udpSize: 65000 }, 1232]] as const) {
       const q = query('big.example.net', 'TXT', edns);
       const full = bigAnswer(q, 20); // ~2.3 KB
@@ -119,7 +119,13 @@ describe('answer step (finalizeAnswer)', () => {
       const t = decode(udp);
       expect(t.flags! & Flag.TC).toBe(Flag.TC);
       expect(t.id).toBe(0x1234);
-      expect(t.answers).toEqual([]);
+      const kept = t.answers!.length;
+      expect(kept).toBeGreaterThan(0);
+      expect(kept).toBeLessThan(20);
+      // As many as fit: one more record would not.
+      const one = decode(finalizeAnswer(q, full, 'tcp')).answers!;
+      expect(t.answers).toEqual(one.slice(0, kept));
+      expect(udp.length + (udp.length - (12 + q.question.length + (edns ? 11 : 0))) / kept).toBeGreaterThan(limit);
       expect(t.questions).toEqual([{ name: 'big.example.net', type: 'TXT', class: 'IN' }]);
       expect(t.additionals!.some((a) => a.type === 'OPT')).toBe(edns !== false);
       const tcp = decode(finalizeAnswer(q, full, 'tcp'));
