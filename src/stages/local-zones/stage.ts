@@ -9,6 +9,7 @@
  */
 import type { Answer } from '../../dns/message.js';
 import { localReply } from '../../dns/message.js';
+import { WireQuery } from '../../dns/fast-query.js';
 import { HEADER_LEN, questionEnd, Rcode } from '../../dns/wire.js';
 import { PASS, type Context, type Next, type Result, type Stage } from '../../resolver/types.js';
 import { LOCAL_TTL, LOCAL_ZONES, LOCALHOST_PTR, localSoa, type LocalZone } from './zones.js';
@@ -16,6 +17,8 @@ import { LOCAL_TTL, LOCAL_ZONES, LOCALHOST_PTR, localSoa, type LocalZone } from 
 /** `localZones` from the configuration: false turns every zone off; `{ zone: false }` turns off that zone and every zone under it. */
 export type LocalZonesConfig = false | Record<string, boolean>;
 
+/** Zones under one top-level label tried one by one before a name is walked label by label. */
+const MAX_TRIED = 4;
 const T_A = 1;
 const T_NS = 2;
 const T_SOA = 6;
@@ -28,8 +31,11 @@ export class LocalZonesStage implements Stage {
   /** Local answers, by zone (label values come from the built-in table only). */
   readonly answered = new Map<string, number>();
   private readonly zones = new Map<string, LocalZone>();
-  /** Top-level labels that hold an enabled zone, by length. */
-  private readonly tlds: string[][] = [];
+  /**
+   * Top-level labels that hold an enabled zone, by length, each with its zones (null when it
+   * holds too many to try one by one: arpa, whose names are walked label by label instead).
+   */
+  private readonly tlds: { tld: string; zones: string[] | null }[][] = [];
   private readonly ptrLocalhost = new Set(LOCALHOST_PTR);
 
   /**
@@ -48,7 +54,10 @@ export class LocalZonesStage implements Stage {
       this.zones.set(zone.zone, zone);
       const tld = zone.zone.slice(zone.zone.lastIndexOf('.') + 1);
       const same = (this.tlds[tld.length] ??= []);
-      if (!same.includes(tld)) same.push(tld);
+      let entry = same.find((e) => e.tld === tld);
+      if (!entry) same.push((entry = { tld, zones: [] }));
+      entry.zones?.push(zone.zone);
+      if (entry.zones && entry.zones.length > MAX_TRIED) entry.zones = null;
     }
   }
 
@@ -64,8 +73,11 @@ export class LocalZonesStage implements Stage {
 
   handleSync(ctx: Context): Result | typeof PASS {
     const q = ctx.query;
+    // A query read by the fast lane has its lower-cased name at the start of its cache key:
+    // looking there leaves `lname` unbuilt (a cache hit never needs it).
+    if (q instanceof WireQuery ? !this.mayHold(q.key, q.nameLength) : !this.mayHold(q.lname, q.lname.length)) return PASS;
+    if (q.qclass !== 1) return PASS;
     const lname = q.lname;
-    if (!this.mayHold(lname) || q.qclass !== 1) return PASS;
     const zone = this.zoneOf(lname);
     if (zone === undefined || this.forwarded(lname)) return PASS;
     this.answered.set(zone.zone, (this.answered.get(zone.zone) ?? 0) + 1);
@@ -73,14 +85,25 @@ export class LocalZonesStage implements Stage {
   }
 
   /**
-   * A first look at the top-level label, allocating nothing: false for every name whose
-   * top-level label holds no enabled zone (localhost, invalid, onion, local, test, arpa, net).
+   * A first look at the top-level label of the name in s[0, nameLength), allocating nothing:
+   * false for every name whose top-level label holds no enabled zone (localhost, invalid,
+   * onion, local, test, arpa, net).
    */
-  private mayHold(lname: string): boolean {
-    const dot = lname.lastIndexOf('.');
-    const same = this.tlds[lname.length - dot - 1];
+  private mayHold(s: string, nameLength: number): boolean {
+    if (nameLength === 0) return false;
+    const dot = s.lastIndexOf('.', nameLength - 1);
+    const same = this.tlds[nameLength - dot - 1];
     if (same === undefined) return false;
-    for (let i = 0; i < same.length; i++) if (lname.startsWith(same[i]!, dot + 1)) return true;
+    for (let i = 0; i < same.length; i++) {
+      const e = same[i]!;
+      if (!s.startsWith(e.tld, dot + 1)) continue;
+      if (e.zones === null) return true;
+      for (const z of e.zones) {
+        const at = nameLength - z.length;
+        if (at >= 0 && s.startsWith(z, at) && (at === 0 || s.charCodeAt(at - 1) === 0x2e)) return true;
+      }
+      return false;
+    }
     return false;
   }
 
