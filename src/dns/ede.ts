@@ -98,10 +98,10 @@ const FAILURE_TEXT: Record<string, string> = {
  * Authority) when every one timed out, else 23 (Network Error) naming the last failure.
  */
 export function edeForFailure(err: unknown): Ede[] {
-  const e = err as { reason?: string; upstream?: string; allTimedOut?: boolean } | null;
+  const e = err as { reason?: string; upstream?: string; allTimedOut?: boolean; message?: string } | null;
   const reason = e?.reason ?? 'other';
   if (e?.allTimedOut || reason === 'timeout' || reason === 'aborted') return [{ code: EdeCode.NO_REACHABLE_AUTHORITY, text: 'all upstreams timed out' }];
-  const what = FAILURE_TEXT[reason] ?? 'failed';
+  const what = FAILURE_TEXT[reason] ?? e?.message ?? 'failed';
   return [{ code: EdeCode.NETWORK_ERROR, text: e?.upstream ? `${e.upstream}: ${what}` : `upstreams failed: ${what}` }];
 }
 
