@@ -205,6 +205,18 @@ describe('local zones', () => {
     expect(doh.requests).toBe(0);
   });
 
+  it('localZones changes on reload (SIGHUP), without a restart', async () => {
+    d = await startDaemon({ upstreams: upstreams() });
+    expect((await ask('printer.local')).rcode).toBe('NXDOMAIN');
+    expect(doh.requests).toBe(0);
+    const r = d.daemon.reload(validateConfig({ ...d.daemon.config, localZones: { local: false } }));
+    expect(r).toEqual({ ok: true, live: ['localZones'], restart: [] });
+    await ask('printer.local');
+    expect(doh.requests).toBe(1);
+    expect((await ask('localhost')).answers.map((x) => x.data)).toEqual(['127.0.0.1']);
+    expect(doh.requests).toBe(1);
+  });
+
   it('rejects a localZones key that names no built-in zone', () => {
     expect(() => validateConfig({ localZones: { 'example.com': false } })).toThrow(/is not a built-in local zone/);
     expect(validateConfig({}).localZones).toEqual({});
