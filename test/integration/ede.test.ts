@@ -65,6 +65,20 @@ describe('Extended DNS Errors', () => {
     expect(edes(r.response)).toEqual([[23, 'main: TLS handshake failed']]);
   });
 
+  it('the same through the sequential strategies (failover, hedged): 23 naming the upstream that failed last', async () => {
+    for (const strategy of ['failover', 'hedged'] as const) {
+      d = await startDaemon({ upstreams: [{ url: doh.url, name: 'first' }, { url: doh.url, name: 'second' }], strategy, timeoutMs: 2000 });
+      const r = await queryUdp({ port: d.port, name: `${strategy}.example.com` });
+      expect(r.response.rcode).toBe('SERVFAIL');
+      const [[code, text]] = edes(r.response) as [[number, string]];
+      expect(code).toBe(23);
+      // Failover tries the second after the first; hedged may have both in flight (the last to fail is named).
+      expect(text).toMatch(strategy === 'failover' ? /^second: TLS handshake failed$/ : /^(first|second): TLS handshake failed$/);
+      await d.stop();
+      d = undefined;
+    }
+  });
+
   it('a stale answer carries 3, a stale NXDOMAIN 19', async () => {
     doh.zone = new Zone([...defaultZone().lookup('short.example.net')], { soaMinimum: 1 });
     d = await startDaemon({
