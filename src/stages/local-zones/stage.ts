@@ -4,8 +4,9 @@
  * A `forward` rule covering the name wins (the name goes to that group), as do pins and the
  * hosts file (earlier stages); `localZones` in the configuration turns zones off.
  *
- * Every other query pays one `lastIndexOf` and a length switch on its top-level label: only
- * names under localhost, test, invalid, onion, local, arpa and net look any further.
+ * Every other query pays one `lastIndexOf` and an array lookup by the length of its top-level
+ * label, reading the name inside the cache key (no string is built): only names under
+ * localhost, test, invalid, onion, local, arpa and use-application-dns.net look any further.
  */
 import type { Answer } from '../../dns/message.js';
 import { localReply } from '../../dns/message.js';
