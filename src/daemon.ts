@@ -33,6 +33,7 @@ import { Pipeline } from './resolver/pipeline.js';
 import { buildPins, PinsStage } from './resolver/pins.js';
 import { PolicyStage, policyOptionsFrom } from './resolver/policy.js';
 import { RouteStage } from './resolver/route.js';
+import { LocalZonesStage } from './stages/local-zones/stage.js';
 import type { Context, Result, Stage } from './resolver/types.js';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { openAdmin, type AdminServer, type Readiness } from './server/admin.js';
@@ -91,6 +92,7 @@ export class Daemon {
   pinHealth: PinHealth | undefined;
   coalesceStage!: CoalesceStage;
   routeStage!: RouteStage;
+  localZones!: LocalZonesStage;
   forwardStage!: ForwardStage;
   pipeline!: Pipeline;
   admin: AdminServer | null = null;
@@ -136,11 +138,13 @@ export class Daemon {
     });
   }
 
-  /** policy → loop → pins → hosts → cache → coalesce → route → forward (upstream group strategy) */
+  /** policy → loop → pins → hosts → local zones → cache → coalesce → route → forward (upstream group strategy) */
   private composePipeline(): Pipeline {
     const stages: Stage[] = [this.policy, new LoopStage(this.loopGuard), this.pinsStage];
     if (this.hostsFile) stages.push(new HostsStage(this.hostsFile, this.config.hosts!.ttl));
-    stages.push(this.cacheStage, this.coalesceStage, this.routeStage, this.forwardStage);
+    const route = this.routeStage;
+    this.localZones = new LocalZonesStage(this.config.localZones, (lname) => route.groupFor(lname) !== undefined);
+    stages.push(this.localZones, this.cacheStage, this.coalesceStage, this.routeStage, this.forwardStage);
     return new Pipeline(stages);
   }
 

@@ -13,6 +13,7 @@
  *   dohd_upstream_failures_total{upstream,reason}     UpstreamReporter listener (reasons: upstream/errors.ts)
  *   dohd_pin_up{name,address}                         `pinProbe(name, address, up)` (pin health checks)
  *   dohd_policy_drops_total{reason}                   `policyDrop(reason)` (rate limit, ACL refusals, ...)
+ *   dohd_local_answers_total{zone}                    `localAnswer(zone)`: queries a built-in local zone answered
  *   dohd_config_reloads_total{result}                 `reload(ok)` (SIGHUP)
  *
  * Stages built elsewhere call the small methods below; every label value they pass must come
@@ -69,6 +70,7 @@ export class Metrics {
   private readonly pinUp: Gauge<'name' | 'address'>;
   private readonly policyDrops: Counter<'reason'>;
   private readonly reloads: Counter<'result'>;
+  private readonly localAnswers: Counter<'zone'>;
 
   /** Fed to UpstreamReporter.add(): upstream latency, wins and failures. */
   readonly upstreamObserver: UpstreamObserver;
@@ -153,6 +155,12 @@ export class Metrics {
       labelNames: ['reason'],
       registers,
     });
+    this.localAnswers = new Counter({
+      name: 'dohd_local_answers_total',
+      help: 'Queries answered by a built-in local zone (localhost, private reverse zones, ...), by zone',
+      labelNames: ['zone'],
+      registers,
+    });
     this.reloads = new Counter({
       name: 'dohd_config_reloads_total',
       help: 'Configuration reloads (SIGHUP), by result (ok, invalid)',
@@ -168,6 +176,11 @@ export class Metrics {
         this.upstreamFailures.inc({ upstream: u.name, reason: err.reason });
       },
     };
+  }
+
+  /** Local-zone answers (the zone names come from the built-in table only). */
+  localAnswer(zone: string, n = 1): void {
+    this.localAnswers.inc({ zone }, n);
   }
 
   /** One answered client query (wire to QueryHandler's onAnswer). */

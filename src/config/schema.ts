@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseHostPort } from './address.js';
 import { parseCidr } from './cidr.js';
+import { isLocalZoneKey } from '../stages/local-zones/zones.js';
 import { DEFAULT_ACL_ALLOW, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_RATE_LIMIT_EXEMPT, DEFAULT_UPSTREAMS } from './defaults.js';
 
 const listenAddress = z.string().superRefine((s, ctx) => {
@@ -223,6 +224,20 @@ export const configSchema = z.strictObject({
   groups: z.record(groupName, groupSchema).default({}),
   /** Domain (and its subdomains) → group name; the most specific rule wins. */
   forward: z.record(domainName, z.string().min(1)).default({}),
+  /**
+   * Built-in local zones (localhost, test, invalid, onion, local, home.arpa, resolver.arpa, private
+   * and special reverse zones, use-application-dns.net), answered by dohd itself. All are on;
+   * `false` turns them all off, `{ ZONE: false }` turns off that zone and every built-in zone
+   * under it (`in-addr.arpa: false`: every IPv4 reverse zone). Pins, hosts and `forward` rules win anyway.
+   */
+  localZones: z
+    .union([z.literal(false), z.record(domainName, z.boolean())])
+    .superRefine((v, ctx) => {
+      if (v === false) return;
+      for (const key of Object.keys(v))
+        if (!isLocalZoneKey(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'is not a built-in local zone (see "Answered locally" in the README)' });
+    })
+    .default({}),
   /** A group asked only when every upstream of the default group is down. Off by default. */
   fallback: z.string().min(1).optional(),
   hedge: hedgeSchema,

@@ -113,10 +113,10 @@ describe('dohd command line', () => {
     const d = spawnCli(['run', '--listen', '127.0.0.1:0', '--upstream', doh.url, '--ca', pki.caFile]);
     try {
       const port = await listeningPort(d);
-      const r = await queryUdp({ port, name: 'example.test' });
+      const r = await queryUdp({ port, name: 'example.com' });
       expect(r.response.answers[0]!.data).toBe('192.0.2.1');
       // Nothing per query at info level.
-      expect(d.stdout.filter((l) => l.includes('example.test'))).toEqual([]);
+      expect(d.stdout.filter((l) => l.includes('example.com'))).toEqual([]);
     } finally {
       const exit = await d.kill('SIGTERM');
       expect(exit.code).toBe(0);
@@ -131,7 +131,7 @@ describe('dohd command line', () => {
     const d = spawnCli(['run', '--config', file]);
     try {
       const port = await listeningPort(d);
-      expect((await queryUdp({ port, name: 'example.test' })).response.rcode).toBe('NOERROR');
+      expect((await queryUdp({ port, name: 'example.com' })).response.rcode).toBe('NOERROR');
       const t0 = Date.now();
       const exit = await d.kill('SIGTERM'); // the slow upstream's request is still running (it lost the race)
       const ms = Date.now() - t0;

@@ -180,7 +180,7 @@ describe('dohd doctor (the CLI) runs the containers check with its flags', () =>
     writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n');
     writeFileSync(join(dir, 'dohd.yaml'), 'listen: ["127.0.0.1:53"]\nupstreams: [{ url: "https://127.0.0.1:9/dns-query" }]\n');
     // Every other target is staged on loopback too: a closed port for the nameservers and the upstream.
-    const args = [CLI, 'doctor', '--json', '--go', 'none', '--names', 'goproxy.test', '--timeout', '300', '--dns-port', '9', '--port', '9',
+    const args = [CLI, 'doctor', '--json', '--go', 'none', '--names', 'goproxy.example.net', '--timeout', '300', '--dns-port', '9', '--port', '9',
       '--resolv-conf', join(dir, 'resolv.conf'), '--hosts', join(dir, 'hosts'), '--config', join(dir, 'dohd.yaml'),
       '--runtime-path', bin, '--docker-config', daemonJson, '--podman-config', containersConf];
     const r = await promisify(execFile)(process.execPath, args, { timeout: 30_000 }).then(

@@ -38,7 +38,7 @@ beforeAll(async () => {
   doh.zone.add({ name: 'goproxy.cn', type: 'A', ttl: 60, data: '127.0.0.2' }); // nothing listens there
   doh.zone.add({ name: 'sum.golang.org', type: 'A', ttl: 60, data: '127.0.0.1' });
   doh.zone.add({ name: 'sum.golang.org', type: 'AAAA', ttl: 60, data: '::1' });
-  doh.zone.add({ name: 'wrongcert.test', type: 'A', ttl: 60, data: '127.0.0.1' });
+  doh.zone.add({ name: 'wrongcert.example.net', type: 'A', ttl: 60, data: '127.0.0.1' });
   server = tls.createServer({ key: pki.keyPem, cert: pki.certPem }, (s) => {
     s.on('error', () => {});
     s.end();
@@ -78,13 +78,13 @@ describe('dohd pins learn', () => {
 
   it('--write writes the block; names that fail are comments, the exit code is 1, and the file is still valid config', async () => {
     const file = `${pki.dir}/pins.yaml`;
-    const r = await cli(['pins', 'learn', 'goproxy.cn', 'missing.test', 'wrongcert.test', ...base(), '--write', file]);
+    const r = await cli(['pins', 'learn', 'goproxy.cn', 'missing.example.net', 'wrongcert.example.net', ...base(), '--write', file]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe(`wrote 1 of 3 pins to ${file}\n`);
-    expect(r.stderr).toMatch(/missing\.test: cannot resolve: NXDOMAIN/);
-    expect(r.stderr).toMatch(/wrongcert\.test: no address passed/);
+    expect(r.stderr).toMatch(/missing\.example\.net: cannot resolve: NXDOMAIN/);
+    expect(r.stderr).toMatch(/wrongcert\.example\.net: no address passed/);
     const text = readFileSync(file, 'utf8');
-    expect(text).toMatch(/# wrongcert\.test: no address passed: 127\.0\.0\.1 \(ERR_TLS_CERT_ALTNAME_INVALID/);
+    expect(text).toMatch(/# wrongcert\.example\.net: no address passed: 127\.0\.0\.1 \(ERR_TLS_CERT_ALTNAME_INVALID/);
     const check = await cli(['check-config', '--config', file]);
     expect(check.stderr).toBe('');
     expect(check.code).toBe(0);
@@ -93,7 +93,7 @@ describe('dohd pins learn', () => {
 
   it('with no verified name at all the block is an empty mapping, still valid config', async () => {
     const file = `${pki.dir}/none.yaml`;
-    const r = await cli(['pins', 'learn', 'missing.test', ...base(), '--write', file]);
+    const r = await cli(['pins', 'learn', 'missing.example.net', ...base(), '--write', file]);
     expect(r.code).toBe(1);
     expect(readFileSync(file, 'utf8')).toMatch(/^pins: \{\}$/m);
     const check = await cli(['check-config', '--config', file]);
@@ -102,9 +102,9 @@ describe('dohd pins learn', () => {
   });
 
   it('a name without addresses, an unwritable --write and an unreadable --verify-ca are reported', async () => {
-    const none = await cli(['pins', 'learn', 'big.test', ...base()]); // TXT only
+    const none = await cli(['pins', 'learn', 'big.example.net', ...base()]); // TXT only
     expect(none.code).toBe(1);
-    expect(none.stderr).toMatch(/big\.test: no A or AAAA records/);
+    expect(none.stderr).toMatch(/big\.example\.net: no A or AAAA records/);
     const write = await cli(['pins', 'learn', 'goproxy.cn', ...base(), '--write', `${pki.dir}/no/such/dir/pins.yaml`]);
     expect(write.code).toBe(1);
     expect(write.stderr).toMatch(/--write: cannot write .*pins\.yaml: ENOENT/);

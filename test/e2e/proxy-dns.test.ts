@@ -76,10 +76,10 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     const port = await freePort();
     child = spawnCli(['proxy-dns', '--no-autoupdate', '--port', String(port), '--upstream', doh.url, '--upstream', doh2.url, '--max-upstream-conns', '0'], { env: env() });
     await child.waitForLog((l) => l.msg === 'dohd listening');
-    const { stdout } = await exec('dig', ['@127.0.0.1', '-p', String(port), '+time=3', '+tries=1', 'example.test', 'A']);
+    const { stdout } = await exec('dig', ['@127.0.0.1', '-p', String(port), '+time=3', '+tries=1', 'example.com', 'A']);
     expect(stdout).toMatch(/status: NOERROR/);
-    expect(stdout).toMatch(/^example\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$/m);
-    const tcp = await queryTcp({ port, name: 'example.test', type: 'AAAA' });
+    expect(stdout).toMatch(/^example\.com\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$/m);
+    const tcp = await queryTcp({ port, name: 'example.com', type: 'AAAA' });
     expect(data(tcp)).toEqual(['2001:db8::1']);
     expect(doh.requests + doh2.requests).toBeGreaterThanOrEqual(2);
     const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
@@ -103,7 +103,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
       }),
     });
     const p = await listeningPort(child);
-    const r = await queryUdp({ port: p, name: 'www.example.test' });
+    const r = await queryUdp({ port: p, name: 'www.example.com' });
     expect(data(r)).toEqual(['192.0.2.3']);
     const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
     expect(settings.address).toEqual({ value: '127.0.0.1', from: 'TUNNEL_DNS_ADDRESS' });
@@ -117,7 +117,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     child = spawnCli(['proxy-dns', '--loglevel', 'warn', '--port', String(port), '--upstream', doh.url], { env: env() });
     let answered = null;
     for (let i = 0; i < 100 && !answered; i++) {
-      answered = await queryUdp({ port, name: 'example.test', timeoutMs: 200 }).catch(() => null);
+      answered = await queryUdp({ port, name: 'example.com', timeoutMs: 200 }).catch(() => null);
     }
     expect(answered && data(answered)).toEqual(['192.0.2.1']);
     expect(child.stdout).toEqual([]);
@@ -131,7 +131,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     );
     child = spawnCli(['proxy-dns', '--config', file], { env: env({ TUNNEL_DNS_PORT: '' }) });
     const p = await listeningPort(child);
-    const r = await queryUdp({ port: p, name: 'example.test' });
+    const r = await queryUdp({ port: p, name: 'example.com' });
     expect(data(r)).toEqual(['192.0.2.1']);
     const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
     expect(settings.config).toBe(file);
@@ -145,7 +145,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     writeFileSync(join(h, '.cloudflared', 'config.yml'), `port: 0\naddress: 127.0.0.1\nupstream: [${doh.url}]\n`);
     child = spawnCli(['proxy-dns'], { env: env({ HOME: h }) });
     const p = await listeningPort(child);
-    expect(data(await queryUdp({ port: p, name: 'example.test' }))).toEqual(['192.0.2.1']);
+    expect(data(await queryUdp({ port: p, name: 'example.com' }))).toEqual(['192.0.2.1']);
     const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
     expect(settings.config).toBe(join(h, '.cloudflared', 'config.yml'));
   });
@@ -156,7 +156,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     const found = await child.waitForLog((l) => l.msg === 'proxy-dns: upstream address found through the bootstrap servers');
     expect(found.addresses).toEqual(['127.0.0.1']);
     expect(boot.queries.map((q) => `${q.questions![0]!.name}/${q.questions![0]!.type}`).sort()).toEqual(['doh.test/A', 'doh.test/AAAA']);
-    const r = await queryUdp({ port: p, name: 'example.test' });
+    const r = await queryUdp({ port: p, name: 'example.com' });
     expect(data(r)).toEqual(['192.0.2.1']);
     expect(doh.lastRequest!.servername).toBe('doh.test');
   });
@@ -178,7 +178,7 @@ describe('metrics and private CAs, as cloudflared users had them', () => {
     child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url, '--metrics', `localhost:${metrics}`], { env: env() });
     const up = await child.waitForLog((l) => l.msg === 'dohd listening');
     expect(up.admin).toBe(`127.0.0.1:${metrics}`);
-    await queryUdp({ port, name: 'example.test' });
+    await queryUdp({ port, name: 'example.com' });
     const m = parseProm((await adminGet(metrics, '/metrics')).body);
     expect(m.value('dohd_queries_total')).toBe(1);
     await child.kill();
@@ -204,7 +204,7 @@ describe('metrics and private CAs, as cloudflared users had them', () => {
     const port = await freePort();
     child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url], { env: { HOME: home } });
     await child.waitForLog((l) => l.msg === 'dohd listening');
-    const r = await queryUdp({ port, name: 'example.test' });
+    const r = await queryUdp({ port, name: 'example.com' });
     expect(r.response.rcode).toBe('SERVFAIL');
     const failed = await child.waitForLog((l) => l.msg === 'upstream failed');
     expect(failed.reason).toBe('tls');
@@ -215,7 +215,7 @@ describe('metrics and private CAs, as cloudflared users had them', () => {
 
     child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url, '--ca', pki.caFile], { env: { HOME: home } });
     await child.waitForLog((l) => l.msg === 'dohd listening');
-    expect(data(await queryUdp({ port, name: 'example.test' }))).toEqual(['192.0.2.1']);
+    expect(data(await queryUdp({ port, name: 'example.com' }))).toEqual(['192.0.2.1']);
     await child.kill();
 
     child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url, '--ca', join(pki.dir, 'nope.pem')], { env: { HOME: home } });

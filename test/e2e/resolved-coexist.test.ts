@@ -57,7 +57,7 @@ describe.skipIf(!CAN)('dohd beside a resolver stub on 127.0.0.53 and 127.0.0.54'
       const script = [
         'ip link set lo up',
         `${process.execPath} ${CLI} run --config ${dir}/stub.yaml & stub=$!; echo "stub=$stub"`,
-        'for i in $(seq 1 50); do dig +time=1 +tries=1 @127.0.0.1 x.test >/dev/null 2>&1 && break; sleep 0.1; done',
+        'for i in $(seq 1 50); do dig +time=1 +tries=1 @127.0.0.1 x.example.net >/dev/null 2>&1 && break; sleep 0.1; done',
         `${process.execPath} ${CLI} run --config ${dir}/dohd.yaml; echo "exit=$?"`,
         'echo "stubcomm=$(cat /proc/$stub/comm)"',
         'kill $stub; wait $stub',

@@ -55,7 +55,7 @@ async function start(extra: string[] = []): Promise<{ d: Spawned; port: number; 
       `  - { url: "${good.url}", ca: "${pki.caFile}", name: good }`,
       `  - { url: "${bad.url}", ca: "${pki.caFile}", name: bad }`,
       'health: { failures: 2, backoffMs: 60000 }',
-      'pins: { pinned.test: [192.0.2.7] }',
+      'pins: { pinned.example.net: [192.0.2.7] }',
       '',
     ].join('\n'),
   );
@@ -70,8 +70,8 @@ describe('dohd status', () => {
   it('shows each upstream (in/out, next probe, path, round trips, errors), the cache, pins and listeners; --json; exit 0', async () => {
     const { d, port, admin } = await start();
     try {
-      for (let i = 0; i < 6; i++) await queryUdp({ port, name: `n${i}.example.test` });
-      await queryUdp({ port, name: 'n0.example.test' }); // a cache hit
+      for (let i = 0; i < 6; i++) await queryUdp({ port, name: `n${i}.example.com` });
+      await queryUdp({ port, name: 'n0.example.com' }); // a cache hit
       const json = await status(['--admin', admin, '--json']);
       expect(json.code).toBe(0);
       const r = JSON.parse(json.stdout) as StatusReport;
@@ -86,7 +86,7 @@ describe('dohd status', () => {
       expect(b.lastMinute.errors).toEqual({ http_status: 2 }); // then it is out, and no longer asked
       expect(b.sinceStart.errors).toEqual({ http_status: 2 });
       expect(r.cache).toMatchObject({ entries: 6, hits: 1, misses: 6, staleServed: 0 });
-      expect(r.pins).toEqual([{ name: 'pinned.test', verify: false, addresses: [{ address: '192.0.2.7', state: 'unchecked' }] }]);
+      expect(r.pins).toEqual([{ name: 'pinned.example.net', verify: false, addresses: [{ address: '192.0.2.7', state: 'unchecked' }] }]);
 
       const table = await status(['--admin', admin]);
       expect(table.code).toBe(0);
@@ -97,7 +97,7 @@ describe('dohd status', () => {
       expect(lines.find((l) => l.startsWith('bad '))).toMatch(/^bad\s+default\s+out, probe in \d+s\s+0\s+-\s+-\s+http_status 2\s+0\s+-\s+-\s+http_status 2$/);
       expect(lines.find((l) => /^good\s+DoH/.test(l))).toMatch(new RegExp(`^good\\s+DoH ${good.url.replace(/[.]/g, "\\.")} via 127\\.0\\.0\\.1$`));
       expect(table.stdout).toMatch(/cache: 6 entries, [\d.]+ KiB; hit ratio 14\.3% \(1 hits, 6 misses\); 0 stale served/);
-      expect(table.stdout).toContain('  pinned.test: 192.0.2.7 (not verified)');
+      expect(table.stdout).toContain('  pinned.example.net: 192.0.2.7 (not verified)');
     } finally {
       await d.kill('SIGTERM');
     }
@@ -107,7 +107,7 @@ describe('dohd status', () => {
     good.mode = 'http500';
     const { d, port, admin } = await start();
     try {
-      for (let i = 0; i < 3; i++) await queryUdp({ port, name: `x${i}.example.test` });
+      for (let i = 0; i < 3; i++) await queryUdp({ port, name: `x${i}.example.com` });
       const deadline = Date.now() + 10_000;
       let last: StatusReport;
       do last = JSON.parse((await status(['--admin', admin, '--json'])).stdout) as StatusReport;

@@ -29,7 +29,7 @@ upstreams:
   - url: ${UPSTREAM}
     ca: ${PKI_DIR}/ca.pem
 pins:
-  pinned.test: ["${pin}"]
+  pinned.example.net: ["${pin}"]
 cache:
   file: /var/lib/dohd/cache.bin
 ${extra}`;
@@ -94,8 +94,8 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
       expect(show('dohd.service', 'ActiveState')).toBe('active');
       expect(show('dohd.service', 'UnitFileState')).toBe('enabled');
       for (const server of ['127.0.0.1', '::1']) {
-        expect(dig(server, 'example.test'), `UDP ${server}`).toBe('192.0.2.1');
-        expect(dig(server, 'www.example.test', '+tcp'), `TCP ${server}`).toBe('192.0.2.3');
+        expect(dig(server, 'example.com'), `UDP ${server}`).toBe('192.0.2.1');
+        expect(dig(server, 'www.example.com', '+tcp'), `TCP ${server}`).toBe('192.0.2.3');
       }
       // The README's two checks after installing.
       expect(m.sh('systemctl status --no-pager dohd')).toMatch(/Active: active \(running\)[^]*Status: "answering DNS on 127\.0\.0\.1:53, \[::1\]:53"/);
@@ -121,18 +121,18 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
 
     it('Type=notify: systemctl restart returns once the listeners are up (READY=1 after listening)', () => {
       // No waiting between the two: with Type=simple the query would come before node listens.
-      const out = m.sh('systemctl restart dohd.service && dig +short +tries=1 +time=5 @127.0.0.1 example.test && ss -Hlun "sport = :53"');
+      const out = m.sh('systemctl restart dohd.service && dig +short +tries=1 +time=5 @127.0.0.1 example.com && ss -Hlun "sport = :53"');
       expect(out).toContain('192.0.2.1');
       expect(out).toContain('127.0.0.1:53');
       expect(show('dohd.service', 'StatusText')).toBe('answering DNS on 127.0.0.1:53, [::1]:53');
     });
 
     it('systemctl reload applies a changed pin', async () => {
-      expect(dig('127.0.0.1', 'pinned.test')).toBe('192.0.2.10');
+      expect(dig('127.0.0.1', 'pinned.example.net')).toBe('192.0.2.10');
       const pid = show('dohd.service', 'MainPID');
       m.writeFile('/etc/dohd/dohd.yaml', config('192.0.2.11'));
       m.sh('systemctl reload dohd.service');
-      await until('the new pin', () => dig('127.0.0.1', 'pinned.test') === '192.0.2.11');
+      await until('the new pin', () => dig('127.0.0.1', 'pinned.example.net') === '192.0.2.11');
       expect(show('dohd.service', 'MainPID')).toBe(pid); // reloaded, not restarted
       await journalMatches('dohd.service', /configuration reloaded file=\/etc\/dohd\/dohd.yaml applied=\["pins"\]/, '-n', '10');
     });
@@ -159,7 +159,7 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
     });
 
     it('systemctl stop: Result=success and the cache saved in the StateDirectory; the next start answers from it', async () => {
-      expect(dig('127.0.0.1', 'www.example.test')).toBe('192.0.2.3');
+      expect(dig('127.0.0.1', 'www.example.com')).toBe('192.0.2.3');
       m.sh('systemctl stop dohd.service');
       expect(show('dohd.service', 'Result')).toBe('success');
       expect(show('dohd.service', 'ExecMainStatus')).toBe('0');
@@ -172,8 +172,8 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
       try {
         m.sh('systemctl start dohd.service');
         await journalMatches('dohd.service', /cache loaded file=\/var\/lib\/dohd\/cache.bin loaded=[1-9]/, '-n', '10');
-        expect(dig('127.0.0.1', 'www.example.test')).toBe('192.0.2.3');
-        expect(dig('127.0.0.1', 'cname.test')).not.toContain('192.0.2.1'); // never asked before: not in the cache
+        expect(dig('127.0.0.1', 'www.example.com')).toBe('192.0.2.3');
+        expect(dig('127.0.0.1', 'cname.example.net')).not.toContain('192.0.2.1'); // never asked before: not in the cache
       } finally {
         startUpstream();
         await upstreamUp();
@@ -196,7 +196,7 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
       expect(took).toBeGreaterThanOrEqual(restartSec - 0.5);
       expect(took).toBeLessThan(restartSec + 15); // RestartSec plus a node start, with room for a loaded machine
       expect(Number(show('dohd.service', 'NRestarts'))).toBe(restarts + 1);
-      expect(dig('127.0.0.1', 'example.test')).toBe('192.0.2.1');
+      expect(dig('127.0.0.1', 'example.com')).toBe('192.0.2.1');
     });
 
     it('the live systemd-analyze security exposure is at most 2.0', () => {
@@ -225,7 +225,7 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
       } finally {
         m.sh('rm /run/systemd/system/dohd.service.d/probe.conf && systemctl daemon-reload && systemctl start dohd.service');
       }
-      expect(dig('127.0.0.1', 'example.test')).toBe('192.0.2.1');
+      expect(dig('127.0.0.1', 'example.com')).toBe('192.0.2.1');
     });
 
     describe('bad input gets a clear message', () => {
@@ -269,8 +269,8 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
           m.sh('systemctl daemon-reload && systemctl start dohd.service');
           expect(show('dohd.service', 'ActiveState')).toBe('active');
           await journalMatches('dohd.service', /cache\.file: its directory is not writable; .* file=\/var\/lib\/dohd\/cache.bin err=EACCES/, '-p', 'warning', '-n', '5');
-          expect(dig('127.0.0.1', 'example.test')).toBe('192.0.2.1');
-          expect(dig('::1', 'example.test', '+tcp')).toBe('192.0.2.1');
+          expect(dig('127.0.0.1', 'example.com')).toBe('192.0.2.1');
+          expect(dig('::1', 'example.com', '+tcp')).toBe('192.0.2.1');
           m.sh('systemctl stop dohd.service');
           expect(show('dohd.service', 'Result')).toBe('success');
           await journalMatches('dohd.service', /could not save the cache file=\/var\/lib\/dohd\/cache.bin err=EACCES/, '-p', 'warning', '-n', '5');
@@ -287,9 +287,9 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
       expect(out.code, out.stdout + out.stderr).toBe(0);
       expect(show('dohd.socket', 'ActiveState')).toBe('active');
       expect(show('dohd.service', 'ActiveState')).toBe('inactive');
-      expect(dig('127.0.0.1', 'example.test')).toBe('192.0.2.1');
+      expect(dig('127.0.0.1', 'example.com')).toBe('192.0.2.1');
       expect(show('dohd.service', 'ActiveState')).toBe('active');
-      expect(dig('::1', 'www.example.test', '+tcp')).toBe('192.0.2.3');
+      expect(dig('::1', 'www.example.com', '+tcp')).toBe('192.0.2.3');
       const s = status(show('dohd.service', 'MainPID'));
       expect(Number(s.Uid!.split(/\s+/)[0])).toBeGreaterThanOrEqual(DYNAMIC_UIDS[0]);
       for (const set of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) expect(BigInt(`0x${s[set]}`), set).toBe(0n);
@@ -306,7 +306,7 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
         const stream = m.spawn([
           'sh',
           '-c',
-          `for i in $(seq ${each}); do if [ $((i % 2)) = ${c % 2} ]; then t=+tcp; else t=+notcp; fi; echo "${c}.$i $t $(dig +short +tries=1 +time=10 $t @127.0.0.1 example.test)"; done`,
+          `for i in $(seq ${each}); do if [ $((i % 2)) = ${c % 2} ]; then t=+tcp; else t=+notcp; fi; echo "${c}.$i $t $(dig +short +tries=1 +time=10 $t @127.0.0.1 example.com)"; done`,
         ]);
         stream.stdout!.on('data', (d: Buffer) => (out += d.toString()));
         return new Promise<void>((r) => stream.once('exit', () => r()));
@@ -360,8 +360,8 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
       const out = m.exec([`${REPO}/systemd/install.sh`, '--proxy-dns'], { timeoutMs: 120_000 });
       expect(out.code, out.stdout + out.stderr).toBe(0);
       await until('port 5053', () => m.exec(['ss', '-Hlun', 'sport = :5053']).stdout.includes('127.0.0.1:5053'));
-      expect(dig('127.0.0.1', 'example.test', '-p', '5053')).toBe('192.0.2.1');
-      expect(dig('127.0.0.1', 'www.example.test', '-p', '5053', '+tcp')).toBe('192.0.2.3');
+      expect(dig('127.0.0.1', 'example.com', '-p', '5053')).toBe('192.0.2.1');
+      expect(dig('127.0.0.1', 'www.example.com', '-p', '5053', '+tcp')).toBe('192.0.2.3');
       expect(show('dohd-proxy-dns.service', 'NRestarts')).toBe('0');
     });
 
@@ -369,8 +369,8 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
       m.writeFile('/etc/default/cloudflared', `CLOUDFLARED_OPTS=--address 0.0.0.0 --port 5053 --upstream ${UPSTREAM}\nNODE_EXTRA_CA_CERTS=${PKI_DIR}/ca.pem\n`);
       m.sh('systemctl restart dohd-proxy-dns.service');
       await until('port 5053 on every address', () => m.exec(['ss', '-Hlun', 'sport = :5053']).stdout.includes('0.0.0.0:5053'));
-      expect(dig('127.0.0.1', 'example.test', '-p', '5053')).toBe('192.0.2.1');
-      expect(dig('::1', 'example.test', '-p', '5053', '+tcp')).toBe('192.0.2.1');
+      expect(dig('127.0.0.1', 'example.com', '-p', '5053')).toBe('192.0.2.1');
+      expect(dig('::1', 'example.com', '-p', '5053', '+tcp')).toBe('192.0.2.1');
       await journalMatches('dohd-proxy-dns.service', /^cannot list the machine's network interfaces: .* error=EAFNOSUPPORT$/m, '-p', 'warning');
       expect(journal('dohd-proxy-dns.service')).not.toContain('status=70');
       expect(show('dohd-proxy-dns.service', 'NRestarts')).toBe('0');
