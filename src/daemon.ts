@@ -33,7 +33,7 @@ import { RouteStage } from './resolver/route.js';
 import type { Context, Result, Stage } from './resolver/types.js';
 import { AdminServer, type Readiness } from './server/admin.js';
 import { ListenError } from './server/bind-error.js';
-import { QueryHandler } from './server/handler.js';
+import { errorKind, QueryHandler } from './server/handler.js';
 import { pairByAddress, type InheritedSocket } from './server/socket-activation.js';
 import { TcpServer } from './server/tcp.js';
 import { UdpServer } from './server/udp.js';
@@ -118,6 +118,7 @@ export class Daemon {
       screenReject: (transport, client, reason, hasReply) => this.policy.screenReject(transport, client, reason, hasReply),
       onAnswer: (ctx, result, ms) => this.answered(ctx, result, ms),
       onReject: (transport, reason) => this.metrics.reject(transport, reason),
+      onInternalError: (where, err) => this.metrics.internalError(where, errorKind(err)),
       decorate: explainAnswer,
     });
   }

@@ -14,6 +14,7 @@
  *   dohd_pin_up{name,address}                         `pinProbe(name, address, up)` (pin health checks)
  *   dohd_policy_drops_total{reason}                   `policyDrop(reason)` (rate limit, ACL refusals, ...)
  *   dohd_config_reloads_total{result}                 `reload(ok)` (SIGHUP)
+ *   dohd_internal_errors_total{where,kind}            handler onInternalError (bugs met handling a query)
  *
  * Stages built elsewhere call the small methods below; every label value they pass must come
  * from a fixed set in the code (never from a client packet), so the series count stays bounded.
@@ -69,6 +70,7 @@ export class Metrics {
   private readonly pinUp: Gauge<'name' | 'address'>;
   private readonly policyDrops: Counter<'reason'>;
   private readonly reloads: Counter<'result'>;
+  private readonly internalErrors: Counter<'where' | 'kind'>;
 
   /** Fed to UpstreamReporter.add(): upstream latency, wins and failures. */
   readonly upstreamObserver: UpstreamObserver;
@@ -156,6 +158,12 @@ export class Metrics {
       labelNames: ['result'],
       registers,
     });
+    this.internalErrors = new Counter({
+      name: 'dohd_internal_errors_total',
+      help: 'Bugs met while handling a client query (logged at error level; the client got FORMERR or SERVFAIL), by where and error class',
+      labelNames: ['where', 'kind'],
+      registers,
+    });
     this.upstreamObserver = {
       success: (u: Upstream, ms: number, won: boolean) => {
         this.upstreamDuration.observe({ upstream: u.name }, ms / 1000);
@@ -196,6 +204,11 @@ export class Metrics {
   /** A query a policy stage refused, dropped or rate-limited. */
   policyDrop(reason: PolicyReason, n = 1): void {
     this.policyDrops.inc({ reason }, n);
+  }
+
+  /** A bug met while handling a query (wire to QueryHandler's onInternalError); `kind` from a fixed set. */
+  internalError(where: string, kind: string): void {
+    this.internalErrors.inc({ where, kind });
   }
 
   reload(ok: boolean): void {

@@ -2,6 +2,7 @@
 import { rcodeReply } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { Rcode } from '../dns/wire.js';
+import { UpstreamError } from '../upstream/errors.js';
 import type { Strategy } from '../upstream/strategy.js';
 import type { Context, Next, Result, Stage } from './types.js';
 
@@ -29,7 +30,9 @@ export class ForwardStage implements Stage {
       const strategy = (ctx.group !== undefined && this.groups?.strategyFor(ctx.group)) || this.strategy;
       const r = await strategy.resolve(wire, ctx.query, ctx.signal);
       return { wire: r.answer.wire, source: 'upstream', rcode: r.answer.rcode, upstream: r.upstream, packet: r.answer.packet };
-    } catch {
+    } catch (err) {
+      // Upstreams failing is an answer (SERVFAIL); anything else is a bug the handler logs and counts.
+      if (!(err instanceof UpstreamError)) throw err;
       return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };
     }
   }
