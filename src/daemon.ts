@@ -132,8 +132,9 @@ export class Daemon {
   }
 
   private buildUpstreams(config: Config): void {
-    const defaults = config.upstreams.map((u) => new DohUpstream(u, { log: this.log }));
-    this.groups = new UpstreamGroups(config, this.reporter, { default: defaults, log: this.log, wrap: (u) => this.loopGuard.wrap(u) });
+    const guard = { onRestart: (upstream: string, reason: string) => this.metrics.upstreamRestart(upstream, reason) };
+    const defaults = config.upstreams.map((u) => new DohUpstream(u, { log: this.log, ...guard }));
+    this.groups = new UpstreamGroups(config, this.reporter, { default: defaults, log: this.log, wrap: (u) => this.loopGuard.wrap(u), guard });
     this.reporter.add(this.groups.health);
     this.upstreams = this.groups.raw;
     this.routeStage = new RouteStage(config.forward);

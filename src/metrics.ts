@@ -14,6 +14,7 @@
  *   dohd_pin_up{name,address}                         `pinProbe(name, address, up)` (pin health checks)
  *   dohd_policy_drops_total{reason}                   `policyDrop(reason)` (rate limit, ACL refusals, ...)
  *   dohd_config_reloads_total{result}                 `reload(ok)` (SIGHUP)
+ *   dohd_upstream_restarts_total{upstream,reason}     `upstreamRestart` (a transport threw: quarantined, rebuilt; upstream/guard.ts)
  *   dohd_internal_errors_total{where,kind}            handler onInternalError (bugs met handling a query)
  *
  * Stages built elsewhere call the small methods below; every label value they pass must come
@@ -71,6 +72,7 @@ export class Metrics {
   private readonly policyDrops: Counter<'reason'>;
   private readonly reloads: Counter<'result'>;
   private readonly internalErrors: Counter<'where' | 'kind'>;
+  private readonly upstreamRestarts: Counter<'upstream' | 'reason'>;
 
   /** Fed to UpstreamReporter.add(): upstream latency, wins and failures. */
   readonly upstreamObserver: UpstreamObserver;
@@ -164,6 +166,12 @@ export class Metrics {
       labelNames: ['where', 'kind'],
       registers,
     });
+    this.upstreamRestarts = new Counter({
+      name: 'dohd_upstream_restarts_total',
+      help: 'Upstream transports quarantined and rebuilt after one of their callbacks threw, by upstream and where (connect, connection, timer, settle, socket, exchange)',
+      labelNames: ['upstream', 'reason'],
+      registers,
+    });
     this.upstreamObserver = {
       success: (u: Upstream, ms: number, won: boolean) => {
         this.upstreamDuration.observe({ upstream: u.name }, ms / 1000);
@@ -209,6 +217,11 @@ export class Metrics {
   /** A bug met while handling a query (wire to QueryHandler's onInternalError); `kind` from a fixed set. */
   internalError(where: string, kind: string): void {
     this.internalErrors.inc({ where, kind });
+  }
+
+  /** An upstream transport threw and was rebuilt (upstream/guard.ts); `reason` from a fixed set. */
+  upstreamRestart(upstream: string, reason: string): void {
+    this.upstreamRestarts.inc({ upstream, reason });
   }
 
   reload(ok: boolean): void {
