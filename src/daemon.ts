@@ -34,6 +34,7 @@ import type { Context, Result, Stage } from './resolver/types.js';
 import { AdminServer, type Readiness } from './server/admin.js';
 import { ListenError } from './server/bind-error.js';
 import { errorKind, QueryHandler } from './server/handler.js';
+import { registerUdpDrops } from './server/udp-drops.js';
 import { pairByAddress, type InheritedSocket } from './server/socket-activation.js';
 import { TcpServer } from './server/tcp.js';
 import { UdpServer } from './server/udp.js';
@@ -109,6 +110,9 @@ export class Daemon {
     this.coalesceStage = new CoalesceStage({ timeoutMs: config.timeoutMs });
     this.metrics = new Metrics({ inflight: () => this.handler.inflight, cacheEntries: () => this.cache.size });
     this.sources = new MetricSources(this.metrics);
+    registerUdpDrops(this.metrics.registry, () =>
+      this.listeners.flatMap((l) => (l.udp.port === undefined ? [] : [{ listen: formatHostPort({ ...l.address, port: l.udp.port }), port: l.udp.port }])),
+    );
     this.reporter.add(this.metrics.upstreamObserver);
     this.pipeline = this.composePipeline();
     this.handler = new QueryHandler({
@@ -234,7 +238,7 @@ export class Daemon {
   /** Serves on sockets systemd handed over, UDP and TCP per address, instead of binding. */
   private async adopt(inherited: InheritedSocket[]): Promise<void> {
     for (const pair of pairByAddress(inherited)) {
-      const l: Listener = { udp: new UdpServer(this.handler, pair.address), tcp: new TcpServer(this.handler, pair.address, this.config.tcp), address: pair.address };
+      const l: Listener = { udp: new UdpServer(this.handler, pair.address, { ...this.config.udp, log: this.log }), tcp: new TcpServer(this.handler, pair.address, this.config.tcp), address: pair.address };
       this.listeners.push(l); // closed by stop() if anything below fails
       await l.udp.listen(pair.udp.fd);
       await l.tcp.listen(pair.tcp.fd);
@@ -259,7 +263,7 @@ export class Daemon {
   /** UDP and TCP on one address; port 0 picks one free port that both protocols get. */
   private async listenOne(addr: HostPort): Promise<Listener> {
     for (let attempt = 0; ; attempt++) {
-      const udp = new UdpServer(this.handler, addr);
+      const udp = new UdpServer(this.handler, addr, { ...this.config.udp, log: this.log });
       const bound = await udp.listen();
       const tcp = new TcpServer(this.handler, { ...addr, port: bound.port }, this.config.tcp);
       try {

@@ -16,6 +16,8 @@
  *   dohd_config_reloads_total{result}                 `reload(ok)` (SIGHUP)
  *   dohd_upstream_restarts_total{upstream,reason}     `upstreamRestart` (a transport threw: quarantined, rebuilt; upstream/guard.ts)
  *   dohd_internal_errors_total{where,kind}            handler onInternalError (bugs met handling a query)
+ *   dohd_udp_socket_drops_total{listen}, dohd_udp_receive_buffer_errors_total
+ *                                                     server/udp-drops.ts, read from /proc at scrape time
  *
  * Stages built elsewhere call the small methods below; every label value they pass must come
  * from a fixed set in the code (never from a client packet), so the series count stays bounded.
