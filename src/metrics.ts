@@ -170,7 +170,7 @@ export class Metrics {
     });
     this.upstreamRestarts = new Counter({
       name: 'dohd_upstream_restarts_total',
-      help: 'Upstream transports quarantined and rebuilt after one of their callbacks threw, by upstream and where (connect, connection, timer, settle, socket, exchange)',
+      help: 'Upstream transports quarantined and rebuilt after one of their callbacks threw, by upstream and where (connect, connection, timer, settle, response, socket, exchange)',
       labelNames: ['upstream', 'reason'],
       registers,
     });

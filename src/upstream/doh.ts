@@ -317,7 +317,7 @@ export class DohUpstream implements Upstream {
       conn.heardAt = performance.now();
       this.srtt = this.srtt === null ? ms : this.srtt + (ms - this.srtt) / 8;
     };
-    const exchange = new Exchange(q, signal, heard, resolve, reject);
+    const exchange = new Exchange(q, signal, heard, resolve, reject, this.guard);
     if (!exchange.done) conn.client.dispatch({ path: this.path, method: 'POST', idempotent: true, headers: DOH_HEADERS, body: wire }, exchange);
     return exchange;
   }
@@ -386,6 +386,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     private heard: ((ms: number) => void) | null,
     private resolve: ((a: CheckedAnswer) => void) | null,
     private reject: ((e: UpstreamError) => void) | null,
+    /** undici calls the on* methods below from its own event handlers: a throw there is the transport's (guard.ts). */
+    private readonly guard?: TransportGuard,
   ) {
     if (signal!.aborted) this.onAbort();
     else signal!.addEventListener('abort', this.onAbort, { once: true });
@@ -402,7 +404,39 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    try {
+      this.responseStart(statusCode, headers);
+    } catch (err) {
+      this.faulted(err);
+    }
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    try {
+      this.responseData(chunk);
+    } catch (err) {
+      this.faulted(err);
+    }
+  }
+
+  onResponseEnd(): void {
+    try {
+      this.responseEnd();
+    } catch (err) {
+      this.faulted(err);
+    }
+  }
+
+  /** A throw while handling the response: the guard rebuilds the transport; this exchange fails. */
+  private faulted(err: unknown): void {
+    if (!this.guard) throw err;
+    this.guard.fault('response', err);
+    this.fail(new UpstreamError('other', 'transport restarted'));
+  }
+
+  private responseStart(statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (this.done) return;
+    if (this.guard?.inject) this.guard.inject('response');
     this.heard!(performance.now() - this.t0);
     let err: UpstreamError | null = null;
     const ct = String(headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -413,14 +447,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (err) this.fail(err);
   }
 
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  private responseData(chunk: Buffer): void {
     if (this.done) return;
     this.size += chunk.length;
     if (this.size > MAX_ANSWER_BYTES) return this.fail(new UpstreamError('oversized', `body over ${MAX_ANSWER_BYTES} bytes`));
     this.chunks.push(chunk);
   }
 
-  onResponseEnd(): void {
+  private responseEnd(): void {
     if (this.done) return;
     const { q, signal, resolve, reject } = this;
     // A copy of its own: a chunk may be a view of memory the connection reuses.

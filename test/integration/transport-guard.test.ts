@@ -67,7 +67,7 @@ function signal(ms = 5000): AbortSignal {
 }
 
 describe('DoH transport', () => {
-  for (const place of ['connect', 'connection', 'settle', 'exchange'] as const) {
+  for (const place of ['connect', 'connection', 'response', 'settle', 'exchange'] as const) {
     it(`a throw at "${place}", three times in a row: each is a failed attempt and a restart; then it answers again`, async () => {
       const restarts: string[] = [];
       const u = new DohUpstream({ url: flaky.doh.url, ca: flaky.pki.caFile, name: 'flaky' }, { onRestart: (name, reason) => restarts.push(`${name}/${reason}`) });
@@ -140,7 +140,7 @@ describe('in the daemon', () => {
       ],
     });
     const u = d.daemon.upstreams.find((x) => x.name === 'flaky') as DohUpstream;
-    const places: GuardedPlace[] = ['connect', 'connection', 'settle'];
+    const places: GuardedPlace[] = ['connect', 'connection', 'response', 'settle'];
     for (const place of places) {
       u.dropConnection();
       const t = throwAt(place, 3);
