@@ -92,7 +92,7 @@ export class UdpServer {
     const short = (want.receive !== undefined && granted.receiveBytes < want.receive) || (want.send !== undefined && granted.sendBytes < want.send);
     const fields = { listen: `${bound.host}:${bound.port}`, asked: { receiveBytes: want.receive, sendBytes: want.send }, granted };
     if (short) log.warn(fields, 'UDP socket buffers smaller than configured: the kernel caps them at net.core.rmem_max / wmem_max (raise those sysctls)');
-    else log.debug(fields, 'UDP socket buffers');
+    else log.info(fields, 'UDP socket buffers');
   }
 
   private onMessage(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {

@@ -86,8 +86,9 @@ describe.each(TLS_FAULTS.map((m) => [m]))('%s', (mode: TlsFault) => {
       const { res, address, ms } = await ask(d, i);
       expect(res.response.rcode, `attempt ${i + 1}`).toBe('NOERROR');
       expect(res.response.answers.map((a) => a.data)).toEqual([address]);
-      // The healthy upstream answers in a few ms; waiting on the faulty one would cost the deadline.
-      expect(ms, `attempt ${i + 1}`).toBeLessThan(DEADLINE / 2);
+      // The healthy upstream answers in a few ms; waiting on the faulty one would cost the deadline
+      // (the margin is for a loaded CI machine).
+      expect(ms, `attempt ${i + 1}`).toBeLessThan(DEADLINE * 0.8);
     }
     expect(errorLines(d)).toEqual([]);
   });
