@@ -11,6 +11,7 @@ import type { Config, GroupUpstreamConfig, StrategyName } from '../config/schema
 import { DohUpstream } from './doh.js';
 import { FailoverStrategy } from './failover.js';
 import { FallbackStrategy } from './fallback.js';
+import type { GuardOptions } from './guard.js';
 import { HealthTracker } from './health.js';
 import { HedgedStrategy } from './hedged.js';
 import { PlainUpstream } from './plain.js';
@@ -23,18 +24,18 @@ export interface UpstreamGroup {
   upstreams: Upstream[];
 }
 
-export function buildUpstream(u: GroupUpstreamConfig, log?: Logger): Upstream {
+export function buildUpstream(u: GroupUpstreamConfig, log?: Logger, guard: GuardOptions = {}): Upstream {
   if (u.url?.startsWith('https:')) {
     return new DohUpstream(
       { url: u.url, ...(u.bootstrap ? { bootstrap: u.bootstrap } : {}), ...(u.ca ? { ca: u.ca } : {}), ...(u.name ? { name: u.name } : {}) },
-      log ? { log } : {},
+      { ...guard, ...(log ? { log } : {}) },
     );
   }
   const tcpOnly = u.url?.startsWith('tcp:') ?? false;
   const text = u.address ?? new URL(u.url!).host;
   const target = parseHostPort(text);
   if (typeof target === 'string') throw new Error(target);
-  return new PlainUpstream(target, { tcpOnly, ...(u.name ? { name: u.name } : {}) });
+  return new PlainUpstream(target, { ...guard, ...(log ? { log } : {}), tcpOnly, ...(u.name ? { name: u.name } : {}) });
 }
 
 export class UpstreamGroups {
@@ -47,7 +48,7 @@ export class UpstreamGroups {
   constructor(
     private readonly config: Config,
     private readonly observer: UpstreamObserver,
-    upstreams: { default: Upstream[]; log?: Logger; wrap?: (u: Upstream) => Upstream },
+    upstreams: { default: Upstream[]; log?: Logger; wrap?: (u: Upstream) => Upstream; guard?: GuardOptions },
   ) {
     const log = upstreams.log;
     // What the strategies call: each upstream as given, or wrapped (the loop guard's fail-fast).
@@ -57,7 +58,7 @@ export class UpstreamGroups {
     const defaults = w(upstreams.default);
     this.groups.set(DEFAULT_GROUP, { name: DEFAULT_GROUP, upstreams: defaults, strategy: this.strategy(config.strategy, defaults) });
     for (const [name, g] of Object.entries(config.groups)) {
-      const raw = g.upstreams.map((u) => buildUpstream(u, log));
+      const raw = g.upstreams.map((u) => buildUpstream(u, log, upstreams.guard));
       this.raw.push(...raw);
       const us = w(raw);
       this.groups.set(name, { name, upstreams: us, strategy: this.strategy(g.strategy, us) });
