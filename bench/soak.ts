@@ -72,7 +72,7 @@ export interface SoakReport {
 /** The soak's records: fixed names (hits) and `m<N>.soak.example.net` (misses, one address each, computed). */
 class SoakZone extends Zone {
   override lookup(name: string, type?: string): ZoneRecord[] {
-    const m = /^m(\d+)\.(soak|corp)\.test\.?$/i.exec(name);
+    const m = /^m(\d+)\.(soak|corp)\.example\.net\.?$/i.exec(name);
     if (m) {
       if (type && type !== 'A' && type !== 'ANY') return [];
       return [{ name, type: 'A', ttl: 300, data: missAddress(Number(m[1])) }];
@@ -80,7 +80,7 @@ class SoakZone extends Zone {
     return super.lookup(name, type);
   }
   override nameExists(name: string): boolean {
-    return /^m\d+\.(soak|corp)\.test\.?$/i.test(name) || super.nameExists(name);
+    return /^m\d+\.(soak|corp)\.example\.net\.?$/i.test(name) || super.nameExists(name);
   }
 }
 
@@ -292,7 +292,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
           q = { ...h, exists: true };
         } else {
           const n = ++miss;
-          q = { name: `m${n}.${corp ? 'corp' : 'soak'}.test`, address: missAddress(n), exists: true };
+          q = { name: `m${n}.${corp ? 'corp' : 'soak'}.example.net`, address: missAddress(n), exists: true };
         }
         const id = nextId++ & 0xffff || nextId++;
         inflight.set(id, { ...q, at: now });

@@ -50,7 +50,7 @@ describe('every TLS failure mode, three times in a row, against the real CLI', (
           faulty.setMode(mode, true);
           for (let i = 0; i < ATTEMPTS; i++) {
             // Names that do not exist: NXDOMAIN is the upstream's (right) answer.
-            const r = await (i % 2 ? queryTcp : queryUdp)({ port: d.port, name: `cli-${raced ? 'r' : 'a'}-${++q}.example.test`, timeoutMs: 5000 });
+            const r = await (i % 2 ? queryTcp : queryUdp)({ port: d.port, name: `cli-${raced ? 'r' : 'a'}-${++q}.example.com`, timeoutMs: 5000 });
             const want = raced || !TLS_REFUSED.has(mode) ? 'NXDOMAIN' : 'SERVFAIL';
             // A mode's first query alone may still find the last mode's connection gone: SERVFAIL is then allowed once.
             if (!raced && mode === 'ok' && i === 0) expect(r.response.rcode).toMatch(/NXDOMAIN|SERVFAIL/);

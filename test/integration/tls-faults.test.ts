@@ -46,7 +46,7 @@ let n = 0;
 /** A name of its own (never answered from the cache), with an address in the zone. */
 function freshName(): { name: string; address: string } {
   n++;
-  const name = `q${n}.tls.test`;
+  const name = `q${n}.tls.example.net`;
   const address = `198.51.100.${n % 250}`;
   faulty.zone.add({ name, type: 'A', ttl: 60, data: address });
   return { name, address };

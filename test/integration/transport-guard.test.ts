@@ -146,7 +146,7 @@ describe('in the daemon', () => {
       const t = throwAt(place, 3);
       u.guard.inject = t.hook;
       for (let i = 0; i < 3; i++) {
-        const r = await (i % 2 ? queryTcp : queryUdp)({ host: d.host, port: d.port, name: `n${place}${i}.example.test`, type: 'A', timeoutMs: 4000 });
+        const r = await (i % 2 ? queryTcp : queryUdp)({ host: d.host, port: d.port, name: `n${place}${i}.example.com`, type: 'A', timeoutMs: 4000 });
         expect(r.response.rcode).toMatch(/NOERROR|NXDOMAIN/);
       }
       u.guard.inject = undefined;
@@ -160,7 +160,7 @@ describe('in the daemon', () => {
     // Rebuilt: the flaky upstream answers again (once health lets it race again).
     const before = flaky.doh.answered;
     for (let i = 0; i < 40 && flaky.doh.answered === before; i++) {
-      const r = await queryUdp({ host: d.host, port: d.port, name: `again${i}.example.test`, type: 'A', timeoutMs: 4000 });
+      const r = await queryUdp({ host: d.host, port: d.port, name: `again${i}.example.com`, type: 'A', timeoutMs: 4000 });
       expect(r.response.rcode).toBe('NXDOMAIN');
       if (flaky.doh.answered === before) await new Promise((r) => setTimeout(r, 100));
     }
