@@ -4,14 +4,19 @@
  * loopback, a real dohd, queries over real sockets.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
-import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
+import type { RunningDaemon } from '../fixtures/daemon.js';
+import { useDohPair } from '../fixtures/doh-pair.js';
+import type { DohServer } from '../fixtures/doh-server.js';
 import type { DohUpstream } from '../../src/upstream/doh.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import type { Pki } from '../fixtures/pki.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
+import { until } from '../fixtures/resources.js';
 import { defaultZone } from '../fixtures/zone.js';
 
+const pair = useDohPair(['a', 'b']);
+const startDaemon = pair.start;
 let pki: Pki;
 let a: DohServer;
 let b: DohServer;
@@ -19,20 +24,11 @@ let cluster: PlainDnsServer;
 let office: PlainDnsServer;
 let d: RunningDaemon | undefined;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(pred: () => boolean, ms = 8000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await sleep(25);
-  }
-}
+const waitFor = (pred: () => boolean, ms = 8000) => until(pred, ms);
 
 beforeAll(async () => {
-  pki = await makePki();
-  a = await startDohServer({ pki, name: 'a' });
-  b = await startDohServer({ pki, name: 'b' });
+  pki = pair.pki;
+  [a, b] = pair.servers;
   const clusterZone = defaultZone();
   clusterZone.add({ name: 'kubernetes.default.svc.cluster.local', type: 'A', ttl: 30, data: '10.96.0.1' });
   clusterZone.add({ name: '1.0.96.10.in-addr.arpa', type: 'PTR', ttl: 30, data: 'kubernetes.default.svc.cluster.local' });
@@ -43,14 +39,10 @@ beforeAll(async () => {
   office = await startPlainDnsServer({ zone: officeZone });
 });
 afterAll(async () => {
-  await Promise.all([a.close(), b.close(), cluster.close(), office.close()]);
-  await pki.cleanup();
+  await Promise.all([cluster.close(), office.close()]);
 });
-afterEach(async () => {
-  await d?.stop();
+afterEach(() => {
   d = undefined;
-  a.reset();
-  b.reset();
   for (const p of [cluster, office]) {
     p.mode = 'ok';
     p.delayMs = 0;
@@ -68,25 +60,23 @@ const ab = () => [
 
 describe('hedged strategy', () => {
   it('sends one request when the first upstream is fast, and a second one when it stalls', async () => {
-    d = await startDaemon({ upstreams: ab(), strategy: 'hedged', hedge: { initialDelayMs: 1000 } });
+    d = await startDaemon({ upstreams: ab(), strategy: 'hedged', hedge: { initialDelayMs: 500 } });
     const r1 = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(r1.response.answers[0]!.data).toBe('192.0.2.3');
-    await sleep(1200); // longer than the hedge delay: a second request would have gone out by now
     expect([a.requests, b.requests]).toEqual([1, 0]);
+    // (Had r1's hedge timer been left running, it would fire before r2's, which r2 waits for:
+    // b would count 2 below.)
 
     a.mode = 'hang';
     const r2 = await queryUdp({ port: d.port, name: 'example.com', type: 'AAAA' });
     expect(r2.response.answers[0]!.data).toBe('2001:db8::1');
     expect([a.requests, b.requests]).toEqual([2, 1]);
     // It waited about the hedge delay for the first one before asking the second.
-    expect(r2.ms).toBeGreaterThanOrEqual(950);
+    expect(r2.ms).toBeGreaterThanOrEqual(450);
   });
 
   it('a request overtaken by its hedge is left to finish, and its real time ranks the upstreams', async () => {
-    // The previous test's hung request is reset when its daemon stops: let that land first.
-    await sleep(100);
-    a.reset();
-    b.reset();
+    // (The previous test's hung request is reset when its daemon stops: useDohPair waits for that.)
     d = await startDaemon({ upstreams: ab(), strategy: 'hedged', timeoutMs: 2000, hedge: { initialDelayMs: 100, minDelayMs: 10 } });
     a.delayMs = 400;
     const r = await queryUdp({ port: d.port, name: 'www.example.com' });
@@ -125,7 +115,7 @@ describe('failover strategy and health', () => {
     d = await startDaemon({
       upstreams: ab(),
       strategy: 'failover',
-      health: { failures: 1, backoffMs: 1500, maxBackoffMs: 3000 },
+      health: { failures: 1, backoffMs: 400, maxBackoffMs: 3000 },
     });
     a.mode = 'http500';
     const r1 = await queryUdp({ port: d.port, name: 'www.example.com' });
@@ -176,9 +166,6 @@ describe('failover strategy and health', () => {
   });
 
   it('race: the losers are left to finish, not reset (no rapid-reset pattern); only a loser still open at the deadline is reset', async () => {
-    await sleep(100); // a reset from the previous test's daemon stopping lands before counting starts
-    a.reset();
-    b.reset();
     d = await startDaemon({ upstreams: ab(), timeoutMs: 600 });
     b.delayMs = 150;
     const names = ['example.com', 'www.example.com', 'cname.example.net', 'short.example.net', 'goproxy.cn'];
@@ -200,9 +187,9 @@ describe('failover strategy and health', () => {
     const t0 = performance.now();
     const r = await queryUdp({ port: d.port, name: 'example.com', type: 'AAAA' });
     expect(r.response.rcode).toBe('NOERROR');
-    await sleep(300);
     expect(b.resets).toBe(0);
-    await waitFor(() => b.resets === 1, 3000);
+    await waitFor(() => b.resets === 1, 3000); // polled: a reset before the deadline would show below
+
     expect(performance.now() - t0).toBeGreaterThanOrEqual(550);
     await waitFor(() => raw.stats.pending === 0);
   });
@@ -316,10 +303,12 @@ describe('fallback group', () => {
     expect(d.logs.some((l) => l.msg === 'answering from the fallback group' && l.group === 'office')).toBe(true);
     // Both are out now: the fallback answers without asking them again. (A reset request is
     // retried once on a fresh connection, which may still be under way: let it settle first.)
+    const raw = d.daemon.upstreams as DohUpstream[];
     let requests = -1;
     while (requests !== a.requests + b.requests) {
       requests = a.requests + b.requests;
-      await sleep(300);
+      await waitFor(() => raw.every((u) => u.stats.pending === 0));
+      await sleep(100);
     }
     const next = await queryUdp({ port: d.port, name: 'cname.example.net' });
     expect(next.response.rcode).toBe('NOERROR');
