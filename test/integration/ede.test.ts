@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { queryTcp, queryUdp, type DnsResponse } from '../fixtures/dns-client.js';
+import { manualClock } from '../fixtures/clock.js';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { HAVE_DIG } from '../fixtures/dig.js';
 import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
@@ -23,7 +24,6 @@ let pki: Pki;
 let doh: DohServer;
 let d: RunningDaemon | undefined;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   ({ pki, doh } = await startDohUpstream({ name: 'main' }));
@@ -81,14 +81,18 @@ describe('Extended DNS Errors', () => {
 
   it('a stale answer carries 3, a stale NXDOMAIN 19', async () => {
     doh.zone = new Zone([...defaultZone().lookup('short.example.net')], { soaMinimum: 1 });
-    d = await startDaemon({
-      upstreams: [{ url: doh.url, ca: pki.caFile, name: 'main' }],
-      timeoutMs: 2000,
-      cache: { staleClientTimeoutMs: 300, staleRecheckMs: 300 },
-    });
+    const clock = manualClock();
+    d = await startDaemon(
+      {
+        upstreams: [{ url: doh.url, ca: pki.caFile, name: 'main' }],
+        timeoutMs: 2000,
+        cache: { staleClientTimeoutMs: 300, staleRecheckMs: 300 },
+      },
+      { clock: clock.now },
+    );
     expect(edes((await queryUdp({ port: d.port, name: 'short.example.net' })).response)).toEqual([]);
     expect((await queryUdp({ port: d.port, name: 'gone.example.net' })).response.rcode).toBe('NXDOMAIN');
-    await sleep(2200);
+    clock.advance(2200); // both expired (TTL 2, SOA minimum 1)
     doh.mode = 'hang';
     const stale = await queryUdp({ port: d.port, name: 'short.example.net', timeoutMs: 3000 });
     expect(stale.response.answers.map((a) => a.data)).toEqual(['192.0.2.2']);
