@@ -24,8 +24,6 @@ let cluster: PlainDnsServer;
 let office: PlainDnsServer;
 let d: RunningDaemon | undefined;
 
-const waitFor = (pred: () => boolean, ms = 8000) => until(pred, ms);
-
 beforeAll(async () => {
   pki = pair.pki;
   [a, b] = pair.servers;
@@ -83,7 +81,7 @@ describe('hedged strategy', () => {
     expect(r.response.answers[0]!.data).toBe('192.0.2.3');
     expect(r.ms).toBeLessThan(350); // b answered the hedge; the client did not wait for a
     // a's request was not reset: a answered it in full, later.
-    await waitFor(() => a.answered === 1);
+    await until(() => a.answered === 1, 8000);
     expect(a.resets).toBe(0);
     // Health saw a's real time (~400 ms), not "slower than b" (~100 ms): b is asked first now.
     const health = d.daemon.groups.health.snapshot();
@@ -131,7 +129,7 @@ describe('failover strategy and health', () => {
 
     // a recovers; the background probe brings it back, and it is first in line again.
     a.mode = 'ok';
-    await waitFor(() => d!.logs.some((l) => l.msg === 'upstream back in' && l.upstream === 'a'));
+    await until(() => d!.logs.some((l) => l.msg === 'upstream back in' && l.upstream === 'a'), 8000);
     const before = a.requests;
     const r3 = await queryUdp({ port: d.port, name: 'cname.example.net' });
     expect(r3.response.answers.map((x) => x.data)).toEqual(['example.com', '192.0.2.1']);
@@ -144,7 +142,7 @@ describe('failover strategy and health', () => {
     a.mode = 'http500';
     await queryUdp({ port: d.port, name: 'www.example.com' });
     // 100, then 200, 400, 800 after each failed probe.
-    await waitFor(() => (d!.daemon.groups.health.snapshot().find((s) => s.name === 'a')?.backoffMs ?? 0) >= 800);
+    await until(() => (d!.daemon.groups.health.snapshot().find((s) => s.name === 'a')?.backoffMs ?? 0) >= 800, 8000);
     const s = d.daemon.groups.health.snapshot().find((x) => x.name === 'a')!;
     expect(s.up).toBe(false);
     expect(s.probes).toBeGreaterThanOrEqual(3);
@@ -176,11 +174,11 @@ describe('failover strategy and health', () => {
       // a won: the client did not wait for b.
       expect(performance.now() - t0).toBeLessThan(140);
     }
-    await waitFor(() => b.answered === names.length);
+    await until(() => b.answered === names.length, 8000);
     expect(b.resets).toBe(0);
     expect(a.resets).toBe(0);
     const raw = d.daemon.upstreams.find((u) => u.name === 'b') as DohUpstream;
-    await waitFor(() => raw.stats.pending === 0);
+    await until(() => raw.stats.pending === 0, 8000);
 
     // b stops answering: its requests are reset once the query deadline (600 ms) is over, not before.
     b.mode = 'hang';
@@ -188,10 +186,10 @@ describe('failover strategy and health', () => {
     const r = await queryUdp({ port: d.port, name: 'example.com', type: 'AAAA' });
     expect(r.response.rcode).toBe('NOERROR');
     expect(b.resets).toBe(0);
-    await waitFor(() => b.resets === 1, 3000); // polled: a reset before the deadline would show below
+    await until(() => b.resets === 1, 3000); // polled: a reset before the deadline would show below
 
     expect(performance.now() - t0).toBeGreaterThanOrEqual(550);
-    await waitFor(() => raw.stats.pending === 0);
+    await until(() => raw.stats.pending === 0, 8000);
   });
 
   it('failover moves on when an attempt does not answer in time; the last one gets until the deadline', async () => {
@@ -307,7 +305,7 @@ describe('fallback group', () => {
     let requests = -1;
     while (requests !== a.requests + b.requests) {
       requests = a.requests + b.requests;
-      await waitFor(() => raw.every((u) => u.stats.pending === 0));
+      await until(() => raw.every((u) => u.stats.pending === 0), 8000);
       await sleep(100);
     }
     const next = await queryUdp({ port: d.port, name: 'cname.example.net' });
