@@ -13,6 +13,7 @@ import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/d
 import type { Pki } from '../fixtures/pki.js';
 import { parseProm } from '../fixtures/prom.js';
 import { queryUdp } from '../fixtures/dns-client.js';
+import { until } from '../fixtures/resources.js';
 import { validateConfig } from '../../src/config/load.js';
 
 let up: { pki: Pki; doh: DohServer };
@@ -73,8 +74,9 @@ describe('UDP socket buffers', () => {
     const q = dnsPacket.encode({ type: 'query', id: 1, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: 'example.com', type: 'A', class: 'IN' }] });
     // Sent while this (dohd's) event loop is held: nothing reads the socket, its buffer overflows.
     const SENT = 2000;
-    for (let i = 0; i < SENT; i++) client.send(q);
-    await new Promise((r) => setTimeout(r, 200));
+    let sent = 0;
+    for (let i = 0; i < SENT; i++) client.send(q, () => sent++);
+    await until(() => sent === SENT, 5000, 'every datagram sent');
     client.close();
 
     const after = await scrape(d);
