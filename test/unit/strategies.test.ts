@@ -235,7 +235,7 @@ describe('hedged', () => {
   });
 
   it('asks the fastest upstream first, skipping those that are out', () => {
-    const [a, b, c] = ['a', 'b', 'c'].map((n) => fakeUpstream(n, [])) as [Upstream, Upstream, Upstream];
+    const [a, b, c] = [fakeUpstream('a', []), fakeUpstream('b', []), fakeUpstream('c', [])];
     const h = health();
     const s = new HedgedStrategy([a, b, c], h, opts);
     expect(s.order().map((u) => u.name)).toEqual(['a', 'b', 'c']); // unknown: configured order
