@@ -95,7 +95,7 @@ describe('serve-stale (RFC 8767)', () => {
   it('serves the expired answer with TTL 30 within the client budget while every upstream hangs, then refreshes when one recovers', async () => {
     d = await startDaemon({
       upstreams: both(),
-      timeoutMs: 2000,
+      timeoutMs: 1000,
       cache: { staleClientTimeoutMs: 400, staleRecheckMs: 300 },
     });
     const fresh = await queryUdp({ port: d.port, name: 'short.example.net' });
@@ -108,7 +108,7 @@ describe('serve-stale (RFC 8767)', () => {
     expect(stale.response.answers.map((r) => [r.data, r.ttl])).toEqual([['192.0.2.2', 30]]);
     // It waited for the refresh as long as the budget allows, and answered before the deadline.
     expect(stale.ms).toBeGreaterThanOrEqual(350);
-    expect(stale.ms).toBeLessThan(1900);
+    expect(stale.ms).toBeLessThan(950);
     expect(d.daemon.cacheStage.staleServed).toBe(1);
     const asked = a.requests + b.requests;
     expect(asked).toBeGreaterThanOrEqual(1);
@@ -119,7 +119,7 @@ describe('serve-stale (RFC 8767)', () => {
       s.zone.add({ name: 'short.example.net', type: 'A', ttl: 2, data: '192.0.2.22' });
       s.mode = 'ok';
     }
-    // The hung refresh fails at its 2 s deadline (real time); 300 ms of the clock later, the next one goes out.
+    // The hung refresh fails at its 1 s deadline (real time); 300 ms of the clock later, the next one goes out.
     let last = stale;
     for (let i = 0; i < 40 && last.response.answers[0]?.data !== '192.0.2.22'; i++) {
       await sleep(50);
@@ -216,7 +216,7 @@ describe('coalescing', () => {
   });
 
   it('100 identical concurrent queries cause one upstream request; DO makes a different question', async () => {
-    a.delayMs = 500;
+    a.delayMs = 250;
     d = await startDaemon({ upstreams: one() });
     const plain = Array.from({ length: 100 }, () => queryUdp({ port: d!.port, name: 'www.example.com', timeoutMs: 3000 }));
     const rs = await Promise.all(plain);
