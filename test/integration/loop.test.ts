@@ -98,15 +98,6 @@ describe('an upstream that is dohd itself is refused', () => {
     expect(reaches({ host: '127.0.0.1', port: 53, family: 4 }, { host: '127.0.0.2', port: 53 }, local)).toBe(false);
     expect(reaches({ host: '127.0.0.1', port: 0, family: 4 }, { host: '127.0.0.1', port: 0 }, local)).toBe(false);
   });
-
-  it('check-config says so in one line, exit 2', async () => {
-    const port = SOME_PORT;
-    const c = spawnCli(['check-config', '--listen', `127.0.0.1:${port}`, '--upstream', `https://127.0.0.1:${port}/dns-query`]);
-    const exit = await c.exited;
-    expect(exit.code).toBe(2);
-    expect(c.stderr.trim().split('\n')).toHaveLength(1);
-    expect(c.stderr).toContain(`upstreams[0].url: https://127.0.0.1:${port}/dns-query is dohd's own listening address`);
-  });
 });
 
 describe('a forwarding loop through another server is detected at start-up', () => {
