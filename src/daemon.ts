@@ -38,7 +38,8 @@ import { pairByAddress, type InheritedSocket } from './server/socket-activation.
 import { TcpServer } from './server/tcp.js';
 import { UdpServer } from './server/udp.js';
 import { DohUpstream } from './upstream/doh.js';
-import { UpstreamGroups } from './upstream/groups.js';
+import { DotUpstream } from './upstream/dot/dot.js';
+import { buildSecureUpstream, UpstreamGroups } from './upstream/groups.js';
 import { LoopGuard } from './upstream/loop-guard.js';
 import { UpstreamReporter } from './upstream/report.js';
 import type { Upstream } from './upstream/types.js';
@@ -131,7 +132,7 @@ export class Daemon {
   }
 
   private buildUpstreams(config: Config): void {
-    const defaults = config.upstreams.map((u) => new DohUpstream(u, { log: this.log }));
+    const defaults = config.upstreams.map((u) => buildSecureUpstream(u, { log: this.log }));
     this.groups = new UpstreamGroups(config, this.reporter, { default: defaults, log: this.log, wrap: (u) => this.loopGuard.wrap(u) });
     this.reporter.add(this.groups.health);
     this.upstreams = this.groups.raw;
@@ -212,7 +213,9 @@ export class Daemon {
       {
         listen: d.listeners.map((l) => formatHostPort(l.address)),
         admin: d.admin?.bound ?? null,
-        upstreams: d.upstreams.map((u) => (u instanceof DohUpstream ? { name: u.name, url: u.url.href, bootstrap: u.addresses } : { name: u.name })),
+        upstreams: d.upstreams.map((u) =>
+          u instanceof DohUpstream ? { name: u.name, url: u.url.href, bootstrap: u.addresses } : u instanceof DotUpstream ? { name: u.name, url: u.url, bootstrap: u.addresses } : { name: u.name },
+        ),
         pins: Object.keys(config.pins).length,
         ...(config.strategy !== 'race' ? { strategy: config.strategy } : {}),
         ...(Object.keys(config.groups).length

@@ -36,7 +36,12 @@ const dohUrl = z.string().superRefine((s, ctx) => {
     ctx.addIssue({ code: 'custom', message: `"${s}" is not a valid URL` });
     return;
   }
-  if (u.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `"${s}" must be an https:// URL (DNS-over-HTTPS, RFC 8484)` });
+  if (u.protocol === 'tls:') {
+    // DNS-over-TLS (RFC 7858): tls://HOST[:PORT], nothing else.
+    if ((u.pathname && u.pathname !== '/') || u.search || u.hash || !u.hostname)
+      ctx.addIssue({ code: 'custom', message: `"${s}" must be tls://HOST[:PORT] (DNS-over-TLS, no path)` });
+  } else if (u.protocol !== 'https:')
+    ctx.addIssue({ code: 'custom', message: `"${s}" must be an https:// URL (DNS-over-HTTPS, RFC 8484) or tls://HOST[:853] (DNS-over-TLS, RFC 7858)` });
   if (u.username || u.password) ctx.addIssue({ code: 'custom', message: `"${s}" must not carry credentials` });
 });
 
@@ -139,14 +144,16 @@ export const groupUpstreamSchema = z
         const r = parseHostPort(url.host || '');
         if (typeof r === 'string' || url.pathname.replace(/^\/$/, '') || url.search)
           ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be ${url.protocol}//IP:PORT (an IP address, no path)` });
-      } else if (url.protocol === 'https:') {
+      } else if (url.protocol === 'https:' || url.protocol === 'tls:') {
         if (url.username || url.password) ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must not carry credentials` });
+        if (url.protocol === 'tls:' && ((url.pathname && url.pathname !== '/') || url.search || !url.hostname))
+          ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be tls://HOST[:PORT] (DNS-over-TLS, no path)` });
       } else {
-        ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be https:// (DoH), udp:// or tcp:// (plain DNS)` });
+        ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be https:// (DoH), tls:// (DoT), udp:// or tcp:// (plain DNS)` });
       }
     }
-    if (plain && u.bootstrap) ctx.addIssue({ code: 'custom', path: ['bootstrap'], message: 'applies to https:// upstreams only' });
-    if (plain && u.ca) ctx.addIssue({ code: 'custom', path: ['ca'], message: 'applies to https:// upstreams only' });
+    if (plain && u.bootstrap) ctx.addIssue({ code: 'custom', path: ['bootstrap'], message: 'applies to https:// and tls:// upstreams only' });
+    if (plain && u.ca) ctx.addIssue({ code: 'custom', path: ['ca'], message: 'applies to https:// and tls:// upstreams only' });
   });
 
 export const groupSchema = z.strictObject({

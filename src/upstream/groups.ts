@@ -7,8 +7,9 @@
 import type { Logger } from 'pino';
 import { parseHostPort } from '../config/address.js';
 import { DEFAULT_GROUP } from '../config/check.js';
-import type { Config, GroupUpstreamConfig, StrategyName } from '../config/schema.js';
+import type { Config, GroupUpstreamConfig, StrategyName, UpstreamConfig } from '../config/schema.js';
 import { DohUpstream } from './doh.js';
+import { DotUpstream } from './dot/dot.js';
 import { FailoverStrategy } from './failover.js';
 import { FallbackStrategy } from './fallback.js';
 import { HealthTracker } from './health.js';
@@ -23,11 +24,20 @@ export interface UpstreamGroup {
   upstreams: Upstream[];
 }
 
+/**
+ * An encrypted upstream from its config: `https://` is DoH, `tls://` is DoT. Both take the same
+ * keys (bootstrap, ca, name, idleTimeoutMs); quietMs is DoH's only.
+ */
+export function buildSecureUpstream(u: UpstreamConfig, opts: { log?: Logger | undefined; connectTimeoutMs?: number | undefined } = {}): DohUpstream | DotUpstream {
+  const o = { ...(opts.log ? { log: opts.log } : {}), ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}) };
+  return u.url.startsWith('tls:') ? new DotUpstream(u, o) : new DohUpstream(u, o);
+}
+
 export function buildUpstream(u: GroupUpstreamConfig, log?: Logger): Upstream {
-  if (u.url?.startsWith('https:')) {
-    return new DohUpstream(
+  if (u.url?.startsWith('https:') || u.url?.startsWith('tls:')) {
+    return buildSecureUpstream(
       { url: u.url, ...(u.bootstrap ? { bootstrap: u.bootstrap } : {}), ...(u.ca ? { ca: u.ca } : {}), ...(u.name ? { name: u.name } : {}) },
-      log ? { log } : {},
+      { log },
     );
   }
   const tcpOnly = u.url?.startsWith('tcp:') ?? false;

@@ -1,0 +1,174 @@
+/**
+ * Happy eyeballs over a provider's bootstrap IPs (RFC 8305 §5): the first address gets a TLS
+ * connection attempt at once; each further address is tried when the previous attempt fails
+ * or after `staggerMs` (250 ms, RFC 8305's "Connection Attempt Delay") without a completed
+ * handshake, whichever comes first. The first handshake to complete wins and the others are
+ * destroyed. A black-holed address then costs `staggerMs` once, not the connect timeout, and
+ * one that fails at once (ENETUNREACH, ECONNREFUSED) costs nothing: the next is tried at once.
+ *
+ * The race covers the TLS handshake, not only TCP: an address whose handshake is reset (a
+ * filter reading the SNI) loses to one that completes. Every attempt's outcome is kept, so
+ * the caller can tell "this IP is unreachable" from "every IP resets the handshake".
+ */
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+
+/** RFC 8305 §8: recommended Connection Attempt Delay. */
+export const DEFAULT_STAGGER_MS = 250;
+
+export interface RaceAttempt {
+  address: string;
+  /** ms from the start of the race to this attempt's outcome. */
+  ms: number;
+  /** Node error code (ECONNRESET, ETIMEDOUT, ERR_TLS_CERT_ALTNAME_INVALID, ...), 'ok', 'lost' or 'pending'. */
+  outcome: string;
+  error?: Error;
+  /** The attempt's socket had finished its TCP connect before it failed (the failure came in or after TLS). */
+  tcpConnected: boolean;
+}
+
+export interface RaceOptions {
+  addresses: readonly string[];
+  port: number;
+  /** Index of the address to try first (the one that worked last time). */
+  first?: number;
+  staggerMs?: number;
+  /** Gives up on the whole race after this long. */
+  timeoutMs: number;
+  /** TLS options shared by every attempt (servername, secureContext, ALPNProtocols, ...): host and port are set per attempt. */
+  tls: ConnectionOptions;
+  signal?: AbortSignal;
+}
+
+export interface RaceWin {
+  socket: TLSSocket;
+  address: string;
+  index: number;
+  attempts: RaceAttempt[];
+}
+
+/** Every attempt failed: `attempts` says how each one did. */
+export class ConnectRaceError extends Error {
+  override readonly name = 'ConnectRaceError';
+  readonly code: string;
+  constructor(
+    message: string,
+    readonly attempts: RaceAttempt[],
+    /** The most telling underlying error: a TLS one over a reset over a timeout. */
+    override readonly cause: Error | undefined,
+  ) {
+    super(message);
+    this.code = (cause as NodeJS.ErrnoException | undefined)?.code ?? 'ETIMEDOUT';
+  }
+}
+
+/** Which failure explains most: certificate problems, then resets, then connect failures, then timeouts. */
+function rank(a: RaceAttempt): number {
+  const c = a.outcome;
+  if (/^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|HOSTNAME_MISMATCH|ERR_OSSL)/.test(c)) return 4;
+  if (c === 'ECONNRESET' || c === 'EPIPE' || c === 'ECLOSED') return 3;
+  if (c === 'ECONNREFUSED' || c === 'ENETUNREACH' || c === 'EHOSTUNREACH' || c === 'EADDRNOTAVAIL') return 2;
+  return 1;
+}
+
+export function raceTlsConnect(opts: RaceOptions): Promise<RaceWin> {
+  const n = opts.addresses.length;
+  const stagger = opts.staggerMs ?? DEFAULT_STAGGER_MS;
+  const order = Array.from({ length: n }, (_, i) => ((opts.first ?? 0) + i) % n);
+  const t0 = performance.now();
+  return new Promise<RaceWin>((resolve, reject) => {
+    const live = new Map<number, TLSSocket>();
+    const attempts: RaceAttempt[] = [];
+    let next = 0;
+    let done = false;
+    let staggerTimer: NodeJS.Timeout | undefined;
+    const overall = setTimeout(() => finish(null), opts.timeoutMs);
+    const onAbort = () => finish(null, new Error('cancelled'));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+
+    const finish = (win: { index: number; socket: TLSSocket; attempt: RaceAttempt } | null, abortErr?: Error) => {
+      if (done) return;
+      done = true;
+      clearTimeout(overall);
+      clearTimeout(staggerTimer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      for (const [i, s] of live) {
+        if (win && s === win.socket) continue;
+        const a = attempts.find((x) => x.address === opts.addresses[i] && x.outcome === 'pending');
+        if (a) {
+          a.outcome = win ? 'lost' : 'ETIMEDOUT';
+          a.ms = performance.now() - t0;
+        }
+        s.removeAllListeners();
+        s.on('error', () => {});
+        s.destroy();
+      }
+      live.clear();
+      if (win) {
+        resolve({ socket: win.socket, address: opts.addresses[win.index]!, index: win.index, attempts });
+        return;
+      }
+      if (abortErr) {
+        reject(Object.assign(abortErr, { code: 'ABORT_ERR', attempts }));
+        return;
+      }
+      const worst = [...attempts].sort((a, b) => rank(b) - rank(a))[0];
+      const parts = attempts.map((a) =>
+        a.outcome === 'ETIMEDOUT' && !a.error
+          ? `${a.address}: no answer in ${Math.round(a.ms)} ms`
+          : `${a.address}: ${a.error?.message && a.error.message !== a.outcome ? `${a.error.message} (${a.outcome})` : a.outcome}`,
+      );
+      reject(new ConnectRaceError(`cannot connect (${parts.join('; ')})`, attempts, worst?.error ?? (worst ? Object.assign(new Error(`connect timeout`), { code: 'ETIMEDOUT' }) : undefined)));
+    };
+
+    const startNext = () => {
+      clearTimeout(staggerTimer);
+      if (done || next >= n) return;
+      const index = order[next++]!;
+      const address = opts.addresses[index]!;
+      const attempt: RaceAttempt = { address, ms: 0, outcome: 'pending', tcpConnected: false };
+      attempts.push(attempt);
+      let socket: TLSSocket;
+      try {
+        socket = tlsConnect({ ...opts.tls, host: address, port: opts.port });
+      } catch (err) {
+        attempt.outcome = (err as NodeJS.ErrnoException).code ?? 'other';
+        attempt.error = err as Error;
+        attempt.ms = performance.now() - t0;
+        queueMicrotask(failed);
+        return;
+      }
+      live.set(index, socket);
+      socket.once('connect', () => (attempt.tcpConnected = true));
+      socket.once('secureConnect', () => {
+        attempt.outcome = 'ok';
+        attempt.ms = performance.now() - t0;
+        live.delete(index);
+        socket.removeAllListeners('error');
+        socket.removeAllListeners('close');
+        finish({ index, socket, attempt });
+      });
+      const onFail = (err?: Error) => {
+        if (done || attempt.outcome !== 'pending') return;
+        attempt.outcome = (err as NodeJS.ErrnoException | undefined)?.code ?? (err ? 'other' : 'ECLOSED');
+        if (err) attempt.error = err;
+        else attempt.error = Object.assign(new Error('connection closed during the TLS handshake'), { code: 'ECONNRESET' });
+        attempt.ms = performance.now() - t0;
+        live.delete(index);
+        socket.destroy();
+        failed();
+      };
+      socket.on('error', onFail);
+      socket.once('close', () => onFail());
+      // The next address starts after the stagger, or as soon as this one fails.
+      staggerTimer = setTimeout(startNext, stagger);
+    };
+
+    const failed = () => {
+      if (done) return;
+      if (next < n) startNext();
+      else if (live.size === 0) finish(null);
+    };
+
+    startNext();
+  });
+}

@@ -1,0 +1,360 @@
+/**
+ * One DNS-over-TLS upstream (RFC 7858): `tls://HOST[:853]`, reached through bootstrap IPs
+ * (raced, happy-eyeballs style) with HOST as TLS server name, the certificate verified
+ * against it. One connection per upstream; queries are pipelined on it with IDs of their own
+ * and answers matched by ID, in whatever order they come (RFC 7766 §6.2.1.1).
+ *
+ * Nothing the network sends can take the process down: every byte is read through the
+ * frame parser below, and anything wrong (garbage, an ID nobody asked, a frame too short)
+ * retires the connection and fails what was in flight with a reason. A connection that
+ * closes or resets under queries (idle close, server restart) is retired and what was in
+ * flight is sent once more on a fresh connection, within the same deadline. A connection
+ * that failed is never used again.
+ */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls';
+import type { Logger } from 'pino';
+import type { Query } from '../../dns/message.js';
+import { classify } from '../doh.js';
+import { CANCELLED_EXCHANGE, UpstreamError } from '../errors.js';
+import { ConnectRaceError, raceTlsConnect, type RaceAttempt } from '../connect-race.js';
+import type { Upstream, UpstreamStats } from '../types.js';
+import { checkAnswer, type CheckedAnswer } from '../validate.js';
+
+export const DOT_PORT = 853;
+
+export interface DotConfig {
+  /** `tls://HOST[:PORT]` */
+  url: string;
+  bootstrap?: string[] | undefined;
+  ca?: string | undefined;
+  name?: string | undefined;
+  idleTimeoutMs?: number | undefined;
+}
+
+export interface DotOptions {
+  log?: Logger;
+  /** Close a connection idle this long (default 8000 ms). */
+  idleTimeoutMs?: number;
+  /** Whole connection race (every bootstrap IP), default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** Delay before the next bootstrap IP joins the race (RFC 8305), default 250 ms. */
+  staggerMs?: number;
+  /** Queries in flight at once; beyond it, fail fast. */
+  maxPending?: number;
+}
+
+export interface DotStats extends UpstreamStats {
+  /** Queries sent again on a fresh connection after the first one died under them. */
+  retries: number;
+}
+
+/** Cancelled queries whose answers may still come, per connection; past it the connection is replaced. */
+const MAX_ABANDONED = 1024;
+
+interface Pending {
+  id: number;
+  q: Query;
+  resolve: (a: CheckedAnswer) => void;
+  reject: (e: UpstreamError) => void;
+}
+
+/** Parses `tls://HOST[:PORT]` into host (no brackets) and port. */
+export function parseDotUrl(url: string): { host: string; port: number } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error(`"${url}" is not a valid URL`);
+  }
+  if (u.protocol !== 'tls:') throw new Error(`"${url}" must be tls://HOST[:PORT] (DNS-over-TLS)`);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  if (!host) throw new Error(`"${url}" has no host`);
+  return { host, port: u.port ? Number(u.port) : DOT_PORT };
+}
+
+/** One TLS connection and the queries in flight on it. */
+class DotConn {
+  readonly pending = new Map<number, Pending>();
+  /** IDs of queries given up on (cancelled) whose answers may still arrive: ignored when they do. */
+  readonly abandoned = new Set<number>();
+  socket: TLSSocket | null = null;
+  /** Writes made before the handshake completed. */
+  private queued: Buffer[] | null = [];
+  dead = false;
+  private buf: Buffer = Buffer.alloc(0);
+
+  /** Stops the connection race when the connection is retired before it is up. */
+  readonly race = new AbortController();
+
+  constructor(readonly owner: DotUpstream) {}
+
+  attach(socket: TLSSocket): void {
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (err) => this.owner.retire(this, classify(err)));
+    socket.on('close', () => this.owner.retire(this, new UpstreamError('reset', 'the server closed the connection', true)));
+    socket.on('end', () => this.owner.retire(this, new UpstreamError('reset', 'the server closed the connection', true)));
+    const q = this.queued ?? [];
+    this.queued = null;
+    for (const b of q) socket.write(b);
+  }
+
+  write(frame: Buffer): void {
+    if (this.queued) this.queued.push(frame);
+    else this.socket!.write(frame);
+  }
+
+  /** An ID not in use on this connection. */
+  newId(): number {
+    for (;;) {
+      const id = (Math.random() * 0x10000) | 0;
+      if (!this.pending.has(id) && !this.abandoned.has(id)) return id;
+    }
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.dead) return;
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    while (this.buf.length >= 2) {
+      const len = this.buf.readUInt16BE(0);
+      if (this.buf.length < 2 + len) return;
+      // A copy of its own: the chunk is memory the socket may reuse, and the answer is kept.
+      const msg = Buffer.from(this.buf.subarray(2, 2 + len));
+      this.buf = this.buf.subarray(2 + len);
+      if (!this.onMessage(msg)) return;
+    }
+  }
+
+  /** One framed message; false when the connection was retired because of it. */
+  private onMessage(msg: Buffer): boolean {
+    if (msg.length < 12) {
+      this.owner.retire(this, new UpstreamError('malformed', `a ${msg.length}-byte message on the connection: not DNS`));
+      return false;
+    }
+    const id = msg.readUInt16BE(0);
+    const p = this.pending.get(id);
+    if (!p) {
+      if (this.abandoned.delete(id)) return true;
+      // Nobody asked this ID: the stream is not in step with us any more; nothing on it can be trusted.
+      this.owner.retire(this, new UpstreamError('wrong_question', `answer with ID ${id}, which no query in flight has`));
+      return false;
+    }
+    this.pending.delete(id);
+    this.owner.heard();
+    try {
+      p.resolve(checkAnswer(msg, p.q, id));
+    } catch (err) {
+      p.reject(classify(err));
+    }
+    this.owner.idleCheck(this);
+    return true;
+  }
+}
+
+export class DotUpstream implements Upstream {
+  readonly kind = 'dot' as const;
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  readonly url: string;
+  readonly addresses: string[];
+  readonly stats: DotStats = { connects: 0, requests: 0, pending: 0, retries: 0 };
+  readonly idleTimeoutMs: number;
+  /** How the last connection race went, address by address (doctor and `dohd query --dot` show it). */
+  lastAttempts: RaceAttempt[] = [];
+  private readonly servername: string | undefined;
+  private readonly secureContext: SecureContext;
+  private readonly connectTimeoutMs: number;
+  private readonly staggerMs: number | undefined;
+  private readonly maxPending: number;
+  private conn: DotConn | null = null;
+  private addrIndex = 0;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    cfg: DotConfig,
+    private readonly opts: DotOptions = {},
+  ) {
+    const { host, port } = parseDotUrl(cfg.url);
+    this.url = cfg.url;
+    this.host = host;
+    this.port = port;
+    this.name = cfg.name ?? (port === DOT_PORT ? `tls://${host}` : `tls://${host}:${port}`);
+    this.servername = isIP(host) ? undefined : host;
+    this.addresses = cfg.bootstrap?.length ? [...cfg.bootstrap] : [host];
+    if (!isIP(this.addresses[0]!)) throw new Error(`upstream ${cfg.url}: no bootstrap address`);
+    this.idleTimeoutMs = cfg.idleTimeoutMs ?? opts.idleTimeoutMs ?? 8000;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+    this.staggerMs = opts.staggerMs;
+    this.maxPending = opts.maxPending ?? 512;
+    this.secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
+  }
+
+  /** The address the next connection tries first (the one that worked last). */
+  get currentAddress(): string {
+    return this.addresses[this.addrIndex % this.addresses.length]!;
+  }
+
+  async exchange(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
+    if (this.closed) throw new UpstreamError('aborted', 'upstream closed');
+    if (signal.aborted) throw CANCELLED_EXCHANGE;
+    if (this.stats.pending >= this.maxPending) throw new UpstreamError('overloaded', `${this.stats.pending} queries already pending`);
+    this.stats.pending++;
+    this.stats.requests++;
+    try {
+      try {
+        return await this.attempt(wire, q, signal);
+      } catch (err) {
+        const e = err as UpstreamError;
+        if (!e.retryable || signal.aborted || this.closed) throw e;
+        // The connection died under the query (idle close, reset): once more on a fresh one.
+        this.stats.retries++;
+        return await this.attempt(wire, q, signal);
+      }
+    } finally {
+      this.stats.pending--;
+      this.armIdle();
+    }
+  }
+
+  private attempt(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
+    const conn = this.connection();
+    return new Promise<CheckedAnswer>((resolve, reject) => {
+      const id = conn.newId();
+      const onAbort = () => {
+        if (conn.pending.get(id) !== p) return;
+        conn.pending.delete(id);
+        if (!conn.dead) {
+          conn.abandoned.add(id);
+          if (conn.abandoned.size > MAX_ABANDONED) this.retire(conn, new UpstreamError('reset', 'too many unanswered queries', true));
+        }
+        reject(CANCELLED_EXCHANGE);
+      };
+      const p: Pending = {
+        id,
+        q,
+        resolve: (a) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(a);
+        },
+        reject: (e) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(e);
+        },
+      };
+      conn.pending.set(id, p);
+      signal.addEventListener('abort', onAbort, { once: true });
+      // RFC 7858 §3.3 / RFC 7766 §8: two-byte length prefix, then the message with our ID.
+      const frame = Buffer.allocUnsafe(wire.length + 2);
+      frame.writeUInt16BE(wire.length, 0);
+      wire.copy(frame, 2);
+      frame.writeUInt16BE(id, 2);
+      conn.write(frame);
+    });
+  }
+
+  /** The current connection, or a new one (connecting). */
+  private connection(): DotConn {
+    if (this.conn && !this.conn.dead) return this.conn;
+    const conn = new DotConn(this);
+    this.conn = conn;
+    this.stats.connects++;
+    void raceTlsConnect({
+      addresses: this.addresses,
+      port: this.port,
+      first: this.addrIndex,
+      ...(this.staggerMs !== undefined ? { staggerMs: this.staggerMs } : {}),
+      timeoutMs: this.connectTimeoutMs,
+      signal: conn.race.signal,
+      tls: {
+        ...(this.servername ? { servername: this.servername } : {}),
+        secureContext: this.secureContext,
+        ALPNProtocols: ['dot'],
+        rejectUnauthorized: true,
+      },
+    }).then(
+      (win) => {
+        this.lastAttempts = win.attempts;
+        this.addrIndex = win.index;
+        if (conn.dead || this.closed) {
+          win.socket.destroy();
+          return;
+        }
+        win.socket.setNoDelay(true);
+        conn.attach(win.socket);
+      },
+      (err: unknown) => {
+        if (err instanceof ConnectRaceError) this.lastAttempts = err.attempts;
+        const e = connectFailure(err);
+        this.opts.log?.debug({ upstream: this.name, err: e.message }, 'DoT connection failed');
+        this.retire(conn, e);
+      },
+    );
+    return conn;
+  }
+
+  /** The connection is done for: never used again; what was in flight fails with `err`. */
+  retire(conn: DotConn, err: UpstreamError): void {
+    if (conn.dead) return;
+    conn.dead = true;
+    if (this.conn === conn) this.conn = null;
+    if (!conn.socket) conn.race.abort();
+    else {
+      conn.socket.removeAllListeners('data');
+      conn.socket.on('error', () => {});
+      conn.socket.destroy();
+    }
+    const pending = [...conn.pending.values()];
+    conn.pending.clear();
+    conn.abandoned.clear();
+    for (const p of pending) p.reject(err);
+  }
+
+  /** A connection not current any more is closed once its last query is done. */
+  idleCheck(conn: DotConn): void {
+    if (conn !== this.conn && conn.pending.size === 0) this.retire(conn, new UpstreamError('reset', 'connection replaced', true));
+  }
+
+  /** An answer arrived: the connection works (nothing to track yet beyond this). */
+  heard(): void {}
+
+  private armIdle(): void {
+    if (this.idleTimer) {
+      this.idleTimer.refresh();
+      return;
+    }
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = null;
+      if (this.stats.pending === 0) this.dropConnection();
+      else this.armIdle();
+    }, this.idleTimeoutMs);
+    this.idleTimer.unref();
+  }
+
+  /** Close the current connection; the next query opens a fresh one. */
+  dropConnection(): void {
+    if (this.conn) this.retire(this.conn, new UpstreamError('reset', 'connection closed by dohd', true));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    if (this.conn) this.retire(this.conn, new UpstreamError('aborted', 'upstream closed'));
+  }
+}
+
+/** What a failed connection race is, as an upstream failure: connect (nothing answered) or tls (a handshake went wrong). */
+function connectFailure(err: unknown): UpstreamError {
+  const cause = err instanceof ConnectRaceError ? err.cause : (err as Error);
+  const c = classify(cause ?? err);
+  const message = (err as Error).message;
+  // Resets during the handshake mean nothing was ever sent: not a dead connection to retry on, a failed connect.
+  if (c.reason === 'tls') return new UpstreamError('tls', message);
+  if (c.reason === 'aborted') return new UpstreamError('aborted', message);
+  return new UpstreamError('connect', message);
+}
