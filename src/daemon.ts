@@ -370,7 +370,8 @@ export class Daemon {
       // Count what the stages about to be replaced saw since the last scrape.
       this.sources.sync(this);
       const prev = { groups: this.groups, cacheStage: this.cacheStage, pinHealth: this.pinHealth };
-      if (changed(...UPSTREAM_KEYS)) this.buildUpstreams(next);
+      // timeoutMs too: every strategy lets the losers of a query linger until its deadline.
+      if (changed(...UPSTREAM_KEYS, 'timeoutMs')) this.buildUpstreams(next);
       if (changed('cache', 'timeoutMs')) this.buildCache(next);
       if (changed('pins', 'pinTtl', 'pinVerify')) this.buildPins(next);
       if (changed('timeoutMs')) this.coalesceStage = new CoalesceStage({ timeoutMs: next.timeoutMs });

@@ -122,8 +122,10 @@ export class DohUpstream implements Upstream {
         this.stats.connects++;
         this.connector({ ...opts, hostname: address, ...(this.servername ? { servername: this.servername } : {}) }, (err, socket) => {
           if (err) {
-            // Try the next bootstrap address on the next attempt.
+            // Try the next bootstrap address on the next attempt, and on a new Client: no
+            // request dispatched from now on may reach this one (see 'connectionError').
             this.addrIndex = (this.addrIndex + 1) % this.addresses.length;
+            if (this.conn === conn) this.conn = null;
             cb(err, null);
           } else cb(null, socket!);
         });
@@ -133,7 +135,12 @@ export class DohUpstream implements Upstream {
     client.on('connect', () => (conn.heardAt = performance.now()));
     // The peer closed or reset it (idle close without GOAWAY, RST): never reconnect this Client.
     client.on('disconnect', () => this.retire(conn, false));
-    client.on('connectionError', () => {});
+    // A Client that failed to connect (TCP, TLS, certificate) is destroyed, never reused:
+    // undici 7 asserts, and kills the process, when a pipelined Client that already saw
+    // ERR_TLS_CERT_ALTNAME_INVALID connects again and gets it a second time
+    // (nodejs/undici#5355, fixed in 8.x by #5373; with pipelining 1 the request hangs).
+    // undici has already failed the requests queued on it when this event is emitted.
+    client.on('connectionError', () => this.retire(conn, false));
     this.conn = conn;
     return conn;
   }

@@ -16,6 +16,8 @@ export class FailoverStrategy implements Strategy {
     private readonly attemptTimeoutMs: number,
     private readonly observer?: UpstreamObserver,
     private readonly health?: Availability,
+    /** How long after the start attempts that lost may still finish (the query deadline, `timeoutMs`). */
+    private readonly lingerMs?: number,
   ) {}
 
   resolve(wire: Buffer, q: Query, signal: AbortSignal): Promise<Resolution> {
@@ -23,6 +25,7 @@ export class FailoverStrategy implements Strategy {
     return runSequence(order, wire, q, signal, {
       attemptTimeoutMs: this.attemptTimeoutMs,
       ...(this.observer ? { observer: this.observer } : {}),
+      ...(this.lingerMs !== undefined ? { lingerMs: this.lingerMs } : {}),
     });
   }
 }

@@ -85,7 +85,7 @@ export class UpstreamGroups {
       case 'hedged':
         return new HedgedStrategy(us, this.health, this.config.hedge, this.observer, this.config.timeoutMs);
       case 'failover':
-        return new FailoverStrategy(us, this.config.failover.attemptTimeoutMs, this.observer, this.health);
+        return new FailoverStrategy(us, this.config.failover.attemptTimeoutMs, this.observer, this.health, this.config.timeoutMs);
       default:
         return new RaceStrategy(us, this.observer, this.health, { lingerMs: this.config.timeoutMs });
     }

@@ -92,17 +92,24 @@ export class PlainUpstream implements Upstream {
       const onAbort = () => finish(new UpstreamError('aborted', 'cancelled'));
       signal.addEventListener('abort', onAbort, { once: true });
       this.active.add(finish);
-      socket.on('error', (err: NodeJS.ErrnoException) =>
-        finish(new UpstreamError(err.code === 'ECONNREFUSED' ? 'connect' : 'other', `UDP: ${err.message}`)),
-      );
+      // ICMP port unreachable on the connected socket comes back as ECONNREFUSED.
+      socket.on('error', (err) => finish(socketFailure('UDP', err)));
       socket.on('message', (msg) => {
         if (msg.length >= 12 && msg.readUInt16BE(0) === id && (msg.readUInt16BE(2) & Flag.QR) !== 0) finish(null, msg);
       });
-      socket.connect(this.target.port, this.target.host, () => {
+      // A failed connect (ENETUNREACH, EADDRNOTAVAIL, ...) arrives here as `err`, not as an
+      // 'error' event; the socket is then unconnected, and send() without an address would
+      // throw outside any handler. Every failure here is a failed attempt, never a throw.
+      socket.connect(this.target.port, this.target.host, (err?: Error) => {
         if (done) return;
-        socket.send(query, (err) => {
-          if (err) finish(new UpstreamError('connect', `UDP send: ${err.message}`));
-        });
+        if (err) return finish(socketFailure('UDP connect', err));
+        try {
+          socket.send(query, (err) => {
+            if (err) finish(socketFailure('UDP send', err));
+          });
+        } catch (err) {
+          finish(socketFailure('UDP send', err));
+        }
       });
     });
   }
@@ -127,10 +134,7 @@ export class PlainUpstream implements Upstream {
       const onAbort = () => finish(new UpstreamError('aborted', 'cancelled'));
       signal.addEventListener('abort', onAbort, { once: true });
       this.active.add(finish);
-      socket.on('error', (err: NodeJS.ErrnoException) => {
-        const reason = err.code === 'ECONNREFUSED' || err.code === 'EHOSTUNREACH' || err.code === 'ENETUNREACH' ? 'connect' : 'reset';
-        finish(new UpstreamError(reason, `TCP: ${err.message}${err.code ? ` (${err.code})` : ''}`));
-      });
+      socket.on('error', (err) => finish(socketFailure('TCP', err, 'reset')));
       socket.on('close', () => finish(new UpstreamError('reset', 'TCP: connection closed before the answer')));
       socket.on('connect', () => {
         socket.write(tcpFrame(query));
@@ -152,4 +156,13 @@ export class PlainUpstream implements Upstream {
     this.closed = true;
     for (const cancel of [...this.active]) cancel(new UpstreamError('aborted', 'upstream closed'));
   }
+}
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EAFNOSUPPORT', 'EINVAL']);
+
+/** A socket error as a failed attempt of this upstream: `connect` when the address cannot be reached. */
+function socketFailure(what: string, err: unknown, otherwise: 'other' | 'reset' = 'other'): UpstreamError {
+  const e = err as NodeJS.ErrnoException;
+  const code = e?.code ?? '';
+  return new UpstreamError(CONNECT_CODES.has(code) ? 'connect' : otherwise, `${what}: ${e?.message ?? String(err)}${code && !e.message?.includes(code) ? ` (${code})` : ''}`);
 }

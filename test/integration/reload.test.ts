@@ -69,6 +69,14 @@ describe('Daemon.reload', () => {
     expect(d.logs.filter((l) => l.msg === 'query')).toMatchObject([{ name: 'p.test', source: 'pin' }]); // log.queries took effect
   });
 
+  it('a new timeoutMs alone rebuilds the upstream groups (their strategies let losers run until the deadline)', async () => {
+    d = await startDaemon({ upstreams: [up(a), up(b)], timeoutMs: 2500 });
+    const before = d.daemon.groups;
+    expect(d.daemon.reload(next(d, { timeoutMs: 900 }))).toEqual({ ok: true, live: ['timeoutMs'], restart: [] });
+    expect(d.daemon.groups).not.toBe(before);
+    expect((await queryUdp({ port: d.port, name: 'goproxy.cn' })).response.rcode).toBe('NOERROR');
+  });
+
   it('a reload that cannot be applied changes nothing and says why', async () => {
     d = await startDaemon({ upstreams: [up(a)] });
     // Valid when read, gone when applied: the new upstream cannot be built.
