@@ -60,6 +60,11 @@ export const upstreamSchema = z.strictObject({
    * that gets no answer within 4× the usual time is also sent on a fresh connection. 0 = never.
    */
   quietMs: z.int().min(0).max(3_600_000).optional(),
+  /**
+   * Other paths to the same provider, tried in order when the one before looks blocked: an
+   * IP-literal DoH URL, DoT on 853. They share `ca`; each has bootstrap IPs of its own.
+   */
+  alternates: z.array(z.strictObject({ url: dohUrl, bootstrap: z.array(ipAddress).min(1).optional() })).min(1).max(8).optional(),
 });
 
 const pinAddresses = z.array(ipAddress).min(1);

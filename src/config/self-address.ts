@@ -67,9 +67,13 @@ export function selfTargetProblems(listeners: HostPort[], targets: QueryTarget[]
 }
 
 /** The addresses dohd's DoH upstreams are reached at: the URL's IP host, and every bootstrap IP, on the URL's port. */
-export function upstreamTargets(upstreams: readonly { url: string; bootstrap?: string[] | undefined }[], prefix = 'upstreams'): QueryTarget[] {
+export function upstreamTargets(
+  upstreams: readonly { url: string; bootstrap?: string[] | undefined; alternates?: { url: string; bootstrap?: string[] | undefined }[] | undefined }[],
+  prefix = 'upstreams',
+): QueryTarget[] {
   const out: QueryTarget[] = [];
   upstreams.forEach((u, i) => {
+    if (u.alternates) out.push(...upstreamTargets(u.alternates, `${prefix}[${i}].alternates`));
     let url: URL;
     try {
       url = new URL(u.url);

@@ -10,7 +10,18 @@
  * filter reading the SNI) loses to one that completes. Every attempt's outcome is kept, so
  * the caller can tell "this IP is unreachable" from "every IP resets the handshake".
  */
-import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { checkServerIdentity, connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+
+/**
+ * What the certificate is checked against: the server name when there is one (sent as SNI);
+ * for an IP-literal upstream (`https://1.1.1.1/`, `tls://1.1.1.1`) no SNI, and the certificate
+ * must name the URL's IP, whichever bootstrap IP the connection went to.
+ */
+export function serverIdentity(servername: string | undefined, urlHost: string): ConnectionOptions {
+  if (servername) return { servername };
+  const ip = urlHost.replace(/^\[|\]$/g, '');
+  return { checkServerIdentity: (_host, cert) => checkServerIdentity(ip, cert) };
+}
 
 /** RFC 8305 §8: recommended Connection Attempt Delay. */
 export const DEFAULT_STAGGER_MS = 250;

@@ -6,13 +6,14 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { createSecureContext, rootCertificates } from 'node:tls';
-import { buildConnector, Client, type Dispatcher } from 'undici';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import { Client, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { Query } from '../dns/message.js';
 import { CANCELLED_EXCHANGE, UpstreamError, type UpstreamFailure } from './errors.js';
 import type { Upstream, UpstreamStats } from './types.js';
+import { ConnectRaceError, raceTlsConnect, serverIdentity, type RaceAttempt } from './connect-race.js';
 import { checkAnswer, type CheckedAnswer } from './validate.js';
 import { CANCELLED } from '../abort.js';
 
@@ -27,6 +28,8 @@ export interface DohOptions {
   maxPending?: number;
   /** A connection not heard from for this long is suspect: a request on it is hedged (see `hedgeDelay`). */
   quietMs?: number;
+  /** Delay before the next bootstrap IP joins the connection race (RFC 8305), default 250 ms. */
+  staggerMs?: number;
 }
 
 /** Per-upstream counters: the common ones, plus how often a dead or suspect connection was replaced. */
@@ -58,7 +61,6 @@ export class DohUpstream implements Upstream {
   readonly stats: DohStats = { connects: 0, requests: 0, pending: 0, retries: 0, hedges: 0 };
   readonly idleTimeoutMs: number;
   private readonly servername: string | undefined;
-  private readonly connector: buildConnector.connector;
   private readonly maxPending: number;
   private readonly quietMs: number;
   private readonly path: string;
@@ -68,6 +70,12 @@ export class DohUpstream implements Upstream {
   /** Smoothed time to response headers, ms (RFC 6298-style, alpha 1/8); null before the first answer. */
   private srtt: number | null = null;
   private addrIndex = 0;
+  /** How the last connection race went, address by address (verdicts, `dohd query`). */
+  lastAttempts: RaceAttempt[] = [];
+  private readonly port: number;
+  private readonly secureContext: SecureContext;
+  private readonly connectTimeoutMs: number;
+  private tlsSession: Buffer | undefined;
   private idleTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -87,13 +95,9 @@ export class DohUpstream implements Upstream {
     this.quietMs = cfg.quietMs ?? opts.quietMs ?? 1000;
     // One TLS context for every connection to this upstream: building one with an extra CA
     // parses the whole root store again (~25 ms of blocked event loop per reconnect).
-    const secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
-    this.connector = buildConnector({
-      allowH2: true,
-      timeout: opts.connectTimeoutMs ?? 5000,
-      secureContext,
-      maxCachedSessions: 4,
-    });
+    this.secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+    this.port = this.url.port ? Number(this.url.port) : 443;
   }
 
   /** The address the next connection goes to. */
@@ -117,18 +121,31 @@ export class DohUpstream implements Upstream {
       bodyTimeout: 0,
       // No PINGs: idle connections are closed (idleTimeoutMs) and quiet ones hedged instead.
       pingInterval: 0,
-      connect: (opts, cb) => {
-        const address = this.currentAddress;
+      connect: (_opts, cb) => {
         this.stats.connects++;
-        this.connector({ ...opts, hostname: address, ...(this.servername ? { servername: this.servername } : {}) }, (err, socket) => {
-          if (err) {
-            // Try the next bootstrap address on the next attempt, and on a new Client: no
-            // request dispatched from now on may reach this one (see 'connectionError').
-            this.addrIndex = (this.addrIndex + 1) % this.addresses.length;
+        // Happy eyeballs across the bootstrap IPs (connect-race.ts): the one that worked last
+        // goes first, the next joins after 250 ms or as soon as it fails.
+        raceTlsConnect({
+          addresses: this.addresses,
+          port: this.port,
+          first: this.addrIndex,
+          ...(this.opts.staggerMs !== undefined ? { staggerMs: this.opts.staggerMs } : {}),
+          timeoutMs: this.connectTimeoutMs,
+          tls: { ...serverIdentity(this.servername, this.url.hostname), secureContext: this.secureContext, ALPNProtocols: ['h2'], ...(this.tlsSession ? { session: this.tlsSession } : {}) },
+        }).then(
+          (win) => {
+            this.lastAttempts = win.attempts;
+            this.addrIndex = win.index;
+            win.socket.once('session', (s: Buffer) => (this.tlsSession = s));
+            cb(null, win.socket);
+          },
+          (err: Error) => {
+            if (err instanceof ConnectRaceError) this.lastAttempts = err.attempts;
+            // A new Client next time: no request dispatched from now on may reach this one (see 'connectionError').
             if (this.conn === conn) this.conn = null;
             cb(err, null);
-          } else cb(null, socket!);
-        });
+          },
+        );
       },
     });
     const conn: Conn = { client, heardAt: performance.now() };
@@ -419,6 +436,8 @@ export function classify(err: unknown, signal?: AbortSignal): UpstreamError {
   const msg = e?.message ?? String(err);
   let reason: UpstreamFailure = 'other';
   let retryable = false;
+  // No bootstrap IP gave a connection: a certificate problem is 'tls', anything else 'connect' (never retried as a dead connection).
+  if (err instanceof ConnectRaceError) return new UpstreamError(TLS_CODES.test(code) ? 'tls' : 'connect', msg);
   if (signal?.aborted || code === 'UND_ERR_ABORTED' || e?.name === 'AbortError') reason = 'aborted';
   else if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL')
     reason = 'connect';

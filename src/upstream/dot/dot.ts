@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import type { Query } from '../../dns/message.js';
 import { classify } from '../doh.js';
 import { CANCELLED_EXCHANGE, UpstreamError } from '../errors.js';
-import { ConnectRaceError, raceTlsConnect, type RaceAttempt } from '../connect-race.js';
+import { ConnectRaceError, raceTlsConnect, serverIdentity, type RaceAttempt } from '../connect-race.js';
 import type { Upstream, UpstreamStats } from '../types.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
 
@@ -271,7 +271,7 @@ export class DotUpstream implements Upstream {
       timeoutMs: this.connectTimeoutMs,
       signal: conn.race.signal,
       tls: {
-        ...(this.servername ? { servername: this.servername } : {}),
+        ...serverIdentity(this.servername, this.host),
         secureContext: this.secureContext,
         ALPNProtocols: ['dot'],
         rejectUnauthorized: true,
