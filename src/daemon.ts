@@ -39,6 +39,7 @@ import { TcpServer } from './server/tcp.js';
 import { UdpServer } from './server/udp.js';
 import { DohUpstream } from './upstream/doh.js';
 import { DotUpstream } from './upstream/dot/dot.js';
+import { LadderUpstream } from './upstream/ladder.js';
 import { buildSecureUpstream, UpstreamGroups } from './upstream/groups.js';
 import { LoopGuard } from './upstream/loop-guard.js';
 import { UpstreamReporter } from './upstream/report.js';
@@ -132,7 +133,7 @@ export class Daemon {
   }
 
   private buildUpstreams(config: Config): void {
-    const defaults = config.upstreams.map((u) => buildSecureUpstream(u, { log: this.log }));
+    const defaults = config.upstreams.map((u) => buildSecureUpstream(u, { log: this.log, ladder: config.ladder, observer: this.metrics.upstreamObserver }));
     this.groups = new UpstreamGroups(config, this.reporter, { default: defaults, log: this.log, wrap: (u) => this.loopGuard.wrap(u) });
     this.reporter.add(this.groups.health);
     this.upstreams = this.groups.raw;
@@ -214,7 +215,13 @@ export class Daemon {
         listen: d.listeners.map((l) => formatHostPort(l.address)),
         admin: d.admin?.bound ?? null,
         upstreams: d.upstreams.map((u) =>
-          u instanceof DohUpstream ? { name: u.name, url: u.url.href, bootstrap: u.addresses } : u instanceof DotUpstream ? { name: u.name, url: u.url, bootstrap: u.addresses } : { name: u.name },
+          u instanceof DohUpstream
+            ? { name: u.name, url: u.url.href, bootstrap: u.addresses }
+            : u instanceof DotUpstream
+              ? { name: u.name, url: u.url, bootstrap: u.addresses }
+              : u instanceof LadderUpstream
+                ? { name: u.name, paths: u.rungs.map((r) => r.name) }
+                : { name: u.name },
         ),
         pins: Object.keys(config.pins).length,
         ...(config.strategy !== 'race' ? { strategy: config.strategy } : {}),

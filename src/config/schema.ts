@@ -189,6 +189,18 @@ const healthSchema = z
   })
   .prefault({});
 
+/** Upstreams with `alternates` (a ladder of paths to one provider). */
+const ladderSchema = z
+  .strictObject({
+    /** A path that has not answered in this long looks blocked: the next path is asked too. */
+    stepMs: ms(50, 10_000, 700),
+    /** After moving down the ladder, the better paths are probed again after this long, doubling... */
+    reprobeMs: ms(100, 86_400_000, 60_000),
+    /** ...up to this. */
+    maxReprobeMs: ms(100, 86_400_000, 900_000),
+  })
+  .prefault({});
+
 /** An /etc/hosts-style file answered locally, reloaded when it changes. */
 const hostsSchema = z.strictObject({
   file: z.string().min(1),
@@ -227,6 +239,7 @@ export const configSchema = z.strictObject({
   hedge: hedgeSchema,
   failover: failoverSchema,
   health: healthSchema,
+  ladder: ladderSchema,
   hosts: hostsSchema.optional(),
   pinVerify: pinVerifySchema,
   /** At start-up, send each upstream a probe query to detect a forwarding loop back to dohd. */

@@ -4,7 +4,7 @@
  * "lookup goproxy.cn: no such host" on a broken or filtering local DNS.
  */
 import { DohUpstream } from '../upstream/doh.js';
-import { buildSecureUpstream } from '../upstream/groups.js';
+import { buildSecureUpstream, pathsOf } from '../upstream/groups.js';
 import { RaceStrategy } from '../upstream/strategy.js';
 import { describeLookup, lookupDoh } from './lookup.js';
 import { pointAtDohd } from './resolv-conf.js';
@@ -36,7 +36,7 @@ export async function checkUpstreams(ctx: DoctorContext): Promise<Section> {
       check: s.check,
       level: 'warn',
       message: `the DoH upstreams answered none of the names: ${describeLookup(sample)}; dohd could not help until they are reachable`,
-      fix: upstreams.map((u) => `dohd query ${ctx.names[0]} ${u instanceof DohUpstream ? `--doh ${u.url.href}` : `--dot ${u.url}`}${u.addresses.length ? ` --bootstrap ${u.addresses[0]}` : ''}   # see why`),
+      fix: upstreams.flatMap(pathsOf).map((u) => `dohd query ${ctx.names[0]} ${u instanceof DohUpstream ? `--doh ${u.url.href}` : `--dot ${u.url}`}${u.addresses.length ? ` --bootstrap ${u.addresses[0]}` : ''}   # see why`),
     });
   }
   const resolverDown = deadNameservers(ctx).length === (ctx.resolv?.nameservers.length ?? 0);

@@ -35,7 +35,21 @@ export interface RaceAttempt {
   error?: Error;
   /** The attempt's socket had finished its TCP connect before it failed (the failure came in or after TLS). */
   tcpConnected: boolean;
+  /** A certificate that was refused: who issued it, and whom it names (interception shows here). */
+  issuer?: string;
+  subject?: string;
+  /** A server name was sent in the ClientHello. */
+  sni: boolean;
 }
+
+/**
+ * How a whole race failed, as an upstream failure reason (metrics label):
+ * - `intercepted`: a certificate was presented that does not chain to a trusted CA, or names someone else;
+ * - `blocked_sni`: TCP connected, then the handshake that named the server was reset (an SNI filter);
+ * - `unreachable`: no address answered at all (packets dropped: a black hole);
+ * - `connect`: refused, no route, and the rest.
+ */
+export type RaceFailure = 'intercepted' | 'blocked_sni' | 'unreachable' | 'connect';
 
 export interface RaceOptions {
   addresses: readonly string[];
@@ -69,13 +83,24 @@ export class ConnectRaceError extends Error {
   ) {
     super(message);
     this.code = (cause as NodeJS.ErrnoException | undefined)?.code ?? 'ETIMEDOUT';
+    this.reason = raceFailure(attempts);
   }
+  readonly reason: RaceFailure;
+}
+
+const CERT_CODES = /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|HOSTNAME_MISMATCH|ERR_OSSL)/;
+
+export function raceFailure(attempts: readonly RaceAttempt[]): RaceFailure {
+  if (attempts.some((a) => CERT_CODES.test(a.outcome))) return 'intercepted';
+  if (attempts.some((a) => a.tcpConnected && a.sni && (a.outcome === 'ECONNRESET' || a.outcome === 'ECLOSED' || a.outcome === 'EPIPE'))) return 'blocked_sni';
+  if (attempts.length > 0 && attempts.every((a) => a.outcome === 'ETIMEDOUT' && !a.tcpConnected)) return 'unreachable';
+  return 'connect';
 }
 
 /** Which failure explains most: certificate problems, then resets, then connect failures, then timeouts. */
 function rank(a: RaceAttempt): number {
   const c = a.outcome;
-  if (/^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|HOSTNAME_MISMATCH|ERR_OSSL)/.test(c)) return 4;
+  if (CERT_CODES.test(c)) return 4;
   if (c === 'ECONNRESET' || c === 'EPIPE' || c === 'ECLOSED') return 3;
   if (c === 'ECONNREFUSED' || c === 'ENETUNREACH' || c === 'EHOSTUNREACH' || c === 'EADDRNOTAVAIL') return 2;
   return 1;
@@ -136,11 +161,12 @@ export function raceTlsConnect(opts: RaceOptions): Promise<RaceWin> {
       if (done || next >= n) return;
       const index = order[next++]!;
       const address = opts.addresses[index]!;
-      const attempt: RaceAttempt = { address, ms: 0, outcome: 'pending', tcpConnected: false };
+      const attempt: RaceAttempt = { address, ms: 0, outcome: 'pending', tcpConnected: false, sni: !!opts.tls.servername };
       attempts.push(attempt);
       let socket: TLSSocket;
       try {
-        socket = tlsConnect({ ...opts.tls, host: address, port: opts.port });
+        // Verified below, not by tls itself: a refused certificate is still read (its issuer names an interceptor).
+        socket = tlsConnect({ ...opts.tls, host: address, port: opts.port, rejectUnauthorized: false });
       } catch (err) {
         attempt.outcome = (err as NodeJS.ErrnoException).code ?? 'other';
         attempt.error = err as Error;
@@ -151,6 +177,24 @@ export function raceTlsConnect(opts: RaceOptions): Promise<RaceWin> {
       live.set(index, socket);
       socket.once('connect', () => (attempt.tcpConnected = true));
       socket.once('secureConnect', () => {
+        if (!socket.authorized) {
+          const code = String(socket.authorizationError ?? 'CERT_REJECTED');
+          const cert = socket.getPeerCertificate();
+          const name = (x: Record<string, string | string[] | undefined> | undefined) => {
+            const v = x?.O ?? x?.CN;
+            return Array.isArray(v) ? v.join(', ') : v;
+          };
+          const issuer = name(cert?.issuer as never);
+          const subject = name(cert?.subject as never) ?? cert?.subjectaltname;
+          if (issuer) attempt.issuer = issuer;
+          if (subject) attempt.subject = subject;
+          const err = Object.assign(
+            new Error(`certificate refused (${code})${issuer ? `: issued by "${issuer}"` : ''}${subject ? ` for "${subject}"` : ''}`),
+            { code },
+          );
+          onFail(err);
+          return;
+        }
         attempt.outcome = 'ok';
         attempt.ms = performance.now() - t0;
         live.delete(index);

@@ -437,7 +437,7 @@ export function classify(err: unknown, signal?: AbortSignal): UpstreamError {
   let reason: UpstreamFailure = 'other';
   let retryable = false;
   // No bootstrap IP gave a connection: a certificate problem is 'tls', anything else 'connect' (never retried as a dead connection).
-  if (err instanceof ConnectRaceError) return new UpstreamError(TLS_CODES.test(code) ? 'tls' : 'connect', msg);
+  if (err instanceof ConnectRaceError) return new UpstreamError(err.reason, msg);
   if (signal?.aborted || code === 'UND_ERR_ABORTED' || e?.name === 'AbortError') reason = 'aborted';
   else if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL')
     reason = 'connect';

@@ -10,6 +10,8 @@ import { DEFAULT_GROUP } from '../config/check.js';
 import type { Config, GroupUpstreamConfig, StrategyName, UpstreamConfig } from '../config/schema.js';
 import { DohUpstream } from './doh.js';
 import { DotUpstream } from './dot/dot.js';
+import { LadderUpstream } from './ladder.js';
+import { isIP } from 'node:net';
 import { FailoverStrategy } from './failover.js';
 import { FallbackStrategy } from './fallback.js';
 import { HealthTracker } from './health.js';
@@ -28,9 +30,48 @@ export interface UpstreamGroup {
  * An encrypted upstream from its config: `https://` is DoH, `tls://` is DoT. Both take the same
  * keys (bootstrap, ca, name, idleTimeoutMs); quietMs is DoH's only.
  */
-export function buildSecureUpstream(u: UpstreamConfig, opts: { log?: Logger | undefined; connectTimeoutMs?: number | undefined } = {}): DohUpstream | DotUpstream {
+export function buildSecureUpstream(u: UpstreamConfig, opts: SecureUpstreamOptions = {}): DohUpstream | DotUpstream | LadderUpstream {
   const o = { ...(opts.log ? { log: opts.log } : {}), ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}) };
-  return u.url.startsWith('tls:') ? new DotUpstream(u, o) : new DohUpstream(u, o);
+  const one = (c: UpstreamConfig) => (c.url.startsWith('tls:') ? new DotUpstream(c, o) : new DohUpstream(c, o));
+  if (!u.alternates?.length) return one(u);
+  // A provider with several paths: a ladder, named like its first path; each path named for what it is.
+  const name = u.name ?? defaultName(u.url);
+  const labels = new Map<string, number>();
+  const label = (url: string) => {
+    const l = url.startsWith('tls:') ? 'dot' : isIP(new URL(url).hostname.replace(/^\[|\]$/g, '')) ? 'doh-ip' : 'doh';
+    const n = (labels.get(l) ?? 0) + 1;
+    labels.set(l, n);
+    return `${name} [${l}${n > 1 ? n : ''}]`;
+  };
+  const common = { ...(u.ca ? { ca: u.ca } : {}), ...(u.idleTimeoutMs ? { idleTimeoutMs: u.idleTimeoutMs } : {}) };
+  const rungs = [
+    one({ ...u, alternates: undefined, name: label(u.url) }),
+    ...u.alternates.map((a) => one({ url: a.url, ...(a.bootstrap ? { bootstrap: a.bootstrap } : {}), ...common, name: label(a.url) })),
+  ];
+  return new LadderUpstream(name, rungs, { ...opts.ladder, ...(opts.log ? { log: opts.log } : {}), ...(opts.observer ? { observer: opts.observer } : {}) });
+}
+
+/** The name an upstream gets when none is configured (as DohUpstream and DotUpstream name themselves). */
+function defaultName(url: string): string {
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const hp = u.port ? `${host}:${u.port}` : host;
+  return u.protocol === 'tls:' ? `tls://${hp}` : hp;
+}
+
+/** The transports behind an upstream: itself, or each path of a ladder. */
+export function pathsOf(u: Upstream): (DohUpstream | DotUpstream)[] {
+  if (u instanceof LadderUpstream) return u.rungs.flatMap(pathsOf);
+  return u instanceof DohUpstream || u instanceof DotUpstream ? [u] : [];
+}
+
+export interface SecureUpstreamOptions {
+  log?: Logger | undefined;
+  connectTimeoutMs?: number | undefined;
+  /** The ladder's timing (config `ladder`). */
+  ladder?: { stepMs: number; reprobeMs: number; maxReprobeMs: number } | undefined;
+  /** Told about each path's failures inside a ladder (metrics). */
+  observer?: Pick<UpstreamObserver, 'failure'> | undefined;
 }
 
 export function buildUpstream(u: GroupUpstreamConfig, log?: Logger): Upstream {

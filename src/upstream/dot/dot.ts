@@ -350,11 +350,8 @@ export class DotUpstream implements Upstream {
 
 /** What a failed connection race is, as an upstream failure: connect (nothing answered) or tls (a handshake went wrong). */
 function connectFailure(err: unknown): UpstreamError {
-  const cause = err instanceof ConnectRaceError ? err.cause : (err as Error);
-  const c = classify(cause ?? err);
-  const message = (err as Error).message;
-  // Resets during the handshake mean nothing was ever sent: not a dead connection to retry on, a failed connect.
-  if (c.reason === 'tls') return new UpstreamError('tls', message);
-  if (c.reason === 'aborted') return new UpstreamError('aborted', message);
-  return new UpstreamError('connect', message);
+  if (err instanceof ConnectRaceError) return new UpstreamError(err.reason, err.message);
+  const c = classify(err);
+  // Nothing was ever sent on it: never a dead connection to re-send on.
+  return new UpstreamError(c.reason === 'aborted' ? 'aborted' : 'connect', c.message);
 }
