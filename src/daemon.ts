@@ -44,6 +44,7 @@ import { buildSecureUpstream, UpstreamGroups } from './upstream/groups.js';
 import { LoopGuard } from './upstream/loop-guard.js';
 import { UpstreamReporter } from './upstream/report.js';
 import type { Upstream } from './upstream/types.js';
+import type { UpstreamError } from './upstream/errors.js';
 
 export interface Listener {
   udp: UdpServer;
@@ -65,7 +66,7 @@ export interface ReloadOutcome extends ReloadPlan {
 }
 
 /** Keys that rebuild the upstream groups, routing and strategies when they change on reload. */
-const UPSTREAM_KEYS = ['upstreams', 'strategy', 'groups', 'forward', 'fallback', 'hedge', 'failover', 'health'];
+const UPSTREAM_KEYS = ['upstreams', 'strategy', 'groups', 'forward', 'fallback', 'hedge', 'failover', 'health', 'ladder'];
 
 export class Daemon {
   readonly listeners: Listener[] = [];
@@ -132,8 +133,11 @@ export class Daemon {
     return new Pipeline(stages);
   }
 
+  /** Failures of the paths inside a ladder (metrics only: health and logs see the provider). */
+  private readonly pathObserver = { failure: (u: Upstream, err: UpstreamError, ms: number) => this.metrics?.upstreamObserver.failure(u, err, ms) };
+
   private buildUpstreams(config: Config): void {
-    const defaults = config.upstreams.map((u) => buildSecureUpstream(u, { log: this.log, ladder: config.ladder, observer: this.metrics.upstreamObserver }));
+    const defaults = config.upstreams.map((u) => buildSecureUpstream(u, { log: this.log, ladder: config.ladder, observer: this.pathObserver }));
     this.groups = new UpstreamGroups(config, this.reporter, { default: defaults, log: this.log, wrap: (u) => this.loopGuard.wrap(u) });
     this.reporter.add(this.groups.health);
     this.upstreams = this.groups.raw;

@@ -49,7 +49,7 @@ export interface RaceAttempt {
  * - `unreachable`: no address answered at all (packets dropped: a black hole);
  * - `connect`: refused, no route, and the rest.
  */
-export type RaceFailure = 'intercepted' | 'blocked_sni' | 'unreachable' | 'connect';
+export type RaceFailure = 'intercepted' | 'blocked_sni' | 'unreachable' | 'tls' | 'connect';
 
 export interface RaceOptions {
   addresses: readonly string[];
@@ -88,19 +88,23 @@ export class ConnectRaceError extends Error {
   readonly reason: RaceFailure;
 }
 
-const CERT_CODES = /^(ERR_TLS|ERR_SSL|CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|HOSTNAME_MISMATCH|ERR_OSSL)/;
+/** Certificate verification failures (OpenSSL's and Node's name check). */
+const CERT_CODES = /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|HOSTNAME_MISMATCH|ERR_TLS_CERT_ALTNAME_INVALID)/;
+/** Other TLS failures (protocol alerts, no common ALPN or cipher). */
+const TLS_CODES = /^(ERR_TLS|ERR_SSL|ERR_OSSL)/;
 
 export function raceFailure(attempts: readonly RaceAttempt[]): RaceFailure {
   if (attempts.some((a) => CERT_CODES.test(a.outcome))) return 'intercepted';
   if (attempts.some((a) => a.tcpConnected && a.sni && (a.outcome === 'ECONNRESET' || a.outcome === 'ECLOSED' || a.outcome === 'EPIPE'))) return 'blocked_sni';
   if (attempts.length > 0 && attempts.every((a) => a.outcome === 'ETIMEDOUT' && !a.tcpConnected)) return 'unreachable';
+  if (attempts.some((a) => TLS_CODES.test(a.outcome))) return 'tls';
   return 'connect';
 }
 
 /** Which failure explains most: certificate problems, then resets, then connect failures, then timeouts. */
 function rank(a: RaceAttempt): number {
   const c = a.outcome;
-  if (CERT_CODES.test(c)) return 4;
+  if (CERT_CODES.test(c) || TLS_CODES.test(c)) return 4;
   if (c === 'ECONNRESET' || c === 'EPIPE' || c === 'ECLOSED') return 3;
   if (c === 'ECONNREFUSED' || c === 'ENETUNREACH' || c === 'EHOSTUNREACH' || c === 'EADDRNOTAVAIL') return 2;
   return 1;
