@@ -40,6 +40,7 @@ import { UdpServer } from './server/udp.js';
 import { DohUpstream } from './upstream/doh.js';
 import { DotUpstream } from './upstream/dot/dot.js';
 import { LadderUpstream } from './upstream/ladder.js';
+import { PresetHint, usesDefaultPreset } from './upstream/preset-hint.js';
 import { buildSecureUpstream, UpstreamGroups } from './upstream/groups.js';
 import { LoopGuard } from './upstream/loop-guard.js';
 import { UpstreamReporter } from './upstream/report.js';
@@ -113,6 +114,14 @@ export class Daemon {
     this.metrics = new Metrics({ inflight: () => this.handler.inflight, cacheEntries: () => this.cache.size });
     this.sources = new MetricSources(this.metrics);
     this.reporter.add(this.metrics.upstreamObserver);
+    // After health (added in buildUpstreams): it reads whether every default upstream is out.
+    this.reporter.add(
+      new PresetHint(
+        log,
+        () => this.groups.health.allDown(this.groups.groups.get('default')?.upstreams ?? []),
+        () => usesDefaultPreset(this.config.upstreams),
+      ),
+    );
     this.pipeline = this.composePipeline();
     this.handler = new QueryHandler({
       pipeline: this.pipeline,

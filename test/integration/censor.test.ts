@@ -204,6 +204,29 @@ describe('the ladder within a provider, against the censor', () => {
   });
 });
 
+describe('the default never switches country on its own, but says that `cn` exists', () => {
+  // The default preset's URLs, reached at a loopback address where nothing listens: nothing leaves the namespace.
+  const defaults = (port: number) => [
+    { url: 'https://cloudflare-dns.com/dns-query', bootstrap: ['127.0.0.1'], alternates: [{ url: `https://127.0.0.1:${port}/dns-query` }] },
+    { url: 'https://dns.google/dns-query', bootstrap: ['127.0.0.1'] },
+  ];
+
+  it('every default upstream out: one log line naming the cn preset and why; no query goes anywhere else', async () => {
+    d = await startDaemon({ upstreams: defaults(1), health: { failures: 1, backoffMs: 60_000 }, loopProbe: false });
+    for (let i = 0; i < 3; i++) expect((await ask(d, `n${i}.example.test`)).response.rcode).toBe('SERVFAIL');
+    const hints = d.logs.filter((l) => String(l.msg).includes("the 'cn' preset may help"));
+    expect(hints).toHaveLength(1);
+    expect(String(hints[0]!.hint)).toMatch(/upstreams: cn.*--preset cn.*never switches to another country's resolvers by itself/);
+    expect(d.daemon.upstreams.map((u) => u.name)).toEqual(['cloudflare-dns.com', 'dns.google']);
+  });
+
+  it('upstreams of the user’s own choosing get no such hint', async () => {
+    d = await startDaemon({ upstreams: [{ url: 'https://doh.test/dns-query', bootstrap: ['127.0.0.1'] }], health: { failures: 1, backoffMs: 60_000 }, loopProbe: false });
+    for (let i = 0; i < 2; i++) expect((await ask(d, `n${i}.example.test`)).response.rcode).toBe('SERVFAIL');
+    expect(d.logs.filter((l) => String(l.msg).includes("'cn' preset"))).toEqual([]);
+  });
+});
+
 describe('the SNI parser of the censor fixture', () => {
   it('reads the server name of a real ClientHello, and none from other bytes', async () => {
     const tls = await import('node:tls');
