@@ -20,6 +20,7 @@ import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { DohUpstream } from '../upstream/doh.js';
 import { DotUpstream, parseDotUrl } from '../upstream/dot/dot.js';
 import { UpstreamError } from '../upstream/errors.js';
+import { verdictOf } from '../upstream/verdict.js';
 import { fail } from './common.js';
 
 export interface QueryArgs {
@@ -163,7 +164,8 @@ async function viaSecure(args: QueryArgs, type: string): Promise<number> {
   } catch (err) {
     if (err instanceof UpstreamError) {
       const why = err.reason === 'aborted' ? `no answer within ${args.timeout} ms` : `${err.reason}: ${err.message}`;
-      fail(`no answer from ${url.href} (via ${upstream.currentAddress}): ${why}`, 1);
+      const v = verdictOf(err.reason);
+      fail(`no answer from ${url.href} (via ${upstream.currentAddress}): ${why}${v ? `\n  verdict: ${v.label}\n  fix: ${v.fix}` : ''}`, 1);
     }
     throw err;
   } finally {

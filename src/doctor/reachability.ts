@@ -107,10 +107,13 @@ export async function checkReachability(ctx: DoctorContext): Promise<Section> {
     if (used.length > 0 && !used.some((p) => p.ok)) {
       const what = used.map((p) => `${hostPort(p.address, port)} (${p.detail})`).join('; ');
       if (dohOk.length > 0) {
+        const dohAddrs = new Set(ctx.doh.get(name)?.addresses ?? []);
+        // Forged plain DNS: the system resolver's address is one DoH does not give, and it fails TLS for the name.
+        const forged = !viaHosts && used.every((p) => !dohAddrs.has(p.address));
         s.findings.push({
           check: s.check,
           level: 'fault',
-          message: `${name}: the address this machine uses ${viaHosts ? `(fixed in ${ctx.opts.hostsFile})` : '(from the system resolver)'} fails: ${what}; ${dohOk.map((p) => p.address).join(', ')} from the DoH upstreams works`,
+          message: `${forged ? `forged plain DNS: the system resolver answers ${name} with ${used.map((p) => p.address).join(', ')}, which DoH does not give and which fails TLS for ${name}. ` : ''}${name}: the address this machine uses ${viaHosts ? `(fixed in ${ctx.opts.hostsFile})` : '(from the system resolver)'} fails: ${what}; ${dohOk.map((p) => p.address).join(', ')} from the DoH upstreams works`,
           fix: viaHosts ? [removeHostsLine(ctx.opts.hostsFile, name)] : ['sudo systemctl enable --now dohd', pointAtDohd(ctx.opts.resolvConf)],
         });
         continue;

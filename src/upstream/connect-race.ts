@@ -155,7 +155,7 @@ export function raceTlsConnect(opts: RaceOptions): Promise<RaceWin> {
       const parts = attempts.map((a) =>
         a.outcome === 'ETIMEDOUT' && !a.error
           ? `${a.address}: no answer in ${Math.round(a.ms)} ms`
-          : `${a.address}: ${a.error?.message && a.error.message !== a.outcome ? `${a.error.message} (${a.outcome})` : a.outcome}`,
+          : `${a.address}: ${a.error?.message && !a.error.message.includes(a.outcome) ? `${a.error.message} (${a.outcome})` : (a.error?.message ?? a.outcome)}`,
       );
       reject(new ConnectRaceError(`cannot connect (${parts.join('; ')})`, attempts, worst?.error ?? (worst ? Object.assign(new Error(`connect timeout`), { code: 'ETIMEDOUT' }) : undefined)));
     };
