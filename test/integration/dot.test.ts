@@ -330,6 +330,7 @@ describe('dohd query --dot', () => {
     const noTrust = await query('example.test', '--dot', `tls://dot.test:${untrusted.port}`, '--bootstrap', '127.0.0.1', '--ca', pki.caFile);
     expect(noTrust.code).toBe(1);
     expect(noTrust.stderr).toMatch(/intercepted: .*issued by "dohd test CA"/);
+    expect(noTrust.stderr).toContain('  verdict: intercepted (the certificate is not the provider’s)\n  fix: do not trust that certificate;');
     const nb = await query('example.test', '--dot', 'dot.example');
     expect(nb.code).toBe(2);
     expect(nb.stderr).toMatch(/"dot\.example" needs --bootstrap IP/);
