@@ -93,6 +93,21 @@ const CERT_CODES = /^(CERT_|UNABLE_TO_|DEPTH_ZERO|SELF_SIGNED|HOSTNAME_MISMATCH|
 /** Other TLS failures (protocol alerts, no common ALPN or cipher). */
 const TLS_CODES = /^(ERR_TLS|ERR_SSL|ERR_OSSL)/;
 
+/**
+ * "IP unreachable": the addresses of a won race that had not even connected TCP when another
+ * address completed its handshake (their packets are dropped), each reported once per `seen`.
+ */
+export function noteDropped(win: RaceWin, seen: Set<string>, log: { warn(o: object, m: string): void } | undefined, upstream: string): string[] {
+  const dropped = win.attempts.filter((a) => a.outcome === 'lost' && !a.tcpConnected && a.address !== win.address).map((a) => a.address);
+  for (const address of dropped) {
+    if (seen.has(address)) continue;
+    if (seen.size > 64) seen.clear();
+    seen.add(address);
+    log?.warn({ upstream, address, reason: 'ip_unreachable', via: win.address }, 'bootstrap IP unreachable: no answer from it while another address of the same provider connected');
+  }
+  return dropped;
+}
+
 export function raceFailure(attempts: readonly RaceAttempt[]): RaceFailure {
   if (attempts.some((a) => CERT_CODES.test(a.outcome))) return 'intercepted';
   if (attempts.some((a) => a.tcpConnected && a.sni && (a.outcome === 'ECONNRESET' || a.outcome === 'ECLOSED' || a.outcome === 'EPIPE'))) return 'blocked_sni';

@@ -13,7 +13,7 @@ import type { UpstreamConfig } from '../config/schema.js';
 import type { Query } from '../dns/message.js';
 import { CANCELLED_EXCHANGE, UpstreamError, type UpstreamFailure } from './errors.js';
 import type { Upstream, UpstreamStats } from './types.js';
-import { ConnectRaceError, raceTlsConnect, serverIdentity, type RaceAttempt } from './connect-race.js';
+import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt } from './connect-race.js';
 import { checkAnswer, type CheckedAnswer } from './validate.js';
 import { CANCELLED } from '../abort.js';
 
@@ -76,6 +76,8 @@ export class DohUpstream implements Upstream {
   private readonly secureContext: SecureContext;
   private readonly connectTimeoutMs: number;
   private tlsSession: Buffer | undefined;
+  /** Bootstrap IPs already reported unreachable. */
+  private readonly dropped = new Set<string>();
   private idleTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -136,6 +138,7 @@ export class DohUpstream implements Upstream {
           (win) => {
             this.lastAttempts = win.attempts;
             this.addrIndex = win.index;
+            noteDropped(win, this.dropped, this.opts.log, this.name);
             win.socket.once('session', (s: Buffer) => (this.tlsSession = s));
             cb(null, win.socket);
           },

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import type { Query } from '../../dns/message.js';
 import { classify } from '../doh.js';
 import { CANCELLED_EXCHANGE, UpstreamError } from '../errors.js';
-import { ConnectRaceError, raceTlsConnect, serverIdentity, type RaceAttempt } from '../connect-race.js';
+import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt } from '../connect-race.js';
 import type { Upstream, UpstreamStats } from '../types.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
 
@@ -172,6 +172,8 @@ export class DotUpstream implements Upstream {
   private readonly maxPending: number;
   private conn: DotConn | null = null;
   private addrIndex = 0;
+  /** Bootstrap IPs already reported unreachable. */
+  private readonly dropped = new Set<string>();
   private idleTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -280,6 +282,7 @@ export class DotUpstream implements Upstream {
       (win) => {
         this.lastAttempts = win.attempts;
         this.addrIndex = win.index;
+        noteDropped(win, this.dropped, this.opts.log, this.name);
         if (conn.dead || this.closed) {
           win.socket.destroy();
           return;
