@@ -15,6 +15,8 @@ import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { startDotServer, type DotMode, type DotServer } from '../fixtures/dot-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { CLI } from '../fixtures/spawn.js';
+import { startTcpProxy } from '../fixtures/tcp-proxy.js';
+import { performance } from 'node:perf_hooks';
 import { decodeQuery, type Query } from '../../src/dns/message.js';
 import { buildUpstreamQuery } from '../../src/dns/upstream-query.js';
 import { validateConfig } from '../../src/config/load.js';
@@ -239,6 +241,24 @@ describe('DoT upstream: connections that die', () => {
     expect(rs.map((r) => r.rcode)).toEqual(names.map(() => 3));
     expect(dot.handshakes).toBe(2);
     expect(u.stats.retries).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a black-holed connection (no FIN, no RST) that was quiet is replaced: the query is answered on a fresh one', async () => {
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: dot.port });
+    try {
+      const u = new DotUpstream({ url: `tls://dot.test:${proxy.port}`, bootstrap: ['127.0.0.1'], ca: pki.caFile, quietMs: 100 }, { connectTimeoutMs: 3000 });
+      upstreams.push(u);
+      await ask(u);
+      await sleep(200); // quiet now
+      proxy.blackhole();
+      const t0 = performance.now();
+      expect(addr(await ask(u, 'www.example.test', 2500))).toEqual(['192.0.2.3']);
+      expect(performance.now() - t0).toBeLessThan(2000);
+      expect(u.stats.retries).toBe(1);
+      expect(u.stats.connects).toBe(2);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('closes its own connection after idleTimeoutMs without queries', async () => {

@@ -32,6 +32,7 @@ export interface DotConfig {
   ca?: string | undefined;
   name?: string | undefined;
   idleTimeoutMs?: number | undefined;
+  quietMs?: number | undefined;
 }
 
 export interface DotOptions {
@@ -44,6 +45,12 @@ export interface DotOptions {
   staggerMs?: number;
   /** Queries in flight at once; beyond it, fail fast. */
   maxPending?: number;
+  /**
+   * A connection not heard from for this long may be dead without a FIN (a NAT forgot it): a
+   * query sent on it that gets no answer within quietDelay() retires it, and what was in flight
+   * is re-sent on a fresh one. 0 = never. Default 1000.
+   */
+  quietMs?: number;
 }
 
 export interface DotStats extends UpstreamStats {
@@ -56,6 +63,7 @@ const MAX_ABANDONED = 1024;
 
 interface Pending {
   id: number;
+  sentAt: number;
   q: Query;
   resolve: (a: CheckedAnswer) => void;
   reject: (e: UpstreamError) => void;
@@ -84,6 +92,10 @@ class DotConn {
   /** Writes made before the handshake completed. */
   private queued: Buffer[] | null = [];
   dead = false;
+  /** performance.now() when the connection was made or last delivered an answer. */
+  heardAt = performance.now();
+  /** Armed while a query on a quiet connection waits: fires = the connection is presumed dead. */
+  quietTimer: NodeJS.Timeout | null = null;
   private buf: Buffer = Buffer.alloc(0);
 
   /** Stops the connection race when the connection is retired before it is up. */
@@ -93,6 +105,7 @@ class DotConn {
 
   attach(socket: TLSSocket): void {
     this.socket = socket;
+    this.heardAt = performance.now();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.owner.retire(this, classify(err)));
     socket.on('close', () => this.owner.retire(this, new UpstreamError('reset', 'the server closed the connection', true)));
@@ -143,7 +156,7 @@ class DotConn {
       return false;
     }
     this.pending.delete(id);
-    this.owner.heard();
+    this.owner.heard(this, p.sentAt);
     try {
       p.resolve(checkAnswer(msg, p.q, id));
     } catch (err) {
@@ -171,6 +184,8 @@ export class DotUpstream implements Upstream {
   private readonly staggerMs: number | undefined;
   private readonly maxPending: number;
   private conn: DotConn | null = null;
+  private srtt: number | null = null;
+  private readonly quietMs: number;
   private addrIndex = 0;
   /** Bootstrap IPs already reported unreachable. */
   private readonly dropped = new Set<string>();
@@ -193,6 +208,7 @@ export class DotUpstream implements Upstream {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     this.staggerMs = opts.staggerMs;
     this.maxPending = opts.maxPending ?? 512;
+    this.quietMs = cfg.quietMs ?? opts.quietMs ?? 1000;
     this.secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
   }
 
@@ -238,6 +254,7 @@ export class DotUpstream implements Upstream {
       };
       const p: Pending = {
         id,
+        sentAt: performance.now(),
         q,
         resolve: (a) => {
           signal.removeEventListener('abort', onAbort);
@@ -250,6 +267,16 @@ export class DotUpstream implements Upstream {
       };
       conn.pending.set(id, p);
       signal.addEventListener('abort', onAbort, { once: true });
+      // A quiet connection (possibly black-holed, no FIN, no RST): no answer in time, and it is replaced.
+      if (conn.socket && this.quietMs > 0 && !conn.quietTimer && p.sentAt - conn.heardAt > this.quietMs) {
+        conn.quietTimer = setTimeout(() => {
+          conn.quietTimer = null;
+          if (conn.dead || conn.heardAt > p.sentAt) return;
+          this.opts.log?.debug({ upstream: this.name }, 'no answer on a quiet DoT connection: replacing it');
+          this.retire(conn, new UpstreamError('reset', 'no answer on a quiet connection', true));
+        }, this.quietDelay());
+        conn.quietTimer.unref();
+      }
       // RFC 7858 §3.3 / RFC 7766 §8: two-byte length prefix, then the message with our ID.
       const frame = Buffer.allocUnsafe(wire.length + 2);
       frame.writeUInt16BE(wire.length, 0);
@@ -304,6 +331,8 @@ export class DotUpstream implements Upstream {
   retire(conn: DotConn, err: UpstreamError): void {
     if (conn.dead) return;
     conn.dead = true;
+    if (conn.quietTimer) clearTimeout(conn.quietTimer);
+    conn.quietTimer = null;
     if (this.conn === conn) this.conn = null;
     if (!conn.socket) conn.race.abort();
     else {
@@ -322,8 +351,23 @@ export class DotUpstream implements Upstream {
     if (conn !== this.conn && conn.pending.size === 0) this.retire(conn, new UpstreamError('reset', 'connection replaced', true));
   }
 
-  /** An answer arrived: the connection works (nothing to track yet beyond this). */
-  heard(): void {}
+  /** An answer arrived: the connection is alive, and its round trip feeds the quiet-connection delay. */
+  heard(conn: DotConn, sentAt: number): void {
+    const now = performance.now();
+    conn.heardAt = now;
+    if (conn.quietTimer) {
+      clearTimeout(conn.quietTimer);
+      conn.quietTimer = null;
+    }
+    const ms = now - sentAt;
+    this.srtt = this.srtt === null ? ms : this.srtt + (ms - this.srtt) / 8;
+  }
+
+  /** How long a query on a quiet connection waits before the connection is presumed dead (as DoH's hedge delay). */
+  quietDelay(): number {
+    const base = this.srtt === null ? 400 : 4 * this.srtt;
+    return Math.round(Math.min(1000, Math.max(200, base)));
+  }
 
   private armIdle(): void {
     if (this.idleTimer) {
