@@ -219,6 +219,9 @@ export function raceTlsConnect(opts: RaceOptions): Promise<RaceWin> {
         live.delete(index);
         socket.removeAllListeners('error');
         socket.removeAllListeners('close');
+        // As undici's own connector: no Nagle delay on small messages, and TCP keepalive.
+        socket.setNoDelay(true);
+        socket.setKeepAlive(true, 60_000);
         finish({ index, socket, attempt });
       });
       const onFail = (err?: Error) => {

@@ -133,7 +133,7 @@ export class DohUpstream implements Upstream {
           first: this.addrIndex,
           ...(this.opts.staggerMs !== undefined ? { staggerMs: this.opts.staggerMs } : {}),
           timeoutMs: this.connectTimeoutMs,
-          tls: { ...serverIdentity(this.servername, this.url.hostname), secureContext: this.secureContext, ALPNProtocols: ['h2'], ...(this.tlsSession ? { session: this.tlsSession } : {}) },
+          tls: { ...serverIdentity(this.servername, this.url.hostname), secureContext: this.secureContext, ALPNProtocols: ['h2', 'http/1.1'], ...(this.tlsSession ? { session: this.tlsSession } : {}) },
         }).then(
           (win) => {
             this.lastAttempts = win.attempts;
