@@ -3,10 +3,8 @@
  * connection, answers out of order, every fault mode three times in a row on the same
  * upstream (the second attempt is where a half-retired connection would show), connections
  * that die idle or under queries, certificates, the pending bound, and DoT inside dohd
- * (upstreams, groups, fallback, health, metrics) and `dohd query --dot`.
+ * (upstreams, groups, fallback, health, metrics). `dohd query --dot`: test/e2e/query-dot.test.ts.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
@@ -14,7 +12,6 @@ import { queryUdp } from '../fixtures/dns-client.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { startDotServer, type DotMode, type DotServer } from '../fixtures/dot-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
-import { CLI } from '../fixtures/spawn.js';
 import { startTcpProxy } from '../fixtures/tcp-proxy.js';
 import { performance } from 'node:perf_hooks';
 import { decodeQuery, type Query } from '../../src/dns/message.js';
@@ -23,7 +20,6 @@ import { validateConfig } from '../../src/config/load.js';
 import { DotUpstream } from '../../src/upstream/dot/dot.js';
 import { UpstreamError } from '../../src/upstream/errors.js';
 
-const run = promisify(execFile);
 let pki: Pki;
 let otherPki: Pki;
 let dot: DotServer;
@@ -330,31 +326,3 @@ describe('DoT inside dohd', () => {
 });
 
 let d2: RunningDaemon | undefined;
-
-describe('dohd query --dot', () => {
-  async function query(...args: string[]) {
-    try {
-      const r = await run(process.execPath, [CLI, 'query', ...args], { timeout: 10_000 });
-      return { code: 0, stdout: r.stdout, stderr: r.stderr };
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  }
-
-  it('asks a DoT server directly, and says why when it cannot', async () => {
-    const ok = await query('example.test', '--dot', `dot.test:${dot.port}`, '--bootstrap', '127.0.0.1', '--ca', pki.caFile);
-    expect(ok.stderr).toBe('');
-    expect(ok.stdout).toContain('example.test.\t\t300\tIN\tA\t192.0.2.1');
-    expect(ok.stdout).toContain(`;; SERVER: tls://dot.test:${dot.port} via 127.0.0.1 (DNS-over-TLS)`);
-    const noTrust = await query('example.test', '--dot', `tls://dot.test:${untrusted.port}`, '--bootstrap', '127.0.0.1', '--ca', pki.caFile);
-    expect(noTrust.code).toBe(1);
-    expect(noTrust.stderr).toMatch(/intercepted: .*issued by "dohd test CA"/);
-    expect(noTrust.stderr).toContain('  verdict: intercepted (the certificate is not the provider’s)\n  fix: do not trust that certificate;');
-    const nb = await query('example.test', '--dot', 'dot.example');
-    expect(nb.code).toBe(2);
-    expect(nb.stderr).toMatch(/"dot\.example" needs --bootstrap IP/);
-    const both = await query('example.test', '--dot', 'dot.example', '--doh', 'https://x.example/dns-query');
-    expect(both.code).not.toBe(0);
-  });
-});

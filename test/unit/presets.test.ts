@@ -3,9 +3,7 @@
  * them, and the README table is generated from them. These tests only inspect the resolved
  * configuration: nothing here (or anywhere in the tests) contacts a preset's addresses.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { CLI } from '../fixtures/spawn.js';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, validateConfig } from '../../src/config/load.js';
 import { PRESETS, presetsTable } from '../../src/config/presets.js';
@@ -54,11 +52,6 @@ describe('presets', () => {
     const m = readme.match(/<!-- presets:start -->\n([\s\S]*?)\n<!-- presets:end -->/);
     expect(m, 'README.md lacks the presets markers').not.toBeNull();
     expect(m![1]).toBe(presetsTable());
-  });
-
-  it('dohd check-config --preset cn shows each provider with its other paths (contacts nothing)', () => {
-    const out = execFileSync(process.execPath, [CLI, 'check-config', '--preset', 'cn'], { encoding: 'utf8' });
-    expect(out).toContain('upstreams https://dns.alidns.com/dns-query (+https://223.5.5.5/dns-query, tls://dns.alidns.com), https://doh.pub/dns-query (+https://1.12.12.12/dns-query, tls://dot.pub)');
   });
 
   it('the example config lists exactly the default preset', () => {

@@ -1,0 +1,55 @@
+/**
+ * `dohd query --dot` as users run it (the built CLI): asks a DoT server directly, and when it
+ * cannot, says why (the verdict) and what to do.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDotServer, type DotServer } from '../fixtures/dot-server.js';
+import { makePki, type Pki } from '../fixtures/pki.js';
+import { CLI } from '../fixtures/spawn.js';
+
+const run = promisify(execFile);
+let pki: Pki;
+let otherPki: Pki;
+let dot: DotServer;
+let untrusted: DotServer;
+
+beforeAll(async () => {
+  pki = await makePki({ dnsNames: ['dot.test', 'localhost'] });
+  otherPki = await makePki({ dnsNames: ['dot.test'] });
+  dot = await startDotServer({ pki });
+  untrusted = await startDotServer({ pki: otherPki });
+});
+afterAll(async () => {
+  await Promise.all([dot.close(), untrusted.close()]);
+  await Promise.all([pki.cleanup(), otherPki.cleanup()]);
+});
+
+describe('dohd query --dot', () => {
+  async function query(...args: string[]) {
+    try {
+      const r = await run(process.execPath, [CLI, 'query', ...args], { timeout: 10_000 });
+      return { code: 0, stdout: r.stdout, stderr: r.stderr };
+    } catch (err) {
+      const e = err as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  }
+
+  it('asks a DoT server directly, and says why when it cannot', async () => {
+    const ok = await query('example.test', '--dot', `dot.test:${dot.port}`, '--bootstrap', '127.0.0.1', '--ca', pki.caFile);
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout).toContain('example.test.\t\t300\tIN\tA\t192.0.2.1');
+    expect(ok.stdout).toContain(`;; SERVER: tls://dot.test:${dot.port} via 127.0.0.1 (DNS-over-TLS)`);
+    const noTrust = await query('example.test', '--dot', `tls://dot.test:${untrusted.port}`, '--bootstrap', '127.0.0.1', '--ca', pki.caFile);
+    expect(noTrust.code).toBe(1);
+    expect(noTrust.stderr).toMatch(/intercepted: .*issued by "dohd test CA"/);
+    expect(noTrust.stderr).toContain('  verdict: intercepted (the certificate is not the provider’s)\n  fix: do not trust that certificate;');
+    const nb = await query('example.test', '--dot', 'dot.example');
+    expect(nb.code).toBe(2);
+    expect(nb.stderr).toMatch(/"dot\.example" needs --bootstrap IP/);
+    const both = await query('example.test', '--dot', 'dot.example', '--doh', 'https://x.example/dns-query');
+    expect(both.code).not.toBe(0);
+  });
+});
