@@ -13,6 +13,7 @@ import type { UpstreamConfig } from '../config/schema.js';
 import type { Query } from '../dns/message.js';
 import { CANCELLED_EXCHANGE, UpstreamError, type UpstreamFailure } from './errors.js';
 import type { Upstream, UpstreamStats } from './types.js';
+import type { UpstreamObserver } from './strategy.js';
 import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt } from './connect-race.js';
 import { checkAnswer, type CheckedAnswer } from './validate.js';
 import { CANCELLED } from '../abort.js';
@@ -30,6 +31,8 @@ export interface DohOptions {
   quietMs?: number;
   /** Delay before the next bootstrap IP joins the connection race (RFC 8305), default 250 ms. */
   staggerMs?: number;
+  /** Told when a bootstrap IP was unreachable while another connected (metrics: reason ip_unreachable). */
+  observer?: Pick<UpstreamObserver, 'failure'>;
 }
 
 /** Per-upstream counters: the common ones, plus how often a dead or suspect connection was replaced. */
@@ -138,7 +141,8 @@ export class DohUpstream implements Upstream {
           (win) => {
             this.lastAttempts = win.attempts;
             this.addrIndex = win.index;
-            noteDropped(win, this.dropped, this.opts.log, this.name);
+            const dropped = noteDropped(win, this.dropped, this.opts.log, this.name);
+            if (dropped.length) this.opts.observer?.failure(this, new UpstreamError('ip_unreachable', `${dropped.join(', ')}: no answer while ${win.address} connected`), 0);
             win.socket.once('session', (s: Buffer) => (this.tlsSession = s));
             cb(null, win.socket);
           },

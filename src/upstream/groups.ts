@@ -31,7 +31,11 @@ export interface UpstreamGroup {
  * keys (bootstrap, ca, name, idleTimeoutMs); quietMs is DoH's only.
  */
 export function buildSecureUpstream(u: UpstreamConfig, opts: SecureUpstreamOptions = {}): DohUpstream | DotUpstream | LadderUpstream {
-  const o = { ...(opts.log ? { log: opts.log } : {}), ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}) };
+  const o = {
+    ...(opts.log ? { log: opts.log } : {}),
+    ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
+    ...(opts.observer ? { observer: opts.observer } : {}),
+  };
   const one = (c: UpstreamConfig) => (c.url.startsWith('tls:') ? new DotUpstream(c, o) : new DohUpstream(c, o));
   if (!u.alternates?.length) return one(u);
   // A provider with several paths: a ladder, named like its first path; each path named for what it is.
@@ -70,7 +74,7 @@ export interface SecureUpstreamOptions {
   connectTimeoutMs?: number | undefined;
   /** The ladder's timing (config `ladder`). */
   ladder?: { stepMs: number; reprobeMs: number; maxReprobeMs: number } | undefined;
-  /** Told about each path's failures inside a ladder (metrics). */
+  /** Told about each path's failures inside a ladder, and bootstrap IPs found unreachable (metrics). */
   observer?: Pick<UpstreamObserver, 'failure'> | undefined;
 }
 

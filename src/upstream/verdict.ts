@@ -13,6 +13,10 @@ export interface Verdict {
 }
 
 const VERDICTS: Partial<Record<UpstreamFailure, Verdict>> = {
+  ip_unreachable: {
+    label: 'IP unreachable (this bootstrap IP drops packets while another of the provider connects)',
+    fix: 'nothing urgent: dohd races the bootstrap IPs, so it costs 250 ms once per connection; leave the IP out of bootstrap to save that',
+  },
   unreachable: {
     label: 'IP unreachable (packets dropped: no answer, no error)',
     fix: "another path to the same provider (an IP-literal DoH URL or DoT on 853: the 'alternates' of the presets), or the 'cn' preset in mainland China (upstreams: cn)",

@@ -89,6 +89,7 @@ describe('happy eyeballs across a provider’s bootstrap IPs', () => {
     // The address that worked goes first next time.
     expect(u.currentAddress).toBe('127.0.0.1');
     expect(d.logs.filter((l) => l.reason === 'ip_unreachable')).toMatchObject([{ upstream: 'p', address: HOLE, via: '127.0.0.1' }]);
+    expect(await metric(d, 'p', 'ip_unreachable')).toBe(1);
   });
 
   it.skipIf(!noRoute)('first bootstrap IP unreachable at once (ENETUNREACH): the second is tried in the same query', async () => {

@@ -21,6 +21,7 @@ import { classify } from '../doh.js';
 import { CANCELLED_EXCHANGE, UpstreamError } from '../errors.js';
 import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt } from '../connect-race.js';
 import type { Upstream, UpstreamStats } from '../types.js';
+import type { UpstreamObserver } from '../strategy.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
 
 export const DOT_PORT = 853;
@@ -51,6 +52,8 @@ export interface DotOptions {
    * is re-sent on a fresh one. 0 = never. Default 1000.
    */
   quietMs?: number;
+  /** Told when a bootstrap IP was unreachable while another connected (metrics: reason ip_unreachable). */
+  observer?: Pick<UpstreamObserver, 'failure'>;
 }
 
 export interface DotStats extends UpstreamStats {
@@ -309,7 +312,8 @@ export class DotUpstream implements Upstream {
       (win) => {
         this.lastAttempts = win.attempts;
         this.addrIndex = win.index;
-        noteDropped(win, this.dropped, this.opts.log, this.name);
+        const dropped = noteDropped(win, this.dropped, this.opts.log, this.name);
+        if (dropped.length) this.opts.observer?.failure(this, new UpstreamError('ip_unreachable', `${dropped.join(', ')}: no answer while ${win.address} connected`), 0);
         if (conn.dead || this.closed) {
           win.socket.destroy();
           return;
