@@ -140,7 +140,9 @@ async function viaSecure(args: QueryArgs, type: string): Promise<number> {
   const ca = args.ca ? resolve(args.ca) : undefined;
   if (ca && !existsSync(ca)) fail(`--ca: cannot read ${ca}`, 2);
   const cfg = { url: url.href, ...(bootstrap?.length ? { bootstrap } : {}), ...(ca ? { ca } : {}) };
-  const upstream = args.dot ? new DotUpstream(cfg, { connectTimeoutMs: args.timeout }) : new DohUpstream(cfg, { connectTimeoutMs: args.timeout });
+  // The connection race gives up before the query does, so a silent path gets its verdict ("unreachable").
+  const connectTimeoutMs = Math.max(1, Math.round(args.timeout * 0.8));
+  const upstream = args.dot ? new DotUpstream(cfg, { connectTimeoutMs }) : new DohUpstream(cfg, { connectTimeoutMs });
   const transport = args.dot ? 'DNS-over-TLS' : 'DNS-over-HTTPS, HTTP/2';
   const decoded = decodeQuery(buildClientQuery(args.name, type).wire);
   if (!decoded.ok) fail(`cannot build a query for "${args.name}"`, 2);
