@@ -1,7 +1,7 @@
 /**
  * The cost of a blocked path, per rung of the ladder, against the simulated censor
  * (test/fixtures/censor.ts) on loopback: never a real address. Run with `npm run bench:ladder`
- * (as root, it runs in a private network namespace with a black-holed 192.0.2.1).
+ * (as root, it runs in a private network namespace with a black-holed 192.0.2.4).
  *
  * For each scenario: the first query after start (a cold ladder, no connection yet) and the
  * median and p90 of 50 cache misses once the ladder has learned, and the added latency over
@@ -23,7 +23,7 @@ import type { Upstream } from '../src/upstream/types.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const N = 50;
-const HOLE = '192.0.2.1';
+const HOLE = '192.0.2.4';
 const LADDER = { stepMs: 700, reprobeMs: 3_600_000, maxReprobeMs: 3_600_000 };
 
 async function time(u: Upstream, name: string): Promise<number> {

@@ -19,7 +19,7 @@ import { CLI } from '../fixtures/spawn.js';
 import { Zone } from '../fixtures/zone.js';
 
 const run = promisify(execFile);
-const HOLE = '192.0.2.1';
+const HOLE = '192.0.2.2';
 const links = canMakeLinks();
 if (!links) console.warn('doctor-censor.test: not root in a private network namespace; the black-hole case is skipped (CI runs it under unshare -n)');
 

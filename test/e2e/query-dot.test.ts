@@ -66,7 +66,7 @@ describe('dohd query says "blocked", not "failed"', () => {
     cfPki = await makePki({ dnsNames: ['cloudflare-dns.com'], ips: ['127.0.0.2'] });
     doh = await startDohServer({ pki: cfPki });
     front = await startSniFilter({ host: '127.0.0.2', port: doh.port, target: { host: '127.0.0.1', port: doh.port } });
-    if (links) hole = blackHole(['192.0.2.1']);
+    if (links) hole = blackHole(['192.0.2.3']);
   });
   afterAll(async () => {
     hole?.close();
@@ -86,9 +86,9 @@ describe('dohd query says "blocked", not "failed"', () => {
   });
 
   it.skipIf(!links)('--dot to a black-holed address: unreachable, named before the query deadline', async () => {
-    const r = await query('example.test', '--dot', 'dot.test', '--bootstrap', '192.0.2.1', '--timeout', '1000');
+    const r = await query('example.test', '--dot', 'dot.test', '--bootstrap', '192.0.2.3', '--timeout', '1000');
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('unreachable: cannot connect (192.0.2.1: no answer in');
+    expect(r.stderr).toContain('unreachable: cannot connect (192.0.2.3: no answer in');
     expect(r.stderr).toContain('  verdict: IP unreachable (packets dropped: no answer, no error)');
   });
 });
