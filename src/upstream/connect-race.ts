@@ -15,12 +15,13 @@ import { checkServerIdentity, connect as tlsConnect, type ConnectionOptions, typ
 /**
  * What the certificate is checked against: the server name when there is one (sent as SNI);
  * for an IP-literal upstream (`https://1.1.1.1/`, `tls://1.1.1.1`) no SNI, and the certificate
- * must name the URL's IP, whichever bootstrap IP the connection went to.
+ * must name the URL's IP or the bootstrap IP the connection went to (both are the provider's,
+ * as configured; a provider's certificate may list only some of its addresses).
  */
 export function serverIdentity(servername: string | undefined, urlHost: string): ConnectionOptions {
   if (servername) return { servername };
   const ip = urlHost.replace(/^\[|\]$/g, '');
-  return { checkServerIdentity: (_host, cert) => checkServerIdentity(ip, cert) };
+  return { checkServerIdentity: (host, cert) => (checkServerIdentity(ip, cert) === undefined ? undefined : checkServerIdentity(host, cert)) };
 }
 
 /** RFC 8305 §8: recommended Connection Attempt Delay. */

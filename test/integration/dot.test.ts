@@ -205,6 +205,24 @@ describe('DoT upstream: every fault three times in a row on the same upstream, t
     }
   });
 
+  it('an IP-literal URL sends no SNI; the certificate must name the URL IP or the address connected to', async () => {
+    // The fixture's certificate names 127.0.0.1 (not 127.0.0.9): the bootstrap address it was reached at.
+    const u = mk({ url: `tls://127.0.0.9:${dot.port}`, bootstrap: ['127.0.0.1'] });
+    expect(addr(await ask(u))).toEqual(['192.0.2.1']);
+    expect(dot.lastServername).toBe('');
+    const noIpPki = await makePki({ dnsNames: ['dot.test'], ips: [] });
+    const noIp = await startDotServer({ pki: noIpPki });
+    try {
+      const v = mk({ url: `tls://127.0.0.1:${noIp.port}`, ca: noIpPki.caFile, bootstrap: ['127.0.0.1'] });
+      const e = await failure(v);
+      expect(e.reason).toBe('intercepted');
+      expect(e.message).toMatch(/ERR_TLS_CERT_ALTNAME_INVALID/);
+    } finally {
+      await noIp.close();
+      await noIpPki.cleanup();
+    }
+  });
+
   it('nothing listening: "connect", three times', async () => {
     const u = mk({ bootstrap: ['127.0.0.3'] });
     for (let i = 0; i < 3; i++) expect((await failure(u)).reason).toBe('connect');
