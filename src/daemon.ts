@@ -2,6 +2,8 @@
  * Builds the daemon from a validated config: upstream groups, the resolve pipeline, the
  * listeners, the admin listener. Owns start-up, reload (SIGHUP), drain and shutdown.
  */
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { dirname } from 'node:path';
 import dnsPacket from 'dns-packet';
 import type { Logger } from 'pino';
 import { formatHostPort, parseHostPort, type HostPort } from './config/address.js';
@@ -13,10 +15,11 @@ import { configTargets, selfTargetProblems } from './config/self-address.js';
 import { AnswerCache } from './cache/answer-cache.js';
 import { loadCache, saveCache } from './cache/persist.js';
 import { decodeQuery } from './dns/message.js';
-import { explainAnswer, isLoopback } from './dns/explain.js';
+import { explainAnswer } from './dns/explain.js';
 import { rcodeName } from './dns/format.js';
 import { buildUpstreamQuery } from './dns/upstream-query.js';
 import { HostsFile } from './hosts/hosts-file.js';
+import { setLogFormat } from './log.js';
 import { Metrics } from './metrics.js';
 import { MetricSources } from './metric-sources.js';
 import { PinHealth } from './pins/health.js';
@@ -30,8 +33,12 @@ import { Pipeline } from './resolver/pipeline.js';
 import { buildPins, PinsStage } from './resolver/pins.js';
 import { PolicyStage, policyOptionsFrom } from './resolver/policy.js';
 import { RouteStage } from './resolver/route.js';
+import { LocalZonesStage } from './stages/local-zones/stage.js';
 import type { Context, Result, Stage } from './resolver/types.js';
-import { AdminServer, type Readiness } from './server/admin.js';
+import type { MetricObjectWithValues, MetricValue } from 'prom-client';
+import { openAdmin, type AdminServer, type Readiness } from './server/admin.js';
+import { buildStatus, type StatusReport } from './server/status.js';
+import { UpstreamStats } from './upstream/stats.js';
 import { ListenError } from './server/bind-error.js';
 import { QueryHandler } from './server/handler.js';
 import { pairByAddress, type InheritedSocket } from './server/socket-activation.js';
@@ -56,6 +63,8 @@ export interface Listener {
 export interface StartOptions {
   /** Sockets handed over by systemd (socket activation): served instead of binding `listen`. */
   inherited?: InheritedSocket[];
+  /** No admin listener: a worker of `--workers N`, whose primary owns it (workers.ts). */
+  noAdmin?: boolean;
 }
 
 /** Run on clean shutdown, after in-flight queries are answered. */
@@ -87,9 +96,13 @@ export class Daemon {
   pinHealth: PinHealth | undefined;
   coalesceStage!: CoalesceStage;
   routeStage!: RouteStage;
+  localZones!: LocalZonesStage;
   forwardStage!: ForwardStage;
   pipeline!: Pipeline;
   admin: AdminServer | null = null;
+  /** Round trips and errors per upstream, for `dohd status`. */
+  readonly stats = new UpstreamStats();
+  private readonly startedAt = Date.now();
   private readonly sources: MetricSources;
   private loopProbe: Promise<void> | null = null;
   private stopped = false;
@@ -98,6 +111,8 @@ export class Daemon {
   /** Upstream groups replaced by a reload, closed once the queries using them are done. */
   private readonly retired = new Map<NodeJS.Timeout, UpstreamGroups>();
   private probing: Promise<void> | null = null;
+  /** `listen` addresses no interface had at start-up, by address: their retry timer. */
+  private readonly pending = new Map<string, NodeJS.Timeout>();
 
   constructor(
     public config: Config,
@@ -114,6 +129,7 @@ export class Daemon {
     this.metrics = new Metrics({ inflight: () => this.handler.inflight, cacheEntries: () => this.cache.size });
     this.sources = new MetricSources(this.metrics);
     this.reporter.add(this.metrics.upstreamObserver);
+    this.reporter.add(this.stats);
     // After health (added in buildUpstreams): it reads whether every default upstream is out.
     this.reporter.add(
       new PresetHint(
@@ -134,11 +150,13 @@ export class Daemon {
     });
   }
 
-  /** policy → loop → pins → hosts → cache → coalesce → route → forward (upstream group strategy) */
+  /** policy → loop → pins → hosts → local zones → cache → coalesce → route → forward (upstream group strategy) */
   private composePipeline(): Pipeline {
     const stages: Stage[] = [this.policy, new LoopStage(this.loopGuard), this.pinsStage];
     if (this.hostsFile) stages.push(new HostsStage(this.hostsFile, this.config.hosts!.ttl));
-    stages.push(this.cacheStage, this.coalesceStage, this.routeStage, this.forwardStage);
+    const route = this.routeStage;
+    this.localZones = new LocalZonesStage(this.config.localZones, (lname) => route.groupFor(lname) !== undefined);
+    stages.push(this.localZones, this.cacheStage, this.coalesceStage, this.routeStage, this.forwardStage);
     return new Pipeline(stages);
   }
 
@@ -189,8 +207,8 @@ export class Daemon {
         this.log.info(
           {
             client: ctx.client.address,
-            name: ctx.query.name,
-            type: ctx.query.type,
+            qname: ctx.query.name,
+            qtype: ctx.query.type,
             rcode: rcodeName(result.rcode),
             source: result.source,
             cache: cacheStatus(result.source),
@@ -216,9 +234,9 @@ export class Daemon {
       if (opts.inherited?.length) await d.adopt(opts.inherited);
       else await d.listen();
       // Now that the real addresses are known (port 0, inherited sockets): no upstream may be one of them.
-      const problems = selfTargetProblems(d.addresses, configTargets(config));
+      const problems = selfTargetProblems(d.addresses, configTargets(config), { warn: (msg, error) => log.warn({ error }, msg) });
       if (problems.length) throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
-      await d.startAdmin();
+      if (!opts.noAdmin) await d.startAdmin();
     } catch (err) {
       await d.stop();
       throw err;
@@ -269,12 +287,59 @@ export class Daemon {
     );
   }
 
+  /**
+   * Binds every listen address. One that no interface has yet is awaited (awaitAddress) as
+   * long as dohd answers somewhere else; when none can be bound at all, start-up fails with
+   * the first address's error (a typo must not leave a daemon that answers nowhere).
+   */
   private async listen(): Promise<void> {
+    const missing: { addr: HostPort; err: ListenError }[] = [];
     for (const text of this.config.listen) {
       const addr = parseHostPort(text);
       if (typeof addr === 'string') throw new ListenError(addr, 'EINVAL');
-      this.listeners.push(await this.listenOne(addr));
+      try {
+        this.listeners.push(await this.listenOne(addr));
+      } catch (err) {
+        if ((err as ListenError).code !== 'EADDRNOTAVAIL' || this.config.listenRetryMs === 0) throw err;
+        missing.push({ addr, err: err as ListenError });
+      }
     }
+    if (missing.length > 0 && this.listeners.length === 0) throw missing[0]!.err;
+    for (const m of missing) this.awaitAddress(m.addr, m.err.message);
+  }
+
+  /**
+   * An address no interface has yet (a bridge that comes up after dohd, such as docker0): bound
+   * as soon as it appears, retried every listenRetryMs, said once in the log each way.
+   */
+  private awaitAddress(addr: HostPort, why: string): void {
+    const where = formatHostPort(addr);
+    const retry = async () => {
+      if (this.stopped || this.draining) return;
+      try {
+        const l = await this.listenOne(addr);
+        if (this.stopped || this.draining) {
+          await Promise.all([l.udp.close(), l.tcp.close()]);
+          return;
+        }
+        this.pending.delete(where);
+        this.listeners.push(l);
+        this.log.info({ listen: formatHostPort(l.address) }, 'listen address appeared: now listening on it');
+      } catch (err) {
+        if (this.stopped || this.draining) return;
+        if ((err as ListenError).code !== 'EADDRNOTAVAIL') {
+          this.pending.delete(where);
+          this.log.error({ listen: where, err: (err as Error).message }, 'listen address appeared but cannot be bound; not retried');
+          return;
+        }
+        this.pending.set(where, setTimeout(() => void retry(), this.config.listenRetryMs));
+      }
+    };
+    this.pending.set(where, setTimeout(() => void retry(), this.config.listenRetryMs));
+    this.log.warn(
+      { listen: where, retryMs: this.config.listenRetryMs },
+      `${why} yet: serving on the other addresses and binding it once it appears (a bridge such as docker0 comes up with its runtime); listenRetryMs: 0 makes this fatal`,
+    );
   }
 
   /** UDP and TCP on one address; port 0 picks one free port that both protocols get. */
@@ -293,38 +358,32 @@ export class Daemon {
     }
   }
 
-  /**
-   * The admin listener. Configured explicitly, a failure to listen stops start-up; left at
-   * its default (127.0.0.1:9153), a taken port is logged and dohd serves DNS without it.
-   */
+  /** The admin listener (server/admin.ts openAdmin): `/metrics`, `/healthz`, `/readyz`, `/status`. */
   private async startAdmin(): Promise<void> {
-    const cfg = this.config.admin;
-    if (cfg === false) return;
-    const text = cfg?.listen ?? DEFAULT_ADMIN_LISTEN;
-    const addr = parseHostPort(text, 9153);
-    if (typeof addr === 'string') throw new ListenError(`admin.listen: ${addr}`, 'EINVAL');
-    const server = new AdminServer(
+    this.admin = await openAdmin(
+      this.config.admin,
       {
         metrics: async () => {
           this.sources.sync(this);
           return { body: await this.metrics.render(), contentType: this.metrics.contentType };
         },
         readiness: () => this.readiness(),
+        status: () => this.status(),
       },
-      addr,
+      this.log,
+      DEFAULT_ADMIN_LISTEN,
     );
-    try {
-      await server.listen();
-    } catch (err) {
-      if (cfg) throw err;
-      this.log.warn(
-        { admin: text, error: (err as Error).message },
-        'admin listener (metrics, health) not started: its default address is taken; set admin.listen, or admin: false',
-      );
-      return;
-    }
-    this.admin = server;
-    if (!isLoopback(addr.host)) this.log.warn({ admin: server.bound }, 'admin listener (metrics, health) is reachable from other machines');
+  }
+
+  /** What `GET /status` and `dohd status` show (server/status.ts). */
+  status(): Promise<StatusReport> {
+    return buildStatus(this, this.stats, this.startedAt);
+  }
+
+  /** Metrics as prom-client JSON (this daemon's families and the process's), for the primary to add up across workers. */
+  async metricsJson(): Promise<MetricObjectWithValues<MetricValue<string>>[]> {
+    this.sources.sync(this);
+    return this.metrics.json();
   }
 
   /**
@@ -335,8 +394,10 @@ export class Daemon {
    */
   async readiness(): Promise<Readiness> {
     if (this.draining || this.stopped) return { ready: false, detail: 'shutting down' };
-    if (this.listeners.length === 0) return { ready: false, detail: 'not listening' };
-    const listening = `listening on ${this.listeners.map((l) => formatHostPort(l.address)).join(', ')}`;
+    if (this.listeners.length === 0) return { ready: false, detail: this.pending.size ? `waiting for ${[...this.pending.keys()].join(', ')} to appear` : 'not listening' };
+    const listening =
+      `listening on ${this.listeners.map((l) => formatHostPort(l.address)).join(', ')}` +
+      (this.pending.size ? ` (waiting for ${[...this.pending.keys()].join(', ')} to appear)` : '');
     const loop = this.loopGuard.status();
     if (!this.loopGuard.ok) {
       return { ready: false, detail: `${listening}; forwarding loop through ${loop.loops.map((l) => l.upstream).join(', ')} (see the log)` };
@@ -399,7 +460,10 @@ export class Daemon {
       this.config = effectiveConfig(this.config, next, plan);
       this.pipeline = this.composePipeline();
       this.handler.update({ pipeline: this.pipeline, timeoutMs: this.config.timeoutMs });
-      if (changed('log')) this.log.level = next.log.level;
+      if (changed('log')) {
+        this.log.level = next.log.level;
+        setLogFormat(this.log, next.log.format);
+      }
       if (this.groups !== prev.groups) {
         this.reporter.remove(prev.groups.health);
         for (const name of [...this.reporter.answered]) if (!this.upstreams.some((u) => u.name === name)) this.reporter.answered.delete(name);
@@ -472,6 +536,16 @@ export class Daemon {
       if (code === 'ENOENT') this.log.info({ file }, 'no saved cache yet');
       else this.log.warn({ file, err: code ?? (err as Error).message }, 'saved cache unusable; starting empty');
     }
+    // The file is written at stop (FILE.tmp, then renamed): say now if that cannot work
+    // (a read-only or foreign StateDirectory), rather than only when stopping.
+    try {
+      accessSync(dirname(file), fsConstants.W_OK);
+    } catch (err) {
+      this.log.warn(
+        { file, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message },
+        'cache.file: its directory is not writable; dohd serves as usual, but the cache will not be saved at stop',
+      );
+    }
   }
 
   private saveCache(): void {
@@ -488,6 +562,8 @@ export class Daemon {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    for (const t of this.pending.values()) clearTimeout(t);
+    this.pending.clear();
     this.loopGuard.stop();
     await this.loopProbe;
     await Promise.all([...this.listeners.flatMap((l) => [l.udp.close(), l.tcp.close()]), this.admin?.close()]);
@@ -500,6 +576,7 @@ export class Daemon {
       return g;
     });
     this.retired.clear();
+    this.reporter.stop(); // requests still lingering fail because they are closed now: not upstream failures
     await Promise.all([this.groups.close(), ...retired.map((g) => g.close())]);
   }
 }

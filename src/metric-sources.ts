@@ -8,11 +8,13 @@ import type { Metrics } from './metrics.js';
 import type { PinHealth } from './pins/health.js';
 import type { CacheStage } from './resolver/cache.js';
 import type { PolicyStage } from './resolver/policy.js';
+import type { LocalZonesStage } from './stages/local-zones/stage.js';
 
 export interface Sources {
   cacheStage: CacheStage;
   policy: PolicyStage;
   pinHealth: PinHealth | undefined;
+  localZones?: LocalZonesStage;
 }
 
 export class MetricSources {
@@ -35,6 +37,8 @@ export class MetricSources {
     this.delta(c, { hit: c.hits, miss: c.misses, stale: c.staleServed, prefetch: c.prefetches }, (event, n) => this.metrics.cacheEvent(event, n));
     const p = s.policy.counters;
     this.delta(p, { acl: p.refused, rate_limit: p.rateLimited }, (reason, n) => this.metrics.policyDrop(reason, n));
+    const l = s.localZones;
+    if (l) this.delta(l, Object.fromEntries(l.answered), (zone, n) => this.metrics.localAnswer(zone, n));
     for (const probe of s.pinHealth?.state() ?? []) if (probe.checks > 0) this.metrics.pinProbe(probe.name, probe.address, probe.up);
   }
 }

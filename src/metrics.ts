@@ -13,6 +13,7 @@
  *   dohd_upstream_failures_total{upstream,reason}     UpstreamReporter listener (reasons: upstream/errors.ts)
  *   dohd_pin_up{name,address}                         `pinProbe(name, address, up)` (pin health checks)
  *   dohd_policy_drops_total{reason}                   `policyDrop(reason)` (rate limit, ACL refusals, ...)
+ *   dohd_local_answers_total{zone}                    `localAnswer(zone)`: queries a built-in local zone answered
  *   dohd_config_reloads_total{result}                 `reload(ok)` (SIGHUP)
  *
  * Stages built elsewhere call the small methods below; every label value they pass must come
@@ -69,6 +70,7 @@ export class Metrics {
   private readonly pinUp: Gauge<'name' | 'address'>;
   private readonly policyDrops: Counter<'reason'>;
   private readonly reloads: Counter<'result'>;
+  private readonly localAnswers: Counter<'zone'>;
 
   /** Fed to UpstreamReporter.add(): upstream latency, wins and failures. */
   readonly upstreamObserver: UpstreamObserver;
@@ -115,6 +117,8 @@ export class Metrics {
       name: 'dohd_cache_entries',
       help: 'Answers in the cache',
       registers,
+      // --workers: each worker keeps a copy of what the others stored; the sum would count them twice.
+      aggregator: 'max',
       collect() {
         this.set(entries ? entries() : 0);
       },
@@ -143,11 +147,18 @@ export class Metrics {
       help: 'Pinned address health from the last probe (1 reachable, 0 failing), by pinned name and address',
       labelNames: ['name', 'address'],
       registers,
+      aggregator: 'max', // --workers: each worker probes; up in any of them is up
     });
     this.policyDrops = new Counter({
       name: 'dohd_policy_drops_total',
       help: 'Queries a policy refused, dropped or rate-limited, by reason',
       labelNames: ['reason'],
+      registers,
+    });
+    this.localAnswers = new Counter({
+      name: 'dohd_local_answers_total',
+      help: 'Queries answered by a built-in local zone (localhost, private reverse zones, ...), by zone',
+      labelNames: ['zone'],
       registers,
     });
     this.reloads = new Counter({
@@ -165,6 +176,11 @@ export class Metrics {
         this.upstreamFailures.inc({ upstream: u.name, reason: err.reason });
       },
     };
+  }
+
+  /** Local-zone answers (the zone names come from the built-in table only). */
+  localAnswer(zone: string, n = 1): void {
+    this.localAnswers.inc({ zone }, n);
   }
 
   /** One answered client query (wire to QueryHandler's onAnswer). */
@@ -203,6 +219,11 @@ export class Metrics {
   }
 
   readonly contentType = this.registry.contentType;
+
+  /** This daemon's families and the process metrics as prom-client JSON (AggregatorRegistry.aggregate adds workers' up). */
+  async json() {
+    return [...(await this.registry.getMetricsAsJSON()), ...(await processMetrics().getMetricsAsJSON())];
+  }
 
   /** The Prometheus text exposition: this daemon's families, then the process metrics. */
   async render(): Promise<string> {

@@ -4,7 +4,7 @@
  * Live: upstreams, groups, strategy, forward rules and the other upstream settings (new
  * connections; queries in flight finish on the old ones), timeoutMs, cache (a changed cache
  * section starts an empty cache), pins, pinTtl and pinVerify, the policy (acl, rateLimit, ecs,
- * any), log (level, query log).
+ * any), localZones, log (level, query log, format).
  * Restart: listen, admin, tcp (sockets are bound once; a privileged port could not be bound
  * again after start anyway), hosts, loopProbe. Any key not listed as live is treated as needing a restart, so
  * an option added later is never silently ignored on reload: the log names it.
@@ -17,6 +17,7 @@ export const LIVE_KEYS: readonly string[] = [
   'strategy',
   'groups',
   'forward',
+  'localZones',
   'fallback',
   'hedge',
   'failover',

@@ -8,7 +8,9 @@
  * The primary does no DNS. It starts the first worker, then the others once the first one
  * listens (so a bind error is reported once), restarts a worker that dies (backing off
  * while they keep dying), relays cache entries between workers, and on SIGTERM/SIGINT stops
- * them all and exits 0.
+ * them all and exits 0. It owns the admin listener (the workers open none): /metrics adds up
+ * every worker's registry (prom-client's AggregatorRegistry), /readyz is ready when every
+ * worker is, /status merges the workers' reports; it asks them over IPC (`ask`).
  *
  * Cache: each worker has its own. An answer one worker stores is sent (via the primary) to
  * the others, which keep it with its original store time, so a name asked once is a hit in
@@ -22,7 +24,26 @@ import { storedEntry, type AnswerCache, type CacheEntry } from './cache/answer-c
 /** Messages between the primary and the workers (the `dohd` field tells them from others). */
 export type WorkerMessage =
   | { dohd: 'ready'; listen: string[] }
-  | { dohd: 'cache'; key: string; entry: SharedEntry };
+  | { dohd: 'cache'; key: string; entry: SharedEntry }
+  | { dohd: 'ask'; id: number; what: Question }
+  | { dohd: 'answer'; id: number; data?: unknown; error?: string };
+
+/** What the primary asks every worker for its admin listener. */
+export type Question = 'metrics' | 'readiness' | 'status';
+
+/** A worker's answers (its Daemon's). */
+export type Answers = Record<Question, () => Promise<unknown>>;
+
+/** The running workers, as the primary sees them. */
+export interface WorkerPool {
+  /** Asks every worker that listens; rejects when one does not answer in `timeoutMs`. */
+  ask(what: Question, timeoutMs: number): Promise<unknown[]>;
+  readonly count: number;
+  /** The addresses the workers listen on. */
+  readonly listen: string[];
+  /** Stops every worker, then exits with `code`. */
+  stop(code: number): void;
+}
 
 /** The part of a cache entry another worker needs (no per-worker state). */
 export type SharedEntry = Pick<CacheEntry, 'wire' | 'storedAt' | 'ttl' | 'rcode' | 'negative'>;
@@ -62,9 +83,25 @@ export function workerId(): number | undefined {
  * Runs the primary: forks `count` workers running the same command line, and returns once
  * they all listen (rejects with the reason when the first one cannot start).
  */
-export async function runPrimary(count: number, log: Logger, opts: { execArgv?: string[] } = {}): Promise<void> {
+export async function runPrimary(count: number, log: Logger, opts: { execArgv?: string[] } = {}): Promise<WorkerPool> {
   cluster.setupPrimary({ execArgv: [...process.execArgv, ...(opts.execArgv ?? [])] });
   const pending = new Map<Worker, number>();
+  const listening = new Set<Worker>();
+  const questions = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let nextId = 1;
+  const askOne = (w: Worker, what: Question, timeoutMs: number) =>
+    new Promise<unknown>((resolve, reject) => {
+      const id = nextId++;
+      const timer = setTimeout(() => {
+        questions.delete(id);
+        reject(new Error(`worker ${w.id} did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      questions.set(id, {
+        resolve: (v) => (clearTimeout(timer), resolve(v)),
+        reject: (e) => (clearTimeout(timer), reject(e)),
+      });
+      w.send({ dohd: 'ask', id, what } satisfies WorkerMessage);
+    });
   let stopping = false;
   let backoff = RESTART_MIN_MS;
   let listen: string[] = [];
@@ -88,11 +125,19 @@ export async function runPrimary(count: number, log: Logger, opts: { execArgv?: 
         if (msg?.dohd === 'ready' && !ready) {
           ready = true;
           listen = msg.listen;
+          listening.add(w);
           resolve(w);
         } else if (msg?.dohd === 'cache') relay(w, msg);
+        else if (msg?.dohd === 'answer') {
+          const q = questions.get(msg.id);
+          questions.delete(msg.id);
+          if (msg.error !== undefined) q?.reject(new Error(msg.error));
+          else q?.resolve(msg.data);
+        }
       });
       w.on('exit', (code, signal) => {
         pending.delete(w);
+        listening.delete(w);
         if (!ready) {
           reject(new WorkerStartError(code, signal));
           return;
@@ -109,12 +154,12 @@ export async function runPrimary(count: number, log: Logger, opts: { execArgv?: 
       });
     });
 
-  const stop = (signal: string) => {
+  const stop = (signal: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'dohd stopping');
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
-    if (workers.length === 0) process.exit(0);
+    if (workers.length === 0) process.exit(exitCode);
     let left = workers.length;
     const force = setTimeout(() => {
       log.error('dohd workers did not stop in time; killing them');
@@ -126,7 +171,7 @@ export async function runPrimary(count: number, log: Logger, opts: { execArgv?: 
         if (--left > 0) return;
         clearTimeout(force);
         log.info('dohd stopped');
-        process.exit(0);
+        process.exit(exitCode);
       });
       w.process.kill('SIGTERM');
     }
@@ -146,16 +191,34 @@ export async function runPrimary(count: number, log: Logger, opts: { execArgv?: 
     for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGTERM');
     throw err;
   }
-  log.info({ workers: count, listen }, 'dohd workers ready');
+  return {
+    count,
+    listen,
+    stop: (code) => stop('start-up failed', code),
+    ask: (what, timeoutMs) => {
+      const ws = [...listening].filter((w) => w.isConnected());
+      if (ws.length < count) return Promise.reject(new Error(`${count - ws.length} of ${count} workers not running (restarting)`));
+      return Promise.all(ws.map((w) => askOne(w, what, timeoutMs)));
+    },
+  };
 }
 
 /**
  * In a worker: tells the primary it listens, and shares the cache with the other workers
  * (entries this worker stores go out; entries others stored come in).
  */
-export function joinCluster(cache: AnswerCache, listen: string[]): void {
+export function joinCluster(cache: AnswerCache, listen: string[], answers?: Answers): void {
   const send = process.send?.bind(process);
   if (!send) return;
+  if (answers) {
+    process.on('message', (msg: WorkerMessage) => {
+      if (msg?.dohd !== 'ask' || typeof msg.id !== 'number' || !Object.hasOwn(answers, msg.what)) return;
+      answers[msg.what]().then(
+        (data) => send({ dohd: 'answer', id: msg.id, data } satisfies WorkerMessage),
+        (err: unknown) => send({ dohd: 'answer', id: msg.id, error: String((err as Error)?.message ?? err) } satisfies WorkerMessage),
+      );
+    });
+  }
   cache.onStore = (key, e) => {
     const entry: SharedEntry = { wire: e.wire, storedAt: e.storedAt, ttl: e.ttl, rcode: e.rcode, negative: e.negative };
     send({ dohd: 'cache', key, entry } satisfies WorkerMessage);

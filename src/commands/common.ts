@@ -2,10 +2,11 @@
 import type { Argv } from 'yargs';
 import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { writeError } from '../log.js';
 
 /** Errors an operator can act on: print one line, no stack trace. */
 export function fail(message: string, code = 1): never {
-  process.stderr.write(`dohd: ${message}\n`);
+  writeError(`dohd: ${message}`);
   process.exit(code);
 }
 
@@ -20,6 +21,15 @@ export interface ConfigArgs {
   preset?: string;
 }
 
+/** The options that choose the configuration and the upstreams (for commands that only ask upstreams). */
+export function withUpstreamOptions<T>(y: Argv<T>) {
+  return y
+    .option('config', { alias: 'c', type: 'string', describe: 'YAML configuration file' })
+    .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH URL (repeatable; replaces "upstreams")' })
+    .option('ca', { type: 'string', describe: 'extra trusted CA file (PEM) for the --upstream URLs' });
+}
+
+/** Every configuration option, daemon ones (listeners, admin, log level) included. */
 export function withConfigOptions<T>(y: Argv<T>) {
   return y
     .option('config', { alias: 'c', type: 'string', describe: 'YAML configuration file' })
@@ -34,7 +44,7 @@ export function withConfigOptions<T>(y: Argv<T>) {
 /** Loads the configuration or exits with the named problem (exit code 2). */
 export function configFrom(args: ConfigArgs): Config {
   try {
-    return loadConfig(args.config, overridesFrom(args));
+    return loadConfig(args.config, overridesFrom(args)); // overridesFrom throws ConfigError too
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
@@ -43,6 +53,17 @@ export function configFrom(args: ConfigArgs): Config {
 
 /** The command-line flags that override the configuration file (applied again on reload). */
 export function overridesFrom(args: ConfigArgs): ConfigOverrides {
+  // A flag given with no value (`--listen` at the end, an empty variable in a unit file) is refused:
+  // left to mean "not given", dohd would start on the defaults.
+  for (const flag of ['listen', 'upstream'] as const) {
+    const v = args[flag];
+    if (v !== undefined && (v.length === 0 || v.some((x) => String(x).trim() === ''))) {
+      throw new ConfigError(`--${flag}: no value given; give --${flag} ${flag === 'listen' ? 'ADDR:PORT' : 'URL'}, or leave --${flag} out`);
+    }
+  }
+  for (const flag of ['ca', 'admin', 'log-level', 'workers'] as const) {
+    if (args[flag] !== undefined && String(args[flag]).trim() === '') throw new ConfigError(`--${flag}: no value given`);
+  }
   const overrides: ConfigOverrides = {};
   if (args.listen?.length) overrides.listen = args.listen;
   if (args.upstream?.length) overrides.upstream = args.upstream;
@@ -50,6 +71,7 @@ export function overridesFrom(args: ConfigArgs): ConfigOverrides {
   if (args.ca) overrides.ca = args.ca;
   if (args['log-level']) overrides.logLevel = args['log-level'];
   if (args.admin) overrides.admin = args.admin;
-  if (args.workers !== undefined) overrides.workers = args.workers === 'auto' ? 'auto' : Number(args.workers);
+  // Not a number: passed on as it is, so the error shows what was typed ("abc", not NaN).
+  if (args.workers !== undefined) overrides.workers = /^\s*\d+\s*$/.test(String(args.workers)) ? Number(args.workers) : String(args.workers);
   return overrides;
 }

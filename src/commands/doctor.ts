@@ -24,6 +24,10 @@ export interface DoctorArgs {
   preset?: string;
   ca?: string;
   json?: boolean;
+  'docker-config': string;
+  'podman-config': string;
+  'runtime-path'?: string;
+  'resolved-conf': string;
 }
 
 export const doctorCommand: CommandModule<object, DoctorArgs> = {
@@ -42,7 +46,11 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
       .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH or DoT URL to compare with (repeatable; replaces the configured upstreams)' })
       .option('preset', { type: 'string', describe: 'named upstream set to check instead of the configured upstreams (default, cn)' })
       .option('ca', { type: 'string', describe: 'extra trusted CA file (PEM) for the upstreams and the TLS probes' })
-      .option('json', { type: 'boolean', describe: 'print the report as JSON' }) as never,
+      .option('json', { type: 'boolean', describe: 'print the report as JSON' })
+      .option('docker-config', { type: 'string', default: '/etc/docker/daemon.json', describe: "Docker's daemon configuration (its \"dns\")" })
+      .option('podman-config', { type: 'string', default: '/etc/containers/containers.conf', describe: "Podman's configuration (its dns_servers)" })
+      .option('resolved-conf', { type: 'string', default: '/run/systemd/resolve/resolv.conf', describe: "systemd-resolved's upstream list (what container runtimes copy behind its stub)" })
+      .option('runtime-path', { type: 'string', describe: 'directories (like PATH) searched for dockerd, docker, podman, nerdctl (default: $PATH)' }) as never,
   handler: async (args) => {
     process.exitCode = await doctor(args);
   },
@@ -60,9 +68,11 @@ export async function doctor(args: DoctorArgs): Promise<number> {
     if (ca) overrides.ca = ca;
   }
   if (args.preset) overrides.preset = args.preset;
-  let upstreams;
+  let config;
+  let pins: Record<string, string[]> = {};
   try {
-    upstreams = loadConfig(args.config, overrides).upstreams;
+    config = loadConfig(args.config, overrides);
+    pins = Object.fromEntries(Object.entries(config.pins).map(([n, p]) => [n.toLowerCase().replace(/\.$/, ''), Array.isArray(p) ? p : p.addresses]));
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
@@ -79,10 +89,20 @@ export async function doctor(args: DoctorArgs): Promise<number> {
     tlsPort: args.port,
     dnsPort: args['dns-port'],
     timeoutMs: args.timeout,
-    upstreams,
+    upstreams: config.upstreams,
     goBin: args.go === 'none' ? null : args.go,
     env: process.env,
     ...(ca ? { ca } : {}),
+    containers: {
+      dockerConfig: args['docker-config'],
+      podmanConfig: args['podman-config'],
+      runtimePath: args['runtime-path'] ?? process.env.PATH ?? '',
+      resolvedConf: args['resolved-conf'],
+      ...(args.config ? { configFile: args.config } : {}),
+      listen: config.listen,
+      aclAllow: config.acl.allow,
+    },
+    pins,
   });
   process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : renderReport(report));
   return report.faults > 0 ? 1 : 0;

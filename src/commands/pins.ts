@@ -14,7 +14,7 @@ import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { probeCa, probeTls, type TlsProbeOptions } from '../pins/verify.js';
 import { buildSecureUpstream } from '../upstream/groups.js';
 import { RaceStrategy, type Strategy } from '../upstream/strategy.js';
-import { configFrom, fail, withConfigOptions, type ConfigArgs } from './common.js';
+import { configFrom, fail, withUpstreamOptions, type ConfigArgs } from './common.js';
 
 interface LearnArgs extends ConfigArgs {
   names: string[];
@@ -96,16 +96,18 @@ export function pinsBlock(learned: Learned[], port: number, when = new Date()): 
 
 const learnCommand: CommandModule<object, LearnArgs> = {
   command: 'learn <names..>',
-  describe: 'resolve names over DoH, keep the addresses that pass a TLS check, print a pins block',
+  describe: 'resolve the names over DoH, keep the addresses that pass a TLS check, print a pins block',
   builder: (y) =>
-    (withConfigOptions(y) as Argv<object>)
-      .positional('names', { type: 'string', array: true, describe: 'names to pin' })
+    // <names..> is not declared with .positional(): yargs would print "[array] [required] [default: []]" for it.
+    (withUpstreamOptions(y) as Argv<object>)
+      .usage('dohd pins learn NAME... [options]\n\nResolve each NAME (A and AAAA) over DoH, keep the addresses that complete a TLS handshake for it, print a pins block')
       .option('port', { type: 'number', describe: 'port for the TLS check (default: pinVerify.port, 443)' })
       .option('verify-ca', { type: 'string', describe: 'extra trusted CA file (PEM) for the TLS check (default: pinVerify.ca)' })
       .option('probe-timeout-ms', { type: 'number', describe: 'TLS check timeout (default: pinVerify.timeoutMs)' })
       .option('write', { alias: 'w', type: 'string', describe: 'write the pins block to FILE instead of printing it' }) as never,
   handler: async (args) => {
     const config = configFrom(args);
+    args.names = args.names.map(String); // "pins learn 1.2" would be a number otherwise
     const bad = args.names.filter((n) => !NAME_RE.test(n) || n.length > 253);
     if (bad.length) fail(`not a domain name: ${bad.map((n) => JSON.stringify(n)).join(', ')}`, 2);
     const port = args.port ?? config.pinVerify.port;

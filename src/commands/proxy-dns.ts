@@ -15,6 +15,7 @@ import { fail } from './common.js';
 import { serve } from './run.js';
 
 interface ProxyDnsArgs extends ProxyDnsFlags {
+  ca?: string;
   'max-upstream-conns'?: string;
 }
 
@@ -51,7 +52,12 @@ export const proxyDnsCommand: CommandModule<object, ProxyDnsArgs> = {
       })
       .option('proxy-dns', { type: 'boolean', describe: "cloudflared tunnel's switch for the DNS proxy: accepted (it is what this command does)" })
       .option('autoupdate', { type: 'boolean', hidden: true, describe: '--no-autoupdate is accepted: dohd never updates itself' })
-      .option('metrics', { type: 'string', hidden: true, describe: 'not supported: refused' }) as never,
+      .option('metrics', {
+        type: 'string',
+        describe:
+          'Listen address for metrics reporting: dohd\'s admin listener (/metrics, /healthz, /readyz, /status) on ADDR:PORT ("localhost:" picks a port). Without it dohd proxy-dns opens no admin listener. [$TUNNEL_METRICS]',
+      })
+      .option('ca', { type: 'string', describe: "extra trusted CA file (PEM) for the --upstream and --bootstrap URLs (dohd's own flag; or NODE_EXTRA_CA_CERTS=FILE)" }) as never,
   handler: async (args) => {
     let settings: ProxyDnsSettings;
     try {
@@ -64,6 +70,7 @@ export const proxyDnsCommand: CommandModule<object, ProxyDnsArgs> = {
         loglevel: args.loglevel,
         config: args.config,
         metrics: args.metrics,
+        ...(args.ca !== undefined ? { ca: args.ca } : {}),
         proxyDns: args.proxyDns,
         autoupdate: args.autoupdate,
       });
@@ -82,6 +89,7 @@ export const proxyDnsCommand: CommandModule<object, ProxyDnsArgs> = {
         bootstrap: settings.bootstrap,
         maxUpstreamConns: settings.maxUpstreamConns,
         loglevel: settings.loglevel,
+        metrics: settings.metrics,
       },
       'proxy-dns: cloudflared settings (value and where it came from); dohd keeps one HTTP/2 connection per upstream, within max-upstream-conns',
     );
@@ -95,26 +103,33 @@ export const proxyDnsCommand: CommandModule<object, ProxyDnsArgs> = {
  * servers, asked once now; dohd never asks the system resolver (which may be dohd).
  */
 export async function proxyDnsConfig(s: ProxyDnsSettings, log: Logger): Promise<Config> {
-  const upstreams: { url: string; bootstrap?: string[] }[] = [];
+  const upstreams: { url: string; bootstrap?: string[]; ca?: string }[] = [];
+  const ca = s.ca ? { ca: s.ca } : {};
   for (const url of s.upstream.value) {
     const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
     if (/^[\d.]+$/.test(host) || host.includes(':')) {
-      upstreams.push({ url });
+      upstreams.push({ url, ...ca });
       continue;
     }
     try {
-      const addresses = await resolveThroughDoh(host, s.bootstrap.value, { log });
+      const addresses = await resolveThroughDoh(host, s.bootstrap.value, { log, ...ca });
       log.info({ upstream: url, addresses, bootstrap: s.bootstrap.value }, 'proxy-dns: upstream address found through the bootstrap servers');
-      upstreams.push({ url, bootstrap: addresses });
+      upstreams.push({ url, bootstrap: addresses, ...ca });
     } catch (err) {
       if (!(err instanceof BootstrapError)) throw err;
       const known = KNOWN_BOOTSTRAP[host.toLowerCase()];
       if (!known) fail(`proxy-dns: ${s.upstream.from} ${url}: ${err.message}`, 1);
       log.warn({ upstream: url, addresses: known, detail: err.message }, "proxy-dns: bootstrap servers did not answer; using dohd's built-in addresses for this provider");
-      upstreams.push({ url, bootstrap: [...known] });
+      upstreams.push({ url, bootstrap: [...known], ...ca });
     }
   }
-  const raw: ConfigInput = { listen: listenAddresses(s), upstreams, log: { level: s.loglevel.value as 'info' } };
+  const raw: ConfigInput = {
+    listen: listenAddresses(s),
+    upstreams,
+    log: { level: s.loglevel.value as 'info' },
+    // cloudflared served metrics only where --metrics said; without it, no admin listener at all.
+    admin: s.metrics.value ? { listen: s.metrics.value } : false,
+  };
   try {
     return validateConfig(raw);
   } catch (err) {

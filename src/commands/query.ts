@@ -105,6 +105,10 @@ function describeExplain(data: Buffer | null): string {
       return `dohd's cache, expired answer served while the upstreams fail${ms}`;
     case 'pin':
       return `a pin in dohd's configuration${ms}`;
+    case 'hosts':
+      return `dohd's hosts file${ms}`;
+    case 'local':
+      return `answered locally (${(e.local ?? 'local zone').replaceAll('_', ' ')})${ms}`;
     case 'error':
       return `nobody: dohd answered SERVFAIL itself (no upstream answered in time; see its log)${ms}`;
     default:

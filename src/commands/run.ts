@@ -12,8 +12,38 @@ import { createLogger } from '../log.js';
 import { ListenError } from '../server/bind-error.js';
 import { ActivationError, takeListenFds, type InheritedSocket } from '../server/socket-activation.js';
 import { notifyReady } from '../systemd-notify.js';
-import { isWorker, joinCluster, runPrimary, WorkerStartError, workerCount, workerId } from '../workers.js';
+import { isWorker, joinCluster, runPrimary, WorkerStartError, workerCount, workerId, type WorkerPool } from '../workers.js';
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
+import { DEFAULT_ADMIN_LISTEN } from '../config/defaults.js';
+import { openAdmin, type AdminHandlers, type Readiness } from '../server/admin.js';
+import { mergeStatus, type StatusReport } from '../server/status.js';
 import { configFrom, fail, overridesFrom, withConfigOptions, type ConfigArgs } from './common.js';
+
+const startedAt = Date.now();
+
+/** The primary's admin listener: every worker asked, the answers added up. */
+function primaryAdmin(pool: WorkerPool, config: Config): AdminHandlers {
+  const askMs = config.timeoutMs + 2000;
+  return {
+    metrics: async () => {
+      const lists = (await pool.ask('metrics', askMs)) as MetricObjectWithValues<MetricValue<string>>[][];
+      const registry = AggregatorRegistry.aggregate(lists);
+      return { body: await registry.metrics(), contentType: registry.contentType };
+    },
+    readiness: async () => {
+      let answers: Readiness[];
+      try {
+        answers = (await pool.ask('readiness', askMs)) as Readiness[];
+      } catch (err) {
+        return { ready: false, detail: (err as Error).message };
+      }
+      const not = answers.filter((r) => !r.ready);
+      if (not.length) return { ready: false, detail: `${not.length} of ${answers.length} workers not ready: ${not[0]!.detail}` };
+      return { ready: true, detail: `${answers.length} workers ready; ${answers[0]!.detail}` };
+    },
+    status: async () => mergeStatus((await pool.ask('status', askMs)) as StatusReport[], { pid: process.pid, uptimeS: Math.round((Date.now() - startedAt) / 1000) }),
+  };
+}
 
 /** Where a reload reads the configuration from; absent when there is no file to re-read. */
 export interface ReloadSource {
@@ -26,14 +56,24 @@ export async function runDaemon(args: ConfigArgs): Promise<Daemon | null> {
   const config = configFrom(args);
   const workers = workerCount(config.workers);
   if (workers > 1 && !isWorker()) {
-    const log = createLogger(config.log.level);
+    const log = createLogger(config.log.level, undefined, config.log.format);
+    let pool: WorkerPool;
     try {
-      await runPrimary(workers, log);
+      pool = await runPrimary(workers, log);
     } catch (err) {
       // A worker that exited with a code said why on stderr already.
       if (err instanceof WorkerStartError && err.code) process.exit(err.code);
       fail(`could not start ${workers} workers: ${(err as Error).message}`, 1);
     }
+    let admin;
+    try {
+      admin = await openAdmin(config.admin, primaryAdmin(pool, config), log, DEFAULT_ADMIN_LISTEN);
+    } catch (err) {
+      process.stderr.write(`dohd: ${(err as Error).message}\n`);
+      pool.stop(1);
+      return new Promise(() => {}); // exits once the workers have stopped
+    }
+    log.info({ workers, listen: pool.listen, admin: admin?.bound ?? null }, 'dohd workers ready');
     void notifyReady(`answering DNS with ${workers} workers`, log);
     return null;
   }
@@ -53,7 +93,7 @@ export async function serve(config: Config, source?: ReloadSource): Promise<Daem
     if (err instanceof ActivationError) fail(err.message, 1);
     throw err;
   }
-  const log = isWorker() ? createLogger(config.log.level).child({ worker: workerId() }) : createLogger(config.log.level);
+  const log = isWorker() ? createLogger(config.log.level, undefined, config.log.format).child({ worker: workerId() }) : createLogger(config.log.level, undefined, config.log.format);
   // Signals are taken before the listeners open: one that arrives during start-up waits for it.
   let daemon: Daemon | undefined;
   let early: (() => void) | null = null;
@@ -66,7 +106,7 @@ export async function serve(config: Config, source?: ReloadSource): Promise<Daem
   on('SIGINT', () => stop('SIGINT'));
   on('SIGHUP', () => reload());
   try {
-    daemon = await Daemon.start(config, log, inherited ? { inherited } : {});
+    daemon = await Daemon.start(config, log, { ...(inherited ? { inherited } : {}), noAdmin: isWorker() });
   } catch (err) {
     if (err instanceof ListenError || err instanceof ActivationError) fail(err.message, 1);
     if (err instanceof ConfigError) fail(err.message, 2);
@@ -74,7 +114,13 @@ export async function serve(config: Config, source?: ReloadSource): Promise<Daem
   }
   const d: Daemon = daemon;
   // A worker tells the primary it listens, and shares its cache entries; the primary tells systemd.
-  if (isWorker()) joinCluster(d.cache, d.addresses.map(formatHostPort));
+  if (isWorker()) {
+    joinCluster(d.cache, d.addresses.map(formatHostPort), {
+      metrics: () => d.metricsJson(),
+      readiness: () => d.readiness(),
+      status: () => d.status(),
+    });
+  }
   else void notifyReady(`answering DNS on ${d.addresses.map((a) => formatHostPort(a)).join(', ')}`, log);
 
   let stopping = false;

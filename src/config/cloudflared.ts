@@ -11,12 +11,20 @@
  *   --bootstrap (repeat)  TUNNEL_DNS_BOOTSTRAP (a,b)     proxy-dns-bootstrap, bootstrap                https://162.159.36.1/dns-query, https://162.159.46.1/dns-query, https://[2606:4700:4700::1111]/dns-query, https://[2606:4700:4700::1001]/dns-query
  *   --max-upstream-conns  TUNNEL_DNS_MAX_UPSTREAM_CONNS  proxy-dns-max-upstream-conns, max-upstream-conns   5
  *   --loglevel            TUNNEL_LOGLEVEL                loglevel                                      info
+ *   --metrics             TUNNEL_METRICS                 metrics                                       off (cloudflared: localhost:, a random port)
+ *
+ * `--metrics ADDR:PORT` is dohd's admin listener (/metrics, /healthz, /readyz, /status); "localhost:"
+ * (cloudflared's own default) is 127.0.0.1 on a port the kernel picks. Without it dohd proxy-dns
+ * opens no admin listener. `--ca FILE` (dohd's own) trusts a private CA for the upstream and
+ * bootstrap URLs.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir, networkInterfaces } from 'node:os';
+import { homedir, networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { resolve } from 'node:path';
+import { checkPemFile } from './check.js';
 import { ConfigError } from './load.js';
 import { parseHostPort, type HostPort } from './address.js';
 import { selfTargetProblems, type QueryTarget } from './self-address.js';
@@ -38,7 +46,7 @@ export const CLOUDFLARED_DEFAULTS = {
 /** Where cloudflared looked for config.yml / config.yaml when --config was not given, in order. */
 export const CLOUDFLARED_CONFIG_DIRS = ['~/.cloudflared', '~/.cloudflare-warp', '~/cloudflare-warp', '/etc/cloudflared', '/usr/local/etc/cloudflared'];
 
-type Name = 'address' | 'port' | 'upstream' | 'bootstrap' | 'maxUpstreamConns' | 'loglevel';
+type Name = 'address' | 'port' | 'upstream' | 'bootstrap' | 'maxUpstreamConns' | 'loglevel' | 'metrics';
 
 const ENV: Record<Name, string> = {
   address: 'TUNNEL_DNS_ADDRESS',
@@ -47,6 +55,7 @@ const ENV: Record<Name, string> = {
   bootstrap: 'TUNNEL_DNS_BOOTSTRAP',
   maxUpstreamConns: 'TUNNEL_DNS_MAX_UPSTREAM_CONNS',
   loglevel: 'TUNNEL_LOGLEVEL',
+  metrics: 'TUNNEL_METRICS',
 };
 
 const FLAG: Record<Name, string> = {
@@ -56,6 +65,7 @@ const FLAG: Record<Name, string> = {
   bootstrap: '--bootstrap',
   maxUpstreamConns: '--max-upstream-conns',
   loglevel: '--loglevel',
+  metrics: '--metrics',
 };
 
 /** YAML keys: the `proxy-dns` command's own flag names, and the tunnel command's `proxy-dns-*` ones. */
@@ -71,6 +81,7 @@ const YAML_KEYS: Record<string, Name> = {
   'max-upstream-conns': 'maxUpstreamConns',
   'proxy-dns-max-upstream-conns': 'maxUpstreamConns',
   loglevel: 'loglevel',
+  metrics: 'metrics',
 };
 
 /** cloudflared's log levels and dohd's (pino) names for them. */
@@ -86,6 +97,8 @@ export interface ProxyDnsFlags {
   loglevel?: string;
   config?: string;
   metrics?: string;
+  /** dohd's own: an extra trusted CA file (PEM) for the upstream and bootstrap URLs. */
+  ca?: string;
   /** `--proxy-dns` (the tunnel command's switch). */
   proxyDns?: boolean;
   /** `--no-autoupdate` arrives as autoupdate: false. */
@@ -105,6 +118,10 @@ export interface ProxyDnsSettings {
   bootstrap: Setting<string[]>;
   maxUpstreamConns: Setting<number>;
   loglevel: Setting<string>;
+  /** The admin listener's ADDR:PORT (`--metrics`), or null: none. */
+  metrics: Setting<string | null>;
+  /** Extra trusted CA file (absolute path), from --ca. */
+  ca?: string;
   /** The cloudflared YAML file read, if any, and whether it was found in a default place. */
   configFile: { path: string; searched: boolean } | null;
 }
@@ -123,8 +140,10 @@ export function findCloudflaredConfig(home = homedir()): string | null {
 /** Resolves every setting from flags, environment, YAML and defaults; throws ConfigError naming what it cannot honour. */
 export function proxyDnsSettings(flags: ProxyDnsFlags, env: NodeJS.ProcessEnv = process.env, home = homedir()): ProxyDnsSettings {
   const problems: string[] = [];
-  if (flags.metrics !== undefined) problems.push(`--metrics: dohd proxy-dns serves no metrics endpoint; remove --metrics ${flags.metrics}`);
-  if (env.TUNNEL_METRICS) problems.push(`TUNNEL_METRICS: dohd proxy-dns serves no metrics endpoint; unset TUNNEL_METRICS=${env.TUNNEL_METRICS}`);
+  if (flags.ca !== undefined) {
+    const p = flags.ca.trim() === '' ? 'no file named' : checkPemFile(resolve(flags.ca));
+    if (p) problems.push(`--ca: ${p}`);
+  }
   if (flags.proxyDns === false) problems.push('--proxy-dns=false turns the DNS proxy off: nothing for dohd proxy-dns to do');
   if (flags.autoupdate === true) problems.push('--autoupdate: dohd never updates itself; drop the flag (--no-autoupdate is fine)');
 
@@ -161,6 +180,8 @@ export function proxyDnsSettings(flags: ProxyDnsFlags, env: NodeJS.ProcessEnv = 
     bootstrap: pick('bootstrap', (v, from) => parseUrls(v, from, true), [...CLOUDFLARED_DEFAULTS.bootstrap]),
     maxUpstreamConns: pick('maxUpstreamConns', (v, from) => parseInteger(v, from, 0, 1_000_000), CLOUDFLARED_DEFAULTS.maxUpstreamConns),
     loglevel: pick('loglevel', parseLogLevel, CLOUDFLARED_DEFAULTS.loglevel),
+    metrics: pick<string | null>('metrics', parseMetrics, null),
+    ...(flags.ca ? { ca: resolve(flags.ca) } : {}),
     configFile,
   };
   if (problems.length === 0) {
@@ -172,9 +193,20 @@ export function proxyDnsSettings(flags: ProxyDnsFlags, env: NodeJS.ProcessEnv = 
   return settings;
 }
 
-/** Does this machine have IPv6 at all (any interface address)? */
-function machineHasIpv6(): boolean {
-  return Object.values(networkInterfaces()).some((list) => list?.some((a) => a.family === 'IPv6'));
+/**
+ * Does this machine have IPv6 at all (any interface address)? Where interfaces cannot be
+ * listed (a sandbox without netlink), the kernel's list of IPv6 addresses says it.
+ */
+export function machineHasIpv6(list: () => NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces, ifInet6 = '/proc/net/if_inet6'): boolean {
+  try {
+    return Object.values(list()).some((l) => l?.some((a) => a.family === 'IPv6'));
+  } catch {
+    try {
+      return readFileSync(ifInet6, 'utf8').trim() !== '';
+    } catch {
+      return false;
+    }
+  }
 }
 
 /**
@@ -232,8 +264,6 @@ function readCloudflaredYaml(path: string, searched: boolean, problems: string[]
       if (value !== true) problems.push(`${path}: proxy-dns: ${JSON.stringify(value)} turns the DNS proxy off: nothing for dohd proxy-dns to do`);
     } else if (key === 'no-autoupdate') {
       if (value !== true) problems.push(`${path}: no-autoupdate: ${JSON.stringify(value)} asks for automatic updates, which dohd never does; remove the key or set it to true`);
-    } else if (key === 'metrics') {
-      problems.push(`${path}: metrics: dohd proxy-dns serves no metrics endpoint; remove the key`);
     } else foreign.push(key);
   }
   if (foreign.length) {
@@ -285,6 +315,20 @@ function parseUrls(v: unknown, from: string, ipHostOnly: boolean): string[] {
     if (ipHostOnly && !isIP(u.hostname.replace(/^\[|\]$/g, ''))) throw new Problem(`${from}: "${item}": a bootstrap URL's host must be an IP address`);
   }
   return list as string[];
+}
+
+/** cloudflared's metrics address: HOST:PORT, "localhost:" (a random port), ":PORT" (every address). */
+function parseMetrics(v: unknown, from: string): string {
+  if (typeof v !== 'string' || !v.includes(':')) throw new Problem(`${from}: expected ADDR:PORT (like localhost:9153), got ${JSON.stringify(v)}`);
+  const i = v.lastIndexOf(':');
+  let host = v.slice(0, i).trim().replace(/^\[|\]$/g, '');
+  const port = v.slice(i + 1).trim() || '0';
+  if (host === '' ) host = '0.0.0.0';
+  if (host.toLowerCase() === 'localhost') host = '127.0.0.1';
+  const text = isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
+  const hp = parseHostPort(text);
+  if (typeof hp === 'string') throw new Problem(`${from}: ${JSON.stringify(v)}: ${hp}`);
+  return text;
 }
 
 function parseLogLevel(v: unknown, from: string): string {

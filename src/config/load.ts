@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { z } from 'zod';
 import { checkConfig, completeDohUpstream } from './check.js';
 import { parseHostPort, type HostPort } from './address.js';
+import { describeIssue, yamlErrorMessage } from './messages.js';
 import { configTargets, selfTargetProblems } from './self-address.js';
 import { PRESETS, presetUpstreams } from './presets.js';
 import { configSchema, type Config } from './schema.js';
@@ -27,40 +27,10 @@ export interface ConfigOverrides {
   logLevel?: string;
   /** `ADDR:PORT` for the admin listener, or `off`. */
   admin?: string;
-  workers?: number | 'auto';
+  /** A number, or `auto`; anything else is refused by the schema with what was typed. */
+  workers?: number | string;
   /** `--preset NAME`: the named upstream set (src/config/presets.ts) instead of "upstreams". */
   preset?: string;
-}
-
-function keyPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out ? `.${String(p)}` : String(p);
-  }
-  return out || '(top level)';
-}
-
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const where = keyPath(issue.path);
-  switch (issue.code) {
-    case 'unrecognized_keys':
-      return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    case 'invalid_type':
-      return `${where}: expected ${issue.expected}${issue.input === undefined ? ' (missing)' : `, got ${describeValue(issue.input)}`}`;
-    case 'invalid_key':
-      // A bad key of a mapping (a pin's or a forward rule's domain, a group name): say why.
-      return `${where}: ${issue.issues.map((i) => i.message).join('; ') || issue.message}`;
-    default:
-      return `${where}: ${issue.message}`;
-  }
-}
-
-function describeValue(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  return `${typeof v} ${JSON.stringify(v)}`;
 }
 
 /** Validates an already-parsed object (YAML document plus overrides). */
@@ -68,7 +38,7 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): Config {
   raw = expandPreset(raw);
   const result = configSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!result.success) {
-    const problems = result.error.issues.map(describeIssue);
+    const problems = result.error.issues.map((i) => describeIssue(configSchema, i));
     throw new ConfigError(`invalid configuration: ${problems.join('; ')}`, problems);
   }
   const config = result.data;
@@ -89,7 +59,10 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): Config {
 export function loadConfig(file: string | undefined, overrides: ConfigOverrides = {}): Config {
   let raw: Record<string, unknown> = {};
   let baseDir = process.cwd();
-  if (file) {
+  if (file !== undefined) {
+    // An empty value (`--config ""`, `--config` with nothing after it, an unset variable in a unit file)
+    // would otherwise mean "no file": dohd would run on the public defaults without a word.
+    if (file.trim() === '') throw new ConfigError('--config: no file named; give --config FILE, or leave --config out to run on the built-in defaults');
     let text: string;
     try {
       text = readFileSync(file, 'utf8');
@@ -100,8 +73,11 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
     try {
       doc = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
     } catch (err) {
-      const msg = err instanceof YAMLParseError ? err.message.split('\n')[0] : (err as Error).message;
-      throw new ConfigError(`${file}: not valid YAML: ${msg}`);
+      if (err instanceof YAMLParseError) {
+        const pos = err.linePos?.[0];
+        throw new ConfigError(yamlErrorMessage(file, text, err.message, pos?.line, pos?.col));
+      }
+      throw new ConfigError(`${file}: not valid YAML: ${(err as Error).message}`);
     }
     if (doc != null && (typeof doc !== 'object' || Array.isArray(doc))) {
       throw new ConfigError(`${file}: the top level must be a mapping of option names to values`);

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseHostPort } from './address.js';
 import { parseCidr } from './cidr.js';
+import { isLocalZoneKey } from '../stages/local-zones/zones.js';
 import { DEFAULT_ACL_ALLOW, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_RATE_LIMIT_EXEMPT, DEFAULT_UPSTREAMS } from './defaults.js';
 
 const listenAddress = z.string().superRefine((s, ctx) => {
@@ -43,7 +44,13 @@ const dohUrl = z.string().superRefine((s, ctx) => {
   } else if (u.protocol !== 'https:')
     ctx.addIssue({ code: 'custom', message: `"${s}" must be an https:// URL (DNS-over-HTTPS, RFC 8484) or tls://HOST[:853] (DNS-over-TLS, RFC 7858)` });
   if (u.username || u.password) ctx.addIssue({ code: 'custom', message: `"${s}" must not carry credentials` });
+  if (u.protocol === 'https:' && u.pathname === '/' && !u.search) ctx.addIssue({ code: 'custom', message: noPath(s) });
 });
+
+/** A DoH URL needs the server's path (RFC 8484 names none): the usual one is /dns-query. */
+function noPath(url: string): string {
+  return `"${url}" has no path; DoH servers answer on a path, usually /dns-query: write "${url.replace(/\/?$/, '')}/dns-query"`;
+}
 
 export const upstreamSchema = z.strictObject({
   url: dohUrl,
@@ -153,6 +160,7 @@ export const groupUpstreamSchema = z
         if (url.username || url.password) ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must not carry credentials` });
         if (url.protocol === 'tls:' && ((url.pathname && url.pathname !== '/') || url.search || !url.hostname))
           ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be tls://HOST[:PORT] (DNS-over-TLS, no path)` });
+        if (url.protocol === 'https:' && url.pathname === '/' && !url.search) ctx.addIssue({ code: 'custom', path: ['url'], message: noPath(u.url!) });
       } else {
         ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be https:// (DoH), tls:// (DoT), udp:// or tcp:// (plain DNS)` });
       }
@@ -221,6 +229,12 @@ const pinVerifySchema = z
 
 export const configSchema = z.strictObject({
   listen: z.array(listenAddress).min(1).default(DEFAULT_LISTEN),
+  /**
+   * A `listen` address that no interface has yet (EADDRNOTAVAIL: a bridge such as docker0 that
+   * comes up after dohd) is retried this often, while dohd serves on the others; 0: start-up
+   * fails instead. When no listen address can be bound at all, start-up fails either way.
+   */
+  listenRetryMs: z.int().min(0).max(3_600_000).default(1000),
   upstreams: z.array(upstreamSchema).min(1).default(DEFAULT_UPSTREAMS),
   /** Deadline for one client query; past it the client gets SERVFAIL. */
   timeoutMs: z.int().min(50).max(60_000).default(2500),
@@ -234,6 +248,20 @@ export const configSchema = z.strictObject({
   groups: z.record(groupName, groupSchema).default({}),
   /** Domain (and its subdomains) → group name; the most specific rule wins. */
   forward: z.record(domainName, z.string().min(1)).default({}),
+  /**
+   * Built-in local zones (localhost, test, invalid, onion, local, home.arpa, resolver.arpa, private
+   * and special reverse zones, use-application-dns.net), answered by dohd itself. All are on;
+   * `false` turns them all off, `{ ZONE: false }` turns off that zone and every built-in zone
+   * under it (`in-addr.arpa: false`: every IPv4 reverse zone). Pins, hosts and `forward` rules win anyway.
+   */
+  localZones: z
+    .union([z.literal(false), z.record(domainName, z.boolean())])
+    .superRefine((v, ctx) => {
+      if (v === false) return;
+      for (const key of Object.keys(v))
+        if (!isLocalZoneKey(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'is not a built-in local zone (see "Answered locally" in the README)' });
+    })
+    .default({}),
   /** A group asked only when every upstream of the default group is down. Off by default. */
   fallback: z.string().min(1).optional(),
   hedge: hedgeSchema,
@@ -249,8 +277,10 @@ export const configSchema = z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
       /** One log line per answered query (client, name, type, rcode, upstream, latency, cache status). */
       queries: z.boolean().default(false),
+      /** `json` lines; `text`: one line per event for people, with its syslog priority (`<4>`...) for journald; `auto`: text when stdout is the journal. */
+      format: z.enum(['json', 'text', 'auto']).default('auto'),
     })
-    .default({ level: 'info', queries: false }),
+    .prefault({}),
   /** Which client sources are answered; every other source gets REFUSED. */
   acl: z
     .strictObject({
@@ -300,11 +330,11 @@ export const configSchema = z.strictObject({
    */
   admin: z
     .union([z.literal(false), z.strictObject({ listen: listenAddress.default(DEFAULT_ADMIN_LISTEN) })], {
-      error: 'expected false or { listen: "ADDR:PORT" }',
+      error: 'false (no admin listener), or { listen: "ADDR:PORT" }',
     })
     .optional(),
   /** Processes answering on the same sockets (node:cluster); `auto`: one per CPU. */
-  workers: z.union([z.int().min(1).max(256), z.literal('auto')]).default(1),
+  workers: z.union([z.int().min(1).max(256), z.literal('auto')], { error: 'a whole number of processes from 1 to 256, or "auto" (one per CPU)' }).default(1),
 });
 
 export type Config = z.output<typeof configSchema>;

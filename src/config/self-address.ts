@@ -4,7 +4,7 @@
  * back to dohd. A wildcard listener (0.0.0.0, ::) covers loopback and every address of
  * the machine's interfaces.
  */
-import { networkInterfaces } from 'node:os';
+import { constants, networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { formatHostPort, parseHostPort, type HostPort } from './address.js';
 
@@ -25,16 +25,60 @@ function normalize(host: string): { text: string; kind: 'ipv4' | 'ipv6'; ip: ipa
   return { text: ip.toNormalizedString(), kind: ip.kind(), ip };
 }
 
-/** Addresses of this machine's interfaces, normalized. */
-export function localAddresses(): Set<string> {
+/** Lists the machine's interfaces: `os.networkInterfaces()`, injectable for tests. */
+export type InterfaceLister = () => NodeJS.Dict<NetworkInterfaceInfo[]>;
+
+/** The machine's addresses, or why they could not be listed. */
+export type LocalAddresses = { addresses: Set<string>; error?: undefined } | { addresses?: undefined; error: string };
+
+/**
+ * Addresses of this machine's interfaces, normalized. Listing them needs a netlink socket
+ * (libuv's uv_interface_addresses), which a sandbox may refuse (systemd's
+ * RestrictAddressFamilies= without AF_NETLINK: EAFNOSUPPORT): then `error` says why, and
+ * nothing throws.
+ */
+export function localAddresses(list: InterfaceLister = networkInterfaces): LocalAddresses {
+  let interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>;
+  try {
+    interfaces = list();
+  } catch (err) {
+    // libuv names errno 97 "Unknown system error 97": name it from the errno table.
+    const e = err as NodeJS.ErrnoException & { info?: { code?: string; errno?: number } };
+    const errno = e.info?.errno;
+    const name = errno !== undefined ? Object.entries(constants.errno).find(([, v]) => v === Math.abs(errno))?.[0] : undefined;
+    return { error: name ?? e.info?.code ?? e.code ?? e.message };
+  }
   const out = new Set<string>();
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) {
+  for (const l of Object.values(interfaces)) {
+    for (const a of l ?? []) {
       const n = normalize(a.address);
       if (n) out.add(n.text);
     }
   }
-  return out;
+  return { addresses: out };
+}
+
+/** What the self-loop check reports besides its problems: interfaces it could not list. */
+export interface SelfCheckOptions {
+  /** The machine's addresses; listed (only when a listener is a wildcard) if absent. */
+  local?: Iterable<string>;
+  list?: InterfaceLister;
+  /** Called once when the interfaces cannot be listed and the listen addresses stand in for them. */
+  warn?: (message: string, error: string) => void;
+}
+
+/** The warning logged when interfaces cannot be listed (sandboxed without netlink). */
+export const NO_INTERFACES_WARNING =
+  "cannot list the machine's network interfaces: the forwarding-loop check of the wildcard listen addresses uses loopback and the listen addresses themselves";
+
+function machineAddresses(listeners: HostPort[], opts: SelfCheckOptions): Iterable<string> {
+  if (opts.local) return opts.local;
+  // Only a wildcard listener (0.0.0.0, ::) needs the interfaces: do not ask otherwise.
+  if (!listeners.some((l) => normalize(l.host)?.ip.range() === 'unspecified')) return [];
+  const r = localAddresses(opts.list);
+  if (r.addresses) return r.addresses;
+  opts.warn?.(NO_INTERFACES_WARNING, r.error);
+  return listeners.map((l) => l.host);
 }
 
 function isThisMachine(target: NonNullable<ReturnType<typeof normalize>>, local: Iterable<string>): boolean {
@@ -45,7 +89,7 @@ function isThisMachine(target: NonNullable<ReturnType<typeof normalize>>, local:
 }
 
 /** Does a connection to `target` reach `listener`? */
-export function reaches(listener: HostPort, target: { host: string; port: number }, local: Iterable<string> = localAddresses()): boolean {
+export function reaches(listener: HostPort, target: { host: string; port: number }, local: Iterable<string>): boolean {
   if (listener.port === 0 || listener.port !== target.port) return false;
   const l = normalize(listener.host);
   const t = normalize(target.host);
@@ -57,8 +101,10 @@ export function reaches(listener: HostPort, target: { host: string; port: number
 }
 
 /** One line per target that points at one of dohd's own listeners. */
-export function selfTargetProblems(listeners: HostPort[], targets: QueryTarget[], local: Iterable<string> = localAddresses()): string[] {
+export function selfTargetProblems(listeners: HostPort[], targets: QueryTarget[], opts: SelfCheckOptions = {}): string[] {
   const problems: string[] = [];
+  if (targets.length === 0) return problems;
+  const local = [...machineAddresses(listeners, opts)];
   for (const t of targets) {
     const l = listeners.find((x) => reaches(x, t, local));
     if (l) problems.push(`${t.key}: ${t.text} is dohd's own listening address ${formatHostPort(l)}: queries would come straight back (a forwarding loop)`);

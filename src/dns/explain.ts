@@ -16,8 +16,14 @@ export function wantsExplain(q: Query): boolean {
   return q.edns?.options.some((o) => o.code === EXPLAIN_OPTION) ?? false;
 }
 
-export function explainText(info: { source: string; upstream?: string; ms: number }): string {
-  return [`source=${info.source}`, ...(info.upstream ? [`upstream=${info.upstream}`] : []), `ms=${info.ms.toFixed(1)}`].join(' ');
+/** `local` (why a local zone answered, "RFC 6761 localhost") travels with its spaces as underscores. */
+export function explainText(info: { source: string; upstream?: string; local?: string; ms: number }): string {
+  return [
+    `source=${info.source}`,
+    ...(info.upstream ? [`upstream=${info.upstream}`] : []),
+    ...(info.local ? [`local=${info.local.replaceAll(' ', '_')}`] : []),
+    `ms=${info.ms.toFixed(1)}`,
+  ].join(' ');
 }
 
 /** Parses the option's text back into fields. */
@@ -75,6 +81,6 @@ export function isLoopback(address: string): boolean {
 /** The handler's `decorate` hook: adds the explain option for loopback clients that asked for it. */
 export function explainAnswer(ctx: Context, result: Result, reply: Buffer, ms: number): Buffer {
   if (!wantsExplain(ctx.query) || !isLoopback(ctx.client.address)) return reply;
-  const text = Buffer.from(explainText({ source: result.source, upstream: result.upstream, ms }));
+  const text = Buffer.from(explainText({ source: result.source, upstream: result.upstream, local: result.local, ms }));
   return appendEdnsOption(reply, EXPLAIN_OPTION, text, ctx.transport === 'udp' ? udpLimit(ctx.query) : 65535);
 }

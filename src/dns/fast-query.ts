@@ -38,7 +38,7 @@ export class WireQuery implements Query {
     /** `cacheKey(lname, qtype, qclass, dnssecOk, cd)`, written straight from the wire in one piece. */
     readonly key: string,
     /** Characters of the lower-cased name at the start of `key`. */
-    private readonly nameLength: number,
+    readonly nameLength: number,
     /** The name as written holds upper-case letters. */
     private readonly mixedCase: boolean,
     readonly qtype: number,

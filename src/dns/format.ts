@@ -1,5 +1,6 @@
 /** Presents a decoded DNS message the way `dig` does, for `dohd query`. */
 import type dnsPacket from 'dns-packet';
+import { EDE_NAMES, EDE_OPTION } from './ede.js';
 import { EXPLAIN_OPTION } from './explain.js';
 
 const OPCODES = ['QUERY', 'IQUERY', 'STATUS', 'OPCODE3', 'NOTIFY', 'UPDATE'];
@@ -95,6 +96,13 @@ export function formatMessage(packet: dnsPacket.DecodedPacket, wire: Buffer, inf
   if (opt) {
     out.push('', ';; OPT PSEUDOSECTION:');
     out.push(`; EDNS: version: 0, flags:${(opt.flags ?? 0) & 0x8000 ? ' do' : ''}; udp: ${opt.udpPayloadSize ?? 512}`);
+    // Extended DNS Errors (RFC 8914), the way dig prints them.
+    for (const o of ((opt as { options?: { code: number; data?: Buffer }[] }).options ?? [])) {
+      if (o.code !== EDE_OPTION || !o.data || o.data.length < 2) continue;
+      const code = o.data.readUInt16BE(0);
+      const text = o.data.length > 2 ? `: (${o.data.toString('utf8', 2)})` : '';
+      out.push(`; EDE: ${code}${EDE_NAMES[code] ? ` (${EDE_NAMES[code]})` : ''}${text}`);
+    }
   }
   out.push('', ';; QUESTION SECTION:');
   for (const q of packet.questions ?? []) out.push(`;${fqdn(q.name)}\t\t\t${q.class ?? 'IN'}\t${typeName(q.type)}`);

@@ -24,7 +24,9 @@ export function buildUpstreamQuery(q: Query, opts: UpstreamQueryOptions = {}): B
   const rdlen = extraLen + (pad >= 0 ? 4 + pad : 0);
   const out = Buffer.alloc(base + (pad >= 0 ? 4 + pad : 0));
   out.writeUInt16BE(0, 0);
-  out.writeUInt16BE(Flag.RD | (q.checkingDisabled ? Flag.CD : 0), 2);
+  // AD asks a validating upstream to say whether it validated (RFC 6840 §5.7); the answer
+  // step passes AD on only to clients that asked for it themselves.
+  out.writeUInt16BE(Flag.RD | Flag.AD | (q.checkingDisabled ? Flag.CD : 0), 2);
   out.writeUInt16BE(1, 4);
   out.writeUInt16BE(1, 10);
   let off = 12;

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import tls, { rootCertificates } from 'node:tls';
+import { NO_PROXY_REACHED, proxyUrl, reachableProxy, useProxy } from './advice.js';
 import { GO_DEFAULT_PROXY } from './go-env.js';
 import { removeHostsLine } from './hosts.js';
 import { pointAtDohd } from './resolv-conf.js';
@@ -16,18 +17,6 @@ import type { DoctorContext, Probe, Section } from './types.js';
 import { hostPort } from './types.js';
 
 const MAX_PER_NAME = 6;
-/** GOPROXY URLs of the well-known module proxies (GO_PROXY_NAMES less the checksum database). */
-const PROXY_URLS: Record<string, string> = {
-  'goproxy.cn': 'https://goproxy.cn',
-  'goproxy.io': 'https://goproxy.io',
-  'proxy.golang.org': 'https://proxy.golang.org',
-  'mirrors.aliyun.com': 'https://mirrors.aliyun.com/goproxy/',
-};
-
-/** The GOPROXY URL for a name that is a module proxy, or null. */
-function proxyUrl(ctx: DoctorContext, name: string): string | null {
-  return PROXY_URLS[name] ?? (ctx.go?.proxyHosts.includes(name) ? `https://${name}` : null);
-}
 /** Addresses never worth a connection: unspecified, "this network", multicast, broadcast. */
 const UNROUTABLE = /^(0\.|22[4-9]\.|2[3-5]\d\.|::$|ff)/i;
 
@@ -97,7 +86,6 @@ export async function checkReachability(ctx: DoctorContext): Promise<Section> {
   for (const p of ctx.probes) s.lines.push(`${p.name.padEnd(24)}${hostPort(p.address, port).padEnd(26)}${`(${p.sources.join(', ')})`.padEnd(18)}${p.ok ? 'OK   ' : 'FAIL '}${p.detail}`);
   if (ctx.probes.length === 0) s.lines.push('no address to try: no name resolved');
 
-  const working = new Set(ctx.probes.filter((p) => p.ok).map((p) => p.name));
   for (const name of ctx.names) {
     const probes = ctx.probes.filter((p) => p.name === name);
     if (probes.length === 0) continue;
@@ -107,23 +95,34 @@ export async function checkReachability(ctx: DoctorContext): Promise<Section> {
     if (used.length > 0 && !used.some((p) => p.ok)) {
       const what = used.map((p) => `${hostPort(p.address, port)} (${p.detail})`).join('; ');
       if (dohOk.length > 0) {
+        const pinned = isPinned(ctx, name, used.map((p) => p.address));
+        const where = viaHosts ? `(fixed in ${ctx.opts.hostsFile})` : pinned ? "(pinned by you in dohd's configuration)" : '(from the system resolver)';
+        const works = dohOk.map((p) => p.address);
         const dohAddrs = new Set(ctx.doh.get(name)?.addresses ?? []);
         // Forged plain DNS: the system resolver's address is one DoH does not give, and it fails TLS for the name.
-        const forged = !viaHosts && used.every((p) => !dohAddrs.has(p.address));
+        const forged = !viaHosts && !pinned && used.every((p) => !dohAddrs.has(p.address));
         s.findings.push({
           check: s.check,
           level: 'fault',
-          message: `${forged ? `forged plain DNS: the system resolver answers ${name} with ${used.map((p) => p.address).join(', ')}, which DoH does not give and which fails TLS for ${name}. ` : ''}${name}: the address this machine uses ${viaHosts ? `(fixed in ${ctx.opts.hostsFile})` : '(from the system resolver)'} fails: ${what}; ${dohOk.map((p) => p.address).join(', ')} from the DoH upstreams works`,
-          fix: viaHosts ? [removeHostsLine(ctx.opts.hostsFile, name)] : ['sudo systemctl enable --now dohd', pointAtDohd(ctx.opts.resolvConf)],
+          message: `${forged ? `forged plain DNS: the system resolver answers ${name} with ${used.map((p) => p.address).join(', ')}, which DoH does not give and which fails TLS for ${name}. ` : ''}${name}: the address this machine uses ${where} fails: ${what}; ${works.join(', ')} from the DoH upstreams works`,
+          fix: viaHosts
+            ? [removeHostsLine(ctx.opts.hostsFile, name)]
+            : pinned
+              ? [`dohd pins learn ${name}   # prints a pin of the addresses that pass TLS now; replace the old pin with it`]
+              : [
+                  'sudo systemctl enable --now dohd',
+                  pointAtDohd(ctx.opts.resolvConf),
+                  `# or pin it in dohd's configuration: pins: { ${name}: [${works.map((a) => JSON.stringify(a)).join(', ')}] }`,
+                ],
         });
         continue;
       }
     }
     if (!probes.some((p) => p.ok)) {
-      const other = proxyUrl(ctx, name) ? [...working].find((n) => n !== name && proxyUrl(ctx, n)) : undefined;
+      const other = proxyUrl(ctx, name) ? reachableProxy(ctx, [name]) : undefined;
       const fix = viaHosts ? [removeHostsLine(ctx.opts.hostsFile, name)] : [];
-      if (other) fix.push(`go env -w GOPROXY=${proxyUrl(ctx, other)},direct   # ${other} is reachable from here`);
-      else fix.push('# a firewall or a web proxy is in the way; with a web proxy: export HTTPS_PROXY=http://PROXY:PORT (go honours it)');
+      if (other) fix.push(useProxy(ctx, other));
+      else fix.push(proxyUrl(ctx, name) ? NO_PROXY_REACHED : '# a firewall or a web proxy is in the way; with a web proxy: export HTTPS_PROXY=http://PROXY:PORT (go honours it)');
       s.findings.push({
         check: s.check,
         level: 'fault',
@@ -141,9 +140,15 @@ export async function checkReachability(ctx: DoctorContext): Promise<Section> {
         check: s.check,
         level: 'fault',
         message: `GOPROXY is not set, so Go uses ${def}, which cannot be reached from here`,
-        fix: [`go env -w GOPROXY=${proxyUrl(ctx, [...working].find((n) => n !== def && proxyUrl(ctx, n)) ?? 'goproxy.cn')},direct`],
+        fix: [((other) => (other ? useProxy(ctx, other) : NO_PROXY_REACHED))(reachableProxy(ctx, [def]))],
       });
     }
   }
   return s;
+}
+
+/** The addresses the machine uses for `name` are dohd's own pin for it. */
+export function isPinned(ctx: DoctorContext, name: string, addresses: string[]): boolean {
+  const pin = ctx.opts.pins?.[name];
+  return !!pin && addresses.length > 0 && addresses.every((a) => pin.includes(a));
 }

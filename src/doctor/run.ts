@@ -1,9 +1,12 @@
 /**
  * `dohd doctor`, in order: resolv.conf, the Go environment, the system resolver asked directly,
- * the DoH upstreams side by side, the hosts file, TCP+TLS reachability; then the verdict.
+ * the DoH upstreams side by side, the hosts file, TCP+TLS reachability, what containers are
+ * given as DNS; then the verdict.
  * Each check is one file; later checks read what earlier ones found (DoctorContext).
  */
 import { GO_PROXY_NAMES } from '../config/defaults.js';
+import { checkContainers } from './containers.js';
+import { reconcileAdvice } from './advice.js';
 import { checkGoEnv } from './go-env.js';
 import { checkHosts } from './hosts.js';
 import { checkReachability } from './reachability.js';
@@ -32,6 +35,8 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   sections.push(await checkUpstreamPaths(ctx));
   sections.push(checkHosts(ctx));
   sections.push(await checkReachability(ctx));
+  sections.push(checkContainers(ctx));
+  reconcileAdvice(ctx, sections);
   const problems = sections.flatMap((s) => s.findings.filter((f) => f.level === 'warn' || f.level === 'fault'));
   return { sections, problems, faults: problems.filter((p) => p.level === 'fault').length, warnings: problems.filter((p) => p.level === 'warn').length };
 }

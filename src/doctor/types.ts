@@ -1,5 +1,6 @@
 /** What the doctor's checks share: options, findings, and the results earlier checks leave for later ones. */
 import type { UpstreamConfig } from '../config/schema.js';
+import type { ContainerTargets } from './containers.js';
 
 export type Level = 'ok' | 'info' | 'warn' | 'fault';
 
@@ -37,6 +38,10 @@ export interface DoctorOptions {
   env: NodeJS.ProcessEnv;
   /** Extra CA (PEM file) trusted by the TLS probes. */
   ca?: string;
+  /** What containers are given as DNS (runtime configs, dohd's listen and ACL); left out: not checked. */
+  containers?: ContainerTargets;
+  /** dohd's pins (name → addresses), from its configuration: answers that are the user's own choice. */
+  pins?: Record<string, string[]>;
 }
 
 export type LookupStatus = 'ok' | 'nodata' | 'nxdomain' | 'servfail' | 'refused' | 'timeout' | 'unreachable' | 'error';

@@ -60,6 +60,15 @@ export async function checkUpstreams(ctx: DoctorContext): Promise<Section> {
         fix: ['sudo systemctl enable --now dohd', pointAtDohd(ctx.opts.resolvConf)],
       });
     } else if (sys.status === 'ok' && doh.status === 'ok' && !sys.addresses.some((a) => doh.addresses.includes(a))) {
+      const pin = ctx.opts.pins?.[name];
+      if (pin && sys.addresses.every((a) => pin.includes(a))) {
+        s.findings.push({
+          check: s.check,
+          level: 'info',
+          message: `${name}: pinned by you to ${pin.join(', ')} (dohd's pins); the DoH upstreams say ${doh.addresses.join(', ')} (the reachability check below tries both)`,
+        });
+        continue;
+      }
       s.findings.push({
         check: s.check,
         level: 'info',

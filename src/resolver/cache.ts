@@ -14,6 +14,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { AnswerCache, cacheableTtl, isNegative, render, type Lookup } from '../cache/answer-cache.js';
+import { EDE_STALE, EDE_STALE_NXDOMAIN } from '../dns/ede.js';
 import { Rcode } from '../dns/wire.js';
 import type { Context, Next, Result, Stage, SyncOutcome } from './types.js';
 import { CANCELLED } from '../abort.js';
@@ -125,7 +126,7 @@ export class CacheStage implements Stage {
     const e = l.entry;
     const staleAnswer = (): Result => {
       this.staleServed++;
-      return { wire: render(e, 0, this.o.staleTtl), source: 'stale', rcode: e.rcode };
+      return { wire: render(e, 0, this.o.staleTtl), source: 'stale', rcode: e.rcode, ede: e.rcode === Rcode.NXDOMAIN ? EDE_STALE_NXDOMAIN : EDE_STALE };
     };
     if (e.failedAt && this.o.now() - e.failedAt < this.o.staleRecheckMs) return Promise.resolve(staleAnswer());
     const refresh = this.refresh(key, ctx, next);

@@ -1,4 +1,5 @@
 /** The last stage: send the query upstream through the configured strategy. */
+import { edeForFailure, edeOf } from '../dns/ede.js';
 import { rcodeReply } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { Rcode } from '../dns/wire.js';
@@ -28,9 +29,13 @@ export class ForwardStage implements Stage {
     try {
       const strategy = (ctx.group !== undefined && this.groups?.strategyFor(ctx.group)) || this.strategy;
       const r = await strategy.resolve(wire, ctx.query, ctx.signal);
-      return { wire: r.answer.wire, source: 'upstream', rcode: r.answer.rcode, upstream: r.upstream, packet: r.answer.packet };
-    } catch {
-      return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };
+      const ede = edeOf(r.answer.packet);
+      const result: Result = { wire: r.answer.wire, source: 'upstream', rcode: r.answer.rcode, upstream: r.upstream, packet: r.answer.packet };
+      // The upstream's own Extended DNS Errors go on to the client.
+      if (ede) result.ede = ede;
+      return result;
+    } catch (err) {
+      return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL, ede: edeForFailure(err) };
     }
   }
 }

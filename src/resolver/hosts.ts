@@ -7,6 +7,7 @@ import type { Answer } from '../dns/message.js';
 import { localReply } from '../dns/message.js';
 import { Rcode } from '../dns/wire.js';
 import type { HostsFile } from '../hosts/hosts-file.js';
+import { localSoa } from '../stages/local-zones/zones.js';
 import { PASS, type Context, type Next, type Result, type Stage } from './types.js';
 
 export class HostsStage implements Stage {
@@ -39,6 +40,7 @@ export class HostsStage implements Stage {
       if (q.type === 'AAAA' || q.type === 'ANY') for (const ip of e.v6) answers.push({ name: q.name, type: 'AAAA', class: 'IN', ttl: this.ttl, data: ip });
     }
     this.answered++;
-    return { wire: localReply(q, answers), source: 'hosts', rcode: Rcode.NOERROR };
+    // NODATA carries a SOA: never empty in every section (Go would take it for a lame referral).
+    return { wire: localReply(q, answers, Rcode.NOERROR, answers.length === 0 ? [localSoa(q.name, this.ttl)] : []), source: 'hosts', rcode: Rcode.NOERROR };
   }
 }

@@ -4,6 +4,7 @@
  * never forwarded again (forwarding it would send it around the loop once more).
  * Decided at once (no waiting), so it keeps the fast lane synchronous.
  */
+import { EDE_LOOP } from '../dns/ede.js';
 import { rcodeReply } from '../dns/message.js';
 import { Rcode } from '../dns/wire.js';
 import type { LoopGuard } from '../upstream/loop-guard.js';
@@ -21,6 +22,6 @@ export class LoopStage implements Stage {
   handleSync(ctx: Context): Result | typeof PASS {
     if (this.guard.match(ctx.query) === undefined) return PASS;
     this.guard.detected(ctx.query.lname, ctx.client, ctx.transport);
-    return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };
+    return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL, ede: EDE_LOOP };
   }
 }

@@ -7,6 +7,7 @@ import type { Answer } from '../dns/message.js';
 import { localReply } from '../dns/message.js';
 import { Rcode } from '../dns/wire.js';
 import type { Config } from '../config/schema.js';
+import { localSoa } from '../stages/local-zones/zones.js';
 import { PASS, type Context, type Next, type Result, type Stage } from './types.js';
 
 export interface Pin {
@@ -74,7 +75,7 @@ export class PinsStage implements Stage {
     const answers: Answer[] = [];
     if (q.type === 'A' || q.type === 'ANY') for (const ip of live.v4) answers.push({ name: q.name, type: 'A', class: 'IN', ttl: pin.ttl, data: ip });
     if (q.type === 'AAAA' || q.type === 'ANY') for (const ip of live.v6) answers.push({ name: q.name, type: 'AAAA', class: 'IN', ttl: pin.ttl, data: ip });
-    // Other types for a pinned name: an empty NOERROR, so clients fall back to A/AAAA.
-    return { wire: localReply(q, answers), source: 'pin', rcode: Rcode.NOERROR };
+    // Other types for a pinned name: NODATA (with a SOA: never empty in every section), so clients fall back to A/AAAA.
+    return { wire: localReply(q, answers, Rcode.NOERROR, answers.length === 0 ? [localSoa(q.name, pin.ttl)] : []), source: 'pin', rcode: Rcode.NOERROR };
   }
 }

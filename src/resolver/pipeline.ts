@@ -1,7 +1,7 @@
 /**
  * The one place that orders the resolve path, like CoreDNS's plugin chain:
  *
- *   policy → loop → pins → hosts → cache → coalesce → route → forward (upstream group strategy)
+ *   policy → loop → pins → hosts → local zones → cache → coalesce → route → forward (upstream group strategy)
  *
  * (daemon.ts builds the list.)
  *

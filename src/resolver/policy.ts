@@ -11,6 +11,7 @@
  */
 import type { Config } from '../config/schema.js';
 import { minimalAnyReply, QTYPE_ANY } from '../dns/any.js';
+import { EDE_PROHIBITED } from '../dns/ede.js';
 import { rcodeReply } from '../dns/message.js';
 import { Rcode } from '../dns/wire.js';
 import { Acl } from './acl.js';
@@ -109,7 +110,7 @@ export class PolicyStage implements Stage {
     }
     if (!this.acl.allows(ctx.client.address)) {
       this.counters.refused++;
-      return { wire: rcodeReply(q, Rcode.REFUSED), source: 'policy', rcode: Rcode.REFUSED };
+      return { wire: rcodeReply(q, Rcode.REFUSED), source: 'policy', rcode: Rcode.REFUSED, ede: EDE_PROHIBITED };
     }
     if (q.edns && q.edns.version > 0) {
       this.counters.badvers++;

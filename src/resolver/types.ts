@@ -1,3 +1,4 @@
+import type { Ede } from '../dns/ede.js';
 import type { Packet, Query } from '../dns/message.js';
 
 export type Transport = 'udp' | 'tcp';
@@ -15,7 +16,7 @@ export interface Context {
   group?: string;
 }
 
-export type Source = 'pin' | 'hosts' | 'cache' | 'stale' | 'upstream' | 'policy' | 'error';
+export type Source = 'pin' | 'hosts' | 'local' | 'cache' | 'stale' | 'upstream' | 'policy' | 'error';
 
 /** A stage's answer. `wire` may carry any ID and no OPT record: the answer stage fixes both. */
 export interface Result {
@@ -29,6 +30,10 @@ export interface Result {
   drop?: boolean;
   /** `wire` is a copy made for this query alone: the answer step may write into it. */
   owned?: boolean;
+  /** Extended DNS Errors (RFC 8914) for the client, when it sent OPT: added by the answer step. */
+  ede?: readonly Ede[];
+  /** Answered by a built-in local zone: why ("RFC 6761 localhost"), for `dohd query`. */
+  local?: string;
 }
 
 export type Next = (ctx: Context) => Promise<Result>;

@@ -1,12 +1,17 @@
 /**
  * The admin HTTP listener: `/metrics` (Prometheus text format), `/healthz` (the process
  * answers), `/readyz` (it serves DNS and can answer: an upstream has answered, or pins are
- * loaded). GET and HEAD only; small, bounded, and off the resolve path.
+ * loaded), `/status` (JSON, what `dohd status` prints; see docs/admin-api.md). GET and HEAD
+ * only; small, bounded, and off the resolve path. With `--workers N` the primary owns it and
+ * asks the workers (workers.ts).
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { formatHostPort, type HostPort } from '../config/address.js';
-import { explainBindError, ListenError } from './bind-error.js';
+import type { Logger } from 'pino';
+import { formatHostPort, parseHostPort, type HostPort } from '../config/address.js';
+import { isLoopback } from '../dns/explain.js';
+import { explainBindError, holder, ListenError } from './bind-error.js';
+import { portOwner, ssCommand } from './port-owner.js';
 
 export interface Readiness {
   ready: boolean;
@@ -17,6 +22,8 @@ export interface Readiness {
 export interface AdminHandlers {
   metrics(): Promise<{ body: string; contentType: string }>;
   readiness(): Promise<Readiness>;
+  /** The JSON of `/status` (server/status.ts). */
+  status?(): Promise<unknown>;
 }
 
 export class AdminServer {
@@ -77,8 +84,11 @@ export class AdminServer {
         const r = await this.handlers.readiness();
         return send(res, r.ready ? 200 : 503, `${r.ready ? 'ready' : 'not ready'}: ${r.detail}\n`);
       }
-      default:
+      case '/status':
+        if (this.handlers.status) return send(res, 200, `${JSON.stringify(await this.handlers.status(), null, 2)}\n`, 'application/json');
         return send(res, 404, 'not found: try /metrics, /healthz or /readyz\n');
+      default:
+        return send(res, 404, 'not found: try /metrics, /healthz, /readyz or /status\n');
     }
   }
 
@@ -97,8 +107,8 @@ function adminBindError(err: NodeJS.ErrnoException, addr: HostPort): ListenError
   const where = `${formatHostPort(addr)}/tcp`;
   if (err.code === 'EADDRINUSE') {
     return new ListenError(
-      `admin listener: cannot listen on ${where}: the address is already in use by another program. ` +
-        'Choose another with admin.listen (or --admin ADDR:PORT), or turn it off with admin: false (--admin off)',
+      `admin listener: cannot listen on ${where}: the address is already in use ${holder(portOwner('tcp', addr.host, addr.port))}. ` +
+        `Choose another with admin.listen (or --admin ADDR:PORT), or turn it off with admin: false (--admin off) (see: ${ssCommand('tcp', addr.port)})`,
       'EADDRINUSE',
     );
   }
@@ -109,4 +119,34 @@ function adminBindError(err: NodeJS.ErrnoException, addr: HostPort): ListenError
 function send(res: http.ServerResponse, status: number, body: string, contentType = 'text/plain; charset=utf-8'): void {
   res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(res.req.method === 'HEAD' ? undefined : body);
+}
+
+/**
+ * Opens the admin listener for `admin` (the config's value). Configured explicitly, a failure
+ * to listen is thrown (start-up stops); left at its default, a taken port is logged and dohd
+ * goes on without it (null).
+ */
+export async function openAdmin(
+  cfg: false | { listen: string } | undefined,
+  handlers: AdminHandlers,
+  log: Logger,
+  defaultListen: string,
+): Promise<AdminServer | null> {
+  if (cfg === false) return null;
+  const text = cfg?.listen ?? defaultListen;
+  const addr = parseHostPort(text, 9153);
+  if (typeof addr === 'string') throw new ListenError(`admin.listen: ${addr}`, 'EINVAL');
+  const server = new AdminServer(handlers, addr);
+  try {
+    await server.listen();
+  } catch (err) {
+    if (cfg) throw err;
+    log.warn(
+      { admin: text, error: (err as Error).message },
+      'admin listener (metrics, health) not started: its default address is taken; set admin.listen, or admin: false',
+    );
+    return null;
+  }
+  if (!isLoopback(addr.host)) log.warn({ admin: server.bound }, 'admin listener (metrics, health) is reachable from other machines');
+  return server;
 }

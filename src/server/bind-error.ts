@@ -1,5 +1,6 @@
 /** Turns a failed bind into one line an operator can act on. */
 import { formatHostPort, type HostPort } from '../config/address.js';
+import { portOwner, ssCommand, type PortOwner } from './port-owner.js';
 
 export class ListenError extends Error {
   override name = 'ListenError';
@@ -11,7 +12,17 @@ export class ListenError extends Error {
   }
 }
 
-export function explainBindError(err: NodeJS.ErrnoException, addr: HostPort, proto: 'udp' | 'tcp'): ListenError {
+/** "by dnsmasq (pid 812)" when /proc names the holder, else "by another program". */
+export function holder(owner: PortOwner | null): string {
+  return owner ? `by ${owner.command} (pid ${owner.pid})` : 'by another program';
+}
+
+export function explainBindError(
+  err: NodeJS.ErrnoException,
+  addr: HostPort,
+  proto: 'udp' | 'tcp',
+  findOwner: (proto: 'udp' | 'tcp', host: string, port: number) => PortOwner | null = portOwner,
+): ListenError {
   const where = `${formatHostPort(addr)}/${proto}`;
   switch (err.code) {
     case 'EACCES':
@@ -21,13 +32,15 @@ export function explainBindError(err: NodeJS.ErrnoException, addr: HostPort, pro
           `"sudo setcap cap_net_bind_service=+ep $(readlink -f $(command -v node))", or use an unprivileged port: --listen ${addr.family === 6 ? `[${addr.host}]` : addr.host}:5353`,
         'EACCES',
       );
-    case 'EADDRINUSE':
+    case 'EADDRINUSE': {
+      const owner = findOwner(proto, addr.host, addr.port);
       return new ListenError(
-        `cannot listen on ${where}: the address is already in use by another program` +
-          (addr.port === 53 ? ' (often systemd-resolved or dnsmasq: see "ss -lunp sport = :53")' : '') +
-          `. Stop it, or choose another address with --listen`,
+        `cannot listen on ${where}: the address is already in use ${holder(owner)}` +
+          (!owner && addr.port === 53 ? ' (often systemd-resolved or dnsmasq)' : '') +
+          `. Stop it, or choose another address with --listen (see: ${ssCommand(proto, addr.port)})`,
         'EADDRINUSE',
       );
+    }
     case 'EADDRNOTAVAIL':
       return new ListenError(`cannot listen on ${where}: no network interface has this address`, 'EADDRNOTAVAIL');
     case 'EAFNOSUPPORT':

@@ -5,7 +5,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { finalizeAnswer } from '../dns/answer.js';
+import { finalizeAnswer, MAX_MESSAGE, udpLimit } from '../dns/answer.js';
+import { appendEde, EDE_OVERLOADED, EDE_TIMED_OUT } from '../dns/ede.js';
 import { parseQueryFast } from '../dns/fast-query.js';
 import { decodeQuery, rcodeReply, type Query } from '../dns/message.js';
 import { Rcode } from '../dns/wire.js';
@@ -80,7 +81,7 @@ export class QueryHandler {
     const ctx = c as Waiting;
     if (this.inflight >= this.maxInflight) {
       this.opts.onReject?.(ctx.transport, 'overloaded');
-      return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };
+      return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL, ede: EDE_OVERLOADED };
     }
     this.inflight++;
     ctx.deadline = new AbortController();
@@ -103,7 +104,7 @@ export class QueryHandler {
     let result: Result;
     try {
       const r = await Promise.race([running, expired]);
-      result = r ?? { wire: rcodeReply(q, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };
+      result = r ?? { wire: rcodeReply(q, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL, ede: EDE_TIMED_OUT };
     } catch (err) {
       this.opts.log?.error({ err, name: q.name, type: q.type }, 'resolve failed');
       result = { wire: rcodeReply(q, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };
@@ -121,6 +122,8 @@ export class QueryHandler {
     if (result.drop) return null;
     // An extended rcode (BADVERS = 16) keeps its low 4 bits in the header, the rest in OPT.
     let out = finalizeSafe(ctx.query, result.wire, ctx.transport, result.rcode >> 4, result.owned);
+    // Extended DNS Errors only for clients that spoke EDNS, and never past their size.
+    if (result.ede !== undefined && ctx.query.edns) out = appendEde(out, result.ede, ctx.transport === 'udp' ? udpLimit(ctx.query) : MAX_MESSAGE);
     const ms = performance.now() - ctx.received;
     if (this.opts.decorate) out = this.opts.decorate(ctx, result, out, ms);
     this.opts.onAnswer?.(ctx, result, ms);

@@ -27,7 +27,15 @@ export class UdpServer {
     });
     socket.on('message', (msg, rinfo) => this.onMessage(socket, msg, rinfo));
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException) => reject(explainBindError(err, this.address, 'udp'));
+      const onError = (err: NodeJS.ErrnoException) => {
+        // A socket that failed to bind is still open: close it (a listen address that is retried would leak one per try).
+        try {
+          socket.close();
+        } catch {
+          /* already closed */
+        }
+        reject(explainBindError(err, this.address, 'udp'));
+      };
       socket.once('error', onError);
       const onListening = () => {
         socket.off('error', onError);
@@ -77,9 +85,14 @@ export class UdpServer {
     });
   }
 
-  /** Draining: new queries are ignored; queries already received still get their answer. */
+  /**
+   * Draining: new queries are not read; queries already received still get their answer.
+   * Reading stops (recvStop) rather than reading and dropping: on a socket systemd handed
+   * over (dohd.socket), what arrives now waits in the kernel for the next dohd.
+   */
   stopAccepting(): void {
     this.accepting = false;
+    if (this.socket) stopReceiving(this.socket);
   }
 
   async close(): Promise<void> {
@@ -100,6 +113,20 @@ export class UdpServer {
 }
 
 function ignore(): void {}
+
+/**
+ * Stops reading datagrams, keeping the socket open for the replies still to go out. node's
+ * dgram has no public pause; this is what its close() does first (lib/dgram.js
+ * stopReceiving). If node's internals ever differ, `accepting` still keeps new queries out.
+ */
+function stopReceiving(socket: dgram.Socket): void {
+  const sym = Object.getOwnPropertySymbols(socket).find((x) => x.description === 'state symbol');
+  const state = sym ? ((socket as unknown as Record<symbol, unknown>)[sym] as { handle?: { recvStop?: () => number }; receiving?: boolean } | undefined) : undefined;
+  if (state?.receiving && typeof state.handle?.recvStop === 'function') {
+    state.handle.recvStop();
+    state.receiving = false;
+  }
+}
 
 /**
  * Replies only ever go back to the address a datagram came from: an IP literal of the

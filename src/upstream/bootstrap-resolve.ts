@@ -15,8 +15,8 @@ export class BootstrapError extends Error {
 }
 
 /** A and AAAA addresses of `host`, raced over every bootstrap DoH URL; throws BootstrapError when none are found. */
-export async function resolveThroughDoh(host: string, bootstrapUrls: readonly string[], opts: { timeoutMs?: number; log?: Logger } = {}): Promise<string[]> {
-  const upstreams = bootstrapUrls.map((url) => new DohUpstream({ url }, { log: opts.log, connectTimeoutMs: opts.timeoutMs ?? 5000 }));
+export async function resolveThroughDoh(host: string, bootstrapUrls: readonly string[], opts: { timeoutMs?: number; log?: Logger; ca?: string } = {}): Promise<string[]> {
+  const upstreams = bootstrapUrls.map((url) => new DohUpstream({ url, ...(opts.ca ? { ca: opts.ca } : {}) }, { log: opts.log, connectTimeoutMs: opts.timeoutMs ?? 5000 }));
   const strategy = new RaceStrategy(upstreams);
   const signal = AbortSignal.timeout(opts.timeoutMs ?? 5000);
   try {

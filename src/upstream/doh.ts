@@ -468,5 +468,10 @@ export function classify(err: unknown, signal?: AbortSignal): UpstreamError {
     reason = 'reset';
     retryable = true;
   }
-  return new UpstreamError(reason, `${msg}${code ? ` (${code})` : ''}`, retryable);
+  const hint = reason === 'tls' && UNTRUSTED_CA.has(code) ? CA_HINT : '';
+  return new UpstreamError(reason, `${msg}${code ? ` (${code})` : ''}${hint}`, retryable);
 }
+
+/** Certificate errors that a private CA explains; the hint names the ways to trust one. */
+const UNTRUSTED_CA = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT']);
+const CA_HINT = '; if the upstream uses a private CA, trust it with --ca FILE, "ca: FILE" on the upstream in the configuration, or NODE_EXTRA_CA_CERTS=FILE';

@@ -44,5 +44,19 @@ export class UpstreamError extends Error {
   }
 }
 
+/**
+ * Every upstream of a group failed: the last failure, named after its upstream, and whether
+ * all of them timed out (for the Extended DNS Error of dohd's SERVFAIL, dns/ede.ts).
+ */
+export class GroupFailure extends UpstreamError {
+  constructor(
+    last: UpstreamError,
+    readonly upstream: string,
+    readonly allTimedOut: boolean,
+  ) {
+    super(last.reason, last.message, last.retryable);
+  }
+}
+
 /** What a request cancelled by dohd itself (a race won elsewhere, the deadline) fails with. */
 export const CANCELLED_EXCHANGE = new UpstreamError('aborted', 'cancelled');

@@ -38,6 +38,8 @@ export interface UpstreamHealthState {
   latencyMs: number | undefined;
   p90Ms: number | undefined;
   backoffMs: number;
+  /** When out: ms until the next probe (undefined while one runs, or when in). */
+  nextProbeInMs: number | undefined;
   probes: number;
   lastError?: string;
 }
@@ -57,6 +59,7 @@ class State {
   probes = 0;
   lastError: string | undefined;
   timer: NodeJS.Timeout | null = null;
+  nextProbeAt: number | undefined;
   probing: AbortController | null = null;
 
   constructor(
@@ -177,6 +180,7 @@ export class HealthTracker implements UpstreamObserver {
       latencyMs: s.ewma,
       p90Ms: this.p90(s.upstream),
       backoffMs: s.backoffMs,
+      nextProbeInMs: !s.up && s.timer && s.nextProbeAt !== undefined ? Math.max(0, s.nextProbeAt - Date.now()) : undefined,
       probes: s.probes,
       ...(s.lastError ? { lastError: s.lastError } : {}),
     }));
@@ -206,6 +210,7 @@ export class HealthTracker implements UpstreamObserver {
   private schedule(s: State): void {
     if (this.closed) return;
     if (s.timer) clearTimeout(s.timer);
+    s.nextProbeAt = Date.now() + s.backoffMs;
     s.timer = setTimeout(() => {
       s.timer = null;
       void this.probe(s);

@@ -12,6 +12,8 @@ export class UpstreamReporter implements UpstreamObserver {
   /** Upstreams that have answered at least once (readiness). */
   readonly answered = new Set<string>();
   private readonly listeners: UpstreamObserver[] = [];
+  /** Set at a clean stop: what fails after it failed because dohd closed it. */
+  private stopped = false;
 
   constructor(
     private readonly log: Logger,
@@ -39,7 +41,17 @@ export class UpstreamReporter implements UpstreamObserver {
     for (const l of this.listeners) l.lost?.(upstream, ms);
   }
 
+  /**
+   * The daemon is closing its upstreams (every client query is answered by now): requests still
+   * running (a race's losers left to finish) fail with "The client is destroyed", which is not
+   * the upstream failing. Nothing is reported after this.
+   */
+  stop(): void {
+    this.stopped = true;
+  }
+
   failure(upstream: Upstream, err: UpstreamError, ms: number): void {
+    if (this.stopped) return;
     for (const l of this.listeners) l.failure(upstream, err, ms);
     const key = `${upstream.name}|${err.reason}`;
     const now = Date.now();

@@ -9,7 +9,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Query } from '../dns/message.js';
-import { UpstreamError } from './errors.js';
+import { GroupFailure, UpstreamError } from './errors.js';
 import { DEFAULT_LINGER_MS, lingerLosers, type Resolution, type UpstreamObserver } from './strategy.js';
 import type { Upstream } from './types.js';
 import { isSoftFailure, softFailureError } from './validate.js';
@@ -42,6 +42,8 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
     let settled = false;
     let fallback: Resolution | null = null;
     let lastError: UpstreamError | null = null;
+    let lastFrom = '';
+    let allTimedOut = true;
     let hedgeTimer: NodeJS.Timeout | null = null;
     let linger: NodeJS.Timeout | undefined;
     const began = performance.now();
@@ -68,7 +70,9 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
     };
     const finishIfIdle = () => {
       if (settled || inflight.size > 0 || launch()) return;
-      settle(() => (fallback ? resolve(fallback) : reject(lastError ?? new UpstreamError('other', 'no upstream answered'))));
+      settle(() =>
+        fallback ? resolve(fallback) : reject(lastError ? new GroupFailure(lastError, lastFrom, allTimedOut) : new UpstreamError('other', 'no upstream answered')),
+      );
     };
     const onAbort = () => {
       // The deadline passed: whatever is in flight fails as a timeout.
@@ -127,6 +131,8 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
           else if (signal.aborted && e.reason === 'aborted') e = new UpstreamError('timeout', 'no answer before the deadline');
           observer?.failure(u, e, ms);
           lastError = e;
+          lastFrom = u.name;
+          if (e.reason !== 'timeout') allTimedOut = false;
           launch();
           finishIfIdle();
         },

@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Query } from '../dns/message.js';
-import { UpstreamError } from './errors.js';
+import { GroupFailure, UpstreamError } from './errors.js';
 import type { Upstream } from './types.js';
 import { isSoftFailure, softFailureError, type CheckedAnswer } from './validate.js';
 import { CANCELLED } from '../abort.js';
@@ -100,12 +100,14 @@ export class RaceStrategy implements Strategy {
       let settled = false;
       let fallback: Resolution | null = null;
       let lastError: UpstreamError | null = null;
+      let lastFrom = '';
+      let allTimedOut = true;
       const finish = () => {
         if (--remaining === 0) clearTimeout(linger);
         if (remaining > 0 || settled) return;
         settled = true;
         if (fallback) resolve(fallback);
-        else reject(lastError ?? new UpstreamError('other', 'no upstream answered'));
+        else reject(lastError ? new GroupFailure(lastError, lastFrom, allTimedOut) : new UpstreamError('other', 'no upstream answered'));
       };
       for (const u of upstreams) {
         const t0 = performance.now();
@@ -133,6 +135,8 @@ export class RaceStrategy implements Strategy {
               const ue = signal.aborted && e.reason === 'aborted' ? new UpstreamError('timeout', 'no answer before the deadline') : e;
               this.observer?.failure(u, ue, performance.now() - t0);
               lastError = ue;
+              lastFrom = u.name;
+              if (ue.reason !== 'timeout') allTimedOut = false;
             }
             finish();
           },

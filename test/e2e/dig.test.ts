@@ -39,27 +39,27 @@ async function dig(...args: string[]): Promise<string> {
 
 describe.skipIf(!HAVE_DIG)('dig against dohd', () => {
   it('UDP: A record, status NOERROR, recursion available', async () => {
-    const out = await dig('example.test', 'A');
+    const out = await dig('example.com', 'A');
     expect(out).toMatch(/status: NOERROR/);
     expect(out).toMatch(/flags: qr rd ra/);
-    expect(out).toMatch(/^example\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$/m);
+    expect(out).toMatch(/^example\.com\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$/m);
     expect(out).toMatch(/EDNS: version: 0, flags:; udp: 1232/);
   });
 
   it('TCP: AAAA record', async () => {
-    const out = await dig('+tcp', 'example.test', 'AAAA');
-    expect(out).toMatch(/^example\.test\.\s+\d+\s+IN\s+AAAA\s+2001:db8::1$/m);
+    const out = await dig('+tcp', 'example.com', 'AAAA');
+    expect(out).toMatch(/^example\.com\.\s+\d+\s+IN\s+AAAA\s+2001:db8::1$/m);
   });
 
   it('NXDOMAIN comes back as NXDOMAIN', async () => {
-    const out = await dig('does-not-exist.test', 'A');
+    const out = await dig('does-not-exist.example.net', 'A');
     expect(out).toMatch(/status: NXDOMAIN/);
   });
 
   it('a large answer over UDP without EDNS is truncated, and dig retries over TCP to get it whole', async () => {
-    const out = await dig('+noedns', 'big.test', 'TXT');
+    const out = await dig('+noedns', 'big.example.net', 'TXT');
     expect(out).toMatch(/Truncated, retrying in TCP mode/);
-    expect(out.match(/^big\.test\.\s+\d+\s+IN\s+TXT/gm)?.length).toBe(40);
+    expect(out.match(/^big\.example\.net\.\s+\d+\s+IN\s+TXT/gm)?.length).toBe(40);
   });
 });
 

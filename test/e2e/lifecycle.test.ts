@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,13 +65,13 @@ describe('SIGHUP reloads the configuration', () => {
     dohd = spawnCli(['run', '--config', file]);
     const port = await listeningPort(dohd);
     const admin = await adminPortOf(dohd);
-    expect((await queryUdp({ port, name: 'example.test' })).response.answers[0]!.data).toBe('192.0.2.1');
+    expect((await queryUdp({ port, name: 'example.com' })).response.answers[0]!.data).toBe('192.0.2.1');
     expect(a.requests).toBe(1);
 
     writeConfig(file, {
       listen: ['127.0.0.1:1'],
       upstreams: [upstream(b)],
-      pins: { 'pinned.test': ['192.0.2.99'] },
+      pins: { 'pinned.example.net': ['192.0.2.99'] },
       timeoutMs: 1500,
       log: { level: 'debug' },
     });
@@ -83,11 +83,11 @@ describe('SIGHUP reloads the configuration', () => {
     expect(String(warn.msg)).toContain('listen');
 
     // Still on the old address; the new upstream and pin answer.
-    const www = await queryUdp({ port, name: 'www.example.test' });
+    const www = await queryUdp({ port, name: 'www.example.com' });
     expect(www.response.answers[0]!.data).toBe('192.0.2.3');
     expect(b.requests).toBe(1);
     expect(a.requests).toBe(1);
-    expect((await queryTcp({ port, name: 'pinned.test' })).response.answers[0]!.data).toBe('192.0.2.99');
+    expect((await queryTcp({ port, name: 'pinned.example.net' })).response.answers[0]!.data).toBe('192.0.2.99');
     const s = parseProm((await adminGet(admin, '/metrics')).body);
     expect(s.value('dohd_config_reloads_total', { result: 'ok' })).toBe(1);
     expect(s.value('dohd_upstream_wins_total', { upstream: 'b' })).toBe(1);
@@ -95,7 +95,7 @@ describe('SIGHUP reloads the configuration', () => {
 
   it('a bad file is refused with the reason, and the running configuration stays', async () => {
     const file = join(dir, 'bad.yaml');
-    writeConfig(file, { upstreams: [upstream(a)], pins: { 'pinned.test': ['192.0.2.98'] } });
+    writeConfig(file, { upstreams: [upstream(a)], pins: { 'pinned.example.net': ['192.0.2.98'] } });
     dohd = spawnCli(['run', '--config', file]);
     const port = await listeningPort(dohd);
     const admin = await adminPortOf(dohd);
@@ -104,16 +104,16 @@ describe('SIGHUP reloads the configuration', () => {
     dohd.child.kill('SIGHUP');
     const err = await dohd.waitForLog((l) => l.msg === 'configuration reload failed: the running configuration stays');
     expect(err.level).toBe('error');
-    expect(String(err.error)).toContain('timeoutMs: expected number, got string "soon"');
-    expect(String(err.error)).toContain('cache: unknown key "colour"');
+    expect(String(err.error)).toContain('timeoutMs: found the text "soon"; expected a whole number from 50 to 60000 (the default: timeoutMs: 2500)');
+    expect(String(err.error)).toContain('cache.colour: unknown key; known keys here: maxEntries, maxBytes,');
 
     writeFileSync(file, 'listen: [127.0.0.1:0\n');
     dohd.child.kill('SIGHUP');
     await vi.waitFor(() => expect(dohd!.stdout.filter((l) => l.includes('not valid YAML'))).toHaveLength(1));
 
     // The old upstream and pin still answer; the process is alive.
-    expect((await queryUdp({ port, name: 'example.test' })).response.answers[0]!.data).toBe('192.0.2.1');
-    expect((await queryUdp({ port, name: 'pinned.test' })).response.answers[0]!.data).toBe('192.0.2.98');
+    expect((await queryUdp({ port, name: 'example.com' })).response.answers[0]!.data).toBe('192.0.2.1');
+    expect((await queryUdp({ port, name: 'pinned.example.net' })).response.answers[0]!.data).toBe('192.0.2.98');
     expect(a.requests).toBe(1);
     expect(b.requests).toBe(0);
     const s = parseProm((await adminGet(admin, '/metrics')).body);
@@ -140,7 +140,7 @@ describe('admin listener from the command line', () => {
       const exit = await dohd.exited;
       expect(exit.code).toBe(1);
       expect(dohd.stderr.trim()).toBe(
-        `dohd: admin listener: cannot listen on 127.0.0.1:${taken}/tcp: the address is already in use by another program. Choose another with admin.listen (or --admin ADDR:PORT), or turn it off with admin: false (--admin off)`,
+        `dohd: admin listener: cannot listen on 127.0.0.1:${taken}/tcp: the address is already in use by ${readFileSync('/proc/self/comm', 'utf8').trim()} (pid ${process.pid}). Choose another with admin.listen (or --admin ADDR:PORT), or turn it off with admin: false (--admin off) (see: ss -ltnp 'sport = :${taken}')`,
       );
     } finally {
       blocker.close();
@@ -151,7 +151,7 @@ describe('admin listener from the command line', () => {
     dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', a.url, '--ca', pki.caFile]);
     const port = await listeningPort(dohd);
     const admin = await adminPortOf(dohd);
-    await queryUdp({ port, name: 'example.test' });
+    await queryUdp({ port, name: 'example.com' });
     expect((await adminGet(admin, '/healthz')).body).toBe('ok\n');
     expect(parseProm((await adminGet(admin, '/metrics')).body).value('dohd_queries_total', { transport: 'udp' })).toBe(1);
   });
@@ -162,7 +162,7 @@ describe('SIGTERM drains', () => {
     a.delayMs = 800;
     dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pki.caFile]);
     const port = await listeningPort(dohd);
-    const names = ['example.test', 'www.example.test', 'cname.test', 'goproxy.cn', 'short.test'];
+    const names = ['example.com', 'www.example.com', 'cname.example.net', 'goproxy.cn', 'short.example.net'];
     const tcp = await TcpDnsClient.connect('127.0.0.1', port);
     const pending = [
       ...names.map((name) => queryUdp({ port, name, timeoutMs: 5000 })),
@@ -175,7 +175,7 @@ describe('SIGTERM drains', () => {
     dohd.child.kill('SIGTERM');
     await dohd.waitForLog((l) => String(l.msg).startsWith('dohd stopping'));
     // Taken no more: a new UDP query gets nothing, a new TCP connection is refused.
-    await expect(queryUdp({ port, name: 'late.test', timeoutMs: 300 })).rejects.toThrow(/timed out/);
+    await expect(queryUdp({ port, name: 'late.example.net', timeoutMs: 300 })).rejects.toThrow(/timed out/);
     await expect(TcpDnsClient.connect('127.0.0.1', port, 1000)).rejects.toThrow(/ECONNREFUSED/);
     const results = await Promise.all(pending);
     expect(results.map((r) => r.response.rcode)).toEqual(Array(15).fill('NOERROR'));
@@ -228,7 +228,7 @@ describe.skipIf(!HAVE_NOTIFY)('systemd readiness (Type=notify)', () => {
       const ready = rx.messages.find((m) => m.includes('READY=1'))!;
       expect(ready.split('\n')).toEqual(['READY=1', `STATUS=answering DNS on 127.0.0.1:${port}`]);
       // The listener named in READY answers.
-      expect((await queryUdp({ port, name: 'example.test' })).response.rcode).toBe('NOERROR');
+      expect((await queryUdp({ port, name: 'example.com' })).response.rcode).toBe('NOERROR');
       expect(dohd.stdout.some((l) => l.includes('could not notify'))).toBe(false);
     } finally {
       rx.stop();
@@ -242,6 +242,6 @@ describe.skipIf(!HAVE_NOTIFY)('systemd readiness (Type=notify)', () => {
     const port = await listeningPort(dohd);
     const err = await dohd.waitForLog((l) => String(l.msg).startsWith('could not notify systemd'));
     expect(err.level).toBe('error');
-    expect((await queryUdp({ port, name: 'example.test' })).response.rcode).toBe('NOERROR');
+    expect((await queryUdp({ port, name: 'example.com' })).response.rcode).toBe('NOERROR');
   });
 });

@@ -39,7 +39,7 @@ beforeAll(async () => {
   doh.zone.add({ name: 'goproxy.cn', type: 'A', ttl: 60, data: '127.0.0.2' }); // nothing listens there
   doh.zone.add({ name: 'sum.golang.org', type: 'A', ttl: 60, data: '127.0.0.1' });
   doh.zone.add({ name: 'sum.golang.org', type: 'AAAA', ttl: 60, data: '::1' });
-  doh.zone.add({ name: 'wrongcert.test', type: 'A', ttl: 60, data: '127.0.0.1' });
+  doh.zone.add({ name: 'wrongcert.example.net', type: 'A', ttl: 60, data: '127.0.0.1' });
   server = tls.createServer({ key: pki.keyPem, cert: pki.certPem }, (s) => {
     s.on('error', () => {});
     s.end();
@@ -103,13 +103,13 @@ describe('dohd pins learn', () => {
 
   it('--write writes the block; names that fail are comments, the exit code is 1, and the file is still valid config', async () => {
     const file = `${pki.dir}/pins.yaml`;
-    const r = await cli(['pins', 'learn', 'goproxy.cn', 'missing.test', 'wrongcert.test', ...base(), '--write', file]);
+    const r = await cli(['pins', 'learn', 'goproxy.cn', 'missing.example.net', 'wrongcert.example.net', ...base(), '--write', file]);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe(`wrote 1 of 3 pins to ${file}\n`);
-    expect(r.stderr).toMatch(/missing\.test: cannot resolve: NXDOMAIN/);
-    expect(r.stderr).toMatch(/wrongcert\.test: no address passed/);
+    expect(r.stderr).toMatch(/missing\.example\.net: cannot resolve: NXDOMAIN/);
+    expect(r.stderr).toMatch(/wrongcert\.example\.net: no address passed/);
     const text = readFileSync(file, 'utf8');
-    expect(text).toMatch(/# wrongcert\.test: no address passed: 127\.0\.0\.1 \(ERR_TLS_CERT_ALTNAME_INVALID/);
+    expect(text).toMatch(/# wrongcert\.example\.net: no address passed: 127\.0\.0\.1 \(ERR_TLS_CERT_ALTNAME_INVALID/);
     const check = await cli(['check-config', '--config', file]);
     expect(check.stderr).toBe('');
     expect(check.code).toBe(0);
@@ -118,7 +118,7 @@ describe('dohd pins learn', () => {
 
   it('with no verified name at all the block is an empty mapping, still valid config', async () => {
     const file = `${pki.dir}/none.yaml`;
-    const r = await cli(['pins', 'learn', 'missing.test', ...base(), '--write', file]);
+    const r = await cli(['pins', 'learn', 'missing.example.net', ...base(), '--write', file]);
     expect(r.code).toBe(1);
     expect(readFileSync(file, 'utf8')).toMatch(/^pins: \{\}$/m);
     const check = await cli(['check-config', '--config', file]);
@@ -127,9 +127,9 @@ describe('dohd pins learn', () => {
   });
 
   it('a name without addresses, an unwritable --write and an unreadable --verify-ca are reported', async () => {
-    const none = await cli(['pins', 'learn', 'big.test', ...base()]); // TXT only
+    const none = await cli(['pins', 'learn', 'big.example.net', ...base()]); // TXT only
     expect(none.code).toBe(1);
-    expect(none.stderr).toMatch(/big\.test: no A or AAAA records/);
+    expect(none.stderr).toMatch(/big\.example\.net: no A or AAAA records/);
     const write = await cli(['pins', 'learn', 'goproxy.cn', ...base(), '--write', `${pki.dir}/no/such/dir/pins.yaml`]);
     expect(write.code).toBe(1);
     expect(write.stderr).toMatch(/--write: cannot write .*pins\.yaml: ENOENT/);
@@ -145,5 +145,18 @@ describe('dohd pins learn', () => {
     const port0 = await cli(['pins', 'learn', 'goproxy.cn', '--upstream', doh.url, '--ca', pki.caFile, '--port', '70000']);
     expect(port0.code).toBe(2);
     expect(port0.stderr).toMatch(/--port: 70000 is not a port number/);
+  });
+
+  it('--help shows only what pins learn uses: no daemon options, no "[required] [default: []]"', async () => {
+    const h = await cli(['pins', 'learn', '--help']);
+    expect(h.code).toBe(0);
+    expect(h.stdout).toMatch(/^dohd pins learn NAME\.\.\. \[options\]\n/);
+    for (const opt of ['--config', '--upstream', '--ca', '--port', '--verify-ca', '--write']) expect(h.stdout).toContain(opt);
+    for (const daemonOnly of ['--listen', '--admin', '--log-level', '--workers']) expect(h.stdout).not.toContain(daemonOnly);
+    expect(h.stdout).not.toContain('[required]');
+    expect(h.stdout).not.toContain('[default: []]');
+    const none = await cli(['pins', 'learn']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/need at least 1/);
   });
 });

@@ -14,7 +14,8 @@ import { promisify } from 'node:util';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
-import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
+import { CLI, listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
+import { adminGet, parseProm } from '../fixtures/prom.js';
 import { CLOUDFLARED_DEFAULTS, listenAddresses, proxyDnsSettings } from '../../src/config/cloudflared.js';
 import { ConfigError } from '../../src/config/load.js';
 
@@ -75,10 +76,10 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     const port = await freePort();
     child = spawnCli(['proxy-dns', '--no-autoupdate', '--port', String(port), '--upstream', doh.url, '--upstream', doh2.url, '--max-upstream-conns', '0'], { env: env() });
     await child.waitForLog((l) => l.msg === 'dohd listening');
-    const { stdout } = await exec('dig', ['@127.0.0.1', '-p', String(port), '+time=3', '+tries=1', 'example.test', 'A']);
+    const { stdout } = await exec('dig', ['@127.0.0.1', '-p', String(port), '+time=3', '+tries=1', 'example.com', 'A']);
     expect(stdout).toMatch(/status: NOERROR/);
-    expect(stdout).toMatch(/^example\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$/m);
-    const tcp = await queryTcp({ port, name: 'example.test', type: 'AAAA' });
+    expect(stdout).toMatch(/^example\.com\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$/m);
+    const tcp = await queryTcp({ port, name: 'example.com', type: 'AAAA' });
     expect(data(tcp)).toEqual(['2001:db8::1']);
     expect(doh.requests + doh2.requests).toBeGreaterThanOrEqual(2);
     const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
@@ -102,7 +103,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
       }),
     });
     const p = await listeningPort(child);
-    const r = await queryUdp({ port: p, name: 'www.example.test' });
+    const r = await queryUdp({ port: p, name: 'www.example.com' });
     expect(data(r)).toEqual(['192.0.2.3']);
     const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
     expect(settings.address).toEqual({ value: '127.0.0.1', from: 'TUNNEL_DNS_ADDRESS' });
@@ -116,7 +117,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     child = spawnCli(['proxy-dns', '--loglevel', 'warn', '--port', String(port), '--upstream', doh.url], { env: env() });
     let answered = null;
     for (let i = 0; i < 100 && !answered; i++) {
-      answered = await queryUdp({ port, name: 'example.test', timeoutMs: 200 }).catch(() => null);
+      answered = await queryUdp({ port, name: 'example.com', timeoutMs: 200 }).catch(() => null);
     }
     expect(answered && data(answered)).toEqual(['192.0.2.1']);
     expect(child.stdout).toEqual([]);
@@ -130,7 +131,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     );
     child = spawnCli(['proxy-dns', '--config', file], { env: env({ TUNNEL_DNS_PORT: '' }) });
     const p = await listeningPort(child);
-    const r = await queryUdp({ port: p, name: 'example.test' });
+    const r = await queryUdp({ port: p, name: 'example.com' });
     expect(data(r)).toEqual(['192.0.2.1']);
     const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
     expect(settings.config).toBe(file);
@@ -144,7 +145,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     writeFileSync(join(h, '.cloudflared', 'config.yml'), `port: 0\naddress: 127.0.0.1\nupstream: [${doh.url}]\n`);
     child = spawnCli(['proxy-dns'], { env: env({ HOME: h }) });
     const p = await listeningPort(child);
-    expect(data(await queryUdp({ port: p, name: 'example.test' }))).toEqual(['192.0.2.1']);
+    expect(data(await queryUdp({ port: p, name: 'example.com' }))).toEqual(['192.0.2.1']);
     const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
     expect(settings.config).toBe(join(h, '.cloudflared', 'config.yml'));
   });
@@ -155,7 +156,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     const found = await child.waitForLog((l) => l.msg === 'proxy-dns: upstream address found through the bootstrap servers');
     expect(found.addresses).toEqual(['127.0.0.1']);
     expect(boot.queries.map((q) => `${q.questions![0]!.name}/${q.questions![0]!.type}`).sort()).toEqual(['doh.test/A', 'doh.test/AAAA']);
-    const r = await queryUdp({ port: p, name: 'example.test' });
+    const r = await queryUdp({ port: p, name: 'example.com' });
     expect(data(r)).toEqual(['192.0.2.1']);
     expect(doh.lastRequest!.servername).toBe('doh.test');
   });
@@ -170,6 +171,60 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
   });
 });
 
+describe('metrics and private CAs, as cloudflared users had them', () => {
+  it('--metrics ADDR serves /metrics there (as cloudflared did); TUNNEL_METRICS=localhost: picks a port; without it, no admin listener', async () => {
+    const port = await freePort();
+    const metrics = await freePort();
+    child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url, '--metrics', `localhost:${metrics}`], { env: env() });
+    const up = await child.waitForLog((l) => l.msg === 'dohd listening');
+    expect(up.admin).toBe(`127.0.0.1:${metrics}`);
+    await queryUdp({ port, name: 'example.com' });
+    const m = parseProm((await adminGet(metrics, '/metrics')).body);
+    expect(m.value('dohd_queries_total')).toBe(1);
+    await child.kill();
+
+    child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url], { env: env({ TUNNEL_METRICS: 'localhost:' }) });
+    const random = await child.waitForLog((l) => l.msg === 'dohd listening');
+    expect(random.admin).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(random.admin).not.toBe('127.0.0.1:0');
+    const r = await adminGet(Number(String(random.admin).split(':')[1]), '/healthz');
+    expect(r.body).toBe('ok\n');
+    await child.kill();
+
+    child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url], { env: env() });
+    const none = await child.waitForLog((l) => l.msg === 'dohd listening');
+    expect(none.admin).toBeNull();
+    const help = await exec(process.execPath, [CLI, 'proxy-dns', '--help']);
+    const flat = help.stdout.replace(/\s+/g, ' ');
+    expect(flat).toContain("--metrics Listen address for metrics reporting: dohd's admin listener (/metrics, /healthz, /readyz, /status) on ADDR:PORT");
+    expect(flat).toContain('Without it dohd proxy-dns opens no admin listener. [$TUNNEL_METRICS]');
+  });
+
+  it('a private CA: without it the certificate error names the fix; --ca trusts it', async () => {
+    const port = await freePort();
+    child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url], { env: { HOME: home } });
+    await child.waitForLog((l) => l.msg === 'dohd listening');
+    const r = await queryUdp({ port, name: 'example.com' });
+    expect(r.response.rcode).toBe('SERVFAIL');
+    const failed = await child.waitForLog((l) => l.msg === 'upstream failed');
+    expect(failed.reason).toBe('tls');
+    expect(String(failed.detail)).toMatch(
+      /\(UNABLE_TO_VERIFY_LEAF_SIGNATURE\); if the upstream uses a private CA, trust it with --ca FILE, "ca: FILE" on the upstream in the configuration, or NODE_EXTRA_CA_CERTS=FILE$/,
+    );
+    await child.kill();
+
+    child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url, '--ca', pki.caFile], { env: { HOME: home } });
+    await child.waitForLog((l) => l.msg === 'dohd listening');
+    expect(data(await queryUdp({ port, name: 'example.com' }))).toEqual(['192.0.2.1']);
+    await child.kill();
+
+    child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url, '--ca', join(pki.dir, 'nope.pem')], { env: { HOME: home } });
+    const exit = await child.exited;
+    expect(exit.code).toBe(2);
+    expect(child.stderr.trim()).toBe(`dohd: proxy-dns: --ca: cannot read ${join(pki.dir, 'nope.pem')}: ENOENT`);
+  });
+});
+
 describe('what dohd proxy-dns cannot honour is refused by name', () => {
   const refused = async (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => {
     const c = spawnCli(['proxy-dns', '--port', '0', '--upstream', doh.url, ...args], { env: env(extraEnv) });
@@ -177,18 +232,10 @@ describe('what dohd proxy-dns cannot honour is refused by name', () => {
     return { code: exit.code, stderr: c.stderr.trim() };
   };
 
-  it('--metrics and TUNNEL_METRICS', async () => {
-    const a = await refused(['--metrics', '127.0.0.1:49312']);
-    expect(a.code).toBe(2);
-    expect(a.stderr).toBe('dohd: proxy-dns: --metrics: dohd proxy-dns serves no metrics endpoint; remove --metrics 127.0.0.1:49312');
-    const b = await refused([], { TUNNEL_METRICS: 'localhost:' });
-    expect(b.stderr).toContain('TUNNEL_METRICS: dohd proxy-dns serves no metrics endpoint');
-  });
-
   it('a flag cloudflared had elsewhere, or never had', async () => {
     const a = await refused(['--logfile', '/var/log/cloudflared.log']);
     expect(a.code).toBe(2);
-    expect(a.stderr).toMatch(/^dohd: Unknown argument: logfile/);
+    expect(a.stderr).toBe('dohd: unknown option --logfile (see dohd proxy-dns --help)');
   });
 
   it('tunnel keys in the cloudflared config file', async () => {

@@ -27,7 +27,7 @@ describe.skipIf(!CAN)('dohd beside a resolver stub on 127.0.0.53 and 127.0.0.54'
       const script = [
         'set -e',
         'ip link set lo up',
-        `${process.execPath} ${CLI} run --config ${dir}/stub.yaml & stub=$!`,
+        `${process.execPath} ${CLI} run --config ${dir}/stub.yaml & stub=$!; echo "stub=$stub"`,
         'for i in $(seq 1 50); do dig +short +time=1 +tries=1 @127.0.0.53 goproxy.cn >/dev/null 2>&1 && break; sleep 0.1; done',
         `${process.execPath} ${CLI} run --config ${dir}/dohd.yaml & dohd=$!`,
         'for i in $(seq 1 50); do dig +short +time=1 +tries=1 @127.0.0.1 goproxy.cn >/dev/null 2>&1 && break; sleep 0.1; done',
@@ -56,14 +56,19 @@ describe.skipIf(!CAN)('dohd beside a resolver stub on 127.0.0.53 and 127.0.0.54'
       writeFileSync(join(dir, 'dohd.yaml'), `listen: ["127.0.0.1:53"]\n${common}`);
       const script = [
         'ip link set lo up',
-        `${process.execPath} ${CLI} run --config ${dir}/stub.yaml & stub=$!`,
-        'for i in $(seq 1 50); do dig +time=1 +tries=1 @127.0.0.1 x.test >/dev/null 2>&1 && break; sleep 0.1; done',
+        `${process.execPath} ${CLI} run --config ${dir}/stub.yaml & stub=$!; echo "stub=$stub"`,
+        'for i in $(seq 1 50); do dig +time=1 +tries=1 @127.0.0.1 x.example.net >/dev/null 2>&1 && break; sleep 0.1; done',
         `${process.execPath} ${CLI} run --config ${dir}/dohd.yaml; echo "exit=$?"`,
+        'echo "stubcomm=$(cat /proc/$stub/comm)"',
         'kill $stub; wait $stub',
       ].join('\n');
       const { stdout, stderr } = await exec('unshare', ['-n', 'sh', '-c', script], { timeout: 30_000 });
       expect(stdout).toContain('exit=1');
-      expect(stderr).toContain('dohd: cannot listen on 127.0.0.1:53/udp: the address is already in use by another program (often systemd-resolved or dnsmasq');
+      const stub = /stub=(\d+)/.exec(stdout)![1];
+      // The program in the way is named from /proc (the socket's inode in /proc/net/udp, then /proc/PID/fd).
+      expect(stderr).toContain(
+        `dohd: cannot listen on 127.0.0.1:53/udp: the address is already in use by ${/stubcomm=(.*)/.exec(stdout)![1]} (pid ${stub}). Stop it, or choose another address with --listen (see: ss -lunp 'sport = :53')`,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

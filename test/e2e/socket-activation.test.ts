@@ -73,13 +73,13 @@ describe('systemd socket activation', () => {
     ]);
     const listening = await child.waitForLog((l) => l.msg === 'dohd listening');
     expect(listening.listen).toEqual([`127.0.0.1:${p4}`, `[::1]:${p6}`]);
-    const a = await queryUdp({ port: p4, name: 'example.test' });
+    const a = await queryUdp({ port: p4, name: 'example.com' });
     expect(a.response.answers?.map((x) => ('data' in x ? x.data : null))).toEqual(['192.0.2.1']);
-    const b = await queryTcp({ port: p4, name: 'example.test', type: 'AAAA' });
+    const b = await queryTcp({ port: p4, name: 'example.com', type: 'AAAA' });
     expect(b.response.answers?.map((x) => ('data' in x ? x.data : null))).toEqual(['2001:db8::1']);
-    const c = await queryUdp({ host: '::1', port: p6, name: 'www.example.test' });
+    const c = await queryUdp({ host: '::1', port: p6, name: 'www.example.com' });
     expect(c.response.rcode).toBe('NOERROR');
-    const e = await queryTcp({ host: '::1', port: p6, name: 'www.example.test' });
+    const e = await queryTcp({ host: '::1', port: p6, name: 'www.example.com' });
     expect(e.response.rcode).toBe('NOERROR');
     // Nothing listens on the configured address.
     const probe = dgram.createSocket('udp4');

@@ -22,7 +22,7 @@ describe('dohd run with cache.file', () => {
     const first = spawnCli(['run', '-c', config, '--listen', '127.0.0.1:0', '--upstream', doh.url, '--ca', pki.caFile]);
     try {
       const port = await listeningPort(first);
-      const r = await queryUdp({ port, name: 'www.example.test' });
+      const r = await queryUdp({ port, name: 'www.example.com' });
       expect(r.response.answers[0]!.data).toBe('192.0.2.3');
     } finally {
       expect(await first.kill('SIGTERM')).toEqual({ code: 0, signal: null });
@@ -33,7 +33,7 @@ describe('dohd run with cache.file', () => {
     const second = spawnCli(['run', '-c', config, '--listen', '127.0.0.1:0', '--upstream', 'https://127.0.0.1:1/dns-query']);
     try {
       const port = await listeningPort(second);
-      const r = await queryUdp({ port, name: 'www.example.test' });
+      const r = await queryUdp({ port, name: 'www.example.com' });
       expect(r.response.answers.map((x) => x.data)).toEqual(['192.0.2.3']);
       expect(second.stdout.some((l) => l.includes('"cache loaded"') && l.includes('"loaded":1'))).toBe(true);
     } finally {

@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { queryTcp, queryUdp, TcpDnsClient } from '../fixtures/dns-client.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
@@ -12,6 +13,8 @@ import { makePki, type Pki } from '../fixtures/pki.js';
 import { until } from '../fixtures/resources.js';
 import { Zone } from '../fixtures/zone.js';
 import { CLI, spawnCli, type Spawned } from '../fixtures/spawn.js';
+import { adminGet, parseProm } from '../fixtures/prom.js';
+import type { StatusReport } from '../../src/server/status.js';
 
 const run = promisify(execFile);
 let pki: Pki;
@@ -19,10 +22,10 @@ let doh: DohServer;
 
 /** Names the tests ask: each with an A and an AAAA record. */
 const NAMES = [
-  ...Array.from({ length: 6 }, (_, i) => [`udp${i}.example.test`, `tcp${i}.example.test`, `after${i}.example.test`]).flat(),
-  ...['a', 'b', 'c', 'd'].map((l) => `${l}.shared.test`),
-  'dig.example.test',
-  'during.example.test',
+  ...Array.from({ length: 6 }, (_, i) => [`udp${i}.example.com`, `tcp${i}.example.com`, `after${i}.example.com`]).flat(),
+  ...['a', 'b', 'c', 'd'].map((l) => `${l}.shared.example.net`),
+  'dig.example.com',
+  'during.example.com',
 ];
 
 beforeAll(async () => {
@@ -82,16 +85,16 @@ describe('dohd run --workers 2', () => {
       // Every worker listens on the same port.
       expect(new Set(workers.map((w) => (w.listen as string[])[0])).size).toBe(1);
       for (let i = 0; i < 6; i++) {
-        const u = await queryUdp({ port, name: `udp${i}.example.test` });
+        const u = await queryUdp({ port, name: `udp${i}.example.com` });
         expect(u.response.rcode).toBe('NOERROR');
         expect(u.response.answers[0]!.data).toBe('192.0.2.1');
-        const t = await queryTcp({ port, name: `tcp${i}.example.test`, type: 'AAAA' });
+        const t = await queryTcp({ port, name: `tcp${i}.example.com`, type: 'AAAA' });
         expect(t.response.rcode).toBe('NOERROR');
         expect(t.response.answers[0]!.type).toBe('AAAA');
       }
       // dig, a real client, over both transports.
       for (const tcp of [[], ['+tcp']]) {
-        const r = await run('dig', ['+short', '+tries=1', '+time=3', ...tcp, '-p', String(port), '@127.0.0.1', 'dig.example.test', 'A']);
+        const r = await run('dig', ['+short', '+tries=1', '+time=3', ...tcp, '-p', String(port), '@127.0.0.1', 'dig.example.com', 'A']);
         expect(r.stdout.trim()).toBe('192.0.2.1');
       }
     } finally {
@@ -108,7 +111,7 @@ describe('dohd run --workers 2', () => {
       // The primary deals TCP connections out round robin: consecutive connections land on
       // alternate workers, so each name is asked again of the other worker.
       doh.reset();
-      const names = ['a.shared.test', 'b.shared.test', 'c.shared.test', 'd.shared.test'];
+      const names = ['a.shared.example.net', 'b.shared.example.net', 'c.shared.example.net', 'd.shared.example.net'];
       const clients: TcpDnsClient[] = [];
       for (let i = 0; i <= names.length; i++) clients.push(await TcpDnsClient.connect('127.0.0.1', port));
       try {
@@ -136,13 +139,13 @@ describe('dohd run --workers 2', () => {
       process.kill(victim.pid as number, 'SIGKILL');
       await d.waitForLog((l) => l.msg === 'dohd worker died; restarting it' && l.pid === victim.pid, 10_000);
       // Answers keep coming from the other worker while the replacement starts.
-      const r = await queryUdp({ port, name: 'during.example.test', timeoutMs: 3000 });
+      const r = await queryUdp({ port, name: 'during.example.com', timeoutMs: 3000 });
       expect(r.response.rcode).toBe('NOERROR');
       await until(() => logs(d, 'dohd listening').length === 3, 15_000, 'a replacement worker listening');
       const replacement = logs(d, 'dohd listening')[2]!;
       expect(replacement.pid).not.toBe(victim.pid);
       expect(alive(replacement.pid as number)).toBe(true);
-      for (let i = 0; i < 4; i++) expect((await queryTcp({ port, name: `after${i}.example.test` })).response.rcode).toBe('NOERROR');
+      for (let i = 0; i < 4; i++) expect((await queryTcp({ port, name: `after${i}.example.com` })).response.rcode).toBe('NOERROR');
     } finally {
       const exit = await d.kill('SIGTERM');
       expect(exit.code).toBe(0);
@@ -158,11 +161,39 @@ describe('dohd run --workers 2', () => {
       const exit = await d.exited;
       expect(exit.code).toBe(1);
       expect(d.stderr.trim()).toBe(
-        `dohd: cannot listen on 127.0.0.1:${port}/udp: the address is already in use by another program. Stop it, or choose another address with --listen`,
+        `dohd: cannot listen on 127.0.0.1:${port}/udp: the address is already in use by ${readFileSync('/proc/self/comm', 'utf8').trim()} (pid ${process.pid}). Stop it, or choose another address with --listen (see: ss -lunp 'sport = :${port}')`,
       );
       expect(logs(d, 'dohd listening')).toEqual([]);
     } finally {
       blocker.close();
+    }
+  });
+
+  it('the primary owns the admin listener: /metrics counts every query of every worker, /readyz and /status cover them all', async () => {
+    const { d, port, ready } = await startWorkers(['--admin', '127.0.0.1:0']);
+    try {
+      const admin = ready.admin as string;
+      const adminPort = Number(admin.slice(admin.lastIndexOf(':') + 1));
+      // TCP connections are dealt round robin by the primary: both workers answer some.
+      for (let i = 0; i < 20; i++) await queryUdp({ port, name: `count${i}.example.com` });
+      for (let i = 20; i < 40; i++) await queryTcp({ port, name: `count${i}.example.com` });
+      const s = parseProm((await adminGet(adminPort, '/metrics')).body);
+      expect(s.value('dohd_queries_total')).toBe(40);
+      expect(s.value('dohd_queries_total', { transport: 'tcp' })).toBe(20);
+      expect(s.value('dohd_upstream_wins_total')).toBe(40);
+      const readyz = await adminGet(adminPort, '/readyz');
+      expect(readyz.status).toBe(200);
+      expect(readyz.body).toMatch(/^ready: 2 workers ready; /);
+      const st = JSON.parse((await run(process.execPath, [CLI, 'status', '--admin', admin, '--json'])).stdout) as StatusReport;
+      expect(st.workers).toBe(2);
+      expect(st.upstreams[0]!.sinceStart.answers).toBe(40);
+      expect(st.cache.misses).toBe(40);
+      // No worker opens the admin listener, so none finds "another program" on it.
+      expect(d.stdout.filter((l) => /another program|admin listener/.test(l))).toEqual([]);
+      expect(logs(d, 'dohd listening').map((l) => l.admin)).toEqual([null, null]);
+    } finally {
+      const exit = await d.kill('SIGTERM');
+      expect(exit.code).toBe(0);
     }
   });
 

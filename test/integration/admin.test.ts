@@ -84,7 +84,7 @@ describe('admin listener', () => {
     good.delayMs = 400;
     d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], admin: { listen: '127.0.0.1:0' } });
     const port = adminPort(d);
-    const inflight = queryUdp({ port: d.port, name: 'example.test', timeoutMs: 3000 });
+    const inflight = queryUdp({ port: d.port, name: 'example.com', timeoutMs: 3000 });
     await vi.waitFor(() => expect(good.requests).toBe(1));
     const draining = d.daemon.drain();
     const r = await adminGet(port, '/readyz');
@@ -103,7 +103,7 @@ describe('/metrics', () => {
         { url: good.url, ca: pki.caFile, name: 'good' },
         { url: bad.url, ca: pki.caFile, name: 'bad' },
       ],
-      pins: { 'pinned.test': ['192.0.2.77'] },
+      pins: { 'pinned.example.net': ['192.0.2.77'] },
       admin: { listen: '127.0.0.1:0' },
     });
     const port = adminPort(d);
@@ -133,11 +133,11 @@ describe('/metrics', () => {
     expect(s0.value('dohd_cache_events_total', { event: 'hit' })).toBe(0);
 
     // Traffic: a miss, a hit, TCP AAAA, NXDOMAIN, a pinned name, a malformed packet.
-    expect((await queryUdp({ port: d.port, name: 'example.test', type: 'A' })).response.rcode).toBe('NOERROR');
-    expect((await queryUdp({ port: d.port, name: 'example.test', type: 'A' })).response.rcode).toBe('NOERROR');
-    expect((await queryTcp({ port: d.port, name: 'example.test', type: 'AAAA' })).response.rcode).toBe('NOERROR');
-    expect((await queryUdp({ port: d.port, name: 'nothing-here.test', type: 'A' })).response.rcode).toBe('NXDOMAIN');
-    expect((await queryUdp({ port: d.port, name: 'pinned.test', type: 'A' })).response.answers[0]!.data).toBe('192.0.2.77');
+    expect((await queryUdp({ port: d.port, name: 'example.com', type: 'A' })).response.rcode).toBe('NOERROR');
+    expect((await queryUdp({ port: d.port, name: 'example.com', type: 'A' })).response.rcode).toBe('NOERROR');
+    expect((await queryTcp({ port: d.port, name: 'example.com', type: 'AAAA' })).response.rcode).toBe('NOERROR');
+    expect((await queryUdp({ port: d.port, name: 'nothing-here.example.net', type: 'A' })).response.rcode).toBe('NXDOMAIN');
+    expect((await queryUdp({ port: d.port, name: 'pinned.example.net', type: 'A' })).response.answers[0]!.data).toBe('192.0.2.77');
     const garbage = Buffer.alloc(12, 0);
     garbage.writeUInt16BE(1, 4); // qdcount 1, no question bytes
     await sendRawUdp('127.0.0.1', d.port, garbage, 500);
@@ -179,11 +179,11 @@ describe('/metrics', () => {
     ]);
 
     // A cache hit counted before a cache resize (reload) is not lost.
-    await queryUdp({ port: d.port, name: 'example.test', type: 'A' });
+    await queryUdp({ port: d.port, name: 'example.com', type: 'A' });
     const r = d.daemon.reload(validateConfig({ ...d.daemon.config, cache: { maxEntries: 50 } }));
     expect(r).toMatchObject({ ok: true, live: ['cache'], restart: [] });
-    await queryUdp({ port: d.port, name: 'example.test', type: 'A' }); // miss in the new, empty cache
-    await queryUdp({ port: d.port, name: 'example.test', type: 'A' }); // hit
+    await queryUdp({ port: d.port, name: 'example.com', type: 'A' }); // miss in the new, empty cache
+    await queryUdp({ port: d.port, name: 'example.com', type: 'A' }); // hit
     const s2 = parseProm((await adminGet(port, '/metrics')).body);
     expect(s2.value('dohd_cache_events_total', { event: 'hit' })).toBe(3);
     expect(s2.value('dohd_cache_events_total', { event: 'miss' })).toBe(4);
@@ -197,7 +197,7 @@ describe('/metrics', () => {
       admin: { listen: '127.0.0.1:0' },
       rateLimit: { qps: 1, burst: 2, exempt: [] },
     });
-    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => queryUdp({ port: d!.port, name: `r${i}.example.test`, timeoutMs: 400 })));
+    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => queryUdp({ port: d!.port, name: `r${i}.example.com`, timeoutMs: 400 })));
     const dropped = results.filter((r) => r.status === 'rejected').length;
     expect(dropped).toBeGreaterThanOrEqual(3);
     const s = parseProm((await adminGet(adminPort(d), '/metrics')).body);
@@ -206,7 +206,7 @@ describe('/metrics', () => {
     await d.stop();
 
     d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], admin: { listen: '127.0.0.1:0' }, acl: { allow: ['10.0.0.0/8'] } });
-    const r = await queryUdp({ port: d.port, name: 'example.test' });
+    const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.rcode).toBe('REFUSED');
     const s2 = parseProm((await adminGet(adminPort(d), '/metrics')).body);
     expect(s2.value('dohd_policy_drops_total', { reason: 'acl' })).toBe(1);
@@ -217,7 +217,7 @@ describe('/metrics', () => {
 
   it('label values stay bounded: unknown query types are "other"', async () => {
     d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], admin: { listen: '127.0.0.1:0' } });
-    await queryUdp({ port: d.port, name: 'example.test', type: 'LOC' });
+    await queryUdp({ port: d.port, name: 'example.com', type: 'LOC' });
     const s = parseProm((await adminGet(adminPort(d), '/metrics')).body);
     expect(s.value('dohd_queries_total', { type: 'other' })).toBe(1);
     expect(s.find('dohd_queries_total', { type: 'LOC' })).toEqual([]);
@@ -227,20 +227,30 @@ describe('/metrics', () => {
 describe('query log', () => {
   it('is off by default, and logs one line per query when log.queries is on', async () => {
     d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }] });
-    await queryUdp({ port: d.port, name: 'example.test' });
+    await queryUdp({ port: d.port, name: 'example.com' });
     expect(d.logs.filter((l) => l.msg === 'query')).toEqual([]);
     await d.stop();
-    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], log: { queries: true }, pins: { 'p.test': ['192.0.2.9'] } });
-    await queryUdp({ port: d.port, name: 'example.test' });
-    await queryUdp({ port: d.port, name: 'example.test' });
-    await queryTcp({ port: d.port, name: 'p.test', type: 'AAAA' });
+    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], log: { queries: true }, pins: { 'p.example.net': ['192.0.2.9'] } });
+    await queryUdp({ port: d.port, name: 'example.com' });
+    await queryUdp({ port: d.port, name: 'example.com' });
+    await queryTcp({ port: d.port, name: 'p.example.net', type: 'AAAA' });
     const lines = d.logs.filter((l) => l.msg === 'query');
     expect(lines).toHaveLength(3);
-    expect(lines[0]).toMatchObject({ level: 'info', client: '127.0.0.1', name: 'example.test', type: 'A', rcode: 'NOERROR', source: 'upstream', cache: 'miss', upstream: 'good', transport: 'udp' });
+    expect(lines[0]).toMatchObject({ level: 'info', name: 'dohd', client: '127.0.0.1', qname: 'example.com', qtype: 'A', rcode: 'NOERROR', source: 'upstream', cache: 'miss', upstream: 'good', transport: 'udp' });
     expect(typeof lines[0]!.ms).toBe('number');
     expect(lines[1]).toMatchObject({ source: 'cache', cache: 'hit' });
     expect(lines[1]!.upstream).toBeUndefined();
-    expect(lines[2]).toMatchObject({ name: 'p.test', type: 'AAAA', source: 'pin', cache: 'none', transport: 'tcp' });
+    expect(lines[2]).toMatchObject({ qname: 'p.example.net', qtype: 'AAAA', source: 'pin', cache: 'none', transport: 'tcp' });
+  });
+
+  it('writes every key once (a JSON parser keeps only one of two equal keys)', async () => {
+    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], log: { queries: true } });
+    await queryUdp({ port: d.port, name: 'example.com' });
+    const line = d.raw.find((l) => l.includes('"msg":"query"'))!;
+    const keys = [...line.matchAll(/"([a-zA-Z]+)":/g)].map((m) => m[1]);
+    expect(keys.length).toBeGreaterThan(8);
+    expect(keys.filter((k, i) => keys.indexOf(k) !== i)).toEqual([]);
+    for (const k of ['qname', 'qtype', 'rcode', 'upstream', 'ms', 'client', 'source']) expect(keys).toContain(k);
   });
 });
 
@@ -270,7 +280,7 @@ describe('admin address', () => {
       expect(d.daemon.admin).toBeNull();
       const warn = d.logs.find((l) => l.level === 'warn' && /admin listener .* not started/.test(l.msg));
       expect(warn).toMatchObject({ admin: '127.0.0.1:9153' });
-      expect((await queryUdp({ port: d.port, name: 'example.test' })).response.rcode).toBe('NOERROR');
+      expect((await queryUdp({ port: d.port, name: 'example.com' })).response.rcode).toBe('NOERROR');
     } finally {
       srv.close();
     }
@@ -280,7 +290,7 @@ describe('admin address', () => {
     expect(validateConfig({ admin: false }).admin).toBe(false);
     expect(validateConfig({ admin: {} }).admin).toEqual({ listen: '127.0.0.1:9153' });
     expect(() => validateConfig({ admin: { listen: 'localhost:9153' } })).toThrow(/admin\.listen: "localhost:9153" is not an IP address/);
-    expect(() => validateConfig({ admin: true })).toThrow(/admin: expected false or \{ listen: "ADDR:PORT" \}/);
+    expect(() => validateConfig({ admin: true })).toThrow('admin: found boolean true; expected false (no admin listener), or { listen: "ADDR:PORT" }');
     expect(() => validateConfig({ admin: { port: 1 } })).toThrow(/admin/);
   });
 });

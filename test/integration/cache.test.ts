@@ -35,8 +35,8 @@ afterEach(async () => {
   d = undefined;
   for (const s of [a, b]) {
     s.reset();
-    s.zone.remove('short.test');
-    s.zone.add({ name: 'short.test', type: 'A', ttl: 2, data: '192.0.2.2' });
+    s.zone.remove('short.example.net');
+    s.zone.add({ name: 'short.example.net', type: 'A', ttl: 2, data: '192.0.2.2' });
   }
 });
 
@@ -49,15 +49,15 @@ const both = () => [
 describe('negative caching (RFC 2308)', () => {
   it('NXDOMAIN and NODATA are answered from the cache, for the SOA minimum bounded by negativeMaxTtl', async () => {
     d = await startDaemon({ upstreams: one(), cache: { negativeMaxTtl: 5 } });
-    const nx1 = await queryUdp({ port: d.port, name: 'nope.example.test' });
-    const nx2 = await queryUdp({ port: d.port, name: 'NOPE.example.test' });
+    const nx1 = await queryUdp({ port: d.port, name: 'nope.example.com' });
+    const nx2 = await queryUdp({ port: d.port, name: 'NOPE.example.com' });
     expect(nx1.response.rcode).toBe('NXDOMAIN');
     expect(nx2.response.rcode).toBe('NXDOMAIN');
     // The zone's SOA says 60; the clamp says 5: the SOA goes out with TTL 5.
     expect(nx1.response.authorities.map((r) => [r.type, r.ttl])).toEqual([['SOA', 5]]);
     expect(nx2.response.authorities[0]!.ttl).toBeLessThanOrEqual(5);
-    const nodata1 = await queryTcp({ port: d.port, name: 'example.test', type: 'MX' });
-    const nodata2 = await queryUdp({ port: d.port, name: 'example.test', type: 'MX' });
+    const nodata1 = await queryTcp({ port: d.port, name: 'example.com', type: 'MX' });
+    const nodata2 = await queryUdp({ port: d.port, name: 'example.com', type: 'MX' });
     expect(nodata1.response.rcode).toBe('NOERROR');
     expect(nodata1.response.answers).toEqual([]);
     expect(nodata2.response.rcode).toBe('NOERROR');
@@ -67,9 +67,9 @@ describe('negative caching (RFC 2308)', () => {
 
   it('without a clamp the negative TTL is the SOA minimum', async () => {
     d = await startDaemon({ upstreams: one() });
-    const nx = await queryUdp({ port: d.port, name: 'missing.test' });
+    const nx = await queryUdp({ port: d.port, name: 'missing.example.net' });
     expect(nx.response.authorities[0]!.ttl).toBe(60);
-    await queryUdp({ port: d.port, name: 'missing.test' });
+    await queryUdp({ port: d.port, name: 'missing.example.net' });
     expect(a.requests).toBe(1);
   });
 });
@@ -77,12 +77,12 @@ describe('negative caching (RFC 2308)', () => {
 describe('TTL clamps', () => {
   it('minTtl raises short TTLs (and keeps them cached that long); maxTtl lowers long ones', async () => {
     d = await startDaemon({ upstreams: one(), cache: { minTtl: 10, maxTtl: 100 } });
-    const s1 = await queryUdp({ port: d.port, name: 'short.test' });
+    const s1 = await queryUdp({ port: d.port, name: 'short.example.net' });
     expect(s1.response.answers[0]!.ttl).toBe(10);
-    const e = await queryUdp({ port: d.port, name: 'example.test' });
+    const e = await queryUdp({ port: d.port, name: 'example.com' });
     expect(e.response.answers[0]!.ttl).toBe(100);
     await sleep(2200); // past the record's own TTL of 2
-    const s2 = await queryUdp({ port: d.port, name: 'short.test' });
+    const s2 = await queryUdp({ port: d.port, name: 'short.example.net' });
     expect(s2.response.answers[0]!.data).toBe('192.0.2.2');
     expect(s2.response.answers[0]!.ttl).toBeLessThanOrEqual(8);
     expect(s2.response.answers[0]!.ttl).toBeGreaterThanOrEqual(6);
@@ -97,12 +97,12 @@ describe('serve-stale (RFC 8767)', () => {
       timeoutMs: 2000,
       cache: { staleClientTimeoutMs: 400, staleRecheckMs: 300 },
     });
-    const fresh = await queryUdp({ port: d.port, name: 'short.test' });
+    const fresh = await queryUdp({ port: d.port, name: 'short.example.net' });
     expect(fresh.response.answers[0]!.ttl).toBe(2);
     await sleep(2100);
     a.mode = 'hang';
     b.mode = 'hang';
-    const stale = await queryUdp({ port: d.port, name: 'short.test', timeoutMs: 3000 });
+    const stale = await queryUdp({ port: d.port, name: 'short.example.net', timeoutMs: 3000 });
     expect(stale.response.rcode).toBe('NOERROR');
     expect(stale.response.answers.map((r) => [r.data, r.ttl])).toEqual([['192.0.2.2', 30]]);
     // It waited for the refresh as long as the budget allows, and answered before the deadline.
@@ -114,14 +114,14 @@ describe('serve-stale (RFC 8767)', () => {
 
     // The upstreams come back with a new address: the next refresh brings it in.
     for (const s of [a, b]) {
-      s.zone.remove('short.test');
-      s.zone.add({ name: 'short.test', type: 'A', ttl: 2, data: '192.0.2.22' });
+      s.zone.remove('short.example.net');
+      s.zone.add({ name: 'short.example.net', type: 'A', ttl: 2, data: '192.0.2.22' });
       s.mode = 'ok';
     }
     let last = stale;
     for (let i = 0; i < 40 && last.response.answers[0]?.data !== '192.0.2.22'; i++) {
       await sleep(200);
-      last = await queryUdp({ port: d.port, name: 'short.test', timeoutMs: 3000 });
+      last = await queryUdp({ port: d.port, name: 'short.example.net', timeoutMs: 3000 });
       expect(last.response.rcode).toBe('NOERROR');
       expect(['192.0.2.2', '192.0.2.22']).toContain(last.response.answers[0]!.data);
     }
@@ -132,10 +132,10 @@ describe('serve-stale (RFC 8767)', () => {
 
   it('with the defaults the stale answer comes at the 1.8 s budget, before the 2.5 s deadline', async () => {
     d = await startDaemon({ upstreams: one() });
-    await queryUdp({ port: d.port, name: 'short.test' });
+    await queryUdp({ port: d.port, name: 'short.example.net' });
     await sleep(2100);
     a.mode = 'hang';
-    const r = await queryUdp({ port: d.port, name: 'short.test', timeoutMs: 4000 });
+    const r = await queryUdp({ port: d.port, name: 'short.example.net', timeoutMs: 4000 });
     expect(r.response.answers.map((x) => [x.data, x.ttl])).toEqual([['192.0.2.2', 30]]);
     expect(r.ms).toBeGreaterThanOrEqual(1700);
     expect(r.ms).toBeLessThan(2450);
@@ -143,21 +143,21 @@ describe('serve-stale (RFC 8767)', () => {
 
   it('an answer expired beyond the stale window is not served: SERVFAIL at the deadline', async () => {
     d = await startDaemon({ upstreams: one(), timeoutMs: 800, cache: { staleWindow: 1, staleClientTimeoutMs: 200 } });
-    await queryUdp({ port: d.port, name: 'short.test' });
+    await queryUdp({ port: d.port, name: 'short.example.net' });
     await sleep(3200); // TTL 2 + window 1
     a.mode = 'hang';
-    const r = await queryUdp({ port: d.port, name: 'short.test', timeoutMs: 3000 });
+    const r = await queryUdp({ port: d.port, name: 'short.example.net', timeoutMs: 3000 });
     expect(r.response.rcode).toBe('SERVFAIL');
     expect(d.daemon.cacheStage.staleServed).toBe(0);
   });
 
   it('a fast failure of every upstream serves the stale answer at once', async () => {
     d = await startDaemon({ upstreams: both(), timeoutMs: 4000, cache: { staleClientTimeoutMs: 3000 } });
-    await queryUdp({ port: d.port, name: 'short.test' });
+    await queryUdp({ port: d.port, name: 'short.example.net' });
     await sleep(2100);
     a.mode = 'http500';
     b.mode = 'servfail';
-    const r = await queryUdp({ port: d.port, name: 'short.test', timeoutMs: 5000 });
+    const r = await queryUdp({ port: d.port, name: 'short.example.net', timeoutMs: 5000 });
     expect(r.response.answers.map((x) => [x.data, x.ttl])).toEqual([['192.0.2.2', 30]]);
     expect(r.ms).toBeLessThan(2500); // not after the 3 s budget
   });
@@ -167,13 +167,13 @@ describe('prefetch', () => {
   it('keeps a hot name warm across several TTLs: no client query ever waits on an upstream', async () => {
     a.delayMs = 150; // every upstream exchange takes a while: a client waiting on one would be a miss
     d = await startDaemon({ upstreams: one(), cache: { prefetchHits: 1, prefetchThreshold: 0.8, staleWindow: 0 } });
-    const first = await queryUdp({ port: d.port, name: 'short.test' });
+    const first = await queryUdp({ port: d.port, name: 'short.example.net' });
     expect(first.response.answers[0]!.data).toBe('192.0.2.2');
     const until = Date.now() + 5000; // two and a half TTLs
     let answered = 0;
     while (Date.now() < until) {
       await sleep(100);
-      const r = await queryUdp({ port: d.port, name: 'short.test' });
+      const r = await queryUdp({ port: d.port, name: 'short.example.net' });
       expect(r.response.rcode).toBe('NOERROR');
       expect(r.response.answers[0]!.data).toBe('192.0.2.2');
       answered++;
@@ -187,9 +187,9 @@ describe('prefetch', () => {
 
   it('an entry nobody asks for again is not prefetched', async () => {
     d = await startDaemon({ upstreams: one(), cache: { prefetchHits: 3, prefetchThreshold: 0.5 } });
-    await queryUdp({ port: d.port, name: 'short.test' });
+    await queryUdp({ port: d.port, name: 'short.example.net' });
     await sleep(1200);
-    await queryUdp({ port: d.port, name: 'short.test' }); // one hit, in the last half: not popular enough
+    await queryUdp({ port: d.port, name: 'short.example.net' }); // one hit, in the last half: not popular enough
     await sleep(1000);
     expect(d.daemon.cacheStage.prefetches).toBe(0);
     expect(a.requests).toBe(1);
@@ -200,7 +200,7 @@ describe('coalescing', () => {
   it('a shared exchange nobody waits for any more is cancelled: nothing stays in flight after the deadline', async () => {
     a.mode = 'hang';
     d = await startDaemon({ upstreams: one(), timeoutMs: 300 });
-    const rs = await Promise.all(Array.from({ length: 5 }, () => queryUdp({ port: d!.port, name: 'example.test', timeoutMs: 3000 })));
+    const rs = await Promise.all(Array.from({ length: 5 }, () => queryUdp({ port: d!.port, name: 'example.com', timeoutMs: 3000 })));
     expect(rs.map((r) => r.response.rcode)).toEqual(Array(5).fill('SERVFAIL'));
     expect(a.requests).toBe(1);
     const upstream = d.daemon.upstreams[0] as unknown as { stats: { pending: number } };
@@ -213,7 +213,7 @@ describe('coalescing', () => {
   it('100 identical concurrent queries cause one upstream request; DO makes a different question', async () => {
     a.delayMs = 500;
     d = await startDaemon({ upstreams: one() });
-    const plain = Array.from({ length: 100 }, () => queryUdp({ port: d!.port, name: 'www.example.test', timeoutMs: 3000 }));
+    const plain = Array.from({ length: 100 }, () => queryUdp({ port: d!.port, name: 'www.example.com', timeoutMs: 3000 }));
     const rs = await Promise.all(plain);
     for (const r of rs) {
       expect(r.response.rcode).toBe('NOERROR');
@@ -222,7 +222,7 @@ describe('coalescing', () => {
     expect(a.requests).toBe(1);
     expect(d.daemon.coalesceStage.joined).toBeGreaterThanOrEqual(90);
     const mixed = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => queryUdp({ port: d!.port, name: 'example.test', edns: { do: i % 2 === 0 }, timeoutMs: 3000 })),
+      Array.from({ length: 20 }, (_, i) => queryUdp({ port: d!.port, name: 'example.com', edns: { do: i % 2 === 0 }, timeoutMs: 3000 })),
     );
     expect(mixed.every((r) => r.response.answers[0]?.data === '192.0.2.1')).toBe(true);
     expect(a.requests).toBe(3);
@@ -232,11 +232,11 @@ describe('coalescing', () => {
 describe('bounds', () => {
   it('maxBytes bounds the cache: old entries are evicted, the daemon keeps answering', async () => {
     d = await startDaemon({ upstreams: one(), cache: { maxBytes: 4096 } });
-    for (let i = 0; i < 20; i++) await queryUdp({ port: d.port, name: `n${i}.example.test` });
+    for (let i = 0; i < 20; i++) await queryUdp({ port: d.port, name: `n${i}.example.com` });
     expect(d.daemon.cache.bytes).toBeLessThanOrEqual(4096);
     expect(d.daemon.cache.size).toBeLessThan(20);
     expect(d.daemon.cache.size).toBeGreaterThan(0);
-    const again = await queryUdp({ port: d.port, name: 'n19.example.test' });
+    const again = await queryUdp({ port: d.port, name: 'n19.example.com' });
     expect(again.response.rcode).toBe('NXDOMAIN');
     expect(a.requests).toBe(20); // the newest one was still there
   });
@@ -246,8 +246,8 @@ describe('warm restart', () => {
   it('saves the cache on stop and answers from it at the next start with no upstream reachable', async () => {
     const file = join(dir, 'warm.cache');
     d = await startDaemon({ upstreams: one(), cache: { file } });
-    await queryUdp({ port: d.port, name: 'example.test' });
-    await queryUdp({ port: d.port, name: 'nope.example.test' });
+    await queryUdp({ port: d.port, name: 'example.com' });
+    await queryUdp({ port: d.port, name: 'nope.example.com' });
     await d.stop();
     d = undefined;
     expect(existsSync(file)).toBe(true);
@@ -255,12 +255,12 @@ describe('warm restart', () => {
     // Port 1 on loopback: nothing listens there, every upstream exchange fails.
     d = await startDaemon({ upstreams: [{ url: 'https://127.0.0.1:1/dns-query' }], cache: { file }, timeoutMs: 1000 });
     expect(d.logs.find((l) => l.msg === 'cache loaded')).toMatchObject({ loaded: 2 });
-    const r = await queryUdp({ port: d.port, name: 'example.test' });
+    const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.answers.map((x) => x.data)).toEqual(['192.0.2.1']);
     // The time dohd was down counts against the TTL.
     expect(r.response.answers[0]!.ttl).toBeLessThanOrEqual(299);
     expect(r.response.answers[0]!.ttl).toBeGreaterThan(280);
-    const nx = await queryUdp({ port: d.port, name: 'nope.example.test' });
+    const nx = await queryUdp({ port: d.port, name: 'nope.example.com' });
     expect(nx.response.rcode).toBe('NXDOMAIN');
   });
 
@@ -268,7 +268,7 @@ describe('warm restart', () => {
     const sub = join(dir, 'vanishing');
     mkdirSync(sub);
     d = await startDaemon({ upstreams: one(), cache: { file: join(sub, 'cache') } });
-    await queryUdp({ port: d.port, name: 'example.test' });
+    await queryUdp({ port: d.port, name: 'example.com' });
     rmSync(sub, { recursive: true });
     await d.stop();
     expect(d.logs.find((l) => l.msg === 'could not save the cache')).toMatchObject({ err: 'ENOENT' });
@@ -280,7 +280,7 @@ describe('warm restart', () => {
     writeFileSync(file, 'DOHDCAC1\x00\x00\x00\x05garbage');
     d = await startDaemon({ upstreams: one(), cache: { file } });
     expect(d.logs.some((l) => l.msg === 'saved cache unusable; starting empty')).toBe(true);
-    const r = await queryUdp({ port: d.port, name: 'example.test' });
+    const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.answers[0]!.data).toBe('192.0.2.1');
   });
 });

@@ -36,10 +36,10 @@ describe('resolve path over DoH', () => {
     slow.mode = 'slow';
     slow.delayMs = 400;
     d = await startDaemon({ upstreams: upstreams() });
-    const r = await queryUdp({ port: d.port, name: 'ExAmPle.TeSt', type: 'A', id: 4242 });
+    const r = await queryUdp({ port: d.port, name: 'ExAmPle.CoM', type: 'A', id: 4242 });
     expect(r.response.id).toBe(4242);
     expect(r.response.rcode).toBe('NOERROR');
-    expect(r.response.questions[0]!.name).toBe('ExAmPle.TeSt');
+    expect(r.response.questions[0]!.name).toBe('ExAmPle.CoM');
     expect(r.response.answers.map((a) => a.data)).toEqual(['192.0.2.1']);
     expect(r.ms).toBeLessThan(400);
     expect(fast.requests).toBe(1);
@@ -53,7 +53,7 @@ describe('resolve path over DoH', () => {
   it('the race survives a dead upstream', async () => {
     slow.mode = 'hang';
     d = await startDaemon({ upstreams: upstreams(), timeoutMs: 1500 });
-    const r = await queryUdp({ port: d.port, name: 'example.test', type: 'AAAA' });
+    const r = await queryUdp({ port: d.port, name: 'example.com', type: 'AAAA' });
     expect(r.response.answers.map((a) => a.data)).toEqual(['2001:db8::1']);
   });
 
@@ -63,7 +63,7 @@ describe('resolve path over DoH', () => {
       slow.mode = 'slow';
       slow.delayMs = 150;
       d = await startDaemon({ upstreams: upstreams(), timeoutMs: 2000 });
-      const r = await queryUdp({ port: d.port, name: 'www.example.test' });
+      const r = await queryUdp({ port: d.port, name: 'www.example.com' });
       expect(r.response.rcode, mode).toBe('NOERROR');
       expect(r.response.answers.map((a) => a.data), mode).toEqual(['192.0.2.3']);
       await d.stop();
@@ -75,7 +75,7 @@ describe('resolve path over DoH', () => {
     fast.mode = 'hang';
     slow.mode = 'http500';
     d = await startDaemon({ upstreams: upstreams(), timeoutMs: 600 });
-    const r = await queryUdp({ port: d.port, name: 'example.test', timeoutMs: 3000 });
+    const r = await queryUdp({ port: d.port, name: 'example.com', timeoutMs: 3000 });
     expect(r.response.rcode).toBe('SERVFAIL');
     expect(r.ms).toBeGreaterThanOrEqual(550);
     expect(r.ms).toBeLessThan(1500);
@@ -86,20 +86,20 @@ describe('resolve path over DoH', () => {
     fast.mode = 'servfail';
     slow.mode = 'servfail';
     d = await startDaemon({ upstreams: upstreams(), timeoutMs: 2000 });
-    const r = await queryUdp({ port: d.port, name: 'example.test' });
+    const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.rcode).toBe('SERVFAIL');
     expect(r.ms).toBeLessThan(1000);
   });
 
   it('serves a repeated query from the cache, TTL counting down, without asking upstream', async () => {
     d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] });
-    const first = await queryUdp({ port: d.port, name: 'example.test' });
+    const first = await queryUdp({ port: d.port, name: 'example.com' });
     expect(first.response.answers[0]!.ttl).toBe(300);
     expect(fast.requests).toBe(1);
     await new Promise((r) => setTimeout(r, 1100));
-    const second = await queryUdp({ port: d.port, name: 'EXAMPLE.test' });
+    const second = await queryUdp({ port: d.port, name: 'EXAMPLE.com' });
     expect(fast.requests).toBe(1);
-    expect(second.response.questions[0]!.name).toBe('EXAMPLE.test');
+    expect(second.response.questions[0]!.name).toBe('EXAMPLE.com');
     expect(second.response.answers[0]!.ttl).toBeLessThan(300);
     expect(second.response.answers[0]!.ttl).toBeGreaterThanOrEqual(298);
     expect(second.response.answers[0]!.data).toBe('192.0.2.1');
@@ -107,8 +107,8 @@ describe('resolve path over DoH', () => {
 
   it('caches NXDOMAIN for the SOA minimum', async () => {
     d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] });
-    const a = await queryUdp({ port: d.port, name: 'nope.example.test' });
-    const b = await queryUdp({ port: d.port, name: 'nope.example.test' });
+    const a = await queryUdp({ port: d.port, name: 'nope.example.com' });
+    const b = await queryUdp({ port: d.port, name: 'nope.example.com' });
     expect(a.response.rcode).toBe('NXDOMAIN');
     expect(b.response.rcode).toBe('NXDOMAIN');
     expect(fast.requests).toBe(1);
@@ -138,14 +138,14 @@ describe('resolve path over DoH', () => {
     const c = await TcpDnsClient.connect('127.0.0.1', d.port);
     try {
       const [a, b, big] = await Promise.all([
-        c.query({ port: d.port, name: 'example.test', type: 'A' }),
-        c.query({ port: d.port, name: 'example.test', type: 'AAAA' }),
-        c.query({ port: d.port, name: 'big.test', type: 'TXT' }),
+        c.query({ port: d.port, name: 'example.com', type: 'A' }),
+        c.query({ port: d.port, name: 'example.com', type: 'AAAA' }),
+        c.query({ port: d.port, name: 'big.example.net', type: 'TXT' }),
       ]);
       expect(a.response.answers[0]!.data).toBe('192.0.2.1');
       expect(b.response.answers[0]!.data).toBe('2001:db8::1');
       expect(big.response.answers.length).toBe(40);
-      const again = await c.query({ port: d.port, name: 'short.test' });
+      const again = await c.query({ port: d.port, name: 'short.example.net' });
       expect(again.response.answers[0]!.data).toBe('192.0.2.2');
     } finally {
       c.close();
@@ -164,7 +164,7 @@ describe('resolve path over DoH', () => {
     // Garbage over TCP: a frame of junk, then a valid query on the same connection.
     const c = await TcpDnsClient.connect('127.0.0.1', d.port);
     c.sendRaw(Buffer.concat([Buffer.from([0, 5]), Buffer.from('hello')]));
-    const ok = await c.query({ port: d.port, name: 'example.test' });
+    const ok = await c.query({ port: d.port, name: 'example.com' });
     expect(ok.response.answers[0]!.data).toBe('192.0.2.1');
     c.close();
     // A TCP stream of pure garbage is dropped without taking the daemon down.
@@ -172,7 +172,7 @@ describe('resolve path over DoH', () => {
     await new Promise((r) => raw.once('connect', r));
     raw.end(Buffer.from([0xff, 0xff, 1, 2, 3]));
     raw.destroy();
-    const after = await queryUdp({ port: d.port, name: 'www.example.test' });
+    const after = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(after.response.answers[0]!.data).toBe('192.0.2.3');
   });
 
@@ -180,7 +180,7 @@ describe('resolve path over DoH', () => {
     d = await startDaemon({
       upstreams: [{ url: fast.urlFor('doh.test'), bootstrap: ['127.0.0.1'], ca: pki.caFile }],
     });
-    const r = await queryUdp({ port: d.port, name: 'example.test' });
+    const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.answers[0]!.data).toBe('192.0.2.1');
     expect(fast.lastRequest!.servername).toBe('doh.test');
     expect(fast.lastRequest!.headers[':authority']).toBe(`doh.test:${fast.port}`);
@@ -190,9 +190,9 @@ describe('resolve path over DoH', () => {
     fast.mode = 'slow';
     fast.delayMs = 700;
     d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] });
-    await queryUdp({ port: d.port, name: 'warm.example.test', timeoutMs: 2000 }); // connection up
+    await queryUdp({ port: d.port, name: 'warm.example.com', timeoutMs: 2000 }); // connection up
     const before = fast.requests;
-    const pending = Array.from({ length: 8 }, (_, i) => queryUdp({ port: d!.port, name: `m${i}.example.test`, timeoutMs: 2500 }));
+    const pending = Array.from({ length: 8 }, (_, i) => queryUdp({ port: d!.port, name: `m${i}.example.com`, timeoutMs: 2500 }));
     await new Promise((r) => setTimeout(r, 400));
     // All eight reached the upstream while the first of them was still unanswered.
     expect(fast.requests - before).toBe(8);
@@ -202,8 +202,8 @@ describe('resolve path over DoH', () => {
 
   it('reuses one HTTP/2 connection across queries', async () => {
     d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] });
-    await Promise.all(['a', 'b', 'c', 'd', 'e'].map((n) => queryUdp({ port: d!.port, name: `${n}.example.test` })));
-    await queryUdp({ port: d.port, name: 'example.test' });
+    await Promise.all(['a', 'b', 'c', 'd', 'e'].map((n) => queryUdp({ port: d!.port, name: `${n}.example.com` })));
+    await queryUdp({ port: d.port, name: 'example.com' });
     expect(fast.requests).toBe(6);
     expect(fast.handshakes).toBe(1);
   });

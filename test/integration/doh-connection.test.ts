@@ -40,11 +40,11 @@ describe('DoH connections that die while idle', () => {
   it('the server closing an idle connection silently (no GOAWAY) costs the next query nothing', async () => {
     doh.idleCloseMs = 300;
     d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
-    const a = await queryUdp({ port: d.port, name: 'example.test' });
+    const a = await queryUdp({ port: d.port, name: 'example.com' });
     expect(a.response.rcode).toBe('NOERROR');
     await sleep(700); // the server has dropped the connection by now
     expect(doh.sessions).toBe(0);
-    const b = await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 4000 });
+    const b = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 4000 });
     expect(b.response.rcode).toBe('NOERROR');
     expect(b.response.answers?.map((x) => ('data' in x ? x.data : null))).toEqual(['192.0.2.3']);
     expect(b.ms).toBeLessThan(TIMEOUT);
@@ -54,9 +54,9 @@ describe('DoH connections that die while idle', () => {
 
   it('a connection dropped right as a request is sent: the request is sent once more on a fresh one', async () => {
     d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
-    await queryUdp({ port: d.port, name: 'example.test' });
+    await queryUdp({ port: d.port, name: 'example.com' });
     doh.dropNext = 1;
-    const r = await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 4000 });
+    const r = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 4000 });
     expect(r.response.rcode).toBe('NOERROR');
     expect(r.ms).toBeLessThan(TIMEOUT);
     expect(doh.requests).toBe(3); // one answered, one dropped, one retried
@@ -66,10 +66,10 @@ describe('DoH connections that die while idle', () => {
 
   it('several queries in flight on a connection that dies are all answered over one fresh connection', async () => {
     d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
-    await queryUdp({ port: d.port, name: 'example.test' });
+    await queryUdp({ port: d.port, name: 'example.com' });
     doh.delayMs = 100; // keep them in flight together
     doh.dropNext = 1;
-    const names = ['a', 'b', 'c', 'd', 'e'].map((n) => `${n}.example.test`);
+    const names = ['a', 'b', 'c', 'd', 'e'].map((n) => `${n}.example.com`);
     const rs = await Promise.all(names.map((name) => queryUdp({ port: d!.port, name, timeoutMs: 4000 })));
     expect(rs.map((r) => r.response.rcode)).toEqual(names.map(() => 'NXDOMAIN'));
     expect(doh.handshakes).toBe(2);
@@ -78,7 +78,7 @@ describe('DoH connections that die while idle', () => {
   it('a retry that also fails is not retried again: SERVFAIL within the deadline, not a storm', async () => {
     d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
     doh.dropNext = 100;
-    const r = await queryUdp({ port: d.port, name: 'example.test', timeoutMs: 4000 });
+    const r = await queryUdp({ port: d.port, name: 'example.com', timeoutMs: 4000 });
     expect(r.response.rcode).toBe('SERVFAIL');
     expect(r.ms).toBeLessThan(TIMEOUT + 500);
     expect(doh.requests).toBe(2);
@@ -88,25 +88,25 @@ describe('DoH connections that die while idle', () => {
   it('a black-holed connection (no FIN, no RST) is replaced: the next query is answered within its deadline', async () => {
     proxy = await startTcpProxy({ host: '127.0.0.1', port: doh.port });
     d = await startDaemon({ upstreams: [{ url: `https://127.0.0.1:${proxy.port}/dns-query`, ca: pki.caFile }], timeoutMs: TIMEOUT });
-    const a = await queryUdp({ port: d.port, name: 'example.test' });
+    const a = await queryUdp({ port: d.port, name: 'example.com' });
     expect(a.response.rcode).toBe('NOERROR');
     proxy.blackhole();
     await sleep(1300); // quiet for longer than quietMs (1 s)
-    const b = await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 4000 });
+    const b = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 4000 });
     expect(b.response.rcode).toBe('NOERROR');
     expect(b.response.answers?.map((x) => ('data' in x ? x.data : null))).toEqual(['192.0.2.3']);
     expect(b.ms).toBeLessThan(TIMEOUT);
     expect(proxy.connections).toBe(2);
     expect(upstream(d).stats.hedges).toBe(1);
     // The fresh connection is the one used from now on.
-    const c = await queryUdp({ port: d.port, name: 'short.test' });
+    const c = await queryUdp({ port: d.port, name: 'short.example.net' });
     expect(c.response.rcode).toBe('NOERROR');
     expect(proxy.connections).toBe(2);
   });
 
   it("a hedge that answers first cancels the quiet connection's request at once (RST_STREAM, not left to run)", async () => {
     d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
-    await queryUdp({ port: d.port, name: 'example.test' });
+    await queryUdp({ port: d.port, name: 'example.com' });
     await sleep(1300); // quiet for longer than quietMs (1 s)
     // The request on the quiet connection is slow to answer; the hedge on a fresh one is not.
     doh.delayMs = 2000;
@@ -114,7 +114,7 @@ describe('DoH connections that die while idle', () => {
     doh.onQuery = () => {
       if (++seen === 2) doh.delayMs = 0;
     };
-    const r = await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 4000 });
+    const r = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 4000 });
     expect(r.response.rcode).toBe('NOERROR');
     expect(r.ms).toBeLessThan(2000);
     expect(upstream(d).stats.hedges).toBe(1);
@@ -129,9 +129,9 @@ describe('DoH connections that die while idle', () => {
 
   it('a recently heard connection is not hedged: a slow answer on it is waited for, on one connection', async () => {
     d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
-    await queryUdp({ port: d.port, name: 'example.test' });
+    await queryUdp({ port: d.port, name: 'example.com' });
     doh.delayMs = 1200; // slower than any hedge delay
-    const r = await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 4000 });
+    const r = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 4000 });
     expect(r.response.rcode).toBe('NOERROR');
     expect(doh.handshakes).toBe(1);
     expect(upstream(d).stats.hedges).toBe(0);
@@ -140,11 +140,11 @@ describe('DoH connections that die while idle', () => {
   it('idleTimeoutMs per upstream: dohd closes its idle connection itself, and reconnects for the next query', async () => {
     d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile, idleTimeoutMs: 200 }], timeoutMs: TIMEOUT });
     expect(upstream(d).idleTimeoutMs).toBe(200);
-    await queryUdp({ port: d.port, name: 'example.test' });
+    await queryUdp({ port: d.port, name: 'example.com' });
     expect(doh.sessions).toBe(1);
     await sleep(600);
     expect(doh.sessions).toBe(0);
-    const r = await queryUdp({ port: d.port, name: 'www.example.test' });
+    const r = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(r.response.rcode).toBe('NOERROR');
     expect(doh.handshakes).toBe(2);
   });

@@ -48,15 +48,15 @@ const client = { address: '127.0.0.1', port: 40000 };
 
 describe('the fast lane in a configured daemon', () => {
   it('answers cache hits, pins and hosts names synchronously; a miss asynchronously', async () => {
-    const miss = d.daemon.handler.answer(raw('example.test', 1), 'udp', client);
+    const miss = d.daemon.handler.answer(raw('example.com', 1), 'udp', client);
     expect(miss).toBeInstanceOf(Promise);
     expect(decode(await miss).answers[0]!.data).toBe('192.0.2.1');
     for (const transport of ['udp', 'tcp'] as const) {
-      const hit = d.daemon.handler.answer(raw('Example.TEST', 4321, true), transport, client);
+      const hit = d.daemon.handler.answer(raw('Example.COM', 4321, true), transport, client);
       expect(Buffer.isBuffer(hit)).toBe(true);
       const r = decode(hit);
       expect(r.id).toBe(4321);
-      expect(r.questions[0]!.name).toBe('Example.TEST');
+      expect(r.questions[0]!.name).toBe('Example.COM');
       expect(r.answers[0]!.data).toBe('192.0.2.1');
       expect(r.additionals.map((a) => a.type)).toEqual(['OPT']);
     }
@@ -67,12 +67,12 @@ describe('the fast lane in a configured daemon', () => {
   });
 
   it('over the sockets, hits answer the same as the miss did', async () => {
-    const first = await queryUdp({ port: d.port, name: 'www.example.test' });
-    const again = await queryUdp({ port: d.port, name: 'www.example.test', id: 77 });
-    const tcp = await queryTcp({ port: d.port, name: 'WWW.example.test', id: 78 });
+    const first = await queryUdp({ port: d.port, name: 'www.example.com' });
+    const again = await queryUdp({ port: d.port, name: 'www.example.com', id: 77 });
+    const tcp = await queryTcp({ port: d.port, name: 'WWW.example.com', id: 78 });
     expect(again.response.id).toBe(77);
     expect(tcp.response.id).toBe(78);
     for (const r of [first, again, tcp]) expect(r.response.answers[0]!.data).toBe('192.0.2.3');
-    expect(tcp.response.questions![0]!.name).toBe('WWW.example.test');
+    expect(tcp.response.questions![0]!.name).toBe('WWW.example.com');
   });
 });

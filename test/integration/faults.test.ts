@@ -96,7 +96,7 @@ describe.each(FAULTS)('upstream fault: $name', (f) => {
     const before = countResources();
     d = await startDaemon({ upstreams: [brokenUpstream(f), { url: good.url, ca: pki.caFile, name: 'good' }], timeoutMs: DEADLINE });
     const failures = observe(d);
-    for (const [name, ip] of [['example.test', '192.0.2.1'], ['www.example.test', '192.0.2.3']] as const) {
+    for (const [name, ip] of [['example.com', '192.0.2.1'], ['www.example.com', '192.0.2.3']] as const) {
       const r = await queryUdp({ port: d.port, name, timeoutMs: DEADLINE + 2000 });
       expect(r.response.rcode).toBe('NOERROR');
       expect(r.response.answers.map((a) => a.data)).toEqual([ip]);
@@ -114,7 +114,7 @@ describe.each(FAULTS)('upstream fault: $name', (f) => {
     const before = countResources();
     d = await startDaemon({ upstreams: [brokenUpstream(f)], timeoutMs: DEADLINE });
     const failures = observe(d);
-    const names = ['example.test', 'a.example.test', 'b.example.test'];
+    const names = ['example.com', 'a.example.com', 'b.example.com'];
     const results = await Promise.all(names.map((name) => queryUdp({ port: d!.port, name, timeoutMs: DEADLINE + 3000 })));
     for (const r of results) {
       if (f.reasons === null) {
@@ -145,9 +145,9 @@ describe.each(FAULTS)('upstream fault: $name', (f) => {
 describe('upstream connection use', () => {
   it('queries to one upstream run concurrently over one HTTP/2 connection', async () => {
     d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile }] });
-    await queryUdp({ port: d.port, name: 'example.test' });
+    await queryUdp({ port: d.port, name: 'example.com' });
     good.delayMs = 400;
-    const pending = ['a', 'b', 'c', 'd'].map((n) => queryUdp({ port: d!.port, name: `${n}.example.test` }));
+    const pending = ['a', 'b', 'c', 'd'].map((n) => queryUdp({ port: d!.port, name: `${n}.example.com` }));
     await sleep(250);
     expect(good.requests).toBe(1 + 4);
     expect(good.handshakes).toBe(1);
@@ -156,14 +156,14 @@ describe('upstream connection use', () => {
 
   it('one failed stream does not fail the queries running beside it on the same connection', async () => {
     d = await startDaemon({ upstreams: [{ url: bad.url, ca: pki.caFile, name: 'broken' }], timeoutMs: 3000 });
-    await queryUdp({ port: d.port, name: 'example.test' });
+    await queryUdp({ port: d.port, name: 'example.com' });
     bad.mode = 'slow';
     bad.delayMs = 500;
-    const beside = ['a', 'b', 'c'].map((n) => queryUdp({ port: d!.port, name: `${n}.example.test`, timeoutMs: 4000 }));
+    const beside = ['a', 'b', 'c'].map((n) => queryUdp({ port: d!.port, name: `${n}.example.com`, timeoutMs: 4000 }));
     await until(() => bad.requests === 4, 2000, 'three queries at the upstream');
     bad.mode = 'reset';
     bad.delayMs = 0;
-    const failed = await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 4000 });
+    const failed = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 4000 });
     expect(failed.response.rcode).toBe('SERVFAIL');
     expect((await Promise.all(beside)).map((r) => r.response.rcode)).toEqual(['NXDOMAIN', 'NXDOMAIN', 'NXDOMAIN']);
   });
@@ -171,8 +171,8 @@ describe('upstream connection use', () => {
   it('an upstream that recovers is used again', async () => {
     bad.mode = 'http500';
     d = await startDaemon({ upstreams: [{ url: bad.url, ca: pki.caFile, name: 'broken' }], timeoutMs: DEADLINE });
-    expect((await queryUdp({ port: d.port, name: 'example.test' })).response.rcode).toBe('SERVFAIL');
+    expect((await queryUdp({ port: d.port, name: 'example.com' })).response.rcode).toBe('SERVFAIL');
     bad.mode = 'ok';
-    expect((await queryUdp({ port: d.port, name: 'example.test' })).response.rcode).toBe('NOERROR');
+    expect((await queryUdp({ port: d.port, name: 'example.com' })).response.rcode).toBe('NOERROR');
   });
 });

@@ -20,7 +20,7 @@ it('8 concurrent queries to a 600 ms upstream are all answered within one 2.5 s 
   doh.delayMs = 600;
   const d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: 2500 });
   try {
-    const names = ['example.test', 'www.example.test', 'cname.test', 'goproxy.cn'];
+    const names = ['example.com', 'www.example.com', 'cname.example.net', 'goproxy.cn'];
     const results = await Promise.all([
       ...names.map((name) => queryUdp({ port: d.port, name, timeoutMs: 5000 })),
       ...names.map((name) => queryUdp({ port: d.port, name, type: 'AAAA', timeoutMs: 5000 })),

@@ -63,7 +63,7 @@ describe('hosts file', () => {
     expect(mx.response.answers).toEqual([]);
     expect(await answers('foo')).toEqual([]); // the malformed line is skipped: foo went upstream (NXDOMAIN)
     expect(doh.requests).toBe(1);
-    expect(await answers('example.test')).toEqual(['192.0.2.1']);
+    expect(await answers('example.com')).toEqual(['192.0.2.1']);
     expect(doh.requests).toBe(2);
   });
 

@@ -147,7 +147,7 @@ describe('a forwarding loop through another server is detected at start-up', () 
     expect(back.map((r) => r!.response.rcode)).toEqual(['SERVFAIL']);
     // Queries now go to the good upstream only: the looping one is no longer asked.
     const before = loopy.requests;
-    const r = await queryUdp({ port, name: 'example.test' });
+    const r = await queryUdp({ port, name: 'example.com' });
     expect(r.response.rcode).toBe('NOERROR');
     expect(loopy.requests).toBe(before);
   });
@@ -166,7 +166,7 @@ describe('a forwarding loop through another server is detected at start-up', () 
     expect(ready.ready).toBe(false);
     expect(ready.detail).toContain(`forwarding loop through 127.0.0.1:${loopy.port}`);
     const before = loopy.requests;
-    const r = await queryUdp({ port: d.port, name: 'www.example.test' });
+    const r = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(r.response.rcode).toBe('SERVFAIL');
     expect(r.ms).toBeLessThan(1000); // at once, not at the deadline
     expect(loopy.requests).toBe(before);
@@ -179,7 +179,7 @@ describe('a forwarding loop through another server is detected at start-up', () 
     expect(d.daemon.loopGuard.ok).toBe(true);
     expect(probesSeenBy(good).length).toBe(1);
     expect(probesSeenBy(good)[0]!.questions![0]!.type).toBe('HINFO');
-    const r = await queryUdp({ port: d.port, name: 'example.test' });
+    const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.rcode).toBe('NOERROR');
     // Only a probe's own question is one: its name asked for an A record is forwarded like any name...
     const probe = probesSeenBy(good)[0]!.questions![0]!.name;

@@ -35,17 +35,17 @@ const JUNK = Buffer.from('abcd0100000100000000000003', 'hex');
 describe('access control', () => {
   it('answers loopback by default', async () => {
     await start({});
-    expect((await queryUdp({ port: d!.port, name: 'example.test' })).response.rcode).toBe('NOERROR');
+    expect((await queryUdp({ port: d!.port, name: 'example.com' })).response.rcode).toBe('NOERROR');
     expect(d!.daemon.policy.counters.refused).toBe(0);
   });
 
   it('a source outside the allow list gets REFUSED over UDP and TCP, and no upstream is asked', async () => {
     await start({ acl: { allow: ['10.0.0.0/8', 'fc00::/7'] } });
-    const u = await queryUdp({ port: d!.port, name: 'example.test', id: 77 });
+    const u = await queryUdp({ port: d!.port, name: 'example.com', id: 77 });
     expect(u.response.rcode).toBe('REFUSED');
     expect(u.response.id).toBe(77);
     expect(u.response.answers).toEqual([]);
-    expect((await queryTcp({ port: d!.port, name: 'example.test' })).response.rcode).toBe('REFUSED');
+    expect((await queryTcp({ port: d!.port, name: 'example.com' })).response.rcode).toBe('REFUSED');
     expect(doh.requests).toBe(0);
     expect(d!.daemon.policy.counters.refused).toBe(2);
     // Not even a FORMERR goes back to it.
@@ -55,10 +55,10 @@ describe('access control', () => {
 
   it('IPv6 sources are matched too', async () => {
     d = await startDaemon({ listen: ['[::1]:0'], upstreams: [{ url: doh.url, ca: pki.caFile }], acl: { allow: ['127.0.0.0/8'] } });
-    expect((await queryUdp({ host: '::1', port: d.port, name: 'example.test' })).response.rcode).toBe('REFUSED');
+    expect((await queryUdp({ host: '::1', port: d.port, name: 'example.com' })).response.rcode).toBe('REFUSED');
     await d.stop();
     d = await startDaemon({ listen: ['[::1]:0'], upstreams: [{ url: doh.url, ca: pki.caFile }], acl: { allow: ['::1'] } });
-    expect((await queryUdp({ host: '::1', port: d.port, name: 'example.test' })).response.rcode).toBe('NOERROR');
+    expect((await queryUdp({ host: '::1', port: d.port, name: 'example.com' })).response.rcode).toBe('NOERROR');
   });
 });
 
@@ -69,7 +69,7 @@ describe('rate limit', () => {
   it('over the limit, UDP queries are dropped and counted', async () => {
     await start(limited);
     const results = [];
-    for (let i = 0; i < 12; i++) results.push(await queryUdp({ port: d!.port, name: 'example.test', timeoutMs: 250 }).then((r) => r.response.rcode, () => 'dropped'));
+    for (let i = 0; i < 12; i++) results.push(await queryUdp({ port: d!.port, name: 'example.com', timeoutMs: 250 }).then((r) => r.response.rcode, () => 'dropped'));
     expect(results.filter((r) => r === 'NOERROR')).toHaveLength(5);
     expect(results.filter((r) => r === 'dropped')).toHaveLength(7);
     expect(d!.daemon.policy.counters.rateLimited).toBe(7);
@@ -82,7 +82,7 @@ describe('rate limit', () => {
   it('over the limit, TCP queries get REFUSED (the source is proven; silence would hold the connection)', async () => {
     await start(limited);
     const rcodes = [];
-    for (let i = 0; i < 7; i++) rcodes.push((await queryTcp({ port: d!.port, name: 'example.test' })).response.rcode);
+    for (let i = 0; i < 7; i++) rcodes.push((await queryTcp({ port: d!.port, name: 'example.com' })).response.rcode);
     expect(rcodes).toEqual(['NOERROR', 'NOERROR', 'NOERROR', 'NOERROR', 'NOERROR', 'REFUSED', 'REFUSED']);
     expect(d!.daemon.policy.counters.rateLimited).toBe(2);
     expect(d!.daemon.policy.counters.dropped.ratelimit).toBe(0);
@@ -90,19 +90,19 @@ describe('rate limit', () => {
 
   it('loopback is exempt by default, and qps 0 turns the limit off', async () => {
     await start({ rateLimit: { qps: 0.01, burst: 1 } });
-    for (let i = 0; i < 10; i++) expect((await queryUdp({ port: d!.port, name: 'example.test' })).response.rcode).toBe('NOERROR');
+    for (let i = 0; i < 10; i++) expect((await queryUdp({ port: d!.port, name: 'example.com' })).response.rcode).toBe('NOERROR');
     await d!.stop();
     await start({ rateLimit: { qps: 0, exempt: [] } });
-    for (let i = 0; i < 10; i++) expect((await queryUdp({ port: d!.port, name: 'example.test' })).response.rcode).toBe('NOERROR');
+    for (let i = 0; i < 10; i++) expect((await queryUdp({ port: d!.port, name: 'example.com' })).response.rcode).toBe('NOERROR');
     expect(d!.daemon.policy.counters.rateLimited).toBe(0);
     expect(d!.daemon.policy.limiter.size).toBe(0);
   });
 
   it('a response packet flood is dropped without spending the bucket', async () => {
     await start(limited);
-    const resp = dnsPacket.encode({ type: 'response', id: 1, flags: 0x8000, questions: [{ name: 'a.test', type: 'A' }] });
+    const resp = dnsPacket.encode({ type: 'response', id: 1, flags: 0x8000, questions: [{ name: 'a.example.net', type: 'A' }] });
     for (let i = 0; i < 20; i++) await sendRawUdp('127.0.0.1', d!.port, resp, 20);
     expect(d!.daemon.policy.counters.dropped.response).toBe(20);
-    expect((await queryUdp({ port: d!.port, name: 'example.test' })).response.rcode).toBe('NOERROR');
+    expect((await queryUdp({ port: d!.port, name: 'example.com' })).response.rcode).toBe('NOERROR');
   });
 });

@@ -40,12 +40,12 @@ describe('Daemon.reload', () => {
   it('swaps upstreams live; the old ones finish their query in flight, then are closed', async () => {
     d = await startDaemon({ upstreams: [up(a)], timeoutMs: 1000 });
     a.delayMs = 300;
-    const inflight = queryUdp({ port: d.port, name: 'example.test', timeoutMs: 3000 });
+    const inflight = queryUdp({ port: d.port, name: 'example.com', timeoutMs: 3000 });
     await vi.waitFor(() => expect(a.requests).toBe(1));
     const r = d.daemon.reload(next(d, { upstreams: [up(b)] }));
     expect(r).toEqual({ ok: true, live: ['upstreams'], restart: [] });
     expect((await inflight).response.answers[0]!.data).toBe('192.0.2.1'); // answered by the old upstream
-    expect((await queryUdp({ port: d.port, name: 'www.example.test' })).response.answers[0]!.data).toBe('192.0.2.3');
+    expect((await queryUdp({ port: d.port, name: 'www.example.com' })).response.answers[0]!.data).toBe('192.0.2.3');
     expect(b.requests).toBe(1);
     expect(a.sessions).toBe(1);
     // Closed after the old timeout plus a second: no connection left behind.
@@ -57,7 +57,7 @@ describe('Daemon.reload', () => {
     d = await startDaemon({ upstreams: [up(a)], log: { level: 'info' } });
     const running = d.daemon.config;
     const r = d.daemon.reload(
-      next(d, { pins: { 'p.test': ['192.0.2.8'] }, timeoutMs: 900, log: { level: 'debug', queries: true }, cache: { maxEntries: 10 }, listen: ['127.0.0.1:1'], admin: { listen: '127.0.0.1:2' } }),
+      next(d, { pins: { 'p.example.net': ['192.0.2.8'] }, timeoutMs: 900, log: { level: 'debug', queries: true }, cache: { maxEntries: 10 }, listen: ['127.0.0.1:1'], admin: { listen: '127.0.0.1:2' } }),
     );
     expect(r).toEqual({ ok: true, live: ['cache', 'log', 'pins', 'timeoutMs'], restart: ['admin', 'listen'] });
     expect(d.daemon.config.listen).toEqual(running.listen);
@@ -65,8 +65,8 @@ describe('Daemon.reload', () => {
     expect(d.daemon.config.timeoutMs).toBe(900);
     expect(d.daemon.log.level).toBe('debug');
     expect(d.daemon.cache.size).toBe(0);
-    expect((await queryUdp({ port: d.port, name: 'p.test' })).response.answers[0]!.data).toBe('192.0.2.8');
-    expect(d.logs.filter((l) => l.msg === 'query')).toMatchObject([{ name: 'p.test', source: 'pin' }]); // log.queries took effect
+    expect((await queryUdp({ port: d.port, name: 'p.example.net' })).response.answers[0]!.data).toBe('192.0.2.8');
+    expect(d.logs.filter((l) => l.msg === 'query')).toMatchObject([{ qname: 'p.example.net', source: 'pin' }]); // log.queries took effect
   });
 
   it('a new timeoutMs alone rebuilds the upstream groups (their strategies let losers run until the deadline)', async () => {
@@ -89,7 +89,7 @@ describe('Daemon.reload', () => {
     expect(r.error).toMatch(/gone\.pem/);
     expect(d.daemon.upstreams.map((u) => u.name)).toEqual(['a']);
     expect(d.daemon.config.timeoutMs).toBe(2500);
-    expect((await queryUdp({ port: d.port, name: 'example.test' })).response.rcode).toBe('NOERROR');
+    expect((await queryUdp({ port: d.port, name: 'example.com' })).response.rcode).toBe('NOERROR');
   });
 });
 
@@ -104,7 +104,7 @@ describe('Daemon.drain', () => {
     d.daemon.onShutdown(() => {
       throw new Error('disk full');
     });
-    const q = queryUdp({ port: d.port, name: 'example.test', timeoutMs: 3000 });
+    const q = queryUdp({ port: d.port, name: 'example.com', timeoutMs: 3000 });
     await vi.waitFor(() => expect(a.requests).toBe(1));
     const drained = await d.daemon.drain();
     expect(drained).toEqual({ unfinished: 0 });
@@ -116,10 +116,28 @@ describe('Daemon.drain', () => {
   it('is bounded: a query that outlives the bound is counted, and shutdown goes on', async () => {
     d = await startDaemon({ upstreams: [up(a)], timeoutMs: 2000 });
     a.mode = 'hang';
-    const q = queryUdp({ port: d.port, name: 'example.test', timeoutMs: 1000 }).catch((e: Error) => e);
+    const q = queryUdp({ port: d.port, name: 'example.com', timeoutMs: 1000 }).catch((e: Error) => e);
     await vi.waitFor(() => expect(a.requests).toBe(1));
     expect(await d.daemon.drain(100)).toEqual({ unfinished: 1 });
     expect(await q).toBeInstanceOf(Error); // the socket closed before its SERVFAIL was due
+  });
+});
+
+describe('clean stop', () => {
+  it('logs no upstream failure for a raced request that lost and is still lingering at stop, and stops quickly', async () => {
+    d = await startDaemon({ upstreams: [up(a), up(b)] });
+    b.delayMs = 2000; // b loses every race and its request lingers (up to the deadline) after the answer
+    const r = await queryUdp({ port: d.port, name: 'example.com' });
+    expect(r.response.rcode).toBe('NOERROR');
+    await vi.waitFor(() => expect(b.requests).toBe(1));
+    const logs = d.logs;
+    const t0 = performance.now();
+    await d.daemon.drain();
+    const ms = performance.now() - t0;
+    d = undefined;
+    await new Promise((res) => setTimeout(res, 50)); // let the destroyed streams settle
+    expect(ms).toBeLessThan(1000); // the lingering loser does not hold the stop up (typically ~10 ms)
+    expect(logs.filter((l) => l.msg === 'upstream failed')).toEqual([]);
   });
 });
 

@@ -45,11 +45,11 @@ afterAll(async () => {
 
 /** The answers every valid query must get. */
 const EXPECTED: { name: string; type: string; check: (r: DnsResult) => boolean }[] = [
-  { name: 'example.test', type: 'A', check: (r) => data(r) === '192.0.2.1' },
-  { name: 'example.test', type: 'AAAA', check: (r) => data(r) === '2001:db8::1' },
-  { name: 'www.example.test', type: 'A', check: (r) => data(r) === '192.0.2.3' },
-  { name: 'pinned.test', type: 'A', check: (r) => data(r) === '192.0.2.99' },
-  { name: 'nope.example.test', type: 'A', check: (r) => r.response.rcode === 'NXDOMAIN' },
+  { name: 'example.com', type: 'A', check: (r) => data(r) === '192.0.2.1' },
+  { name: 'example.com', type: 'AAAA', check: (r) => data(r) === '2001:db8::1' },
+  { name: 'www.example.com', type: 'A', check: (r) => data(r) === '192.0.2.3' },
+  { name: 'pinned.example.net', type: 'A', check: (r) => data(r) === '192.0.2.99' },
+  { name: 'nope.example.com', type: 'A', check: (r) => r.response.rcode === 'NXDOMAIN' },
 ];
 
 function data(r: DnsResult): unknown {
@@ -133,7 +133,7 @@ describe('soak', () => {
     const before = countResources();
     d = await startDaemon({
       upstreams: [{ url: doh.url, ca: pki.caFile }],
-      pins: { 'pinned.test': ['192.0.2.99'] },
+      pins: { 'pinned.example.net': ['192.0.2.99'] },
       rateLimit: { qps: 0 },
       tcp: { idleTimeoutMs: 1500, frameTimeoutMs: 800 },
       log: { level: 'warn' },
@@ -171,7 +171,7 @@ describe('soak', () => {
       if (batch % 2 === 0) {
         const e = EXPECTED[batch % EXPECTED.length]!;
         tcpChecks.push(tcpClient.query({ name: e.name, type: e.type, timeoutMs: 5000 }).then(e.check, () => false));
-        tcpChecks.push(tcpClient.query({ name: 'big.test', type: 'TXT', timeoutMs: 5000 }).then((r) => r.response.answers?.length === 40, () => false));
+        tcpChecks.push(tcpClient.query({ name: 'big.example.net', type: 'TXT', timeoutMs: 5000 }).then((r) => r.response.answers?.length === 40, () => false));
       }
     }
     await Promise.all(pendingStreams);

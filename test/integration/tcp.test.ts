@@ -32,7 +32,7 @@ afterEach(async () => {
 });
 
 async function start(extra: ConfigInput = {}): Promise<RunningDaemon> {
-  d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], pins: { 'pinned.test': ['192.0.2.99'] }, ...extra });
+  d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], pins: { 'pinned.example.net': ['192.0.2.99'] }, ...extra });
   return d;
 }
 
@@ -77,9 +77,9 @@ describe('RFC 7766 behaviour', () => {
     const c = await TcpDnsClient.connect('127.0.0.1', d!.port);
     try {
       const order: string[] = [];
-      const slow = c.query({ name: 'example.test' }).then((r) => order.push(`slow:${String(r.response.answers[0]!.data)}`));
+      const slow = c.query({ name: 'example.com' }).then((r) => order.push(`slow:${String(r.response.answers[0]!.data)}`));
       await sleep(20);
-      const fast = c.query({ name: 'pinned.test' }).then((r) => order.push(`fast:${String(r.response.answers[0]!.data)}`));
+      const fast = c.query({ name: 'pinned.example.net' }).then((r) => order.push(`fast:${String(r.response.answers[0]!.data)}`));
       await Promise.all([slow, fast]);
       expect(order).toEqual(['fast:192.0.2.99', 'slow:192.0.2.1']);
     } finally {
@@ -90,9 +90,9 @@ describe('RFC 7766 behaviour', () => {
   it('reads frames split anywhere (even inside the length) and several frames in one segment', async () => {
     await start();
     const c = await rawConnection(d!.port);
-    const q1 = frame(buildQuery({ name: 'pinned.test', id: 1 }).wire);
-    const q2 = frame(buildQuery({ name: 'pinned.test', id: 2 }).wire);
-    const q3 = frame(buildQuery({ name: 'pinned.test', id: 3 }).wire);
+    const q1 = frame(buildQuery({ name: 'pinned.example.net', id: 1 }).wire);
+    const q2 = frame(buildQuery({ name: 'pinned.example.net', id: 2 }).wire);
+    const q3 = frame(buildQuery({ name: 'pinned.example.net', id: 3 }).wire);
     // q1 byte by byte, then q2 and q3 in one write.
     for (const b of q1) {
       c.socket.write(Buffer.from([b]));
@@ -103,19 +103,19 @@ describe('RFC 7766 behaviour', () => {
     expect(c.frames.map((f) => f.id).sort()).toEqual([1, 2, 3]);
     expect(c.frames.every((f) => (f.answers![0] as { data: string }).data === '192.0.2.99')).toBe(true);
     // Zero-length frames are skipped; the connection stays usable.
-    c.socket.write(Buffer.concat([Buffer.from([0, 0]), frame(buildQuery({ name: 'pinned.test', id: 4 }).wire)]));
+    c.socket.write(Buffer.concat([Buffer.from([0, 0]), frame(buildQuery({ name: 'pinned.example.net', id: 4 }).wire)]));
     await until(() => c.frames.length === 4, 3000, 'fourth answer');
     expect(c.isClosed).toBe(false);
   });
 
   it('partial writes: a client that stops reading for a while still gets every answer, intact', async () => {
     await start({ tcp: { maxBufferedBytes: 65_536 } });
-    await queryUdp({ port: d!.port, name: 'big.test', type: 'TXT', edns: { udpSize: 4096 } }); // warm the cache
+    await queryUdp({ port: d!.port, name: 'big.example.net', type: 'TXT', edns: { udpSize: 4096 } }); // warm the cache
     const c = await rawConnection(d!.port);
     c.socket.pause();
     const n = 600; // ~1.7 MB of answers
     const queries: Buffer[] = [];
-    for (let i = 0; i < n; i++) queries.push(frame(buildQuery({ name: 'big.test', type: 'TXT', id: i }).wire));
+    for (let i = 0; i < n; i++) queries.push(frame(buildQuery({ name: 'big.example.net', type: 'TXT', id: i }).wire));
     c.socket.write(Buffer.concat(queries));
     await sleep(500);
     c.socket.resume();
@@ -135,7 +135,7 @@ describe('RFC 7766 behaviour', () => {
     doh.delayMs = 700;
     const c = await TcpDnsClient.connect('127.0.0.1', d!.port);
     try {
-      const r = await c.query({ name: 'example.test', timeoutMs: 3000 });
+      const r = await c.query({ name: 'example.com', timeoutMs: 3000 });
       expect(r.response.answers[0]!.data).toBe('192.0.2.1');
     } finally {
       c.close();
@@ -152,17 +152,17 @@ describe('RFC 7766 behaviour', () => {
     open[0]!.socket.destroy();
     await until(() => d!.daemon.listeners[0]!.tcp.connections === 2, 2000, 'one closed');
     const c = await TcpDnsClient.connect('127.0.0.1', d!.port);
-    expect((await c.query({ name: 'pinned.test' })).response.rcode).toBe('NOERROR');
+    expect((await c.query({ name: 'pinned.example.net' })).response.rcode).toBe('NOERROR');
     c.close();
   });
 
   it('runs at most maxInflightPerConnection queries of one connection at once', async () => {
     await start({ tcp: { maxInflightPerConnection: 2 } });
-    await queryUdp({ port: d!.port, name: 'example.test' }); // the upstream connection is up
+    await queryUdp({ port: d!.port, name: 'example.com' }); // the upstream connection is up
     doh.delayMs = 400;
     const c = await TcpDnsClient.connect('127.0.0.1', d!.port);
     try {
-      const all = Promise.allSettled(['a', 'b', 'c', 'd', 'e'].map((n) => c.query({ name: `${n}.example.test`, timeoutMs: 5000 })));
+      const all = Promise.allSettled(['a', 'b', 'c', 'd', 'e'].map((n) => c.query({ name: `${n}.example.com`, timeoutMs: 5000 })));
       await sleep(250);
       expect(doh.requests).toBe(1 + 2);
       const rs = await all;
@@ -176,7 +176,7 @@ describe('RFC 7766 behaviour', () => {
   it('half-close: queries sent before the client\'s FIN are answered, then the connection ends', async () => {
     await start();
     const c = await rawConnection(d!.port);
-    c.socket.end(Buffer.concat([1, 2, 3].map((id) => frame(buildQuery({ name: id === 2 ? 'example.test' : 'pinned.test', id }).wire))));
+    c.socket.end(Buffer.concat([1, 2, 3].map((id) => frame(buildQuery({ name: id === 2 ? 'example.com' : 'pinned.example.net', id }).wire))));
     await c.closed;
     expect(c.frames.map((f) => f.id).sort()).toEqual([1, 2, 3]);
     await until(() => d!.daemon.listeners[0]!.tcp.closed.done === 1, 2000, 'close counted');
@@ -187,7 +187,7 @@ describe('slow and stalled clients cannot hold resources', () => {
   it('a client trickling one query byte by byte is closed at the frame deadline', async () => {
     await start({ tcp: { frameTimeoutMs: 400, idleTimeoutMs: 10_000 } });
     const c = await rawConnection(d!.port);
-    const q = frame(buildQuery({ name: 'pinned.test', id: 5 }).wire);
+    const q = frame(buildQuery({ name: 'pinned.example.net', id: 5 }).wire);
     let sent = 0;
     const trickle = setInterval(() => {
       if (c.isClosed || sent >= q.length) return clearInterval(trickle);
@@ -212,10 +212,10 @@ describe('slow and stalled clients cannot hold resources', () => {
 
   it('a client that never reads its answers is closed once its unsent answers back up', async () => {
     await start({ tcp: { maxBufferedBytes: 65_536, idleTimeoutMs: 500 } });
-    await queryUdp({ port: d!.port, name: 'big.test', type: 'TXT', edns: { udpSize: 4096 } });
+    await queryUdp({ port: d!.port, name: 'big.example.net', type: 'TXT', edns: { udpSize: 4096 } });
     const c = await rawConnection(d!.port);
     c.socket.pause(); // never reads
-    const one = frame(buildQuery({ name: 'big.test', type: 'TXT', id: 1 }).wire);
+    const one = frame(buildQuery({ name: 'big.example.net', type: 'TXT', id: 1 }).wire);
     // ~30 MB of answers asked for: far more than the socket buffers of both sides hold.
     const burst = Buffer.concat(Array.from({ length: 1000 }, () => one));
     for (let i = 0; i < 10 && !c.isClosed; i++) {
@@ -231,7 +231,7 @@ describe('slow and stalled clients cannot hold resources', () => {
     expect(ms).toBeGreaterThan(0);
     await until(() => tcp.connections === 0 && d!.daemon.handler.inflight === 0, 3000, 'connection released');
     // The daemon is fine.
-    expect((await queryUdp({ port: d!.port, name: 'pinned.test' })).response.rcode).toBe('NOERROR');
+    expect((await queryUdp({ port: d!.port, name: 'pinned.example.net' })).response.rcode).toBe('NOERROR');
   });
 
   it('stopping the daemon closes open connections', async () => {

@@ -36,10 +36,10 @@ beforeAll(async () => {
   const clusterZone = defaultZone();
   clusterZone.add({ name: 'kubernetes.default.svc.cluster.local', type: 'A', ttl: 30, data: '10.96.0.1' });
   clusterZone.add({ name: '1.0.96.10.in-addr.arpa', type: 'PTR', ttl: 30, data: 'kubernetes.default.svc.cluster.local' });
-  clusterZone.add({ name: 'corp.test', type: 'A', ttl: 30, data: '10.0.0.1' });
+  clusterZone.add({ name: 'corp.example.net', type: 'A', ttl: 30, data: '10.0.0.1' });
   cluster = await startPlainDnsServer({ zone: clusterZone });
   const officeZone = defaultZone();
-  officeZone.add({ name: 'intranet.corp.test', type: 'A', ttl: 30, data: '10.1.0.1' });
+  officeZone.add({ name: 'intranet.corp.example.net', type: 'A', ttl: 30, data: '10.1.0.1' });
   office = await startPlainDnsServer({ zone: officeZone });
 });
 afterAll(async () => {
@@ -69,13 +69,13 @@ const ab = () => [
 describe('hedged strategy', () => {
   it('sends one request when the first upstream is fast, and a second one when it stalls', async () => {
     d = await startDaemon({ upstreams: ab(), strategy: 'hedged', hedge: { initialDelayMs: 1000 } });
-    const r1 = await queryUdp({ port: d.port, name: 'www.example.test' });
+    const r1 = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(r1.response.answers[0]!.data).toBe('192.0.2.3');
     await sleep(1200); // longer than the hedge delay: a second request would have gone out by now
     expect([a.requests, b.requests]).toEqual([1, 0]);
 
     a.mode = 'hang';
-    const r2 = await queryUdp({ port: d.port, name: 'example.test', type: 'AAAA' });
+    const r2 = await queryUdp({ port: d.port, name: 'example.com', type: 'AAAA' });
     expect(r2.response.answers[0]!.data).toBe('2001:db8::1');
     expect([a.requests, b.requests]).toEqual([2, 1]);
     // It waited about the hedge delay for the first one before asking the second.
@@ -89,7 +89,7 @@ describe('hedged strategy', () => {
     b.reset();
     d = await startDaemon({ upstreams: ab(), strategy: 'hedged', timeoutMs: 2000, hedge: { initialDelayMs: 100, minDelayMs: 10 } });
     a.delayMs = 400;
-    const r = await queryUdp({ port: d.port, name: 'www.example.test' });
+    const r = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(r.response.answers[0]!.data).toBe('192.0.2.3');
     expect(r.ms).toBeLessThan(350); // b answered the hedge; the client did not wait for a
     // a's request was not reset: a answered it in full, later.
@@ -100,21 +100,21 @@ describe('hedged strategy', () => {
     expect(health.find((h) => h.name === 'a')!.latencyMs).toBeGreaterThanOrEqual(380);
     a.reset();
     b.reset();
-    await queryUdp({ port: d.port, name: 'example.test' });
+    await queryUdp({ port: d.port, name: 'example.com' });
     expect([a.requests, b.requests]).toEqual([0, 1]);
   });
 
   it('asks the next upstream at once when the first one fails, and ranks by recent latency', async () => {
     d = await startDaemon({ upstreams: ab(), strategy: 'hedged', timeoutMs: 4000, hedge: { initialDelayMs: 3000 } });
     a.mode = 'http500';
-    const r = await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 5000 });
+    const r = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 5000 });
     expect(r.response.answers[0]!.data).toBe('192.0.2.3');
     expect(r.ms).toBeLessThan(2500); // not after the hedge delay
     a.mode = 'ok';
     a.delayMs = 200;
     // b answered and a failed: b is now the best, so a is not asked while b is quick.
-    await queryUdp({ port: d.port, name: 'example.test' });
-    await queryUdp({ port: d.port, name: 'cname.test' });
+    await queryUdp({ port: d.port, name: 'example.com' });
+    await queryUdp({ port: d.port, name: 'cname.example.net' });
     expect(a.requests).toBe(1);
     expect(b.requests).toBe(3);
   });
@@ -128,13 +128,13 @@ describe('failover strategy and health', () => {
       health: { failures: 1, backoffMs: 1500, maxBackoffMs: 3000 },
     });
     a.mode = 'http500';
-    const r1 = await queryUdp({ port: d.port, name: 'www.example.test' });
+    const r1 = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(r1.response.answers[0]!.data).toBe('192.0.2.3');
     expect([a.requests, b.requests]).toEqual([1, 1]);
     expect(d.logs.some((l) => l.msg === 'upstream taken out' && l.upstream === 'a')).toBe(true);
 
     // Taken out: the next query goes straight to b.
-    const r2 = await queryUdp({ port: d.port, name: 'example.test' });
+    const r2 = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r2.response.answers[0]!.data).toBe('192.0.2.1');
     expect([a.requests, b.requests]).toEqual([1, 2]);
     expect(d.daemon.groups.health.snapshot().find((s) => s.name === 'a')).toMatchObject({ up: false });
@@ -143,8 +143,8 @@ describe('failover strategy and health', () => {
     a.mode = 'ok';
     await waitFor(() => d!.logs.some((l) => l.msg === 'upstream back in' && l.upstream === 'a'));
     const before = a.requests;
-    const r3 = await queryUdp({ port: d.port, name: 'cname.test' });
-    expect(r3.response.answers.map((x) => x.data)).toEqual(['example.test', '192.0.2.1']);
+    const r3 = await queryUdp({ port: d.port, name: 'cname.example.net' });
+    expect(r3.response.answers.map((x) => x.data)).toEqual(['example.com', '192.0.2.1']);
     expect(a.requests).toBe(before + 1);
     expect(b.requests).toBe(2);
   });
@@ -152,7 +152,7 @@ describe('failover strategy and health', () => {
   it('the probe backoff grows while the upstream stays dead', async () => {
     d = await startDaemon({ upstreams: ab(), strategy: 'failover', health: { failures: 1, backoffMs: 100, maxBackoffMs: 10_000 } });
     a.mode = 'http500';
-    await queryUdp({ port: d.port, name: 'www.example.test' });
+    await queryUdp({ port: d.port, name: 'www.example.com' });
     // 100, then 200, 400, 800 after each failed probe.
     await waitFor(() => (d!.daemon.groups.health.snapshot().find((s) => s.name === 'a')?.backoffMs ?? 0) >= 800);
     const s = d.daemon.groups.health.snapshot().find((x) => x.name === 'a')!;
@@ -164,10 +164,10 @@ describe('failover strategy and health', () => {
   it('race skips an upstream that is out, and the others carry on', async () => {
     d = await startDaemon({ upstreams: ab(), health: { failures: 2, backoffMs: 60_000 } });
     a.mode = 'http500';
-    await queryUdp({ port: d.port, name: 'www.example.test' });
-    await queryUdp({ port: d.port, name: 'example.test' });
+    await queryUdp({ port: d.port, name: 'www.example.com' });
+    await queryUdp({ port: d.port, name: 'example.com' });
     expect(a.requests).toBe(2);
-    for (const n of ['cname.test', 'short.test', 'goproxy.cn']) {
+    for (const n of ['cname.example.net', 'short.example.net', 'goproxy.cn']) {
       const r = await queryUdp({ port: d.port, name: n });
       expect(r.response.rcode).toBe('NOERROR');
     }
@@ -181,7 +181,7 @@ describe('failover strategy and health', () => {
     b.reset();
     d = await startDaemon({ upstreams: ab(), timeoutMs: 600 });
     b.delayMs = 150;
-    const names = ['example.test', 'www.example.test', 'cname.test', 'short.test', 'goproxy.cn'];
+    const names = ['example.com', 'www.example.com', 'cname.example.net', 'short.example.net', 'goproxy.cn'];
     for (const n of names) {
       const t0 = performance.now();
       const r = await queryUdp({ port: d.port, name: n });
@@ -198,7 +198,7 @@ describe('failover strategy and health', () => {
     // b stops answering: its requests are reset once the query deadline (600 ms) is over, not before.
     b.mode = 'hang';
     const t0 = performance.now();
-    const r = await queryUdp({ port: d.port, name: 'example.test', type: 'AAAA' });
+    const r = await queryUdp({ port: d.port, name: 'example.com', type: 'AAAA' });
     expect(r.response.rcode).toBe('NOERROR');
     await sleep(300);
     expect(b.resets).toBe(0);
@@ -211,7 +211,7 @@ describe('failover strategy and health', () => {
     d = await startDaemon({ upstreams: ab(), strategy: 'failover', failover: { attemptTimeoutMs: 200 } });
     a.mode = 'hang';
     b.delayMs = 400; // slower than the attempt timeout, but the last one left
-    const r = await queryUdp({ port: d.port, name: 'example.test', timeoutMs: 4000 });
+    const r = await queryUdp({ port: d.port, name: 'example.com', timeoutMs: 4000 });
     expect(r.response.answers[0]!.data).toBe('192.0.2.1');
     expect(r.ms).toBeGreaterThanOrEqual(590);
     expect([a.requests, b.requests]).toEqual([1, 1]);
@@ -227,9 +227,9 @@ describe('plain DNS upstreams and forward rules', () => {
   const forward = {
     'cluster.local': 'cluster',
     '10.in-addr.arpa': 'cluster',
-    'corp.test': 'office',
-    'public.corp.test': 'default',
-    'big.test': 'cluster',
+    'corp.example.net': 'office',
+    'public.corp.example.net': 'default',
+    'big.example.net': 'cluster',
   };
 
   it('cluster.local and reverse zones go to the plain group, and nothing else does', async () => {
@@ -239,12 +239,12 @@ describe('plain DNS upstreams and forward rules', () => {
     const ptr = await queryUdp({ port: d.port, name: '1.0.96.10.in-addr.arpa', type: 'PTR' });
     expect(ptr.response.answers.map((x) => x.data)).toEqual(['kubernetes.default.svc.cluster.local']);
     // A search-list name under cluster.local that does not exist: NXDOMAIN from the cluster DNS.
-    const nx = await queryUdp({ port: d.port, name: 'example.test.default.svc.cluster.local' });
+    const nx = await queryUdp({ port: d.port, name: 'example.com.default.svc.cluster.local' });
     expect(nx.response.rcode).toBe('NXDOMAIN');
     expect(cluster.udpQueries).toBe(3);
     expect(a.requests).toBe(0);
 
-    const pub = await queryUdp({ port: d.port, name: 'example.test' });
+    const pub = await queryUdp({ port: d.port, name: 'example.com' });
     expect(pub.response.answers[0]!.data).toBe('192.0.2.1');
     expect(cluster.udpQueries).toBe(3);
     expect(office.udpQueries).toBe(0);
@@ -253,23 +253,23 @@ describe('plain DNS upstreams and forward rules', () => {
 
   it('the most specific rule wins', async () => {
     d = await startDaemon({ upstreams: [{ url: a.url, ca: pki.caFile }], groups: groups(), forward });
-    const intranet = await queryUdp({ port: d.port, name: 'Intranet.Corp.Test' });
+    const intranet = await queryUdp({ port: d.port, name: 'Intranet.Corp.example.net' });
     expect(intranet.response.answers[0]!.data).toBe('10.1.0.1');
     expect(office.udpQueries).toBe(1);
-    // public.corp.test is sent back to the default (DoH) group by its own rule.
-    const pub = await queryUdp({ port: d.port, name: 'www.public.corp.test' });
+    // public.corp.example.net is sent back to the default (DoH) group by its own rule.
+    const pub = await queryUdp({ port: d.port, name: 'www.public.corp.example.net' });
     expect(pub.response.rcode).toBe('NXDOMAIN');
     expect(a.requests).toBe(1);
     expect(office.udpQueries).toBe(1);
-    // A name that only ends like a rule ("xcorp.test") is not covered by it.
-    await queryUdp({ port: d.port, name: 'xcorp.test' });
+    // A name that only ends like a rule ("xcorp.example.net") is not covered by it.
+    await queryUdp({ port: d.port, name: 'xcorp.example.net' });
     expect(office.udpQueries).toBe(1);
     expect(a.requests).toBe(2);
   });
 
   it('a truncated UDP answer is retried over TCP', async () => {
     d = await startDaemon({ upstreams: [{ url: a.url, ca: pki.caFile }], groups: groups(), forward });
-    const big = await queryTcp({ port: d.port, name: 'big.test', type: 'TXT' });
+    const big = await queryTcp({ port: d.port, name: 'big.example.net', type: 'TXT' });
     expect(big.response.answers.length).toBe(40);
     expect(cluster.udpQueries).toBe(1);
     expect(cluster.tcpQueries).toBe(1);
@@ -304,13 +304,13 @@ describe('fallback group', () => {
       fallback: 'office',
       health: { failures: 1, backoffMs: 60_000 },
     });
-    const ok = await queryUdp({ port: d.port, name: 'example.test' });
+    const ok = await queryUdp({ port: d.port, name: 'example.com' });
     expect(ok.response.answers[0]!.data).toBe('192.0.2.1');
     expect(office.udpQueries).toBe(0);
 
     a.mode = 'http500';
     b.mode = 'reset';
-    const viaFallback = await queryUdp({ port: d.port, name: 'www.example.test' });
+    const viaFallback = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(viaFallback.response.answers[0]!.data).toBe('192.0.2.3');
     expect(office.udpQueries).toBe(1);
     expect(d.logs.some((l) => l.msg === 'answering from the fallback group' && l.group === 'office')).toBe(true);
@@ -321,7 +321,7 @@ describe('fallback group', () => {
       requests = a.requests + b.requests;
       await sleep(300);
     }
-    const next = await queryUdp({ port: d.port, name: 'cname.test' });
+    const next = await queryUdp({ port: d.port, name: 'cname.example.net' });
     expect(next.response.rcode).toBe('NOERROR');
     expect(a.requests + b.requests).toBe(requests);
     expect(office.udpQueries).toBe(2);
@@ -330,7 +330,7 @@ describe('fallback group', () => {
   it('is off by default: a failing default group means SERVFAIL', async () => {
     d = await startDaemon({ upstreams: [{ url: a.url, ca: pki.caFile }], groups: { office: { upstreams: [{ address: `127.0.0.1:${office.port}` }] } } });
     a.mode = 'http500';
-    const r = await queryUdp({ port: d.port, name: 'example.test' });
+    const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.rcode).toBe('SERVFAIL');
     expect(office.udpQueries).toBe(0);
   });

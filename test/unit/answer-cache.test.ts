@@ -11,7 +11,7 @@ const soa = (ttl: number, minimum: number): Rr => ({
   name: 'test',
   type: 'SOA',
   ttl,
-  data: { mname: 'ns.test', rname: 'h.test', serial: 1, refresh: 1, retry: 1, expire: 1, minimum },
+  data: { mname: 'ns.example.net', rname: 'h.example.net', serial: 1, refresh: 1, retry: 1, expire: 1, minimum },
 });
 
 function answer(opts: { rcode?: number; answers?: Rr[]; authorities?: Rr[]; flags?: number } = {}) {
@@ -19,7 +19,7 @@ function answer(opts: { rcode?: number; answers?: Rr[]; authorities?: Rr[]; flag
     type: 'response',
     id: 0,
     flags: (opts.flags ?? 0x8180) | (opts.rcode ?? 0),
-    questions: [{ name: 'example.test', type: 'A', class: 'IN' }],
+    questions: [{ name: 'example.com', type: 'A', class: 'IN' }],
     answers: opts.answers ?? [],
     authorities: opts.authorities ?? [],
   };
@@ -27,7 +27,7 @@ function answer(opts: { rcode?: number; answers?: Rr[]; authorities?: Rr[]; flag
   return { wire, packet: dnsPacket.decode(wire), rcode: opts.rcode ?? 0 };
 }
 
-const a = (ttl: number, data = '192.0.2.1'): Rr => ({ name: 'example.test', type: 'A', ttl, data });
+const a = (ttl: number, data = '192.0.2.1'): Rr => ({ name: 'example.com', type: 'A', ttl, data });
 
 function clock(start = 1_000_000) {
   const c = { t: start, now: () => c.t };

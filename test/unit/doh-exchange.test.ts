@@ -10,13 +10,13 @@ import type { CheckedAnswer } from '../../src/upstream/validate.js';
 // what it still holds once settled can be looked at. Its life on a real HTTP/2 connection is
 // in test/integration/doh-connection.test.ts and faults.test.ts.
 function query(): Query {
-  const d = decodeQuery(buildClientQuery('held.test', 'A', { id: 0 }).wire);
+  const d = decodeQuery(buildClientQuery('held.example.net', 'A', { id: 0 }).wire);
   if (!d.ok) throw new Error('query did not decode');
   return d.query;
 }
 
 function answerFor(q: Query): Buffer {
-  return dnsPacket.encode({ type: 'response', id: 0, flags: 0x8180, questions: [{ name: 'held.test', type: 'A', class: 'IN' }], answers: [{ name: 'held.test', type: 'A', ttl: 60, data: '192.0.2.7' }] });
+  return dnsPacket.encode({ type: 'response', id: 0, flags: 0x8180, questions: [{ name: 'held.example.net', type: 'A', class: 'IN' }], answers: [{ name: 'held.example.net', type: 'A', ttl: 60, data: '192.0.2.7' }] });
 }
 
 function start() {

@@ -57,7 +57,7 @@ class Upstream implements Stage {
 
 function daemonLike(opts: { hold?: boolean; maxInflight?: number } = {}) {
   const policy = new PolicyStage({ acl: ['127.0.0.0/8'], rateLimit: { qps: 0, maxClients: 10 } });
-  const pins = new PinsStage(buildPins({ pins: { 'pinned.test': ['192.0.2.53'] }, pinTtl: 60 }));
+  const pins = new PinsStage(buildPins({ pins: { 'pinned.example.net': ['192.0.2.53'] }, pinTtl: 60 }));
   const cache = new CacheStage(new AnswerCache({ maxEntries: 100 }));
   const upstream = new Upstream(opts.hold);
   const pipeline = new Pipeline([policy, pins, cache, upstream]);
@@ -68,19 +68,19 @@ function daemonLike(opts: { hold?: boolean; maxInflight?: number } = {}) {
 describe('the handler fast lane', () => {
   it('answers a cache hit, a pin and a refusal without a promise; a miss through one', async () => {
     const d = daemonLike();
-    const miss = d.handler.answer(query('example.test'), 'udp', client);
+    const miss = d.handler.answer(query('example.com'), 'udp', client);
     expect(miss).toBeInstanceOf(Promise);
     const first = decode(await miss);
     expect(first.answers[0]!.data).toBe('192.0.2.9');
-    const hit = d.handler.answer(query('EXAMPLE.test', 8), 'udp', client);
+    const hit = d.handler.answer(query('EXAMPLE.com', 8), 'udp', client);
     expect(Buffer.isBuffer(hit)).toBe(true);
     const decoded = decode(hit);
     expect(decoded.id).toBe(8);
-    expect(decoded.questions[0]!.name).toBe('EXAMPLE.test');
+    expect(decoded.questions[0]!.name).toBe('EXAMPLE.com');
     expect(decoded.answers[0]!.data).toBe('192.0.2.9');
-    const pin = d.handler.answer(query('pinned.test'), 'tcp', client);
+    const pin = d.handler.answer(query('pinned.example.net'), 'tcp', client);
     expect(decode(pin).answers[0]!.data).toBe('192.0.2.53');
-    const refused = d.handler.answer(query('example.test'), 'udp', { address: '192.0.2.1', port: 53 });
+    const refused = d.handler.answer(query('example.com'), 'udp', { address: '192.0.2.1', port: 53 });
     expect(decode(refused).rcode).toBe('REFUSED');
     expect(d.upstream.calls).toBe(1);
     expect(d.cache.hits).toBe(1);
@@ -91,15 +91,15 @@ describe('the handler fast lane', () => {
 
   it('hits are patched in place, each in its own copy: IDs, letter case and EDNS never leak between answers or into the cache', async () => {
     const d = daemonLike();
-    await d.handler.answer(query('shared.test'), 'udp', client);
+    await d.handler.answer(query('shared.example.net'), 'udp', client);
     const asked = [
-      { name: 'SHARED.test', id: 1 },
-      { name: 'shared.TEST', id: 2 },
-      { name: 'shared.test', id: 3 },
+      { name: 'SHARED.example.net', id: 1 },
+      { name: 'shared.example.net', id: 2 },
+      { name: 'shared.example.net', id: 3 },
     ];
     const replies = asked.map(({ name, id }) => d.handler.answer(query(name, id), 'udp', client) as Buffer);
     const withEdns = d.handler.answer(
-      dnsPacket.encode({ type: 'query', id: 4, questions: [{ name: 'Shared.Test', type: 'A', class: 'IN' }], additionals: [{ name: '.', type: 'OPT', udpPayloadSize: 1232 } as dnsPacket.Answer] }),
+      dnsPacket.encode({ type: 'query', id: 4, questions: [{ name: 'Shared.example.net', type: 'A', class: 'IN' }], additionals: [{ name: '.', type: 'OPT', udpPayloadSize: 1232 } as dnsPacket.Answer] }),
       'udp',
       client,
     ) as Buffer;
@@ -112,41 +112,41 @@ describe('the handler fast lane', () => {
     });
     const e = dnsPacket.decode(withEdns);
     expect(e.id).toBe(4);
-    expect(e.questions![0]!.name).toBe('Shared.Test');
+    expect(e.questions![0]!.name).toBe('Shared.example.net');
     expect(e.additionals!.map((a) => a.type)).toEqual(['OPT']);
     // The cached entry itself still reads as the upstream wrote it.
-    const decoded = decodeQuery(query('shared.test'));
+    const decoded = decodeQuery(query('shared.example.net'));
     if (!decoded.ok) throw new Error(decoded.reason);
     const entry = d.cache.cache.peek(keyFor({ query: decoded.query } as Context));
     expect(entry).toBeDefined();
-    expect(decode(Buffer.from(entry!.wire, 'latin1')).questions[0]!.name).toBe('shared.test');
+    expect(decode(Buffer.from(entry!.wire, 'latin1')).questions[0]!.name).toBe('shared.example.net');
     expect(d.upstream.calls).toBe(1);
   });
 
   it('a query that waits gets a deadline signal, aborted once it is answered; one that does not never gets one', async () => {
     const d = daemonLike();
-    await d.handler.answer(query('a.test'), 'udp', client);
+    await d.handler.answer(query('a.example.net'), 'udp', client);
     expect(d.upstream.signals).toHaveLength(1);
     expect(d.upstream.signals[0]!.aborted).toBe(true);
-    d.handler.answer(query('a.test'), 'udp', client);
+    d.handler.answer(query('a.example.net'), 'udp', client);
     expect(d.upstream.signals).toHaveLength(1);
   });
 
   it('past maxInflight, what would wait gets SERVFAIL at once while hits and pins are still answered', async () => {
     const d = daemonLike({ hold: true, maxInflight: 1 });
-    const stuck = d.handler.answer(query('slow.test'), 'udp', client) as Promise<Buffer | null>;
+    const stuck = d.handler.answer(query('slow.example.net'), 'udp', client) as Promise<Buffer | null>;
     expect(d.handler.inflight).toBe(1);
-    const refused = d.handler.answer(query('other.test'), 'udp', client);
+    const refused = d.handler.answer(query('other.example.net'), 'udp', client);
     expect(Buffer.isBuffer(refused)).toBe(true);
     expect(decode(refused).rcode).toBe('SERVFAIL');
     expect(d.upstream.calls).toBe(1);
-    expect(decode(d.handler.answer(query('pinned.test'), 'udp', client)).rcode).toBe('NOERROR');
+    expect(decode(d.handler.answer(query('pinned.example.net'), 'udp', client)).rcode).toBe('NOERROR');
     d.upstream.release();
     expect(decode(await stuck).answers[0]!.data).toBe('192.0.2.9');
     expect(d.handler.inflight).toBe(0);
     // The held answer is cached now: a hit, even at the limit.
-    const blocker = d.handler.answer(query('slow2.test'), 'udp', client) as Promise<Buffer | null>;
-    const hit = d.handler.answer(query('slow.test'), 'udp', client);
+    const blocker = d.handler.answer(query('slow2.example.net'), 'udp', client) as Promise<Buffer | null>;
+    const hit = d.handler.answer(query('slow.example.net'), 'udp', client);
     expect(decode(hit).rcode).toBe('NOERROR');
     d.upstream.release();
     await blocker;

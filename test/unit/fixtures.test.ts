@@ -58,7 +58,7 @@ describe('pki', () => {
       expect(cert.checkHost('localhost')).toBe('localhost');
       expect(cert.checkIP('127.0.0.1')).toBe('127.0.0.1');
       expect(cert.checkIP('::1')).toBe('::1');
-      expect(cert.checkHost('other.test')).toBeUndefined();
+      expect(cert.checkHost('other.example.net')).toBeUndefined();
       expect(cert.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
       expect(existsSync(a.caFile) && existsSync(a.certFile) && existsSync(a.keyFile)).toBe(true);
     } finally {
@@ -86,41 +86,41 @@ describe('zone', () => {
     dnsPacket.decode(dnsPacket.encode(zone.answer({ ...dnsPacket.decode(dnsQuery(name, type, 77)), ...extra }))) as Decoded;
 
   it('answers with the question echoed byte for byte', () => {
-    const r = ask('ExAmPlE.TeSt', 'A');
+    const r = ask('ExAmPlE.CoM', 'A');
     expect(r.id).toBe(77);
     expect(r.flag_qr && r.flag_rd && r.flag_ra).toBe(true);
     expect(r.rcode).toBe('NOERROR');
-    expect(r.questions).toEqual([{ name: 'ExAmPlE.TeSt', type: 'A', class: 'IN' }]);
-    expect(r.answers).toEqual([{ name: 'ExAmPlE.TeSt', type: 'A', class: 'IN', flush: false, ttl: 300, data: '192.0.2.1' }]);
+    expect(r.questions).toEqual([{ name: 'ExAmPlE.CoM', type: 'A', class: 'IN' }]);
+    expect(r.answers).toEqual([{ name: 'ExAmPlE.CoM', type: 'A', class: 'IN', flush: false, ttl: 300, data: '192.0.2.1' }]);
   });
 
   it('gives NODATA and NXDOMAIN with an SOA carrying soaMinimum', () => {
-    const nodata = ask('example.test', 'MX');
+    const nodata = ask('example.com', 'MX');
     expect(nodata.rcode).toBe('NOERROR');
     expect(nodata.answers).toEqual([]);
     expect(nodata.authorities?.[0]).toMatchObject({ type: 'SOA', ttl: 60 });
-    const nx = ask('nope.test', 'A');
+    const nx = ask('nope.example.net', 'A');
     expect(nx.rcode).toBe('NXDOMAIN');
     expect(nx.authorities?.[0]).toMatchObject({ type: 'SOA', ttl: 60 });
-    const custom = new Zone([{ name: 'a.test', type: 'A', data: '192.0.2.9' }], { soaMinimum: 5 });
-    expect(custom.answer(dnsPacket.decode(dnsQuery('b.test'))).authorities?.[0]).toMatchObject({ ttl: 5 });
+    const custom = new Zone([{ name: 'a.example.net', type: 'A', data: '192.0.2.9' }], { soaMinimum: 5 });
+    expect(custom.answer(dnsPacket.decode(dnsQuery('b.example.net'))).authorities?.[0]).toMatchObject({ ttl: 5 });
   });
 
   it('chases CNAMEs, serves big and short records, echoes EDNS DO', () => {
-    const c = ask('cname.test', 'A');
+    const c = ask('cname.example.net', 'A');
     expect(c.answers?.map((a) => a.type)).toEqual(['CNAME', 'A']);
-    const big = dnsPacket.encode(zone.answer(dnsPacket.decode(dnsQuery('big.test', 'TXT'))));
+    const big = dnsPacket.encode(zone.answer(dnsPacket.decode(dnsQuery('big.example.net', 'TXT'))));
     expect(big.length).toBeGreaterThan(1232);
     expect(dnsPacket.decode(big).answers).toHaveLength(40);
-    expect(ask('short.test', 'A').answers?.[0]).toMatchObject({ ttl: 2, data: '192.0.2.2' });
+    expect(ask('short.example.net', 'A').answers?.[0]).toMatchObject({ ttl: 2, data: '192.0.2.2' });
     expect(ask('goproxy.cn', 'A').answers?.[0]).toMatchObject({ data: '192.0.2.53' });
-    expect(ask('www.example.test', 'A').answers?.[0]).toMatchObject({ data: '192.0.2.3' });
+    expect(ask('www.example.com', 'A').answers?.[0]).toMatchObject({ data: '192.0.2.3' });
 
-    const withDo = dnsPacket.decode(buildQuery({ name: 'example.test', edns: { do: true } }).wire);
+    const withDo = dnsPacket.decode(buildQuery({ name: 'example.com', edns: { do: true } }).wire);
     const opt = dnsPacket.decode(dnsPacket.encode(zone.answer(withDo))).additionals?.[0] as dnsPacket.OptAnswer;
     expect(opt).toMatchObject({ type: 'OPT', udpPayloadSize: 1232, flag_do: true });
-    expect(ask('example.test', 'A').additionals).toEqual([]); // no OPT asked, none given
-    const noRd = dnsPacket.decode(dnsPacket.encode(zone.answer({ ...dnsPacket.decode(dnsQuery('example.test')), flags: 0 })));
+    expect(ask('example.com', 'A').additionals).toEqual([]); // no OPT asked, none given
+    const noRd = dnsPacket.decode(dnsPacket.encode(zone.answer({ ...dnsPacket.decode(dnsQuery('example.com')), flags: 0 })));
     expect(noRd.flag_rd).toBe(false);
   });
 });
@@ -153,7 +153,7 @@ describe('DoH server', () => {
   it('answers an RFC 8484 POST over TLS + HTTP/2', async () => {
     expect(server.url).toBe(`https://127.0.0.1:${server.port}/dns-query`);
     expect(server.urlFor('doh.test')).toBe(`https://doh.test:${server.port}/dns-query`);
-    const res = await post(client(), dnsQuery('example.test'));
+    const res = await post(client(), dnsQuery('example.com'));
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toBe('application/dns-message');
     expect(res.headers['cache-control']).toBe('max-age=300');
@@ -168,13 +168,13 @@ describe('DoH server', () => {
     expect(server.lastRequest?.headers[':method']).toBe('POST');
     expect(server.lastRequest?.headers[':scheme']).toBe('https'); // pseudo-headers only exist in HTTP/2
     expect(server.lastRequest?.servername).toBe('doh.test');
-    expect(server.lastRequest?.query?.questions?.[0]?.name).toBe('example.test');
+    expect(server.lastRequest?.query?.questions?.[0]?.name).toBe('example.com');
     expect(server.queries).toHaveLength(1);
   });
 
   it('answers GET ?dns= and rejects bad requests', async () => {
     const c = client();
-    const dns = dnsQuery('example.test', 'AAAA').toString('base64url');
+    const dns = dnsQuery('example.com', 'AAAA').toString('base64url');
     const get = await c.request({ path: `/dns-query?dns=${dns}`, method: 'GET' });
     const body = Buffer.from(await get.body.arrayBuffer());
     expect(get.statusCode).toBe(200);
@@ -190,10 +190,10 @@ describe('DoH server', () => {
 
   it('counts handshakes per connection and reuses a session', async () => {
     const a = client();
-    await post(a, dnsQuery('example.test'));
-    await post(a, dnsQuery('example.test'));
+    await post(a, dnsQuery('example.com'));
+    await post(a, dnsQuery('example.com'));
     expect(server.handshakes).toBe(1);
-    await post(client(), dnsQuery('example.test'));
+    await post(client(), dnsQuery('example.com'));
     expect(server.handshakes).toBe(2);
     expect(server.sessions).toBe(2);
     expect(server.requests).toBe(3);
@@ -205,9 +205,9 @@ describe('DoH server', () => {
     server.delayMs = 150;
     try {
       const started = performance.now();
-      await post(client(), dnsQuery('short.test'));
+      await post(client(), dnsQuery('short.example.net'));
       expect(performance.now() - started).toBeGreaterThanOrEqual(140);
-      expect(seen).toEqual(['short.test']);
+      expect(seen).toEqual(['short.example.net']);
     } finally {
       server.onQuery = undefined;
     }
@@ -216,12 +216,12 @@ describe('DoH server', () => {
   it('http500 and garbage modes', async () => {
     const c = client();
     server.mode = 'http500';
-    const err = await post(c, dnsQuery('example.test'));
+    const err = await post(c, dnsQuery('example.com'));
     expect(err.status).toBe(500);
     expect(err.headers['content-type']).toBe('text/plain');
 
     server.mode = 'garbage';
-    const garbage = await post(c, dnsQuery('example.test'));
+    const garbage = await post(c, dnsQuery('example.com'));
     expect(garbage.status).toBe(200);
     expect(garbage.headers['content-type']).toBe('application/dns-message');
     expect(garbage.body).toHaveLength(64);
@@ -237,38 +237,38 @@ describe('DoH server', () => {
       expect(r.headers['content-type']).toBe('text/html');
       expect(dnsPacket.decode(r.body).answers).toHaveLength(1);
     }],
-    ['wrongQuestion', (r) => expect(dnsPacket.decode(r.body).questions?.[0]?.name).toBe('other.test')],
+    ['wrongQuestion', (r) => expect(dnsPacket.decode(r.body).questions?.[0]?.name).toBe('other.example.net')],
     ['servfail', (r) => expect((dnsPacket.decode(r.body) as Decoded).rcode).toBe('SERVFAIL')],
     ['refused', (r) => expect((dnsPacket.decode(r.body) as Decoded).rcode).toBe('REFUSED')],
     ['wrongId', (r) => expect(dnsPacket.decode(r.body).id).toBe(1234)],
   ])('mode %s', async (mode, check) => {
     server.mode = mode;
-    check(await post(client(), dnsQuery('example.test')));
+    check(await post(client(), dnsQuery('example.com')));
   });
 
   it('reset mode fails the response mid-body', async () => {
     server.mode = 'reset';
-    await expect(post(client(), dnsQuery('big.test', 'TXT'))).rejects.toThrow();
+    await expect(post(client(), dnsQuery('big.example.net', 'TXT'))).rejects.toThrow();
     expect(server.requests).toBe(1);
   });
 
   it('hang mode never answers; an AbortSignal ends the wait', async () => {
     server.mode = 'hang';
     const started = performance.now();
-    await expect(post(client(), dnsQuery('example.test'), AbortSignal.timeout(200))).rejects.toThrow();
+    await expect(post(client(), dnsQuery('example.com'), AbortSignal.timeout(200))).rejects.toThrow();
     expect(performance.now() - started).toBeGreaterThanOrEqual(190);
     expect(server.requests).toBe(1);
   });
 
   it('goaway mode refuses the request and closes the session', async () => {
     const c = client();
-    await post(c, dnsQuery('example.test'));
+    await post(c, dnsQuery('example.com'));
     expect(server.sessions).toBe(1);
     server.mode = 'goaway';
-    await expect(post(c, dnsQuery('example.test'))).rejects.toThrow();
+    await expect(post(c, dnsQuery('example.com'))).rejects.toThrow();
     await until(() => server.sessions === 0);
     server.mode = 'ok';
-    expect((await post(c, dnsQuery('example.test'))).status).toBe(200); // client reconnects
+    expect((await post(c, dnsQuery('example.com'))).status).toBe(200); // client reconnects
     expect(server.handshakes).toBe(2);
   });
 
@@ -280,7 +280,7 @@ describe('DoH server', () => {
     const closed = new Promise<void>((resolve) => session.once('close', resolve));
     try {
       const req = session.request({ ':method': 'POST', ':path': '/dns-query', 'content-type': 'application/dns-message' });
-      req.end(dnsQuery('example.test'));
+      req.end(dnsQuery('example.com'));
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       await new Promise((resolve) => req.once('end', resolve));
@@ -298,12 +298,12 @@ describe('DoH server', () => {
   it('close() resolves with hanging streams and delayed answers pending', async () => {
     const own = await startDohServer({ pki, mode: 'hang' });
     const c = h2Client(own, pki);
-    const hung = post(c, dnsQuery('example.test')).catch((e: unknown) => e);
+    const hung = post(c, dnsQuery('example.com')).catch((e: unknown) => e);
     await until(() => own.requests === 1);
     own.mode = 'slow';
     own.delayMs = 60_000;
     const c2 = h2Client(own, pki); // a second connection: one Client sends one request at a time
-    const slow = post(c2, dnsQuery('example.test')).catch((e: unknown) => e);
+    const slow = post(c2, dnsQuery('example.com')).catch((e: unknown) => e);
     await until(() => own.requests === 2);
     expect(own.sessions).toBe(2);
     await own.close();
@@ -326,14 +326,14 @@ describe('plain DNS server', () => {
   afterAll(() => dns.close());
 
   it('answers over UDP and TCP on the same port', async () => {
-    const udp = await queryUdp({ port: dns.port, name: 'example.test', id: 4242 });
+    const udp = await queryUdp({ port: dns.port, name: 'example.com', id: 4242 });
     expect(udp.response.id).toBe(4242);
     expect(udp.response.answers?.[0]).toMatchObject({ data: '192.0.2.1' });
-    const tcp = await queryTcp({ port: dns.port, name: 'example.test', type: 'AAAA' });
+    const tcp = await queryTcp({ port: dns.port, name: 'example.com', type: 'AAAA' });
     expect(tcp.response.answers?.[0]).toMatchObject({ data: '2001:db8::1' });
     expect(tcp.response.additionals?.[0]).toMatchObject({ type: 'OPT' });
     expect([dns.udpQueries, dns.tcpQueries]).toEqual([1, 1]);
-    const nx = await queryUdp({ port: dns.port, name: 'nope.test', edns: false });
+    const nx = await queryUdp({ port: dns.port, name: 'nope.example.net', edns: false });
     expect(nx.response.rcode).toBe('NXDOMAIN');
     expect(nx.response.additionals).toEqual([]);
   });
@@ -343,9 +343,9 @@ describe('plain DNS server', () => {
     try {
       dns.delayMs = 30;
       const results = await Promise.all([
-        conn.query({ name: 'example.test' }),
-        conn.query({ name: 'short.test' }),
-        conn.query({ name: 'big.test', type: 'TXT' }),
+        conn.query({ name: 'example.com' }),
+        conn.query({ name: 'short.example.net' }),
+        conn.query({ name: 'big.example.net', type: 'TXT' }),
       ]);
       expect(results.map((r) => r.response.answers?.length)).toEqual([1, 1, 40]);
       expect(results[1]!.response.answers?.[0]).toMatchObject({ data: '192.0.2.2' });
@@ -356,27 +356,27 @@ describe('plain DNS server', () => {
   });
 
   it('truncates big UDP answers (and everything in truncate mode); TCP is complete', async () => {
-    const big = await queryUdp({ port: dns.port, name: 'big.test', type: 'TXT' });
+    const big = await queryUdp({ port: dns.port, name: 'big.example.net', type: 'TXT' });
     expect(big.response.flag_tc).toBe(true);
     expect(big.response.answers).toEqual([]);
 
     dns.mode = 'truncate';
-    const small = await queryUdp({ port: dns.port, name: 'example.test' });
+    const small = await queryUdp({ port: dns.port, name: 'example.com' });
     expect(small.response.flag_tc).toBe(true);
     expect(small.response.answers).toEqual([]);
-    const full = await queryTcp({ port: dns.port, name: 'example.test' });
+    const full = await queryTcp({ port: dns.port, name: 'example.com' });
     expect(full.response.flag_tc).toBe(false);
     expect(full.response.answers).toHaveLength(1);
   });
 
   it('hang and servfail modes; raw UDP', async () => {
     dns.mode = 'hang';
-    await expect(queryUdp({ port: dns.port, name: 'example.test', timeoutMs: 150 })).rejects.toThrow(/timed out after 150 ms/);
-    expect(await sendRawUdp('127.0.0.1', dns.port, dnsQuery('example.test'), 150)).toBeNull();
+    await expect(queryUdp({ port: dns.port, name: 'example.com', timeoutMs: 150 })).rejects.toThrow(/timed out after 150 ms/);
+    expect(await sendRawUdp('127.0.0.1', dns.port, dnsQuery('example.com'), 150)).toBeNull();
     dns.mode = 'servfail';
-    expect((await queryTcp({ port: dns.port, name: 'example.test' })).response.rcode).toBe('SERVFAIL');
+    expect((await queryTcp({ port: dns.port, name: 'example.com' })).response.rcode).toBe('SERVFAIL');
     dns.mode = 'ok';
-    const raw = await sendRawUdp('127.0.0.1', dns.port, dnsQuery('example.test', 'A', 9), 1000);
+    const raw = await sendRawUdp('127.0.0.1', dns.port, dnsQuery('example.com', 'A', 9), 1000);
     expect(raw && dnsPacket.decode(raw).id).toBe(9);
   });
 });
@@ -389,10 +389,10 @@ describe('IPv6 loopback', () => {
     const c = h2Client(doh, pki);
     try {
       expect(doh.url).toBe(`https://[::1]:${doh.port}/dns-query`);
-      const res = await post(c, dnsQuery('example.test'));
+      const res = await post(c, dnsQuery('example.com'));
       expect(dnsPacket.decode(res.body).answers).toHaveLength(1);
-      expect((await queryUdp({ host: '::1', port: dns.port, name: 'example.test' })).response.answers).toHaveLength(1);
-      expect((await queryTcp({ host: '::1', port: dns.port, name: 'example.test' })).response.answers).toHaveLength(1);
+      expect((await queryUdp({ host: '::1', port: dns.port, name: 'example.com' })).response.answers).toHaveLength(1);
+      expect((await queryTcp({ host: '::1', port: dns.port, name: 'example.com' })).response.answers).toHaveLength(1);
     } finally {
       await c.destroy();
       await Promise.all([doh.close(), dns.close()]);
@@ -414,9 +414,9 @@ describe('fixtures leave nothing behind', () => {
     const doh = await startDohServer({ pki, idleCloseMs: 5_000, delayMs: 30_000 });
     const dns = await startPlainDnsServer({ delayMs: 30_000 });
     const c = h2Client(doh, pki);
-    const pending = post(c, dnsQuery('example.test')).catch(() => undefined);
+    const pending = post(c, dnsQuery('example.com')).catch(() => undefined);
     const conn = await TcpDnsClient.connect('127.0.0.1', dns.port);
-    const tcpPending = conn.query({ name: 'example.test', timeoutMs: 200 }).catch(() => undefined);
+    const tcpPending = conn.query({ name: 'example.com', timeoutMs: 200 }).catch(() => undefined);
     await until(() => doh.requests === 1 && dns.tcpQueries === 1);
     expect(countByType().get('Timeout') ?? 0).toBeGreaterThan(before.get('Timeout') ?? 0);
 

@@ -27,12 +27,12 @@ const target = () => ({ host: '127.0.0.1', port: server.port, family: 4 as const
 describe('PlainUpstream', () => {
   it('answers over UDP, retries over TCP when truncated, and checks the answer', async () => {
     const u = new PlainUpstream(target());
-    const { wire, q } = query('example.test');
+    const { wire, q } = query('example.com');
     const r = await u.exchange(wire, q, AbortSignal.timeout(2000));
     expect(r.rcode).toBe(0);
     expect(r.wire.readUInt16BE(0)).toBe(0); // canonical form: ID 0
     expect((r.packet.answers![0] as { data: string }).data).toBe('192.0.2.1');
-    const big = query('big.test', 'TXT');
+    const big = query('big.example.net', 'TXT');
     const before = { udp: server.udpQueries, tcp: server.tcpQueries };
     const rb = await u.exchange(big.wire, big.q, AbortSignal.timeout(2000));
     expect(rb.packet.answers).toHaveLength(40);
@@ -50,7 +50,7 @@ describe('PlainUpstream', () => {
       return orig(p);
     };
     const u = new PlainUpstream({ host: '127.0.0.1', port: s.port, family: 4 }, { tcpOnly: true });
-    const { wire, q } = query('example.test');
+    const { wire, q } = query('example.com');
     await u.exchange(wire, q, AbortSignal.timeout(2000));
     const opt = seen[0]!.additionals!.find((x) => x.type === 'OPT') as { options: { code: number }[] };
     expect(opt.options.some((o) => o.code === 12)).toBe(false);
@@ -64,7 +64,7 @@ describe('PlainUpstream', () => {
     const port = dead.port;
     await dead.close();
     const u = new PlainUpstream({ host: '127.0.0.1', port, family: 4 });
-    const { wire, q } = query('example.test');
+    const { wire, q } = query('example.com');
     const err = await u.exchange(wire, q, AbortSignal.timeout(2000)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UpstreamError);
     expect((err as UpstreamError).reason).toBe('connect');
@@ -152,14 +152,14 @@ describe('PlainUpstream against misbehaving servers', () => {
     sock.on('message', (msg, rinfo) => {
       const q = dnsPacket.decode(msg);
       const reply = (id: number, data: string) =>
-        dnsPacket.encode({ type: 'response', id, flags: 0x8180, questions: q.questions, answers: [{ name: 'example.test', type: 'A', ttl: 60, data }] });
+        dnsPacket.encode({ type: 'response', id, flags: 0x8180, questions: q.questions, answers: [{ name: 'example.com', type: 'A', ttl: 60, data }] });
       sock.send(reply((q.id! + 1) & 0xffff, '6.6.6.6'), rinfo.port, rinfo.address);
       setTimeout(() => sock.send(reply(q.id!, '192.0.2.1'), rinfo.port, rinfo.address), 20);
     });
     await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
     const u = new PlainUpstream({ host: '127.0.0.1', port: sock.address().port, family: 4 });
     try {
-      const { wire, q } = query('example.test');
+      const { wire, q } = query('example.com');
       const r = await u.exchange(wire, q, AbortSignal.timeout(2000));
       expect((r.packet.answers![0] as { data: string }).data).toBe('192.0.2.1');
     } finally {
@@ -174,7 +174,7 @@ describe('PlainUpstream against misbehaving servers', () => {
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
     const u = new PlainUpstream({ host: '127.0.0.1', port: (srv.address() as { port: number }).port, family: 4 }, { tcpOnly: true });
     try {
-      const { wire, q } = query('example.test');
+      const { wire, q } = query('example.com');
       const e = (await u.exchange(wire, q, AbortSignal.timeout(2000)).catch((x: unknown) => x)) as UpstreamError;
       expect(e).toBeInstanceOf(UpstreamError);
       expect(e.reason).toBe('reset');

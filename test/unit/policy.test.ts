@@ -27,7 +27,7 @@ describe('CIDR ranges in the configuration', () => {
     expect(() => validateConfig({ any: 'drop' })).toThrow(/any: /);
     expect(() => validateConfig({ tcp: { idleTimeoutMs: 10 } })).toThrow(/tcp\.idleTimeoutMs/);
     expect(() => validateConfig({ ecs: { keep: 'yes' } })).toThrow(ConfigError);
-    expect(() => validateConfig({ tcp: { bogus: 1 } })).toThrow(/tcp: unknown key "bogus"/);
+    expect(() => validateConfig({ tcp: { bogus: 1 } })).toThrow(/tcp.bogus: unknown key; known keys here: idleTimeoutMs/);
   });
 
   it('defaults: private sources, rate limit on with loopback exempt, ECS stripped, ANY minimal, RFC 7766 TCP limits', () => {

@@ -13,7 +13,7 @@ describe('forward rules', () => {
     expect(r.groupFor('mail.corp.example')).toBe('office');
   });
   it('names no rule covers, and look-alikes, go to the default group', () => {
-    expect(r.groupFor('example.test')).toBeUndefined();
+    expect(r.groupFor('example.com')).toBeUndefined();
     expect(r.groupFor('local')).toBeUndefined();
     expect(r.groupFor('xcluster.local')).toBeUndefined();
     expect(r.groupFor('1.0.0.11.in-addr.arpa')).toBeUndefined();

@@ -128,7 +128,7 @@ describe.skipIf(!CAN_TRACE)('SystemCallFilter=@system-service fits the daemon', 
       const admin = Number(String(line.admin).split(':').pop());
       await queryUdp({ port, name: 'goproxy.cn' });
       await queryTcp({ port, name: 'goproxy.cn', type: 'AAAA' });
-      await queryUdp({ port, name: 'example.test', timeoutMs: 2000 }); // the upstream is down: SERVFAIL path
+      await queryUdp({ port, name: 'example.com', timeoutMs: 2000 }); // the upstream is down: SERVFAIL path
       await fetch(`http://127.0.0.1:${admin}/metrics`).then((r) => r.text());
       await fetch(`http://127.0.0.1:${admin}/readyz`).then((r) => r.text());
       process.kill(line.pid as number, 'SIGHUP');
