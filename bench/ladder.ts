@@ -90,13 +90,13 @@ async function main(): Promise<void> {
       const ladder = buildSecureUpstream(s.cfg, { ladder: LADDER });
       const direct = buildSecureUpstream(s.direct);
       try {
-        const first = await time(ladder, 'first.example.test');
-        await time(direct, 'warm.example.test');
+        const first = await time(ladder, 'first.example.com');
+        await time(direct, 'warm.example.com');
         const viaLadder: number[] = [];
         const viaDirect: number[] = [];
         for (let i = 0; i < N; i++) {
-          viaLadder.push(await time(ladder, `l${i}.example.test`));
-          viaDirect.push(await time(direct, `d${i}.example.test`));
+          viaLadder.push(await time(ladder, `l${i}.example.com`));
+          viaDirect.push(await time(direct, `d${i}.example.com`));
         }
         const added = pct(viaLadder, 0.5) - pct(viaDirect, 0.5);
         rows.push(`| ${s.what} | ${s.working} | ${r1(first)} | ${r1(pct(viaLadder, 0.5))} / ${r1(pct(viaLadder, 0.9))} | ${r1(pct(viaDirect, 0.5))} | ${r1(added)} |`);

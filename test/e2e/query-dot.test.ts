@@ -40,18 +40,18 @@ async function query(...args: string[]) {
 
 describe('dohd query --dot', () => {
   it('asks a DoT server directly, and says why when it cannot', async () => {
-    const ok = await query('example.test', '--dot', `dot.test:${dot.port}`, '--bootstrap', '127.0.0.1', '--ca', pki.caFile);
+    const ok = await query('example.com', '--dot', `dot.test:${dot.port}`, '--bootstrap', '127.0.0.1', '--ca', pki.caFile);
     expect(ok.stderr).toBe('');
-    expect(ok.stdout).toContain('example.test.\t\t300\tIN\tA\t192.0.2.1');
+    expect(ok.stdout).toContain('example.com.\t\t300\tIN\tA\t192.0.2.1');
     expect(ok.stdout).toContain(`;; SERVER: tls://dot.test:${dot.port} via 127.0.0.1 (DNS-over-TLS)`);
-    const noTrust = await query('example.test', '--dot', `tls://dot.test:${untrusted.port}`, '--bootstrap', '127.0.0.1', '--ca', pki.caFile);
+    const noTrust = await query('example.com', '--dot', `tls://dot.test:${untrusted.port}`, '--bootstrap', '127.0.0.1', '--ca', pki.caFile);
     expect(noTrust.code).toBe(1);
     expect(noTrust.stderr).toMatch(/intercepted: .*issued by "dohd test CA"/);
     expect(noTrust.stderr).toContain('  verdict: intercepted (the certificate is not the provider’s)\n  fix: do not trust that certificate;');
-    const nb = await query('example.test', '--dot', 'dot.example');
+    const nb = await query('example.com', '--dot', 'dot.example');
     expect(nb.code).toBe(2);
     expect(nb.stderr).toMatch(/"dot\.example" needs --bootstrap IP/);
-    const both = await query('example.test', '--dot', 'dot.example', '--doh', 'https://x.example/dns-query');
+    const both = await query('example.com', '--dot', 'dot.example', '--doh', 'https://x.example/dns-query');
     expect(both.code).not.toBe(0);
   });
 });
@@ -75,18 +75,18 @@ describe('dohd query says "blocked", not "failed"', () => {
   });
 
   it('--doh through an SNI filter: blocked_sni, the verdict and the fix; the IP-literal URL answers', async () => {
-    const r = await query('example.test', '--doh', `https://cloudflare-dns.com:${doh.port}/dns-query`, '--bootstrap', '127.0.0.2', '--ca', cfPki.caFile);
+    const r = await query('example.com', '--doh', `https://cloudflare-dns.com:${doh.port}/dns-query`, '--bootstrap', '127.0.0.2', '--ca', cfPki.caFile);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('blocked_sni: cannot connect (127.0.0.2: ');
     expect(r.stderr).toContain('  verdict: blocked by SNI (the TLS handshake naming the provider was reset)');
     expect(r.stderr).toContain('  fix: a path with no server name to filter (an IP-literal DoH URL');
-    const ip = await query('example.test', '--doh', `https://127.0.0.2:${doh.port}/dns-query`, '--ca', cfPki.caFile);
+    const ip = await query('example.com', '--doh', `https://127.0.0.2:${doh.port}/dns-query`, '--ca', cfPki.caFile);
     expect(ip.stderr).toBe('');
-    expect(ip.stdout).toContain('example.test.\t\t300\tIN\tA\t192.0.2.1');
+    expect(ip.stdout).toContain('example.com.\t\t300\tIN\tA\t192.0.2.1');
   });
 
   it.skipIf(!links)('--dot to a black-holed address: unreachable, named before the query deadline', async () => {
-    const r = await query('example.test', '--dot', 'dot.test', '--bootstrap', '192.0.2.3', '--timeout', '1000');
+    const r = await query('example.com', '--dot', 'dot.test', '--bootstrap', '192.0.2.3', '--timeout', '1000');
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('unreachable: cannot connect (192.0.2.3: no answer in');
     expect(r.stderr).toContain('  verdict: IP unreachable (packets dropped: no answer, no error)');

@@ -76,7 +76,7 @@ async function metric(d: RunningDaemon, upstream: string, reason: string): Promi
 describe('happy eyeballs across a provider’s bootstrap IPs', () => {
   it.skipIf(!links)('(a) first bootstrap IP black-holed: the first query after start is answered within the connection race, not the deadline', async () => {
     d = await startDaemon({ upstreams: [{ url: doh.urlFor('doh.test'), bootstrap: [HOLE, '127.0.0.1'], ca: pki.caFile, name: 'p' }], timeoutMs: 2500, loopProbe: false });
-    const r = await ask(d, 'example.test');
+    const r = await ask(d, 'example.com');
     expect(r.response.rcode).toBe('NOERROR');
     expect(data(r)).toEqual(['192.0.2.1']);
     // ~250 ms stagger + one loopback handshake; the deadline is 2500 and the connect timeout 5000.
@@ -94,7 +94,7 @@ describe('happy eyeballs across a provider’s bootstrap IPs', () => {
 
   it.skipIf(!noRoute)('first bootstrap IP unreachable at once (ENETUNREACH): the second is tried in the same query', async () => {
     d = await startDaemon({ upstreams: [{ url: doh.urlFor('doh.test'), bootstrap: [NO_ROUTE, '127.0.0.1'], ca: pki.caFile, name: 'p' }], loopProbe: false });
-    const r = await ask(d, 'example.test');
+    const r = await ask(d, 'example.com');
     expect(r.response.rcode).toBe('NOERROR');
     const u = d.daemon.upstreams[0] as DohUpstream;
     expect(u.lastAttempts.map((a) => [a.address, a.outcome])).toEqual([
@@ -112,18 +112,18 @@ describe('the ladder within a provider, against the censor', () => {
       timeoutMs: 2500,
       loopProbe: false,
     });
-    const r1 = await ask(d, 'example.test');
+    const r1 = await ask(d, 'example.com');
     expect(data(r1)).toEqual(['192.0.2.1']);
     expect(r1.ms).toBeLessThan(2000);
     const ladder = ladderOf(d);
     expect(ladder.working).toBe(1);
     const doh0 = ladder.rungs[0] as DohUpstream;
     const before = doh0.stats.requests;
-    const r2 = await ask(d, 'www.example.test');
+    const r2 = await ask(d, 'www.example.com');
     expect(data(r2)).toEqual(['192.0.2.3']);
     // Learned: the blocked path is not asked again (no step wait on top of the DoT round trip).
     expect(doh0.stats.requests).toBe(before);
-    expect(dot.queries.map((q) => q.questions?.[0]?.name)).toEqual(['example.test', 'www.example.test']);
+    expect(dot.queries.map((q) => q.questions?.[0]?.name)).toEqual(['example.com', 'www.example.com']);
     const changed = d.logs.find((l) => l.msg === 'upstream path changed: an earlier path looks blocked');
     expect(changed).toMatchObject({ upstream: 'google', from: 'google [doh]', to: 'google [dot]' });
   });
@@ -144,7 +144,7 @@ describe('the ladder within a provider, against the censor', () => {
       loopProbe: false,
     });
     for (let i = 0; i < 3; i++) {
-      const r = await ask(d, `n${i}.example.test`);
+      const r = await ask(d, `n${i}.example.com`);
       expect(r.response.rcode).toBe('NXDOMAIN');
     }
     expect(front.resets).toBeGreaterThan(resetsBefore);
@@ -165,7 +165,7 @@ describe('the ladder within a provider, against the censor', () => {
       upstreams: [{ url: `https://cloudflare-dns.com:${rogue.port}/dns-query`, bootstrap: ['127.0.0.1'], ca: pki.caFile, name: 'cf', alternates: [dotPath()] }],
       loopProbe: false,
     });
-    for (let i = 0; i < 3; i++) expect(data(await ask(d, 'example.test'))).toEqual(['192.0.2.1']);
+    for (let i = 0; i < 3; i++) expect(data(await ask(d, 'example.com'))).toEqual(['192.0.2.1']);
     const ladder = ladderOf(d);
     expect(ladder.working).toBe(1);
     expect(ladder.lastFailure[0]?.reason).toBe('intercepted');
@@ -185,8 +185,8 @@ describe('the ladder within a provider, against the censor', () => {
     const viaLadder: number[] = [];
     const direct: number[] = [];
     for (let i = 0; i < 15; i++) {
-      viaLadder.push(await time(ladder, `l${i}.example.test`));
-      direct.push(await time(ladder.rungs[1]!, `r${i}.example.test`));
+      viaLadder.push(await time(ladder, `l${i}.example.com`));
+      direct.push(await time(ladder.rungs[1]!, `r${i}.example.com`));
     }
     expect(median(viaLadder) - median(direct)).toBeLessThanOrEqual(50);
     expect(ladder.working).toBe(1);
@@ -200,7 +200,7 @@ describe('the ladder within a provider, against the censor', () => {
         ladder: { stepMs: 700, reprobeMs: 150, maxReprobeMs: 300 },
         loopProbe: false,
       });
-      expect(data(await ask(d, 'example.test'))).toEqual(['192.0.2.1']);
+      expect(data(await ask(d, 'example.com'))).toEqual(['192.0.2.1']);
       const ladder = ladderOf(d);
       expect(ladder.working).toBe(1);
       front.blocked.delete('doh.test'); // the filter lifts
@@ -209,7 +209,7 @@ describe('the ladder within a provider, against the censor', () => {
       expect(ladder.working).toBe(0);
       expect(d.logs.some((l) => l.msg === 'upstream path restored')).toBe(true);
       const n = doh.requests;
-      expect(data(await ask(d, 'www.example.test'))).toEqual(['192.0.2.3']);
+      expect(data(await ask(d, 'www.example.com'))).toEqual(['192.0.2.3']);
       expect(doh.requests).toBe(n + 1);
     } finally {
       front.blocked.delete('doh.test');
@@ -221,7 +221,7 @@ describe('the ladder within a provider, against the censor', () => {
       upstreams: [{ url: `https://cloudflare-dns.com:${rogue.port}/dns-query`, bootstrap: ['127.0.0.1'], ca: pki.caFile, name: 'cf', alternates: [{ url: `tls://cloudflare-dns.com:${rogueDot.port}`, bootstrap: ['127.0.0.1'] }] }],
       loopProbe: false,
     });
-    const r = await ask(d, 'example.test');
+    const r = await ask(d, 'example.com');
     expect(r.response.rcode).toBe('SERVFAIL');
     expect(d.daemon.upstreams).toHaveLength(1);
     expect(await metric(d, 'cf', 'intercepted')).toBe(1);
@@ -237,7 +237,7 @@ describe('the default never switches country on its own, but says that `cn` exis
 
   it('every default upstream out: one log line naming the cn preset and why; no query goes anywhere else', async () => {
     d = await startDaemon({ upstreams: defaults(1), health: { failures: 1, backoffMs: 60_000 }, loopProbe: false });
-    for (let i = 0; i < 3; i++) expect((await ask(d, `n${i}.example.test`)).response.rcode).toBe('SERVFAIL');
+    for (let i = 0; i < 3; i++) expect((await ask(d, `n${i}.example.com`)).response.rcode).toBe('SERVFAIL');
     const hints = d.logs.filter((l) => String(l.msg).includes("the 'cn' preset may help"));
     expect(hints).toHaveLength(1);
     expect(String(hints[0]!.hint)).toMatch(/upstreams: cn.*--preset cn.*never switches to another country's resolvers by itself/);
@@ -246,7 +246,7 @@ describe('the default never switches country on its own, but says that `cn` exis
 
   it('upstreams of the user’s own choosing get no such hint', async () => {
     d = await startDaemon({ upstreams: [{ url: 'https://doh.test/dns-query', bootstrap: ['127.0.0.1'] }], health: { failures: 1, backoffMs: 60_000 }, loopProbe: false });
-    for (let i = 0; i < 2; i++) expect((await ask(d, `n${i}.example.test`)).response.rcode).toBe('SERVFAIL');
+    for (let i = 0; i < 2; i++) expect((await ask(d, `n${i}.example.com`)).response.rcode).toBe('SERVFAIL');
     expect(d.logs.filter((l) => String(l.msg).includes("'cn' preset"))).toEqual([]);
   });
 });

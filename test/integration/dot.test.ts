@@ -76,12 +76,12 @@ function q(name: string, type = 'A'): { wire: Buffer; query: Query } {
   return { wire: buildUpstreamQuery(dq.query), query: dq.query };
 }
 
-async function ask(u: DotUpstream, name = 'example.test', ms = 3000) {
+async function ask(u: DotUpstream, name = 'example.com', ms = 3000) {
   const { wire, query } = q(name);
   return u.exchange(wire, query, AbortSignal.timeout(ms));
 }
 
-async function failure(u: DotUpstream, name = 'example.test', ms = 3000): Promise<UpstreamError> {
+async function failure(u: DotUpstream, name = 'example.com', ms = 3000): Promise<UpstreamError> {
   const err = await ask(u, name, ms).then(
     () => null,
     (e: unknown) => e,
@@ -106,9 +106,9 @@ describe('DoT upstream: the protocol', () => {
   it('pipelines queries on one connection, each with an ID of its own', async () => {
     const u = mk();
     dot.delayMs = 50;
-    const names = Array.from({ length: 20 }, (_, i) => (i % 2 ? 'example.test' : 'www.example.test'));
+    const names = Array.from({ length: 20 }, (_, i) => (i % 2 ? 'example.com' : 'www.example.com'));
     const rs = await Promise.all(names.map((n) => ask(u, n)));
-    expect(rs.map((r) => addr(r)[0])).toEqual(names.map((n) => (n === 'example.test' ? '192.0.2.1' : '192.0.2.3')));
+    expect(rs.map((r) => addr(r)[0])).toEqual(names.map((n) => (n === 'example.com' ? '192.0.2.1' : '192.0.2.3')));
     expect(dot.handshakes).toBe(1);
     expect(u.stats.connects).toBe(1);
     const ids = new Set(dot.queries.map((x) => x.id));
@@ -119,7 +119,7 @@ describe('DoT upstream: the protocol', () => {
     const u = mk();
     dot.mode = 'outOfOrder';
     dot.batch = 3;
-    const names = ['example.test', 'www.example.test', 'goproxy.cn'];
+    const names = ['example.com', 'www.example.com', 'goproxy.cn'];
     const rs = await Promise.all(names.map((n) => ask(u, n)));
     expect(rs.map((r) => addr(r)[0])).toEqual(['192.0.2.1', '192.0.2.3', '192.0.2.53']);
     expect(dot.handshakes).toBe(1);
@@ -129,7 +129,7 @@ describe('DoT upstream: the protocol', () => {
     const u = mk();
     await ask(u);
     dot.delayMs = 300;
-    const e = await failure(u, 'www.example.test', 50);
+    const e = await failure(u, 'www.example.com', 50);
     expect(e.reason).toBe('aborted');
     dot.delayMs = 0;
     await sleep(400); // the cancelled query's answer arrives now
@@ -141,7 +141,7 @@ describe('DoT upstream: the protocol', () => {
     const u = mk({ maxPending: 3 });
     dot.mode = 'hang';
     const ctl = new AbortController();
-    const hung = [1, 2, 3].map(() => u.exchange(q('example.test').wire, q('example.test').query, ctl.signal).catch((e: unknown) => e));
+    const hung = [1, 2, 3].map(() => u.exchange(q('example.com').wire, q('example.com').query, ctl.signal).catch((e: unknown) => e));
     const e = await failure(u);
     expect(e.reason).toBe('overloaded');
     ctl.abort();
@@ -174,7 +174,7 @@ describe('DoT upstream: every fault three times in a row on the same upstream, t
   it('hang: each query fails at its deadline, and the connection still serves the next', async () => {
     const u = mk();
     dot.mode = 'hang';
-    for (let i = 0; i < 3; i++) expect((await failure(u, 'example.test', 100)).reason).toBe('aborted');
+    for (let i = 0; i < 3; i++) expect((await failure(u, 'example.com', 100)).reason).toBe('aborted');
     dot.mode = 'ok';
     expect(addr(await ask(u))).toEqual(['192.0.2.1']);
   });
@@ -250,7 +250,7 @@ describe('DoT upstream: connections that die', () => {
     await ask(u);
     dot.delayMs = 100;
     dot.dropNext = 1;
-    const names = ['a', 'b', 'c', 'd', 'e'].map((n) => `${n}.example.test`);
+    const names = ['a', 'b', 'c', 'd', 'e'].map((n) => `${n}.example.com`);
     const rs = await Promise.all(names.map((n) => ask(u, n)));
     expect(rs.map((r) => r.rcode)).toEqual(names.map(() => 3));
     expect(dot.handshakes).toBe(2);
@@ -266,7 +266,7 @@ describe('DoT upstream: connections that die', () => {
       await sleep(200); // quiet now
       proxy.blackhole();
       const t0 = performance.now();
-      expect(addr(await ask(u, 'www.example.test', 2500))).toEqual(['192.0.2.3']);
+      expect(addr(await ask(u, 'www.example.com', 2500))).toEqual(['192.0.2.3']);
       expect(performance.now() - t0).toBeLessThan(2000);
       expect(u.stats.retries).toBe(1);
       expect(u.stats.connects).toBe(2);
@@ -310,13 +310,13 @@ describe('DoT inside dohd', () => {
     });
     const viaGroup = await queryUdp({ port: d.port, name: 'goproxy.cn', timeoutMs: 4000 });
     expect(viaGroup.response.answers?.map((a) => a.data)).toEqual(['192.0.2.53']);
-    await queryUdp({ port: d.port, name: 'www.example.test', timeoutMs: 4000 }); // takes the broken DoH out
-    const viaFallback = await queryUdp({ port: d.port, name: 'example.test', timeoutMs: 4000 });
+    await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 4000 }); // takes the broken DoH out
+    const viaFallback = await queryUdp({ port: d.port, name: 'example.com', timeoutMs: 4000 });
     expect(viaFallback.response.answers?.map((a) => a.data)).toEqual(['192.0.2.1']);
-    expect(dot.queries.map((x) => x.questions?.[0]?.name)).toEqual(expect.arrayContaining(['goproxy.cn', 'example.test']));
+    expect(dot.queries.map((x) => x.questions?.[0]?.name)).toEqual(expect.arrayContaining(['goproxy.cn', 'example.com']));
 
     d2 = await startDaemon({ upstreams: [{ url: url(), bootstrap: ['127.0.0.1'], ca: pki.caFile }] });
-    const plain = await queryUdp({ port: d2.port, name: 'example.test', timeoutMs: 4000 });
+    const plain = await queryUdp({ port: d2.port, name: 'example.com', timeoutMs: 4000 });
     expect(plain.response.answers?.map((a) => a.data)).toEqual(['192.0.2.1']);
     await d2.stop();
     d2 = undefined;
@@ -325,7 +325,7 @@ describe('DoT inside dohd', () => {
   it('health takes a failing DoT upstream out and metrics count its failures by reason', async () => {
     dot.mode = 'wrongId';
     d = await startDaemon({ upstreams: [{ url: url(), bootstrap: ['127.0.0.1'], ca: pki.caFile, name: 'dot' }], health: { failures: 3, backoffMs: 60_000 } });
-    for (let i = 0; i < 3; i++) expect((await queryUdp({ port: d.port, name: `n${i}.example.test`, timeoutMs: 4000 })).response.rcode).toBe('SERVFAIL');
+    for (let i = 0; i < 3; i++) expect((await queryUdp({ port: d.port, name: `n${i}.example.com`, timeoutMs: 4000 })).response.rcode).toBe('SERVFAIL');
     expect(d.logs.some((l) => l.msg === 'upstream taken out' && l.upstream === 'dot')).toBe(true);
     const text = await d.daemon.metrics.registry.metrics();
     expect(text).toMatch(/dohd_upstream_failures_total\{upstream="dot",reason="wrong_question"\} 3/);

@@ -32,7 +32,7 @@ class Path implements Upstream {
   }
 }
 
-const raw = dnsPacket.encode({ type: 'query', id: 0, questions: [{ name: 'example.test', type: 'A', class: 'IN' }] });
+const raw = dnsPacket.encode({ type: 'query', id: 0, questions: [{ name: 'example.com', type: 'A', class: 'IN' }] });
 const dq = decodeQuery(raw);
 if (!dq.ok) throw new Error('query');
 const q = dq.query;
