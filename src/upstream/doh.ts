@@ -443,8 +443,9 @@ export function classify(err: unknown, signal?: AbortSignal): UpstreamError {
   const msg = e?.message ?? String(err);
   let reason: UpstreamFailure = 'other';
   let retryable = false;
-  // No bootstrap IP gave a connection: a certificate problem is 'tls', anything else 'connect' (never retried as a dead connection).
-  if (err instanceof ConnectRaceError) return new UpstreamError(err.reason, msg);
+  // No bootstrap IP gave a connection: the race says how (intercepted, blocked_sni, unreachable, tls,
+  // connect); never retried as a dead connection. An unknown CA gets the private-CA hint too.
+  if (err instanceof ConnectRaceError) return new UpstreamError(err.reason, `${msg} (${code})${UNTRUSTED_CA.has(code) ? CA_HINT : ''}`);
   if (signal?.aborted || code === 'UND_ERR_ABORTED' || e?.name === 'AbortError') reason = 'aborted';
   else if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL')
     reason = 'connect';

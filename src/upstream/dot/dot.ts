@@ -401,8 +401,8 @@ export class DotUpstream implements Upstream {
 
 /** What a failed connection race is, as an upstream failure: connect (nothing answered) or tls (a handshake went wrong). */
 function connectFailure(err: unknown): UpstreamError {
-  if (err instanceof ConnectRaceError) return new UpstreamError(err.reason, err.message);
   const c = classify(err);
+  if (err instanceof ConnectRaceError) return c;
   // Nothing was ever sent on it: never a dead connection to re-send on.
   return new UpstreamError(c.reason === 'aborted' ? 'aborted' : 'connect', c.message);
 }
