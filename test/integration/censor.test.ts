@@ -18,6 +18,7 @@ import { startDotServer, type DotServer } from '../fixtures/dot-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { DohUpstream } from '../../src/upstream/doh.js';
 import { LadderUpstream } from '../../src/upstream/ladder.js';
+import { buildStatus } from '../../src/server/status.js';
 import { buildClientQuery } from '../../src/dns/client.js';
 import { decodeQuery } from '../../src/dns/message.js';
 import { buildUpstreamQuery } from '../../src/dns/upstream-query.js';
@@ -158,6 +159,9 @@ describe('the ladder within a provider, against the censor', () => {
     expect(changed).toMatchObject({ upstream: 'cf', from: 'cf [doh]', to: 'cf [doh-ip]', reason: 'blocked_sni' });
     expect(String(changed?.verdict)).toMatch(/^blocked by SNI/);
     expect(await metric(d, 'cf [doh]', 'blocked_sni')).toBeGreaterThanOrEqual(1);
+    // dohd status shows the path queries go to now.
+    const st = await buildStatus(d.daemon, d.daemon.stats, Date.now());
+    expect(st.upstreams.find((u) => u.name === 'cf')).toMatchObject({ kind: 'doh', state: 'in', path: `https://127.0.0.2:${doh.port}/dns-query via 127.0.0.2 (path 2 of 3: cf [doh-ip])` });
   });
 
   it('(c) a certificate from an unknown CA: "intercepted", naming the issuer; answered through DoT', async () => {
@@ -169,6 +173,7 @@ describe('the ladder within a provider, against the censor', () => {
     const ladder = ladderOf(d);
     expect(ladder.working).toBe(1);
     expect(ladder.lastFailure[0]?.reason).toBe('intercepted');
+    expect((await buildStatus(d.daemon, d.daemon.stats, Date.now())).upstreams.find((u) => u.name === 'cf')).toMatchObject({ kind: 'dot', path: `tls://dns.google:${dot.port} via 127.0.0.1 (path 2 of 2: cf [dot])` });
     expect(ladder.lastFailure[0]?.message).toMatch(/issued by "dohd test CA"/);
     expect(rogue.requests).toBe(0);
     expect(await metric(d, 'cf [doh]', 'intercepted')).toBeGreaterThanOrEqual(1);
