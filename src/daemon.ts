@@ -40,7 +40,8 @@ import { openAdmin, type AdminServer, type Readiness } from './server/admin.js';
 import { buildStatus, type StatusReport } from './server/status.js';
 import { UpstreamStats } from './upstream/stats.js';
 import { ListenError } from './server/bind-error.js';
-import { QueryHandler } from './server/handler.js';
+import { errorKind, QueryHandler } from './server/handler.js';
+import { registerUdpDrops } from './server/udp-drops.js';
 import { pairByAddress, type InheritedSocket } from './server/socket-activation.js';
 import { TcpServer } from './server/tcp.js';
 import { UdpServer } from './server/udp.js';
@@ -128,6 +129,9 @@ export class Daemon {
     this.coalesceStage = new CoalesceStage({ timeoutMs: config.timeoutMs });
     this.metrics = new Metrics({ inflight: () => this.handler.inflight, cacheEntries: () => this.cache.size });
     this.sources = new MetricSources(this.metrics);
+    registerUdpDrops(this.metrics.registry, () =>
+      this.listeners.flatMap((l) => (l.udp.port === undefined ? [] : [{ listen: formatHostPort({ ...l.address, port: l.udp.port }), port: l.udp.port }])),
+    );
     this.reporter.add(this.metrics.upstreamObserver);
     this.reporter.add(this.stats);
     // After health (added in buildUpstreams): it reads whether every default upstream is out.
@@ -146,6 +150,7 @@ export class Daemon {
       screenReject: (transport, client, reason, hasReply) => this.policy.screenReject(transport, client, reason, hasReply),
       onAnswer: (ctx, result, ms) => this.answered(ctx, result, ms),
       onReject: (transport, reason) => this.metrics.reject(transport, reason),
+      onInternalError: (where, err) => this.metrics.internalError(where, errorKind(err)),
       decorate: explainAnswer,
     });
   }
@@ -164,8 +169,9 @@ export class Daemon {
   private readonly pathObserver = { failure: (u: Upstream, err: UpstreamError, ms: number) => this.metrics?.upstreamObserver.failure(u, err, ms) };
 
   private buildUpstreams(config: Config): void {
-    const defaults = config.upstreams.map((u) => buildSecureUpstream(u, { log: this.log, ladder: config.ladder, observer: this.pathObserver }));
-    this.groups = new UpstreamGroups(config, this.reporter, { default: defaults, log: this.log, wrap: (u) => this.loopGuard.wrap(u) });
+    const guard = { onRestart: (upstream: string, reason: string) => this.metrics.upstreamRestart(upstream, reason) };
+    const defaults = config.upstreams.map((u) => buildSecureUpstream(u, { log: this.log, ladder: config.ladder, observer: this.pathObserver, guard }));
+    this.groups = new UpstreamGroups(config, this.reporter, { default: defaults, log: this.log, wrap: (u) => this.loopGuard.wrap(u), guard });
     this.reporter.add(this.groups.health);
     this.upstreams = this.groups.raw;
     this.routeStage = new RouteStage(config.forward);
@@ -273,7 +279,7 @@ export class Daemon {
   /** Serves on sockets systemd handed over, UDP and TCP per address, instead of binding. */
   private async adopt(inherited: InheritedSocket[]): Promise<void> {
     for (const pair of pairByAddress(inherited)) {
-      const l: Listener = { udp: new UdpServer(this.handler, pair.address), tcp: new TcpServer(this.handler, pair.address, this.config.tcp), address: pair.address };
+      const l: Listener = { udp: new UdpServer(this.handler, pair.address, { ...this.config.udp, log: this.log }), tcp: new TcpServer(this.handler, pair.address, this.config.tcp), address: pair.address };
       this.listeners.push(l); // closed by stop() if anything below fails
       await l.udp.listen(pair.udp.fd);
       await l.tcp.listen(pair.tcp.fd);
@@ -345,7 +351,7 @@ export class Daemon {
   /** UDP and TCP on one address; port 0 picks one free port that both protocols get. */
   private async listenOne(addr: HostPort): Promise<Listener> {
     for (let attempt = 0; ; attempt++) {
-      const udp = new UdpServer(this.handler, addr);
+      const udp = new UdpServer(this.handler, addr, { ...this.config.udp, log: this.log });
       const bound = await udp.listen();
       const tcp = new TcpServer(this.handler, { ...addr, port: bound.port }, this.config.tcp);
       try {

@@ -15,6 +15,10 @@
  *   dohd_policy_drops_total{reason}                   `policyDrop(reason)` (rate limit, ACL refusals, ...)
  *   dohd_local_answers_total{zone}                    `localAnswer(zone)`: queries a built-in local zone answered
  *   dohd_config_reloads_total{result}                 `reload(ok)` (SIGHUP)
+ *   dohd_upstream_restarts_total{upstream,reason}     `upstreamRestart` (a transport threw: quarantined, rebuilt; upstream/guard.ts)
+ *   dohd_internal_errors_total{where,kind}            handler onInternalError (bugs met handling a query)
+ *   dohd_udp_socket_drops_total{listen}, dohd_udp_receive_buffer_errors_total
+ *                                                     server/udp-drops.ts, read from /proc at scrape time
  *
  * Stages built elsewhere call the small methods below; every label value they pass must come
  * from a fixed set in the code (never from a client packet), so the series count stays bounded.
@@ -71,6 +75,8 @@ export class Metrics {
   private readonly policyDrops: Counter<'reason'>;
   private readonly reloads: Counter<'result'>;
   private readonly localAnswers: Counter<'zone'>;
+  private readonly internalErrors: Counter<'where' | 'kind'>;
+  private readonly upstreamRestarts: Counter<'upstream' | 'reason'>;
 
   /** Fed to UpstreamReporter.add(): upstream latency, wins and failures. */
   readonly upstreamObserver: UpstreamObserver;
@@ -167,6 +173,18 @@ export class Metrics {
       labelNames: ['result'],
       registers,
     });
+    this.internalErrors = new Counter({
+      name: 'dohd_internal_errors_total',
+      help: 'Bugs met while handling a client query (logged at error level; the client got FORMERR or SERVFAIL), by where and error class',
+      labelNames: ['where', 'kind'],
+      registers,
+    });
+    this.upstreamRestarts = new Counter({
+      name: 'dohd_upstream_restarts_total',
+      help: 'Upstream transports quarantined and rebuilt after one of their callbacks threw, by upstream and where (connect, connection, timer, settle, response, socket, exchange)',
+      labelNames: ['upstream', 'reason'],
+      registers,
+    });
     this.upstreamObserver = {
       success: (u: Upstream, ms: number, won: boolean) => {
         this.upstreamDuration.observe({ upstream: u.name }, ms / 1000);
@@ -212,6 +230,16 @@ export class Metrics {
   /** A query a policy stage refused, dropped or rate-limited. */
   policyDrop(reason: PolicyReason, n = 1): void {
     this.policyDrops.inc({ reason }, n);
+  }
+
+  /** A bug met while handling a query (wire to QueryHandler's onInternalError); `kind` from a fixed set. */
+  internalError(where: string, kind: string): void {
+    this.internalErrors.inc({ where, kind });
+  }
+
+  /** An upstream transport threw and was rebuilt (upstream/guard.ts); `reason` from a fixed set. */
+  upstreamRestart(upstream: string, reason: string): void {
+    this.upstreamRestarts.inc({ upstream, reason });
   }
 
   reload(ok: boolean): void {

@@ -5,7 +5,7 @@
  * connections; queries in flight finish on the old ones), timeoutMs, cache (a changed cache
  * section starts an empty cache), pins, pinTtl and pinVerify, the policy (acl, rateLimit, ecs,
  * any), localZones, log (level, query log, format).
- * Restart: listen, admin, tcp (sockets are bound once; a privileged port could not be bound
+ * Restart: listen, admin, tcp, udp (sockets are bound once; a privileged port could not be bound
  * again after start anyway), hosts, loopProbe. Any key not listed as live is treated as needing a restart, so
  * an option added later is never silently ignored on reload: the log names it.
  */

@@ -308,6 +308,18 @@ export const configSchema = z.strictObject({
     .prefault({}),
   /** qtype ANY: `hinfo` answers the minimal RFC 8482 HINFO, `refuse` answers REFUSED, `forward` asks upstream. */
   any: z.enum(['hinfo', 'refuse', 'forward']).default('hinfo'),
+  /**
+   * UDP listener socket buffers (SO_RCVBUF, SO_SNDBUF), in bytes: what queues in the kernel
+   * while dohd is busy, before datagrams are dropped (counted in dohd_udp_socket_drops_total).
+   * The kernel caps them at net.core.rmem_max / wmem_max; the default matches the systemd
+   * socket unit's ReceiveBuffer=4M. A size already larger (an activated socket) is kept.
+   */
+  udp: z
+    .strictObject({
+      receiveBufferBytes: z.int().min(1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
+      sendBufferBytes: z.int().min(1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
+    })
+    .prefault({}),
   /** TCP listener limits (RFC 7766). */
   tcp: z
     .strictObject({

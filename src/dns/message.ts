@@ -3,7 +3,7 @@
  */
 import { createRequire } from 'node:module';
 import dnsPacket from 'dns-packet';
-import { Flag, HEADER_LEN, headerOnlyReply, questionEnd, Rcode, readHeader, replyFlags, type Header } from './wire.js';
+import { expandName, Flag, HEADER_LEN, headerOnlyReply, questionEnd, Rcode, readHeader, replyFlags, type Header } from './wire.js';
 
 /** dns-packet's table of record type names and numbers. */
 export const recordTypes = createRequire(import.meta.url)('dns-packet/types.js') as { toString(type: number): string; toType(name: string): number };
@@ -84,6 +84,14 @@ export function decodeQuery(raw: Buffer): DecodeResult {
   const qtype = raw.readUInt16BE(qEnd - 4);
   const qclass = raw.readUInt16BE(qEnd - 2);
   const checkingDisabled = (header.flags & Flag.CD) !== 0;
+  // A compressed name (a pointer, even into the header) is kept written out in full: the
+  // question echoed back and the one sent upstream then need no packet to point into.
+  let question = Buffer.from(raw.subarray(HEADER_LEN, qEnd));
+  if (hasPointer(raw, HEADER_LEN)) {
+    const plain = expandName(raw, HEADER_LEN);
+    if (!plain) return { ok: false, reply: headerOnlyReply(header, Rcode.FORMERR), reason: 'malformed' };
+    question = Buffer.concat([plain, raw.subarray(qEnd - 4, qEnd)]);
+  }
   return {
     ok: true,
     query: {
@@ -94,12 +102,21 @@ export function decodeQuery(raw: Buffer): DecodeResult {
       type: q.type,
       qtype,
       qclass,
-      question: Buffer.from(raw.subarray(HEADER_LEN, qEnd)),
+      question,
       edns,
       checkingDisabled,
       key: cacheKey(lname, qtype, qclass, edns?.dnssecOk ?? false, checkingDisabled),
     },
   };
+}
+
+/** The name at `off` holds a compression pointer (the name is known to be well formed). */
+function hasPointer(raw: Buffer, off: number): boolean {
+  for (let l = raw[off]!; l !== 0; l = raw[off]!) {
+    if ((l & 0xc0) !== 0) return true;
+    off += 1 + l;
+  }
+  return false;
 }
 
 /** A reply carrying only the question and an rcode (SERVFAIL, REFUSED, NOTIMP...). */

@@ -33,6 +33,9 @@ export function buildUpstreamQuery(q: Query, opts: UpstreamQueryOptions = {}): B
   // Lower-case the name: upstream HTTP caches then see one key per name.
   for (let i = 0; i < qname.length; ) {
     const len = qname[i]!;
+    // decodeQuery writes a compressed name out in full; a pointer or a label running past the
+    // name here is a bug upstream of this function, said plainly rather than as a RangeError.
+    if (len > 63 || i + 1 + len > qname.length) throw new Error(`question name is not plain labels (byte ${len} at ${i})`);
     out[off++] = len;
     for (let j = 1; j <= len; j++) {
       const c = qname[i + j]!;

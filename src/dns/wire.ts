@@ -84,6 +84,40 @@ export function skipName(buf: Buffer, off: number): number {
   return -1;
 }
 
+/**
+ * The name starting at `off` written out without compression, by dns-packet's rules (a
+ * pointer may only go back, before where the name being read started; at most 254 bytes of
+ * labels): the same name dns-packet decodes, its label bytes unchanged. Null where
+ * dns-packet would fail. A client may compress its question's name, even into the header
+ * (`c0 04`); everything after the decoder then works on this plain form.
+ */
+export function expandName(buf: Buffer, off: number): Buffer | null {
+  const out: number[] = [];
+  let limit = off;
+  let total = 0;
+  for (;;) {
+    if (off >= buf.length) return null;
+    const len = buf[off]!;
+    if (len === 0) {
+      out.push(0);
+      return Buffer.from(out);
+    }
+    if ((len & 0xc0) === 0xc0) {
+      if (off + 1 >= buf.length) return null;
+      const to = ((len & 0x3f) << 8) | buf[off + 1]!;
+      if (to >= limit) return null;
+      off = limit = to;
+      continue;
+    }
+    if ((len & 0xc0) !== 0) return null;
+    if (off + 1 + len > buf.length) return null;
+    total += len + 1;
+    if (total > 254) return null;
+    for (let i = off; i <= off + len; i++) out.push(buf[i]!);
+    off += 1 + len;
+  }
+}
+
 /** Offset just past the (single) question, or -1. */
 export function questionEnd(buf: Buffer): number {
   const end = skipName(buf, HEADER_LEN);

@@ -59,22 +59,24 @@ export class CoalesceStage implements Stage {
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(CANCELLED), this.opts.timeoutMs);
     const f: Flight = { promise: undefined as never, done: false, waiters: 0, ctl, timer };
-    f.promise = next({ ...ctx, signal: ctl.signal })
-      .catch((): Result => ({ wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL }))
-      .finally(() => {
-        f.done = true;
-        clearTimeout(timer);
-        if (this.flights.get(key) === f) this.flights.delete(key);
-      });
+    // A stage that throws is a bug, not an upstream's failure: every waiter is rejected with it,
+    // and the handler logs and counts it (once). Handled here too, so that a flight everyone
+    // left is no unhandled rejection.
+    f.promise = next({ ...ctx, signal: ctl.signal }).finally(() => {
+      f.done = true;
+      clearTimeout(timer);
+      if (this.flights.get(key) === f) this.flights.delete(key);
+    });
+    f.promise.catch(ignore);
     this.flights.set(key, f);
     return f;
   }
 
   private wait(key: string, f: Flight, ctx: Context): Promise<Result> {
     f.waiters++;
-    return new Promise<Result>((resolve) => {
+    return new Promise<Result>((resolve, reject) => {
       let done = false;
-      const leave = (r: Result) => {
+      const leave = (r: Result, err?: unknown) => {
         if (done) return;
         done = true;
         ctx.signal.removeEventListener('abort', onAbort);
@@ -83,12 +85,15 @@ export class CoalesceStage implements Stage {
           f.ctl.abort(CANCELLED);
           if (this.flights.get(key) === f) this.flights.delete(key);
         }
-        resolve(r);
+        if (err !== undefined) reject(err);
+        else resolve(r);
       };
       const onAbort = () => leave({ wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL });
       if (ctx.signal.aborted) return onAbort();
       ctx.signal.addEventListener('abort', onAbort, { once: true });
-      f.promise.then(leave);
+      f.promise.then(leave, (err: unknown) => leave(undefined as never, err ?? new Error('stage failed')));
     });
   }
 }
+
+function ignore(): void {}

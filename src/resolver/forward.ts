@@ -3,6 +3,7 @@ import { edeForFailure, edeOf } from '../dns/ede.js';
 import { rcodeReply } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { Rcode } from '../dns/wire.js';
+import { UpstreamError } from '../upstream/errors.js';
 import type { Strategy } from '../upstream/strategy.js';
 import type { Context, Next, Result, Stage } from './types.js';
 
@@ -35,6 +36,8 @@ export class ForwardStage implements Stage {
       if (ede) result.ede = ede;
       return result;
     } catch (err) {
+      // Upstreams failing is an answer (SERVFAIL); anything else is a bug the handler logs and counts.
+      if (!(err instanceof UpstreamError)) throw err;
       return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL, ede: edeForFailure(err) };
     }
   }

@@ -9,7 +9,7 @@ import { finalizeAnswer, MAX_MESSAGE, udpLimit } from '../dns/answer.js';
 import { appendEde, EDE_OVERLOADED, EDE_TIMED_OUT } from '../dns/ede.js';
 import { parseQueryFast } from '../dns/fast-query.js';
 import { decodeQuery, rcodeReply, type Query } from '../dns/message.js';
-import { Rcode } from '../dns/wire.js';
+import { headerOnlyReply, Rcode, readHeader } from '../dns/wire.js';
 import type { Pipeline } from '../resolver/pipeline.js';
 import type { Context, Result, Transport } from '../resolver/types.js';
 import { CANCELLED } from '../abort.js';
@@ -26,6 +26,12 @@ export interface HandlerOptions {
   onReject?: (transport: Transport, reason: string) => void;
   /** Decides whether such a packet's error reply (FORMERR, NOTIMP) may be sent (policy: ACL, rate limit). */
   screenReject?: (transport: Transport, client: { address: string; port: number }, reason: string, hasReply: boolean) => boolean;
+  /**
+   * Called once for each bug met while handling a query (an error that is not an upstream's
+   * failure: a RangeError from a buffer read, a TypeError...), after it was logged at error
+   * level. `where`: decode, resolve, answer. The client still gets FORMERR or SERVFAIL.
+   */
+  onInternalError?: (where: InternalErrorStage, err: unknown) => void;
   /** May add to the finished answer (e.g. the EDNS explain option for `dohd query`). */
   decorate?: (ctx: Context, result: Result, reply: Buffer, ms: number) => Buffer;
 }
@@ -55,9 +61,23 @@ export class QueryHandler {
    */
   answer(raw: Buffer, transport: Transport, client: { address: string; port: number }): Buffer | null | Promise<Buffer | null> {
     const received = performance.now();
-    let q = parseQueryFast(raw);
+    let q: Query | null;
+    try {
+      q = parseQueryFast(raw);
+    } catch (err) {
+      // Never expected: the fast lane reads only bytes it has checked. The full decoder decides.
+      this.internalError('decode', err);
+      q = null;
+    }
     if (q === null) {
-      const decoded = decodeQuery(raw);
+      let decoded: ReturnType<typeof decodeQuery>;
+      try {
+        decoded = decodeQuery(raw);
+      } catch (err) {
+        this.internalError('decode', err);
+        const h = readHeader(raw);
+        decoded = { ok: false, reply: h && !h.qr ? headerOnlyReply(h, Rcode.FORMERR) : null, reason: 'malformed' };
+      }
       if (!decoded.ok) {
         this.opts.onReject?.(transport, decoded.reason);
         const send = this.opts.screenReject?.(transport, client, decoded.reason, decoded.reply !== null) ?? true;
@@ -106,7 +126,7 @@ export class QueryHandler {
       const r = await Promise.race([running, expired]);
       result = r ?? { wire: rcodeReply(q, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL, ede: EDE_TIMED_OUT };
     } catch (err) {
-      this.opts.log?.error({ err, name: q.name, type: q.type }, 'resolve failed');
+      this.internalError('resolve', err, q);
       result = { wire: rcodeReply(q, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL };
     } finally {
       clearTimeout(timer);
@@ -118,10 +138,31 @@ export class QueryHandler {
     return this.reply(ctx, result);
   }
 
+  /** A bug met while handling a query: logged at error level once, counted; the caller answers FORMERR or SERVFAIL. */
+  private internalError(where: InternalErrorStage, err: unknown, q?: Query): void {
+    const e = err as { [REPORTED]?: boolean } | null;
+    if (e !== null && typeof e === 'object') {
+      if (e[REPORTED]) return;
+      try {
+        e[REPORTED] = true;
+      } catch {
+        /* frozen: logged again by the next query that shares it */
+      }
+    }
+    this.opts.log?.error({ err, where, ...(q ? { name: q.name, type: q.type } : {}) }, 'internal error while handling a query (a bug: please report it)');
+    this.opts.onInternalError?.(where, err);
+  }
+
   private reply(ctx: Context, result: Result): Buffer | null {
     if (result.drop) return null;
     // An extended rcode (BADVERS = 16) keeps its low 4 bits in the header, the rest in OPT.
-    let out = finalizeSafe(ctx.query, result.wire, ctx.transport, result.rcode >> 4, result.owned);
+    let out: Buffer;
+    try {
+      out = finalizeAnswer(ctx.query, result.wire, ctx.transport, result.rcode >> 4, result.owned);
+    } catch (err) {
+      this.internalError('answer', err, ctx.query);
+      out = finalizeAnswer(ctx.query, rcodeReply(ctx.query, Rcode.SERVFAIL), ctx.transport);
+    }
     // Extended DNS Errors only for clients that spoke EDNS, and never past their size.
     if (result.ede !== undefined && ctx.query.edns) out = appendEde(out, result.ede, ctx.transport === 'udp' ? udpLimit(ctx.query) : MAX_MESSAGE);
     const ms = performance.now() - ctx.received;
@@ -131,6 +172,18 @@ export class QueryHandler {
   }
 }
 
+/** Where in handling a query a bug was met. */
+export type InternalErrorStage = 'decode' | 'resolve' | 'answer';
+
+/** Set on an error once it has been logged: queries that shared one exchange (coalesce) all see it. */
+const REPORTED = Symbol('dohd.reported');
+
+/** The error's class name for a metric label, from a fixed set. */
+export function errorKind(err: unknown): string {
+  const name = (err as Error | undefined)?.name;
+  return name === 'RangeError' || name === 'TypeError' || name === 'AssertionError' || name === 'Error' ? name : 'other';
+}
+
 /** A query's context while it runs; `deadline` exists once a stage has to wait. */
 interface Waiting extends Context {
   deadline: AbortController | null;
@@ -138,11 +191,3 @@ interface Waiting extends Context {
 
 /** The signal stages see while the pipeline runs synchronously: nothing waits there, so it never aborts. */
 const NEVER = new AbortController().signal;
-
-function finalizeSafe(q: Query, wire: Buffer, transport: Transport, extendedRcode = 0, owned = false): Buffer {
-  try {
-    return finalizeAnswer(q, wire, transport, extendedRcode, owned);
-  } catch {
-    return finalizeAnswer(q, rcodeReply(q, Rcode.SERVFAIL), transport);
-  }
-}

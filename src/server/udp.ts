@@ -1,11 +1,21 @@
 /** UDP listener: one datagram in, at most one datagram out. */
 import cluster from 'node:cluster';
 import dgram from 'node:dgram';
+import type { Logger } from 'pino';
 import type { HostPort } from '../config/address.js';
 import { explainBindError } from './bind-error.js';
 import type { QueryHandler } from './handler.js';
 
+/** Socket buffer sizes to ask the kernel for (SO_RCVBUF, SO_SNDBUF), in bytes. */
+export interface UdpBufferOptions {
+  receiveBufferBytes?: number;
+  sendBufferBytes?: number;
+  log?: Logger;
+}
+
 export class UdpServer {
+  /** The buffer sizes the kernel granted (as it reports them: twice what was set, on Linux), once listening. */
+  buffers: { receive: number; send: number } | null = null;
   private socket: dgram.Socket | null = null;
   private accepting = true;
   /** Replies handed to the socket whose send has not completed (close waits for them). */
@@ -15,6 +25,7 @@ export class UdpServer {
   constructor(
     private readonly handler: QueryHandler,
     readonly address: HostPort,
+    private readonly opts: UdpBufferOptions = {},
   ) {}
 
   /** Binds, or adopts an already-bound socket (systemd socket activation). */
@@ -49,7 +60,47 @@ export class UdpServer {
     socket.on('error', () => {});
     this.socket = socket;
     const a = socket.address();
-    return { host: a.address, port: a.port, family: this.address.family };
+    const bound = { host: a.address, port: a.port, family: this.address.family };
+    this.sizeBuffers(socket, bound, existingFd !== undefined);
+    return bound;
+  }
+
+  /**
+   * Asks for the configured SO_RCVBUF/SO_SNDBUF. An inherited socket (systemd socket
+   * activation) keeps a larger size it already has: systemd's ReceiveBuffer= may exceed
+   * net.core.rmem_max, which caps what dohd itself can ask for. The kernel
+   * caps the request at net.core.rmem_max/wmem_max: what it granted is logged, with a warning
+   * when it is less than asked.
+   */
+  private sizeBuffers(socket: dgram.Socket, bound: HostPort, inherited: boolean): void {
+    const want = { receive: this.opts.receiveBufferBytes, send: this.opts.sendBufferBytes };
+    const set = (kind: 'receive' | 'send') => {
+      const n = want[kind];
+      if (n === undefined) return;
+      try {
+        const current = kind === 'receive' ? socket.getRecvBufferSize() : socket.getSendBufferSize();
+        // Linux reports twice the size set (the other half is its bookkeeping).
+        if (inherited && current >= 2 * n) return;
+        if (kind === 'receive') socket.setRecvBufferSize(n);
+        else socket.setSendBufferSize(n);
+      } catch (err) {
+        this.opts.log?.warn({ err, listen: bound, kind }, 'could not set the UDP socket buffer size');
+      }
+    };
+    set('receive');
+    set('send');
+    try {
+      this.buffers = { receive: socket.getRecvBufferSize(), send: socket.getSendBufferSize() };
+    } catch {
+      return;
+    }
+    const log = this.opts.log;
+    if (!log) return;
+    const granted = { receiveBytes: this.buffers.receive / 2, sendBytes: this.buffers.send / 2 };
+    const short = (want.receive !== undefined && granted.receiveBytes < want.receive) || (want.send !== undefined && granted.sendBytes < want.send);
+    const fields = { listen: `${bound.host}:${bound.port}`, asked: { receiveBytes: want.receive, sendBytes: want.send }, granted };
+    if (short) log.warn(fields, 'UDP socket buffers smaller than configured: the kernel caps them at net.core.rmem_max / wmem_max (raise those sysctls)');
+    else log.info(fields, 'UDP socket buffers');
   }
 
   private onMessage(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -83,6 +134,15 @@ export class UdpServer {
     socket.send(reply, rinfo.port, rinfo.address, () => {
       if (--this.sending === 0) this.sent?.();
     });
+  }
+
+  /** The local port, while listening. */
+  get port(): number | undefined {
+    try {
+      return this.socket?.address().port;
+    } catch {
+      return undefined;
+    }
   }
 
   /**

@@ -12,15 +12,16 @@ import type { Logger } from 'pino';
 import type { UpstreamConfig } from '../config/schema.js';
 import type { Query } from '../dns/message.js';
 import { CANCELLED_EXCHANGE, UpstreamError, type UpstreamFailure } from './errors.js';
+import { TransportGuard, type GuardOptions } from './guard.js';
 import type { Upstream, UpstreamStats } from './types.js';
 import type { UpstreamObserver } from './strategy.js';
-import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt } from './connect-race.js';
+import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt, type RaceWin } from './connect-race.js';
 import { checkAnswer, type CheckedAnswer } from './validate.js';
 import { CANCELLED } from '../abort.js';
 
 export const MAX_ANSWER_BYTES = 65_535;
 
-export interface DohOptions {
+export interface DohOptions extends GuardOptions {
   log?: Logger;
   /** Close a connection idle this long, below the 10-30 s after which upstreams drop idle ones silently. */
   idleTimeoutMs?: number;
@@ -83,6 +84,8 @@ export class DohUpstream implements Upstream {
   private readonly dropped = new Set<string>();
   private idleTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Every callback of this transport runs under it (see guard.ts): a throw rebuilds the transport. */
+  readonly guard: TransportGuard;
 
   constructor(
     cfg: UpstreamConfig,
@@ -98,6 +101,7 @@ export class DohUpstream implements Upstream {
     this.idleTimeoutMs = cfg.idleTimeoutMs ?? opts.idleTimeoutMs ?? 8000;
     this.maxPending = opts.maxPending ?? 512;
     this.quietMs = cfg.quietMs ?? opts.quietMs ?? 1000;
+    this.guard = new TransportGuard(() => this.name, opts, () => this.quarantine());
     // One TLS context for every connection to this upstream: building one with an extra CA
     // parses the whole root store again (~25 ms of blocked event loop per reconnect).
     this.secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
@@ -129,7 +133,7 @@ export class DohUpstream implements Upstream {
       connect: (_opts, cb) => {
         this.stats.connects++;
         // Happy eyeballs across the bootstrap IPs (connect-race.ts): the one that worked last
-        // goes first, the next joins after 250 ms or as soon as it fails.
+        // goes first, the next joins after 250 ms or as soon as it fails. Both outcomes run under the guard.
         raceTlsConnect({
           addresses: this.addresses,
           port: this.port,
@@ -138,33 +142,33 @@ export class DohUpstream implements Upstream {
           timeoutMs: this.connectTimeoutMs,
           tls: { ...serverIdentity(this.servername, this.url.hostname), secureContext: this.secureContext, ALPNProtocols: ['h2', 'http/1.1'], ...(this.tlsSession ? { session: this.tlsSession } : {}) },
         }).then(
-          (win) => {
+          this.guard.wrap('connect', (win: RaceWin) => {
             this.lastAttempts = win.attempts;
             this.addrIndex = win.index;
             const dropped = noteDropped(win, this.dropped, this.opts.log, this.name);
             if (dropped.length) this.opts.observer?.failure(this, new UpstreamError('ip_unreachable', `${dropped.join(', ')}: no answer while ${win.address} connected`), 0);
             win.socket.once('session', (s: Buffer) => (this.tlsSession = s));
             cb(null, win.socket);
-          },
-          (err: Error) => {
+          }),
+          this.guard.wrap('connect', (err: Error) => {
             if (err instanceof ConnectRaceError) this.lastAttempts = err.attempts;
             // A new Client next time: no request dispatched from now on may reach this one (see 'connectionError').
             if (this.conn === conn) this.conn = null;
             cb(err, null);
-          },
+          }),
         );
       },
     });
     const conn: Conn = { client, heardAt: performance.now() };
-    client.on('connect', () => (conn.heardAt = performance.now()));
+    client.on('connect', this.guard.wrap('connection', () => (conn.heardAt = performance.now())));
     // The peer closed or reset it (idle close without GOAWAY, RST): never reconnect this Client.
-    client.on('disconnect', () => this.retire(conn, false));
+    client.on('disconnect', this.guard.wrap('connection', () => this.retire(conn, false)));
     // A Client that failed to connect (TCP, TLS, certificate) is destroyed, never reused:
     // undici 7 asserts, and kills the process, when a pipelined Client that already saw
     // ERR_TLS_CERT_ALTNAME_INVALID connects again and gets it a second time
     // (nodejs/undici#5355, fixed in 8.x by #5373; with pipelining 1 the request hangs).
     // undici has already failed the requests queued on it when this event is emitted.
-    client.on('connectionError', () => this.retire(conn, false));
+    client.on('connectionError', this.guard.wrap('connection', () => this.retire(conn, false)));
     this.conn = conn;
     return conn;
   }
@@ -182,7 +186,7 @@ export class DohUpstream implements Upstream {
       return;
     }
     if (this.retiring.has(conn) || conn.client.destroyed) return;
-    this.retiring.set(conn, setTimeout(() => this.retire(conn, false), RETIRE_GRACE_MS).unref());
+    this.retiring.set(conn, setTimeout(this.guard.wrap('timer', () => this.retire(conn, false)), RETIRE_GRACE_MS).unref());
     conn.client
       .close()
       .catch(() => {})
@@ -197,11 +201,14 @@ export class DohUpstream implements Upstream {
       this.idleTimer.refresh();
       return;
     }
-    this.idleTimer = setTimeout(() => {
-      this.idleTimer = null;
-      if (this.stats.pending === 0) this.dropConnection();
-      else this.armIdle();
-    }, this.idleTimeoutMs);
+    this.idleTimer = setTimeout(
+      this.guard.wrap('timer', () => {
+        this.idleTimer = null;
+        if (this.stats.pending === 0) this.dropConnection();
+        else this.armIdle();
+      }),
+      this.idleTimeoutMs,
+    );
     this.idleTimer.unref();
   }
 
@@ -223,6 +230,11 @@ export class DohUpstream implements Upstream {
     this.stats.requests++;
     try {
       return await this.send(wire, q, signal);
+    } catch (err) {
+      if (err instanceof UpstreamError) throw err;
+      // Not an exchange's failure but a throw from the transport itself.
+      this.guard.fault('exchange', err);
+      throw new UpstreamError('other', `transport restarted after: ${(err as Error)?.message ?? String(err)}`);
     } finally {
       this.stats.pending--;
       this.armIdle();
@@ -258,14 +270,27 @@ export class DohUpstream implements Upstream {
         let ex!: Exchange;
         const answer = new Promise<CheckedAnswer>((resolve, reject) => (ex = this.request(conn, wire, q, signal, resolve, reject)));
         running.add(ex);
+        // Each outcome is delivered under the guard; a throw there also ends this exchange.
+        const guarded = (fn: () => void) => {
+          try {
+            if (this.guard.inject) this.guard.inject('settle');
+            fn();
+          } catch (err) {
+            this.guard.fault('settle', err);
+            if (!settled) {
+              settle();
+              reject(new UpstreamError('other', 'transport restarted'));
+            }
+          }
+        };
         answer.then(
-          (answer) => {
+          (answer) => guarded(() => {
             running.delete(ex);
             if (settled) return;
             settle();
             resolve(answer);
-          },
-          (err: UpstreamError) => {
+          }),
+          (err: UpstreamError) => guarded(() => {
             running.delete(ex);
             if (settled) return;
             if (!resent && err.retryable && !signal.aborted && !this.closed) {
@@ -281,19 +306,19 @@ export class DohUpstream implements Upstream {
             if (running.size > 0) return; // the other attempt may still answer
             settle();
             reject(err);
-          },
+          }),
         );
       };
       attempt(first);
       if (quiet) {
-        hedgeTimer = setTimeout(() => {
+        hedgeTimer = setTimeout(this.guard.wrap('timer', () => {
           if (settled || resent || signal.aborted || this.closed) return;
           resent = true;
           this.retire(first, true);
           this.stats.hedges++;
           this.opts.log?.debug({ upstream: this.name, quietMs: Math.round(performance.now() - first.heardAt) }, 'no answer on a quiet connection: sending again on a fresh one');
           attempt(this.connection());
-        }, this.hedgeDelay());
+        }), this.hedgeDelay());
       }
     });
   }
@@ -316,9 +341,31 @@ export class DohUpstream implements Upstream {
       conn.heardAt = performance.now();
       this.srtt = this.srtt === null ? ms : this.srtt + (ms - this.srtt) / 8;
     };
-    const exchange = new Exchange(q, signal, heard, resolve, reject);
+    const exchange = new Exchange(q, signal, heard, resolve, reject, this.guard);
     if (!exchange.done) conn.client.dispatch({ path: this.path, method: 'POST', idempotent: true, headers: DOH_HEADERS, body: wire }, exchange);
     return exchange;
+  }
+
+  /**
+   * After a throw in one of this transport's callbacks (guard.ts): no connection it holds is
+   * trusted again. Each is destroyed (their requests fail, and are sent again on a fresh one
+   * or answered by the other upstreams); the next request starts from a clean state.
+   */
+  private quarantine(): void {
+    const conns = [...this.retiring.keys(), ...(this.conn ? [this.conn] : [])];
+    for (const t of this.retiring.values()) clearTimeout(t);
+    this.retiring.clear();
+    this.conn = null;
+    this.srtt = null;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    for (const c of conns) {
+      try {
+        c.client.destroy().catch(() => {});
+      } catch {
+        /* already broken: dropped all the same */
+      }
+    }
   }
 
   async close(): Promise<void> {
@@ -363,6 +410,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     private heard: ((ms: number) => void) | null,
     private resolve: ((a: CheckedAnswer) => void) | null,
     private reject: ((e: UpstreamError) => void) | null,
+    /** undici calls the on* methods below from its own event handlers: a throw there is the transport's (guard.ts). */
+    private readonly guard?: TransportGuard,
   ) {
     if (signal!.aborted) this.onAbort();
     else signal!.addEventListener('abort', this.onAbort, { once: true });
@@ -379,7 +428,39 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    try {
+      this.responseStart(statusCode, headers);
+    } catch (err) {
+      this.faulted(err);
+    }
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    try {
+      this.responseData(chunk);
+    } catch (err) {
+      this.faulted(err);
+    }
+  }
+
+  onResponseEnd(): void {
+    try {
+      this.responseEnd();
+    } catch (err) {
+      this.faulted(err);
+    }
+  }
+
+  /** A throw while handling the response: the guard rebuilds the transport; this exchange fails. */
+  private faulted(err: unknown): void {
+    if (!this.guard) throw err;
+    this.guard.fault('response', err);
+    this.fail(new UpstreamError('other', 'transport restarted'));
+  }
+
+  private responseStart(statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     if (this.done) return;
+    if (this.guard?.inject) this.guard.inject('response');
     this.heard!(performance.now() - this.t0);
     let err: UpstreamError | null = null;
     const ct = String(headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -390,14 +471,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (err) this.fail(err);
   }
 
-  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  private responseData(chunk: Buffer): void {
     if (this.done) return;
     this.size += chunk.length;
     if (this.size > MAX_ANSWER_BYTES) return this.fail(new UpstreamError('oversized', `body over ${MAX_ANSWER_BYTES} bytes`));
     this.chunks.push(chunk);
   }
 
-  onResponseEnd(): void {
+  private responseEnd(): void {
     if (this.done) return;
     const { q, signal, resolve, reject } = this;
     // A copy of its own: a chunk may be a view of memory the connection reuses.

@@ -14,6 +14,7 @@ import { LadderUpstream } from './ladder.js';
 import { isIP } from 'node:net';
 import { FailoverStrategy } from './failover.js';
 import { FallbackStrategy } from './fallback.js';
+import type { GuardOptions } from './guard.js';
 import { HealthTracker } from './health.js';
 import { HedgedStrategy } from './hedged.js';
 import { PlainUpstream } from './plain.js';
@@ -32,6 +33,7 @@ export interface UpstreamGroup {
  */
 export function buildSecureUpstream(u: UpstreamConfig, opts: SecureUpstreamOptions = {}): DohUpstream | DotUpstream | LadderUpstream {
   const o = {
+    ...opts.guard,
     ...(opts.log ? { log: opts.log } : {}),
     ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
     ...(opts.observer ? { observer: opts.observer } : {}),
@@ -76,20 +78,22 @@ export interface SecureUpstreamOptions {
   ladder?: { stepMs: number; reprobeMs: number; maxReprobeMs: number } | undefined;
   /** Told about each path's failures inside a ladder, and bootstrap IPs found unreachable (metrics). */
   observer?: Pick<UpstreamObserver, 'failure'> | undefined;
+  /** The transport guard's options (guard.ts): restarts counted in metrics. */
+  guard?: GuardOptions | undefined;
 }
 
-export function buildUpstream(u: GroupUpstreamConfig, log?: Logger): Upstream {
+export function buildUpstream(u: GroupUpstreamConfig, log?: Logger, guard: GuardOptions = {}): Upstream {
   if (u.url?.startsWith('https:') || u.url?.startsWith('tls:')) {
     return buildSecureUpstream(
       { url: u.url, ...(u.bootstrap ? { bootstrap: u.bootstrap } : {}), ...(u.ca ? { ca: u.ca } : {}), ...(u.name ? { name: u.name } : {}) },
-      { log },
+      { log, guard },
     );
   }
   const tcpOnly = u.url?.startsWith('tcp:') ?? false;
   const text = u.address ?? new URL(u.url!).host;
   const target = parseHostPort(text);
   if (typeof target === 'string') throw new Error(target);
-  return new PlainUpstream(target, { tcpOnly, ...(u.name ? { name: u.name } : {}) });
+  return new PlainUpstream(target, { ...guard, ...(log ? { log } : {}), tcpOnly, ...(u.name ? { name: u.name } : {}) });
 }
 
 export class UpstreamGroups {
@@ -102,7 +106,7 @@ export class UpstreamGroups {
   constructor(
     private readonly config: Config,
     private readonly observer: UpstreamObserver,
-    upstreams: { default: Upstream[]; log?: Logger; wrap?: (u: Upstream) => Upstream },
+    upstreams: { default: Upstream[]; log?: Logger; wrap?: (u: Upstream) => Upstream; guard?: GuardOptions },
   ) {
     const log = upstreams.log;
     // What the strategies call: each upstream as given, or wrapped (the loop guard's fail-fast).
@@ -112,7 +116,7 @@ export class UpstreamGroups {
     const defaults = w(upstreams.default);
     this.groups.set(DEFAULT_GROUP, { name: DEFAULT_GROUP, upstreams: defaults, strategy: this.strategy(config.strategy, defaults) });
     for (const [name, g] of Object.entries(config.groups)) {
-      const raw = g.upstreams.map((u) => buildUpstream(u, log));
+      const raw = g.upstreams.map((u) => buildUpstream(u, log, upstreams.guard));
       this.raw.push(...raw);
       const us = w(raw);
       this.groups.set(name, { name, upstreams: us, strategy: this.strategy(g.strategy, us) });

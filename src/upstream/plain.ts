@@ -14,10 +14,11 @@ import type { Query } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { Flag, readHeader, tcpFrame } from '../dns/wire.js';
 import { UpstreamError } from './errors.js';
+import { TransportGuard, type GuardOptions } from './guard.js';
 import type { Upstream, UpstreamStats } from './types.js';
 import { checkAnswer, type CheckedAnswer } from './validate.js';
 
-export interface PlainOptions {
+export interface PlainOptions extends GuardOptions {
   /** TCP only (`tcp://`); otherwise UDP first and TCP when truncated. */
   tcpOnly?: boolean;
   name?: string;
@@ -38,6 +39,8 @@ export class PlainUpstream implements Upstream {
   /** Cancels each exchange in flight (close). */
   private readonly active = new Set<(err: UpstreamError) => void>();
   private closed = false;
+  /** Every socket callback runs under it (see guard.ts): a throw rebuilds the transport. */
+  readonly guard: TransportGuard;
 
   constructor(
     readonly target: HostPort,
@@ -45,6 +48,11 @@ export class PlainUpstream implements Upstream {
   ) {
     this.name = opts.name ?? `${opts.tcpOnly ? 'tcp' : 'udp'}://${formatHostPort(target)}`;
     this.maxPending = opts.maxPending ?? 512;
+    // Each exchange has sockets of its own: rebuilding fails every exchange in flight (their
+    // sockets are closed) and keeps nothing.
+    this.guard = new TransportGuard(() => this.name, opts, () => {
+      for (const cancel of [...this.active]) cancel(new UpstreamError('other', 'transport restarted'));
+    });
   }
 
   async exchange(_wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
@@ -65,6 +73,11 @@ export class PlainUpstream implements Upstream {
       const id = randomInt(1, 0x10000);
       query.writeUInt16BE(id, 0);
       return checkAnswer(await this.tcp(query, id, signal), q, id);
+    } catch (err) {
+      if (err instanceof UpstreamError) throw err;
+      // Not an exchange's failure but a throw from the transport itself.
+      this.guard.fault('exchange', err);
+      throw new UpstreamError('other', `transport restarted after: ${(err as Error)?.message ?? String(err)}`);
     } finally {
       this.stats.pending--;
     }
@@ -93,14 +106,17 @@ export class PlainUpstream implements Upstream {
       signal.addEventListener('abort', onAbort, { once: true });
       this.active.add(finish);
       // ICMP port unreachable on the connected socket comes back as ECONNREFUSED.
-      socket.on('error', (err) => finish(socketFailure('UDP', err)));
-      socket.on('message', (msg) => {
-        if (msg.length >= 12 && msg.readUInt16BE(0) === id && (msg.readUInt16BE(2) & Flag.QR) !== 0) finish(null, msg);
-      });
+      socket.on('error', this.guard.wrap('socket', (err: Error) => finish(socketFailure('UDP', err))));
+      socket.on(
+        'message',
+        this.guard.wrap('socket', (msg: Buffer) => {
+          if (msg.length >= 12 && msg.readUInt16BE(0) === id && (msg.readUInt16BE(2) & Flag.QR) !== 0) finish(null, msg);
+        }),
+      );
       // A failed connect (ENETUNREACH, EADDRNOTAVAIL, ...) arrives here as `err`, not as an
       // 'error' event; the socket is then unconnected, and send() without an address would
       // throw outside any handler. Every failure here is a failed attempt, never a throw.
-      socket.connect(this.target.port, this.target.host, (err?: Error) => {
+      socket.connect(this.target.port, this.target.host, this.guard.wrap('connect', (err?: Error) => {
         if (done) return;
         if (err) return finish(socketFailure('UDP connect', err));
         try {
@@ -110,7 +126,7 @@ export class PlainUpstream implements Upstream {
         } catch (err) {
           finish(socketFailure('UDP send', err));
         }
-      });
+      }));
     });
   }
 
@@ -134,12 +150,15 @@ export class PlainUpstream implements Upstream {
       const onAbort = () => finish(new UpstreamError('aborted', 'cancelled'));
       signal.addEventListener('abort', onAbort, { once: true });
       this.active.add(finish);
-      socket.on('error', (err) => finish(socketFailure('TCP', err, 'reset')));
-      socket.on('close', () => finish(new UpstreamError('reset', 'TCP: connection closed before the answer')));
-      socket.on('connect', () => {
-        socket.write(tcpFrame(query));
-      });
-      socket.on('data', (chunk: Buffer) => {
+      socket.on('error', this.guard.wrap('socket', (err: Error) => finish(socketFailure('TCP', err, 'reset'))));
+      socket.on('close', this.guard.wrap('socket', () => finish(new UpstreamError('reset', 'TCP: connection closed before the answer'))));
+      socket.on(
+        'connect',
+        this.guard.wrap('connect', () => {
+          socket.write(tcpFrame(query));
+        }),
+      );
+      socket.on('data', this.guard.wrap('socket', (chunk: Buffer) => {
         buffered = buffered.length ? Buffer.concat([buffered, chunk]) : chunk;
         while (buffered.length >= 2) {
           const len = buffered.readUInt16BE(0);
@@ -148,7 +167,7 @@ export class PlainUpstream implements Upstream {
           buffered = buffered.subarray(2 + len);
           if (msg.length >= 2 && msg.readUInt16BE(0) === id) return finish(null, msg);
         }
-      });
+      }));
     });
   }
 

@@ -94,7 +94,7 @@ describe('dohd status', () => {
       expect(lines[0]).toMatch(/^dohd \d+\.\d+\.\d+, pid \d+, up \d+s: ready \(/);
       expect(lines).toContain(`listeners: 127.0.0.1:${port} udp+tcp`);
       expect(lines.find((l) => l.startsWith('good '))).toMatch(/^good\s+default\s+in\s+6\s+[\d.]+ ms\s+[\d.]+ ms\s+-\s+6\s+[\d.]+ ms\s+[\d.]+ ms\s+-$/);
-      expect(lines.find((l) => l.startsWith('bad '))).toMatch(/^bad\s+default\s+out, probe in \d+s\s+0\s+-\s+-\s+http_status 2\s+0\s+-\s+-\s+http_status 2$/);
+      expect(lines.find((l) => l.startsWith('bad '))).toMatch(/^bad\s+default\s+out, probe in (\d+m)?\d+s\s+0\s+-\s+-\s+http_status 2\s+0\s+-\s+-\s+http_status 2$/);
       expect(lines.find((l) => /^good\s+DoH/.test(l))).toMatch(new RegExp(`^good\\s+DoH ${good.url.replace(/[.]/g, "\\.")} via 127\\.0\\.0\\.1$`));
       expect(table.stdout).toMatch(/cache: 6 entries, [\d.]+ KiB; hit ratio 14\.3% \(1 hits, 6 misses\); 0 stale served/);
       expect(table.stdout).toContain('  pinned.example.net: 192.0.2.7 (not verified)');

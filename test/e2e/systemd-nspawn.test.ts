@@ -332,7 +332,7 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
       await upstreamUp();
       try {
         const tag = Date.now();
-        const first = m.spawn(['dig', '+tries=1', '+time=10', '@127.0.0.1', `first-${tag}.nx.test`]);
+        const first = m.spawn(['dig', '+tries=1', '+time=10', '@127.0.0.1', `first-${tag}.nx.example.com`]);
         let firstOut = '';
         first.stdout!.on('data', (d: Buffer) => (firstOut += d.toString()));
         const firstDone = new Promise<void>((r) => first.once('exit', () => r()));
@@ -341,7 +341,7 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
         const restarted = new Promise<void>((r) => restart.once('exit', () => r()));
         await until('dohd draining', () => /dohd stopping: .*inflight=1/.test(journal('dohd.service', '-n', '5')));
         // Sent once, during the drain: only the kernel can keep it.
-        const second = m.exec(['dig', '+tries=1', '+time=10', '@127.0.0.1', `second-${tag}.nx.test`], { timeoutMs: 30_000 }).stdout;
+        const second = m.exec(['dig', '+tries=1', '+time=10', '@127.0.0.1', `second-${tag}.nx.example.com`], { timeoutMs: 30_000 }).stdout;
         await Promise.all([firstDone, restarted]);
         expect(firstOut).toContain('status: NXDOMAIN');
         expect(second).toContain('status: NXDOMAIN');

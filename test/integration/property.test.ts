@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import dnsPacket from 'dns-packet';
 import { finalizeAnswer, udpLimit } from '../../src/dns/answer.js';
 import { decodeQuery, rcodeReply, type Query } from '../../src/dns/message.js';
+import { buildUpstreamQuery } from '../../src/dns/upstream-query.js';
 import { Flag, Rcode } from '../../src/dns/wire.js';
 import { Pipeline } from '../../src/resolver/pipeline.js';
 import { buildPins, PinsStage } from '../../src/resolver/pins.js';
@@ -319,5 +320,35 @@ describe('answer building from upstream answers', () => {
       }),
       { numRuns: RUNS },
     );
+  });
+});
+
+describe('the handler with a stage that builds the upstream query', () => {
+  it('every packet: a well-formed reply or a deliberate drop, never SERVFAIL, never an internal error (compressed names included)', async () => {
+    const internal: unknown[] = [];
+    /** Builds the query dohd would send upstream (dns/upstream-query.ts), as the forward stage does; answers NXDOMAIN. */
+    const upstreamShaped: Stage = {
+      name: 'upstream-shaped',
+      handle: async (ctx) => {
+        const wire = buildUpstreamQuery(ctx.query);
+        expect(dnsPacket.decode(wire).questions![0]!.name.toLowerCase()).toBe(ctx.query.lname === '' ? '.' : ctx.query.lname.toLowerCase());
+        return { wire: rcodeReply(ctx.query, Rcode.NXDOMAIN), source: 'error', rcode: Rcode.NXDOMAIN };
+      },
+    };
+    const hh = new QueryHandler({ pipeline: new Pipeline([upstreamShaped]), timeoutMs: 2000, onInternalError: (_w, err) => internal.push(err) });
+    /** A question name that ends in a pointer somewhere in the header, as in issue 18. */
+    const headerPointer = fc.tuple(validQuery, fc.integer({ min: 0, max: 11 })).map(([w, at]) => {
+      const end = w.indexOf(0, 12);
+      return Buffer.concat([w.subarray(0, end), Buffer.from([0xc0, at]), w.subarray(end + 1)]);
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.oneof(anyPacket, headerPointer), async (raw) => {
+        const reply = await hh.handle(raw, 'udp', { address: '127.0.0.1', port: 5353 });
+        const d = checkReply(raw, reply, 'udp');
+        if (d) expect(d.rcode).not.toBe('SERVFAIL');
+      }),
+      { numRuns: RUNS },
+    );
+    expect(internal).toEqual([]);
   });
 });

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import dnsPacket from 'dns-packet';
 import { parseQueryFast } from '../../src/dns/fast-query.js';
 import { decodeQuery, type Query } from '../../src/dns/message.js';
+import { buildUpstreamQuery } from '../../src/dns/upstream-query.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 3000);
 
@@ -198,5 +199,83 @@ describe('parseQueryFast', () => {
     const utf8 = Buffer.from([...base.subarray(0, 12), 2, 0xc3, 0xa9, 0, 0, 1, 0, 1]);
     const pointer = Buffer.from([...base.subarray(0, 12), 0xc0, 0x00, 0, 1, 0, 1]);
     for (const raw of [response, notify, twoQuestions, dotted, utf8, pointer, base.subarray(0, 20)]) expect(parseQueryFast(raw)).toBeNull();
+  });
+});
+
+// ---- against dns-packet: every query decodes the same on both paths, or is answered FORMERR ----
+
+/** Names that use compression: labels, then a pointer anywhere (the header, the name itself, past the end). */
+const compressed = fc
+  .tuple(packet, fc.array(dnsLabel, { maxLength: 3 }), fc.oneof(fc.integer({ min: 0, max: 11 }), fc.integer({ min: 0, max: 0x3fff })), fc.integer({ min: 0, max: 0xffff }))
+  .map(([wire, ls, to, qtype]) => {
+    const h = Buffer.from(wire.subarray(0, 12));
+    h.writeUInt16BE(1, 4);
+    const tq = Buffer.alloc(4);
+    tq.writeUInt16BE(qtype, 0);
+    tq.writeUInt16BE(1, 2);
+    return Buffer.concat([h, ...ls.flatMap((l) => [Buffer.from([l.length]), l]), Buffer.from([0xc0 | (to >> 8), to & 0xff]), tq]);
+  });
+
+/** The outcome the three readers must agree on: dns-packet's, the full decoder's, the fast lane's, and the query sent upstream. */
+function againstDnsPacket(raw: Buffer): 'ok' | 'formerr' | 'other' {
+  const full = decodeQuery(raw);
+  const fast = parseQueryFast(raw);
+  if (!full.ok) {
+    expect(fast, `fast lane took a packet decodeQuery rejects: ${raw.toString('hex')}`).toBeNull();
+    if (full.reply === null) return 'other';
+    const rcode = full.reply.readUInt16BE(2) & 0xf;
+    return rcode === 1 ? 'formerr' : 'other';
+  }
+  const q = full.query;
+  // dns-packet reads the same question.
+  const ref = dnsPacket.decode(raw);
+  expect(q.name).toBe(ref.questions![0]!.name.replace(/\.$/, ''));
+  expect(q.type).toBe(ref.questions![0]!.type);
+  if (fast) expect(view(fast)).toEqual(view(q));
+  // The question kept is plain labels (no pointer) naming the same thing, and the query sent
+  // upstream (both paths' query objects) decodes to the lower-cased question.
+  const again = dnsPacket.decode(Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]), q.question]));
+  expect(again.questions![0]!.name).toBe(ref.questions![0]!.name);
+  for (const which of fast ? [q, fast] : [q]) {
+    const up = dnsPacket.decode(buildUpstreamQuery(which));
+    expect(up.questions![0]!.name).toBe(upperAsciiLowered(ref.questions![0]!.name));
+    expect(up.questions![0]!.type).toBe(q.type);
+  }
+  return 'ok';
+}
+
+/** dns-packet's name with ASCII letters lower-cased (what the upstream query carries). */
+function upperAsciiLowered(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+}
+
+describe('every query decodes the same on the fast and full paths (and as dns-packet reads it), or is answered FORMERR', () => {
+  it('compressed question names, pointers anywhere', () => {
+    const seen = { ok: 0, formerr: 0, other: 0 };
+    fc.assert(
+      fc.property(compressed, (raw) => {
+        seen[againstDnsPacket(raw)]++;
+      }),
+      { numRuns: RUNS },
+    );
+    // Both outcomes must occur: pointers into the header decode, pointers forward do not.
+    expect(seen.ok).toBeGreaterThan(RUNS / 20);
+    expect(seen.formerr).toBeGreaterThan(RUNS / 20);
+  });
+
+  it('arbitrary, mutated and random packets', () => {
+    fc.assert(
+      fc.property(fc.oneof(packet, mutated, fc.uint8Array({ maxLength: 80 }).map((b) => Buffer.from(b))), (raw) => {
+        againstDnsPacket(raw);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('the packet from issue 18: abc with a pointer to offset 4', () => {
+    const raw = Buffer.from('12340100000100000000000003616263c00400010001', 'hex');
+    expect(againstDnsPacket(raw)).toBe('ok');
+    const full = decodeQuery(raw);
+    expect(full.ok && full.query.question.toString('hex')).toBe('036162630000010001');
   });
 });

@@ -19,9 +19,10 @@ import type { Logger } from 'pino';
 import type { Query } from '../../dns/message.js';
 import { classify } from '../doh.js';
 import { CANCELLED_EXCHANGE, UpstreamError } from '../errors.js';
-import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt } from '../connect-race.js';
+import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt, type RaceWin } from '../connect-race.js';
 import type { Upstream, UpstreamStats } from '../types.js';
 import type { UpstreamObserver } from '../strategy.js';
+import { TransportGuard, type GuardOptions } from '../guard.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
 
 export const DOT_PORT = 853;
@@ -36,7 +37,7 @@ export interface DotConfig {
   quietMs?: number | undefined;
 }
 
-export interface DotOptions {
+export interface DotOptions extends GuardOptions {
   log?: Logger;
   /** Close a connection idle this long (default 8000 ms). */
   idleTimeoutMs?: number;
@@ -109,10 +110,14 @@ class DotConn {
   attach(socket: TLSSocket): void {
     this.socket = socket;
     this.heardAt = performance.now();
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.owner.retire(this, classify(err)));
-    socket.on('close', () => this.owner.retire(this, new UpstreamError('reset', 'the server closed the connection', true)));
-    socket.on('end', () => this.owner.retire(this, new UpstreamError('reset', 'the server closed the connection', true)));
+    // Every socket event runs under the transport's guard (guard.ts): a throw restarts the transport.
+    const g = this.owner.guard;
+    socket.on('data', g.wrap('response', (chunk: Buffer) => this.onData(chunk)));
+    // Registered bare as well: an 'error' must always have a listener, even if the guarded one throws.
+    socket.on('error', () => {});
+    socket.on('error', g.wrap('connection', (err: Error) => this.owner.retire(this, classify(err))));
+    socket.on('close', g.wrap('connection', () => this.owner.retire(this, new UpstreamError('reset', 'the server closed the connection', true))));
+    socket.on('end', g.wrap('connection', () => this.owner.retire(this, new UpstreamError('reset', 'the server closed the connection', true))));
     const q = this.queued ?? [];
     this.queued = null;
     for (const b of q) socket.write(b);
@@ -194,11 +199,14 @@ export class DotUpstream implements Upstream {
   private readonly dropped = new Set<string>();
   private idleTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** Every callback of this transport runs under it (see guard.ts): a throw rebuilds the transport. */
+  readonly guard: TransportGuard;
 
   constructor(
     cfg: DotConfig,
     private readonly opts: DotOptions = {},
   ) {
+    this.guard = new TransportGuard(() => this.name, opts, () => this.quarantine());
     const { host, port } = parseDotUrl(cfg.url);
     this.url = cfg.url;
     this.host = host;
@@ -231,11 +239,16 @@ export class DotUpstream implements Upstream {
         return await this.attempt(wire, q, signal);
       } catch (err) {
         const e = err as UpstreamError;
-        if (!e.retryable || signal.aborted || this.closed) throw e;
+        if (!(e instanceof UpstreamError) || !e.retryable || signal.aborted || this.closed) throw e;
         // The connection died under the query (idle close, reset): once more on a fresh one.
         this.stats.retries++;
         return await this.attempt(wire, q, signal);
       }
+    } catch (err) {
+      if (err instanceof UpstreamError) throw err;
+      // Not an exchange's failure but a throw from the transport itself.
+      this.guard.fault('exchange', err);
+      throw new UpstreamError('other', `transport restarted after: ${(err as Error)?.message ?? String(err)}`);
     } finally {
       this.stats.pending--;
       this.armIdle();
@@ -261,6 +274,14 @@ export class DotUpstream implements Upstream {
         q,
         resolve: (a) => {
           signal.removeEventListener('abort', onAbort);
+          // Delivering the outcome is guarded too: a throw there restarts the transport and fails this query.
+          try {
+            if (this.guard.inject) this.guard.inject('settle');
+          } catch (err) {
+            this.guard.fault('settle', err);
+            reject(new UpstreamError('other', `transport restarted after: ${(err as Error)?.message ?? String(err)}`));
+            return;
+          }
           resolve(a);
         },
         reject: (e) => {
@@ -272,12 +293,15 @@ export class DotUpstream implements Upstream {
       signal.addEventListener('abort', onAbort, { once: true });
       // A quiet connection (possibly black-holed, no FIN, no RST): no answer in time, and it is replaced.
       if (conn.socket && this.quietMs > 0 && !conn.quietTimer && p.sentAt - conn.heardAt > this.quietMs) {
-        conn.quietTimer = setTimeout(() => {
-          conn.quietTimer = null;
-          if (conn.dead || conn.heardAt > p.sentAt) return;
-          this.opts.log?.debug({ upstream: this.name }, 'no answer on a quiet DoT connection: replacing it');
-          this.retire(conn, new UpstreamError('reset', 'no answer on a quiet connection', true));
-        }, this.quietDelay());
+        conn.quietTimer = setTimeout(
+          this.guard.wrap('timer', () => {
+            conn.quietTimer = null;
+            if (conn.dead || conn.heardAt > p.sentAt) return;
+            this.opts.log?.debug({ upstream: this.name }, 'no answer on a quiet DoT connection: replacing it');
+            this.retire(conn, new UpstreamError('reset', 'no answer on a quiet connection', true));
+          }),
+          this.quietDelay(),
+        );
         conn.quietTimer.unref();
       }
       // RFC 7858 §3.3 / RFC 7766 §8: two-byte length prefix, then the message with our ID.
@@ -309,7 +333,7 @@ export class DotUpstream implements Upstream {
         rejectUnauthorized: true,
       },
     }).then(
-      (win) => {
+      this.guard.wrap('connect', (win: RaceWin) => {
         this.lastAttempts = win.attempts;
         this.addrIndex = win.index;
         const dropped = noteDropped(win, this.dropped, this.opts.log, this.name);
@@ -320,13 +344,13 @@ export class DotUpstream implements Upstream {
         }
         win.socket.setNoDelay(true);
         conn.attach(win.socket);
-      },
-      (err: unknown) => {
+      }),
+      this.guard.wrap('connect', (err: unknown) => {
         if (err instanceof ConnectRaceError) this.lastAttempts = err.attempts;
         const e = connectFailure(err);
         this.opts.log?.debug({ upstream: this.name, err: e.message }, 'DoT connection failed');
         this.retire(conn, e);
-      },
+      }),
     );
     return conn;
   }
@@ -378,12 +402,33 @@ export class DotUpstream implements Upstream {
       this.idleTimer.refresh();
       return;
     }
-    this.idleTimer = setTimeout(() => {
-      this.idleTimer = null;
-      if (this.stats.pending === 0) this.dropConnection();
-      else this.armIdle();
-    }, this.idleTimeoutMs);
+    this.idleTimer = setTimeout(
+      this.guard.wrap('timer', () => {
+        this.idleTimer = null;
+        if (this.stats.pending === 0) this.dropConnection();
+        else this.armIdle();
+      }),
+      this.idleTimeoutMs,
+    );
     this.idleTimer.unref();
+  }
+
+  /**
+   * After a throw in one of this transport's callbacks (guard.ts): the connection is not
+   * trusted again. It is destroyed; what was in flight fails as on a dead connection (sent
+   * once more on a fresh one); the smoothed round trip starts over. Must not throw.
+   */
+  private quarantine(): void {
+    const conn = this.conn;
+    this.conn = null;
+    this.srtt = null;
+    if (conn) {
+      try {
+        this.retire(conn, new UpstreamError('reset', 'transport restarted', true));
+      } catch {
+        /* already broken: dropped all the same */
+      }
+    }
   }
 
   /** Close the current connection; the next query opens a fresh one. */
