@@ -37,7 +37,12 @@ const dohUrl = z.string().superRefine((s, ctx) => {
     ctx.addIssue({ code: 'custom', message: `"${s}" is not a valid URL` });
     return;
   }
-  if (u.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `"${s}" must be an https:// URL (DNS-over-HTTPS, RFC 8484)` });
+  if (u.protocol === 'tls:') {
+    // DNS-over-TLS (RFC 7858): tls://HOST[:PORT], nothing else.
+    if ((u.pathname && u.pathname !== '/') || u.search || u.hash || !u.hostname)
+      ctx.addIssue({ code: 'custom', message: `"${s}" must be tls://HOST[:PORT] (DNS-over-TLS, no path)` });
+  } else if (u.protocol !== 'https:')
+    ctx.addIssue({ code: 'custom', message: `"${s}" must be an https:// URL (DNS-over-HTTPS, RFC 8484) or tls://HOST[:853] (DNS-over-TLS, RFC 7858)` });
   if (u.username || u.password) ctx.addIssue({ code: 'custom', message: `"${s}" must not carry credentials` });
   if (u.protocol === 'https:' && u.pathname === '/' && !u.search) ctx.addIssue({ code: 'custom', message: noPath(s) });
 });
@@ -62,6 +67,11 @@ export const upstreamSchema = z.strictObject({
    * that gets no answer within 4× the usual time is also sent on a fresh connection. 0 = never.
    */
   quietMs: z.int().min(0).max(3_600_000).optional(),
+  /**
+   * Other paths to the same provider, tried in order when the one before looks blocked: an
+   * IP-literal DoH URL, DoT on 853. They share `ca`; each has bootstrap IPs of its own.
+   */
+  alternates: z.array(z.strictObject({ url: dohUrl, bootstrap: z.array(ipAddress).min(1).optional() })).min(1).max(8).optional(),
 });
 
 const pinAddresses = z.array(ipAddress).min(1);
@@ -146,15 +156,17 @@ export const groupUpstreamSchema = z
         const r = parseHostPort(url.host || '');
         if (typeof r === 'string' || url.pathname.replace(/^\/$/, '') || url.search)
           ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be ${url.protocol}//IP:PORT (an IP address, no path)` });
-      } else if (url.protocol === 'https:') {
+      } else if (url.protocol === 'https:' || url.protocol === 'tls:') {
         if (url.username || url.password) ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must not carry credentials` });
-        if (url.pathname === '/' && !url.search) ctx.addIssue({ code: 'custom', path: ['url'], message: noPath(u.url!) });
+        if (url.protocol === 'tls:' && ((url.pathname && url.pathname !== '/') || url.search || !url.hostname))
+          ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be tls://HOST[:PORT] (DNS-over-TLS, no path)` });
+        if (url.protocol === 'https:' && url.pathname === '/' && !url.search) ctx.addIssue({ code: 'custom', path: ['url'], message: noPath(u.url!) });
       } else {
-        ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be https:// (DoH), udp:// or tcp:// (plain DNS)` });
+        ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be https:// (DoH), tls:// (DoT), udp:// or tcp:// (plain DNS)` });
       }
     }
-    if (plain && u.bootstrap) ctx.addIssue({ code: 'custom', path: ['bootstrap'], message: 'applies to https:// upstreams only' });
-    if (plain && u.ca) ctx.addIssue({ code: 'custom', path: ['ca'], message: 'applies to https:// upstreams only' });
+    if (plain && u.bootstrap) ctx.addIssue({ code: 'custom', path: ['bootstrap'], message: 'applies to https:// and tls:// upstreams only' });
+    if (plain && u.ca) ctx.addIssue({ code: 'custom', path: ['ca'], message: 'applies to https:// and tls:// upstreams only' });
   });
 
 export const groupSchema = z.strictObject({
@@ -182,6 +194,18 @@ const healthSchema = z
     backoffMs: ms(10, 3_600_000, 1000),
     maxBackoffMs: ms(10, 86_400_000, 300_000),
     probeTimeoutMs: ms(10, 60_000, 2000),
+  })
+  .prefault({});
+
+/** Upstreams with `alternates` (a ladder of paths to one provider). */
+const ladderSchema = z
+  .strictObject({
+    /** A path that has not answered in this long looks blocked: the next path is asked too. */
+    stepMs: ms(50, 10_000, 700),
+    /** After moving down the ladder, the better paths are probed again after this long, doubling... */
+    reprobeMs: ms(100, 86_400_000, 60_000),
+    /** ...up to this. */
+    maxReprobeMs: ms(100, 86_400_000, 900_000),
   })
   .prefault({});
 
@@ -243,6 +267,7 @@ export const configSchema = z.strictObject({
   hedge: hedgeSchema,
   failover: failoverSchema,
   health: healthSchema,
+  ladder: ladderSchema,
   hosts: hostsSchema.optional(),
   pinVerify: pinVerifySchema,
   /** At start-up, send each upstream a probe query to detect a forwarding loop back to dohd. */
