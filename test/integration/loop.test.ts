@@ -5,14 +5,13 @@
  * out of the race and reported to readiness.
  */
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type dnsPacket from 'dns-packet';
-import { queryUdp, type DnsResult } from '../fixtures/dns-client.js';
+import { queryUdp } from '../fixtures/dns-client.js';
 import type { RunningDaemon } from '../fixtures/daemon.js';
 import { useDohPair } from '../fixtures/doh-pair.js';
 import type { DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
 import { until } from '../fixtures/resources.js';
-import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
+import { loopBack } from '../fixtures/loop-back.js';
 import { ConfigError, validateConfig } from '../../src/config/load.js';
 import { reaches } from '../../src/config/self-address.js';
 import { PROBE_SUFFIX } from '../../src/upstream/loop-guard.js';
@@ -23,27 +22,8 @@ let pki: Pki;
 let good: DohServer;
 let loopy: DohServer;
 let d: RunningDaemon | undefined;
-let child: Spawned | undefined;
 
-/** Where the looping server sends every query it gets (dohd's UDP port, once known). */
-let loopTarget: number | undefined;
-const backlog: dnsPacket.Packet[] = [];
-const requeries: Promise<DnsResult | null>[] = [];
-
-function requery(q: dnsPacket.Packet): void {
-  const question = q.questions?.[0];
-  if (!question) return;
-  if (loopTarget === undefined) {
-    backlog.push(q);
-    return;
-  }
-  requeries.push(queryUdp({ port: loopTarget, name: question.name, type: question.type, timeoutMs: 3000 }).catch(() => null));
-}
-
-function loopTo(port: number): void {
-  loopTarget = port;
-  for (const q of backlog.splice(0)) requery(q);
-}
+const { requery, loopTo, reset: resetLoop } = loopBack();
 
 const probesSeenBy = (s: DohServer) => s.queries.filter((q) => q.questions?.[0]?.name.endsWith(`.${PROBE_SUFFIX}`));
 
@@ -55,13 +35,9 @@ beforeAll(() => {
   [good, loopy] = pair.servers;
 });
 afterEach(async () => {
-  await d?.stop(); // before the child (the requeries' target) goes; useDohPair resets the servers
+  await d?.stop(); // before the requeries are awaited; useDohPair resets the servers
   d = undefined;
-  await child?.kill();
-  child = undefined;
-  await Promise.all(requeries.splice(0));
-  loopTarget = undefined;
-  backlog.length = 0;
+  await resetLoop();
   loopy.onQuery = undefined;
 });
 
@@ -101,28 +77,7 @@ describe('an upstream that is dohd itself is refused', () => {
 });
 
 describe('a forwarding loop through another server is detected at start-up', () => {
-  it('dohd (a separate process) finds the loop, answers the returning probe SERVFAIL, and stops using that upstream', async () => {
-    loopy.onQuery = requery;
-    child = spawnCli(['run', '--listen', '127.0.0.1:0', '--upstream', loopy.url, '--upstream', good.url, '--ca', pki.caFile]);
-    const port = await listeningPort(child);
-    loopTo(port);
-    const line = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('forwarding loop'));
-    expect(line.level).toBe('error');
-    expect(line.upstream).toBe(`127.0.0.1:${loopy.port}`);
-    const probe = String(line.probe);
-    expect(probe.endsWith(`.${PROBE_SUFFIX}`)).toBe(true);
-    // The probe went out once to each upstream, came back once, and was answered SERVFAIL, not forwarded again.
-    expect(probesSeenBy(loopy).length).toBe(1);
-    await until(() => probesSeenBy(good).length > 0, 8000, "the good upstream's probe"); // sent at the same time, may land later
-    expect(probesSeenBy(good).length).toBe(1);
-    const back = (await Promise.all(requeries)).filter((r) => r?.response.questions?.[0]?.name.toLowerCase() === probe);
-    expect(back.map((r) => r!.response.rcode)).toEqual(['SERVFAIL']);
-    // Queries now go to the good upstream only: the looping one is no longer asked.
-    const before = loopy.requests;
-    const r = await queryUdp({ port, name: 'example.com' });
-    expect(r.response.rcode).toBe('NOERROR');
-    expect(loopy.requests).toBe(before);
-  });
+  // dohd as a separate process: test/e2e/loop-cli.test.ts.
 
   it('in-process: readiness reports the loop; a looping-only setup answers SERVFAIL at once instead of amplifying', async () => {
     loopy.onQuery = requery;
