@@ -84,8 +84,9 @@ describe('hedged strategy', () => {
     await until(() => a.answered === 1, 8000);
     expect(a.resets).toBe(0);
     // Health saw a's real time (~400 ms), not "slower than b" (~100 ms): b is asked first now.
-    const health = d.daemon.groups.health.snapshot();
-    expect(health.find((h) => h.name === 'a')!.latencyMs).toBeGreaterThanOrEqual(380);
+    // (The answer sent is told to health once dohd has read it: polled.)
+    const seen = await until(() => d!.daemon.groups.health.snapshot().find((h) => h.name === 'a')?.latencyMs, 3000, "a's latency in health");
+    expect(seen).toBeGreaterThanOrEqual(380);
     a.reset();
     b.reset();
     await queryUdp({ port: d.port, name: 'example.com' });
