@@ -14,6 +14,7 @@ export default defineConfig({
       include: ['src/**/*.ts'],
       reporter: ['text', 'html', 'json-summary'],
       reportsDirectory: 'coverage',
+      reportOnFailure: true,
     },
   },
 });
