@@ -27,7 +27,14 @@ export interface UpstreamGroup {
 export function buildUpstream(u: GroupUpstreamConfig, log?: Logger, guard: GuardOptions = {}): Upstream {
   if (u.url?.startsWith('https:')) {
     return new DohUpstream(
-      { url: u.url, ...(u.bootstrap ? { bootstrap: u.bootstrap } : {}), ...(u.ca ? { ca: u.ca } : {}), ...(u.name ? { name: u.name } : {}) },
+      {
+        url: u.url,
+        ...(u.bootstrap ? { bootstrap: u.bootstrap } : {}),
+        ...(u.ca ? { ca: u.ca } : {}),
+        ...(u.name ? { name: u.name } : {}),
+        ...(u.idleTimeoutMs !== undefined ? { idleTimeoutMs: u.idleTimeoutMs } : {}),
+        ...(u.quietMs !== undefined ? { quietMs: u.quietMs } : {}),
+      },
       { ...guard, ...(log ? { log } : {}) },
     );
   }
