@@ -6,11 +6,15 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, expectTypeOf, it } from 'vitest';
+import type { CacheOptions } from '../../src/cache/answer-cache.js';
+import type { CacheStageOptions } from '../../src/resolver/cache.js';
+import type { TcpOptions } from '../../src/server/tcp.js';
+import { answerCacheOptions, cacheStageOptions } from '../fixtures/config-defaults.js';
 import { staleClientTimeout } from '../../src/config/check.js';
 import { ConfigError, loadConfig, validateConfig } from '../../src/config/load.js';
 import { configReference, REFERENCE_END, REFERENCE_START, withReference } from '../../src/config/reference.js';
-import { configSchema, UPSTREAM_CONNECTION_DEFAULTS } from '../../src/config/schema.js';
+import { configSchema, UPSTREAM_CONNECTION_DEFAULTS, type Config } from '../../src/config/schema.js';
 import { buildUpstream } from '../../src/upstream/groups.js';
 import { DohUpstream } from '../../src/upstream/doh.js';
 
@@ -138,5 +142,21 @@ describe('upstream connection defaults, from the schema', () => {
     const c = validateConfig({});
     expect(c.cache.prefetchHits).toBe(2);
     expect(staleClientTimeout(c)).toBe(1800);
+  });
+});
+
+describe('constructors fed from the config take their slice as is (checked by npm run typecheck)', () => {
+  it('CacheStage, AnswerCache and TcpServer options are required where the config has them: no default of their own', () => {
+    // Before: prefetchHits, the stale timings, three AnswerCache clamps and every tcp.* limit were
+    // optional and re-defaulted in the constructors (prefetchHits to 0, where the schema says 2).
+    expectTypeOf<CacheStageOptions['prefetchHits']>().toEqualTypeOf<number>();
+    expectTypeOf<CacheStageOptions['staleTtl']>().toEqualTypeOf<Config['cache']['staleTtl']>();
+    expectTypeOf<CacheStageOptions['staleClientTimeoutMs']>().toEqualTypeOf<number>();
+    expectTypeOf<CacheOptions['maxBytes']>().toEqualTypeOf<number>();
+    expectTypeOf<CacheOptions['staleWindow']>().toEqualTypeOf<number>();
+    expectTypeOf<TcpOptions>().toEqualTypeOf<Config['tcp']>();
+    // And what the daemon derives from the default config is the schema's.
+    expect(cacheStageOptions()).toMatchObject({ prefetchHits: 2, staleTtl: 30, staleRecheckMs: 30_000, prefetchThreshold: 0.1, staleClientTimeoutMs: 1800, refreshTimeoutMs: 2500 });
+    expect(answerCacheOptions()).toEqual({ maxEntries: 100_000, maxBytes: 64 * 2 ** 20, minTtl: 0, maxTtl: 86400, negativeMaxTtl: 3600, staleWindow: 86400 });
   });
 });
