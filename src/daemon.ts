@@ -46,10 +46,14 @@ import { pairByAddress, type InheritedSocket } from './server/socket-activation.
 import { TcpServer } from './server/tcp.js';
 import { UdpServer } from './server/udp.js';
 import { DohUpstream } from './upstream/doh.js';
-import { UpstreamGroups } from './upstream/groups.js';
+import { DotUpstream } from './upstream/dot/dot.js';
+import { LadderUpstream } from './upstream/ladder.js';
+import { PresetHint, usesDefaultPreset } from './upstream/preset-hint.js';
+import { buildSecureUpstream, UpstreamGroups } from './upstream/groups.js';
 import { LoopGuard } from './upstream/loop-guard.js';
 import { UpstreamReporter } from './upstream/report.js';
 import type { Upstream } from './upstream/types.js';
+import type { UpstreamError } from './upstream/errors.js';
 
 export interface Listener {
   udp: UdpServer;
@@ -73,7 +77,7 @@ export interface ReloadOutcome extends ReloadPlan {
 }
 
 /** Keys that rebuild the upstream groups, routing and strategies when they change on reload. */
-const UPSTREAM_KEYS = ['upstreams', 'strategy', 'groups', 'forward', 'fallback', 'hedge', 'failover', 'health'];
+const UPSTREAM_KEYS = ['upstreams', 'strategy', 'groups', 'forward', 'fallback', 'hedge', 'failover', 'health', 'ladder'];
 
 export class Daemon {
   readonly listeners: Listener[] = [];
@@ -130,6 +134,14 @@ export class Daemon {
     );
     this.reporter.add(this.metrics.upstreamObserver);
     this.reporter.add(this.stats);
+    // After health (added in buildUpstreams): it reads whether every default upstream is out.
+    this.reporter.add(
+      new PresetHint(
+        log,
+        () => this.groups.health.allDown(this.groups.groups.get('default')?.upstreams ?? []),
+        () => usesDefaultPreset(this.config.upstreams),
+      ),
+    );
     this.pipeline = this.composePipeline();
     this.handler = new QueryHandler({
       pipeline: this.pipeline,
@@ -153,9 +165,12 @@ export class Daemon {
     return new Pipeline(stages);
   }
 
+  /** Failures of the paths inside a ladder (metrics only: health and logs see the provider). */
+  private readonly pathObserver = { failure: (u: Upstream, err: UpstreamError, ms: number) => this.metrics?.upstreamObserver.failure(u, err, ms) };
+
   private buildUpstreams(config: Config): void {
     const guard = { onRestart: (upstream: string, reason: string) => this.metrics.upstreamRestart(upstream, reason) };
-    const defaults = config.upstreams.map((u) => new DohUpstream(u, { log: this.log, ...guard }));
+    const defaults = config.upstreams.map((u) => buildSecureUpstream(u, { log: this.log, ladder: config.ladder, observer: this.pathObserver, guard }));
     this.groups = new UpstreamGroups(config, this.reporter, { default: defaults, log: this.log, wrap: (u) => this.loopGuard.wrap(u), guard });
     this.reporter.add(this.groups.health);
     this.upstreams = this.groups.raw;
@@ -236,7 +251,15 @@ export class Daemon {
       {
         listen: d.listeners.map((l) => formatHostPort(l.address)),
         admin: d.admin?.bound ?? null,
-        upstreams: d.upstreams.map((u) => (u instanceof DohUpstream ? { name: u.name, url: u.url.href, bootstrap: u.addresses } : { name: u.name })),
+        upstreams: d.upstreams.map((u) =>
+          u instanceof DohUpstream
+            ? { name: u.name, url: u.url.href, bootstrap: u.addresses }
+            : u instanceof DotUpstream
+              ? { name: u.name, url: u.url, bootstrap: u.addresses }
+              : u instanceof LadderUpstream
+                ? { name: u.name, paths: u.rungs.map((r) => r.name) }
+                : { name: u.name },
+        ),
         pins: Object.keys(config.pins).length,
         ...(config.strategy !== 'race' ? { strategy: config.strategy } : {}),
         ...(Object.keys(config.groups).length

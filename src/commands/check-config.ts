@@ -9,7 +9,7 @@ export const checkConfigCommand: CommandModule<object, ConfigArgs> = {
   handler: (args) => {
     const c = configFrom(args);
     process.stdout.write(
-      `configuration OK: listen ${c.listen.join(', ')}; upstreams ${c.upstreams.map((u) => u.url).join(', ')}; ${Object.keys(c.pins).length} pins\n`,
+      `configuration OK: listen ${c.listen.join(', ')}; upstreams ${c.upstreams.map((u) => (u.alternates?.length ? `${u.url} (+${u.alternates.map((a) => a.url).join(', ')})` : u.url)).join(', ')}; ${Object.keys(c.pins).length} pins\n`,
     );
   },
 };

@@ -18,6 +18,7 @@ export interface ConfigArgs {
   'log-level'?: string;
   admin?: string;
   workers?: string;
+  preset?: string;
 }
 
 /** The options that choose the configuration and the upstreams (for commands that only ask upstreams). */
@@ -33,7 +34,8 @@ export function withConfigOptions<T>(y: Argv<T>) {
   return y
     .option('config', { alias: 'c', type: 'string', describe: 'YAML configuration file' })
     .option('listen', { alias: 'l', type: 'string', array: true, describe: 'ADDR:PORT to listen on, UDP and TCP (repeatable; replaces "listen")' })
-    .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH URL (repeatable; replaces "upstreams")' })
+    .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH (https://) or DoT (tls://) URL (repeatable; replaces "upstreams")' })
+    .option('preset', { type: 'string', describe: 'named upstream set instead of "upstreams": default, cn (see the README)' })
     .option('ca', { type: 'string', describe: 'extra trusted CA file (PEM) for the --upstream URLs' })
     .option('admin', { type: 'string', describe: 'ADDR:PORT of the admin HTTP listener (/metrics, /healthz, /readyz), or "off"' })
     .option('log-level', { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], describe: 'log level' });
@@ -65,6 +67,7 @@ export function overridesFrom(args: ConfigArgs): ConfigOverrides {
   const overrides: ConfigOverrides = {};
   if (args.listen?.length) overrides.listen = args.listen;
   if (args.upstream?.length) overrides.upstream = args.upstream;
+  if (args.preset) overrides.preset = args.preset;
   if (args.ca) overrides.ca = args.ca;
   if (args['log-level']) overrides.logLevel = args['log-level'];
   if (args.admin) overrides.admin = args.admin;

@@ -21,6 +21,7 @@ export interface DoctorArgs {
   go: string;
   config?: string;
   upstream?: string[];
+  preset?: string;
   ca?: string;
   json?: boolean;
   'docker-config': string;
@@ -42,7 +43,8 @@ export const doctorCommand: CommandModule<object, DoctorArgs> = {
       .option('timeout', { type: 'number', default: 3000, describe: 'milliseconds per lookup and per connection' })
       .option('go', { type: 'string', default: 'go', describe: 'the go command to ask for "go env", or "none"' })
       .option('config', { alias: 'c', type: 'string', describe: "dohd's configuration (its upstreams are used)" })
-      .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH URL to compare with (repeatable; replaces the configured upstreams)' })
+      .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH or DoT URL to compare with (repeatable; replaces the configured upstreams)' })
+      .option('preset', { type: 'string', describe: 'named upstream set to check instead of the configured upstreams (default, cn)' })
       .option('ca', { type: 'string', describe: 'extra trusted CA file (PEM) for the upstreams and the TLS probes' })
       .option('json', { type: 'boolean', describe: 'print the report as JSON' })
       .option('docker-config', { type: 'string', default: '/etc/docker/daemon.json', describe: "Docker's daemon configuration (its \"dns\")" })
@@ -65,6 +67,7 @@ export async function doctor(args: DoctorArgs): Promise<number> {
     overrides.upstream = args.upstream;
     if (ca) overrides.ca = ca;
   }
+  if (args.preset) overrides.preset = args.preset;
   let config;
   let pins: Record<string, string[]> = {};
   try {

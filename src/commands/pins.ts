@@ -12,7 +12,7 @@ import type { Config } from '../config/schema.js';
 import { decodeQuery } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { probeCa, probeTls, type TlsProbeOptions } from '../pins/verify.js';
-import { DohUpstream } from '../upstream/doh.js';
+import { buildSecureUpstream } from '../upstream/groups.js';
 import { RaceStrategy, type Strategy } from '../upstream/strategy.js';
 import { configFrom, fail, withUpstreamOptions, type ConfigArgs } from './common.js';
 
@@ -51,7 +51,7 @@ async function resolveAddresses(strategy: Strategy, name: string, timeoutMs: num
 }
 
 export async function learnPins(config: Config, names: string[], probe: TlsProbeOptions): Promise<Learned[]> {
-  const upstreams = config.upstreams.map((u) => new DohUpstream(u));
+  const upstreams = config.upstreams.map((u) => buildSecureUpstream(u));
   const strategy = new RaceStrategy(upstreams);
   try {
     return await Promise.all(

@@ -18,7 +18,9 @@ import { explainOption, formatMessage, formatShort } from '../dns/format.js';
 import { decodeQuery } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { DohUpstream } from '../upstream/doh.js';
+import { DotUpstream, parseDotUrl } from '../upstream/dot/dot.js';
 import { UpstreamError } from '../upstream/errors.js';
+import { verdictOf } from '../upstream/verdict.js';
 import { fail } from './common.js';
 
 export interface QueryArgs {
@@ -27,6 +29,7 @@ export interface QueryArgs {
   server: string;
   tcp?: boolean;
   doh?: string;
+  dot?: string;
   bootstrap?: string[];
   ca?: string;
   timeout: number;
@@ -43,8 +46,10 @@ export const queryCommand: CommandModule<object, QueryArgs> = {
       .option('server', { alias: 's', type: 'string', default: '127.0.0.1:53', describe: 'the dohd to ask, ADDR[:PORT]' })
       .option('tcp', { type: 'boolean', describe: 'ask over TCP (default: UDP, TCP when truncated)' })
       .option('doh', { type: 'string', describe: 'ask this DoH URL directly instead of a running dohd' })
-      .option('bootstrap', { type: 'string', array: true, describe: 'IP address(es) to reach the --doh host at' })
-      .option('ca', { type: 'string', describe: 'extra trusted CA file (PEM) for --doh' })
+      .option('dot', { type: 'string', describe: 'ask this DNS-over-TLS server directly (tls://HOST[:853] or HOST[:PORT])' })
+      .conflicts('doh', 'dot')
+      .option('bootstrap', { type: 'string', array: true, describe: 'IP address(es) to reach the --doh/--dot host at' })
+      .option('ca', { type: 'string', describe: 'extra trusted CA file (PEM) for --doh/--dot' })
       .option('timeout', { type: 'number', default: 3000, describe: 'milliseconds to wait for the answer' })
       .option('short', { type: 'boolean', describe: 'print only the answer records\' data' }) as never,
   handler: async (args) => {
@@ -56,7 +61,7 @@ export async function runQuery(args: QueryArgs): Promise<number> {
   const type = queryType(args.type);
   if (!type) fail(`"${args.type}" is not a DNS record type this tool knows (try A, AAAA, MX, TXT, NS, SOA, HTTPS or TYPEnnn)`, 2);
   if (!Number.isFinite(args.timeout) || args.timeout < 1) fail('--timeout must be a positive number of milliseconds', 2);
-  return args.doh ? viaDoh(args, type) : viaServer(args, type);
+  return args.doh || args.dot ? viaSecure(args, type) : viaServer(args, type);
 }
 
 async function viaServer(args: QueryArgs, type: string): Promise<number> {
@@ -111,25 +116,38 @@ function describeExplain(data: Buffer | null): string {
   }
 }
 
-async function viaDoh(args: QueryArgs, type: string): Promise<number> {
+async function viaSecure(args: QueryArgs, type: string): Promise<number> {
+  const flag = args.dot ? '--dot' : '--doh';
+  const text = args.dot ? (/^[a-z]+:\/\//i.test(args.dot) ? args.dot : `tls://${args.dot}`) : args.doh!;
   let url: URL;
   try {
-    url = new URL(args.doh!);
+    url = new URL(text);
   } catch {
-    fail(`--doh: "${args.doh}" is not a valid URL`, 2);
+    fail(`${flag}: "${text}" is not a valid URL`, 2);
   }
-  if (url.protocol !== 'https:') fail(`--doh: "${args.doh}" must be an https:// URL`, 2);
+  if (args.doh && url.protocol !== 'https:') fail(`--doh: "${args.doh}" must be an https:// URL`, 2);
+  if (args.dot) {
+    try {
+      parseDotUrl(url.href);
+    } catch (err) {
+      fail(`--dot: ${(err as Error).message}`, 2);
+    }
+  }
   const host = url.hostname.replace(/^\[|\]$/g, '');
   let bootstrap = args.bootstrap;
   for (const ip of bootstrap ?? []) if (!isIP(ip)) fail(`--bootstrap: "${ip}" is not an IP address`, 2);
   if (!bootstrap?.length && !isIP(host)) {
     const known = KNOWN_BOOTSTRAP[host.toLowerCase()];
-    if (!known) fail(`--doh: "${host}" needs --bootstrap IP (dohd never asks the system resolver where a DoH server is)`, 2);
+    if (!known) fail(`${flag}: "${host}" needs --bootstrap IP (dohd never asks the system resolver where a DoH or DoT server is)`, 2);
     bootstrap = [...known];
   }
   const ca = args.ca ? resolve(args.ca) : undefined;
   if (ca && !existsSync(ca)) fail(`--ca: cannot read ${ca}`, 2);
-  const upstream = new DohUpstream({ url: url.href, ...(bootstrap?.length ? { bootstrap } : {}), ...(ca ? { ca } : {}) }, { connectTimeoutMs: args.timeout });
+  const cfg = { url: url.href, ...(bootstrap?.length ? { bootstrap } : {}), ...(ca ? { ca } : {}) };
+  // The connection race gives up before the query does, so a silent path gets its verdict ("unreachable").
+  const connectTimeoutMs = Math.max(1, Math.round(args.timeout * 0.8));
+  const upstream = args.dot ? new DotUpstream(cfg, { connectTimeoutMs }) : new DohUpstream(cfg, { connectTimeoutMs });
+  const transport = args.dot ? 'DNS-over-TLS' : 'DNS-over-HTTPS, HTTP/2';
   const decoded = decodeQuery(buildClientQuery(args.name, type).wire);
   if (!decoded.ok) fail(`cannot build a query for "${args.name}"`, 2);
   const q = decoded.query;
@@ -143,16 +161,17 @@ async function viaDoh(args: QueryArgs, type: string): Promise<number> {
     }
     const footer = [
       `;; Query time: ${Math.round(ms)} msec (including connection setup)`,
-      `;; SERVER: ${url.href} via ${upstream.currentAddress} (DNS-over-HTTPS, HTTP/2)`,
+      `;; SERVER: ${url.href} via ${upstream.currentAddress} (${transport})`,
       `;; ANSWERED BY: ${upstream.name}, ${ms.toFixed(1)} ms`,
     ];
-    // The answer as stored by dohd: ID 0 (RFC 8484), without the upstream's OPT record.
+    // The answer as stored by dohd: ID 0, without the upstream's OPT record.
     process.stdout.write(formatMessage(dnsPacket.decode(answer.wire), answer.wire, { footer }));
     return 0;
   } catch (err) {
     if (err instanceof UpstreamError) {
       const why = err.reason === 'aborted' ? `no answer within ${args.timeout} ms` : `${err.reason}: ${err.message}`;
-      fail(`no answer from ${url.href} (via ${upstream.currentAddress}): ${why}`, 1);
+      const v = verdictOf(err.reason);
+      fail(`no answer from ${url.href} (via ${upstream.currentAddress}): ${why}${v ? `\n  verdict: ${v.label}\n  fix: ${v.fix}` : ''}`, 1);
     }
     throw err;
   } finally {

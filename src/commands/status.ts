@@ -143,7 +143,7 @@ export function renderStatus(r: StatusReport): string {
   }
   out.push(...table(rows));
   out.push('');
-  out.push(...table([['UPSTREAM', 'PATH'], ...r.upstreams.map((u) => [u.name, `${u.kind === 'doh' ? 'DoH' : 'plain DNS'} ${u.path}${u.lastError && u.state === 'out' ? ` (last error: ${u.lastError})` : ''}`])]));
+  out.push(...table([['UPSTREAM', 'PATH'], ...r.upstreams.map((u) => [u.name, `${u.kind === 'doh' ? 'DoH' : u.kind === 'dot' ? 'DoT' : 'plain DNS'} ${u.path}${u.lastError && u.state === 'out' ? ` (last error: ${u.lastError})` : ''}`])]));
   out.push('');
   const c = r.cache;
   out.push(

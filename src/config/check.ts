@@ -73,7 +73,7 @@ export function checkConfig(config: Config, baseDir: string): string[] {
  */
 export function completeDohUpstream(u: { url?: string | undefined; bootstrap?: string[] | undefined; ca?: string | undefined }, where: string, baseDir: string): string[] {
   const problems: string[] = [];
-  if (u.url?.startsWith('https:')) {
+  if (u.url?.startsWith('https:') || u.url?.startsWith('tls:')) {
     const host = new URL(u.url).hostname.replace(/^\[|\]$/g, '');
     const isIpHost = /^[\d.]+$/.test(host) || host.includes(':');
     if (!u.bootstrap && !isIpHost) {

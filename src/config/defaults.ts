@@ -2,18 +2,22 @@
  * Built-in knowledge: the default upstreams and the bootstrap addresses of
  * well-known DoH providers, so dohd never needs the system resolver to find them.
  */
+import { presetUpstreams } from './presets.js';
+
 export const KNOWN_BOOTSTRAP: Readonly<Record<string, readonly string[]>> = {
   'cloudflare-dns.com': ['1.1.1.1', '1.0.0.1', '2606:4700:4700::1111', '2606:4700:4700::1001'],
   'one.one.one.one': ['1.1.1.1', '1.0.0.1', '2606:4700:4700::1111', '2606:4700:4700::1001'],
   'security.cloudflare-dns.com': ['1.1.1.2', '1.0.0.2'],
   'dns.google': ['8.8.8.8', '8.8.4.4', '2001:4860:4860::8888', '2001:4860:4860::8844'],
   'dns.quad9.net': ['9.9.9.9', '149.112.112.112', '2620:fe::fe'],
+  // The `cn` preset's providers (src/config/presets.ts).
+  'dns.alidns.com': ['223.5.5.5', '223.6.6.6'],
+  'doh.pub': ['1.12.12.12', '120.53.53.53'],
+  'dot.pub': ['1.12.12.12', '120.53.53.53'],
 };
 
-export const DEFAULT_UPSTREAMS = [
-  { url: 'https://cloudflare-dns.com/dns-query', bootstrap: ['1.1.1.1', '1.0.0.1', '2606:4700:4700::1111'] },
-  { url: 'https://dns.google/dns-query', bootstrap: ['8.8.8.8', '8.8.4.4'] },
-];
+/** The `default` preset (src/config/presets.ts): Cloudflare and Google, each with its ladder of paths. */
+export const DEFAULT_UPSTREAMS = presetUpstreams('default')!;
 
 export const DEFAULT_LISTEN = ['127.0.0.1:53', '[::1]:53'];
 

@@ -5,6 +5,7 @@ import { checkConfig, completeDohUpstream } from './check.js';
 import { parseHostPort, type HostPort } from './address.js';
 import { describeIssue, yamlErrorMessage } from './messages.js';
 import { configTargets, selfTargetProblems } from './self-address.js';
+import { PRESETS, presetUpstreams } from './presets.js';
 import { configSchema, type Config } from './schema.js';
 
 /** A configuration problem, worded for the operator: which key, what is wrong. */
@@ -28,10 +29,13 @@ export interface ConfigOverrides {
   admin?: string;
   /** A number, or `auto`; anything else is refused by the schema with what was typed. */
   workers?: number | string;
+  /** `--preset NAME`: the named upstream set (src/config/presets.ts) instead of "upstreams". */
+  preset?: string;
 }
 
 /** Validates an already-parsed object (YAML document plus overrides). */
 export function validateConfig(raw: unknown, baseDir = process.cwd()): Config {
+  raw = expandPreset(raw);
   const result = configSchema.safeParse(raw ?? {}, { reportInput: true });
   if (!result.success) {
     const problems = result.error.issues.map((i) => describeIssue(configSchema, i));
@@ -39,7 +43,10 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): Config {
   }
   const config = result.data;
   const problems: string[] = [];
-  config.upstreams.forEach((u, i) => problems.push(...completeDohUpstream(u, `upstreams[${i}]`, baseDir)));
+  config.upstreams.forEach((u, i) => {
+    problems.push(...completeDohUpstream(u, `upstreams[${i}]`, baseDir));
+    u.alternates?.forEach((a, j) => problems.push(...completeDohUpstream(a, `upstreams[${i}].alternates[${j}]`, baseDir)));
+  });
   problems.push(...checkConfig(config, baseDir));
   // The loop guard's static half: no upstream may be one of dohd's own listeners.
   const listeners = config.listen.map((l) => parseHostPort(l)).filter((l): l is HostPort => typeof l !== 'string');
@@ -87,8 +94,23 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   }
 }
 
+/** `upstreams: NAME` is a preset: replaced by its upstream list before validation. */
+function expandPreset(raw: unknown): unknown {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  const name = (raw as Record<string, unknown>).upstreams;
+  if (typeof name !== 'string') return raw;
+  const list = presetUpstreams(name);
+  if (!list) {
+    const known = Object.keys(PRESETS).map((p) => `"${p}"`).join(', ');
+    throw new ConfigError(`upstreams: no preset "${name}" (presets: ${known}; or give a list of upstreams)`);
+  }
+  return { ...raw, upstreams: list };
+}
+
 function applyOverrides(raw: Record<string, unknown>, o: ConfigOverrides): Record<string, unknown> {
   const out: Record<string, unknown> = { ...raw };
+  if (o.preset && o.upstream?.length) throw new ConfigError('--preset and --upstream both replace "upstreams"; give one of them');
+  if (o.preset) out.upstreams = o.preset;
   if (o.listen?.length) out.listen = o.listen;
   if (o.upstream?.length) out.upstreams = o.upstream.map((url) => (o.ca ? { url, ca: resolve(o.ca) } : { url }));
   else if (o.ca) throw new ConfigError('--ca applies to --upstream URLs; give --upstream too, or set "ca" on the upstream in the config file');

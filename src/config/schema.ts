@@ -39,7 +39,12 @@ const dohUrl = z.string().superRefine((s, ctx) => {
     ctx.addIssue({ code: 'custom', message: `"${s}" is not a valid URL` });
     return;
   }
-  if (u.protocol !== 'https:') ctx.addIssue({ code: 'custom', message: `"${s}" must be an https:// URL (DNS-over-HTTPS, RFC 8484)` });
+  if (u.protocol === 'tls:') {
+    // DNS-over-TLS (RFC 7858): tls://HOST[:PORT], nothing else.
+    if ((u.pathname && u.pathname !== '/') || u.search || u.hash || !u.hostname)
+      ctx.addIssue({ code: 'custom', message: `"${s}" must be tls://HOST[:PORT] (DNS-over-TLS, no path)` });
+  } else if (u.protocol !== 'https:')
+    ctx.addIssue({ code: 'custom', message: `"${s}" must be an https:// URL (DNS-over-HTTPS, RFC 8484) or tls://HOST[:853] (DNS-over-TLS, RFC 7858)` });
   if (u.username || u.password) ctx.addIssue({ code: 'custom', message: `"${s}" must not carry credentials` });
   if (u.protocol === 'https:' && u.pathname === '/' && !u.search) ctx.addIssue({ code: 'custom', message: noPath(s) });
 });
@@ -61,21 +66,32 @@ const upstreamQuietMs = z
   .describe('A connection silent this long (ms) may be dead without a FIN: a request on it that gets no timely answer is also sent on a fresh connection. 0: never.');
 
 export const upstreamSchema = z.strictObject({
-  url: dohUrl.describe('The DoH server (https://HOST[:PORT]/PATH, RFC 8484).'),
+  url: dohUrl.describe('The server: https://HOST[:PORT]/PATH (DNS-over-HTTPS, RFC 8484) or tls://HOST[:853] (DNS-over-TLS, RFC 7858).'),
   bootstrap: z
     .array(ipAddress)
     .min(1)
     .optional()
     .describe(
-      "IP addresses to connect to instead of resolving the URL's host name (dohd never asks the system resolver). Known providers (cloudflare-dns.com, dns.google, dns.quad9.net) have them built in; a URL whose host is an IP needs none.",
+      "IP addresses to connect to instead of resolving the URL's host name (dohd never asks the system resolver), raced happy-eyeballs style. Known providers (cloudflare-dns.com, dns.google, dns.quad9.net, dns.alidns.com, doh.pub, dot.pub) have them built in; a URL whose host is an IP needs none.",
     ),
   ca: z.string().min(1).optional().describe('Extra trusted CA certificate file (PEM), added to the public roots.'),
   name: z.string().min(1).max(64).optional().describe("A short label for logs and metrics; default: the URL's host."),
   idleTimeoutMs: upstreamIdleTimeoutMs.default(8000),
   quietMs: upstreamQuietMs.default(1000),
+  alternates: z
+    .array(
+      z.strictObject({
+        url: dohUrl.describe('An IP-literal DoH URL or a tls:// DoT server of the same provider.'),
+        bootstrap: z.array(ipAddress).min(1).optional().describe("This path's own bootstrap IPs."),
+      }),
+    )
+    .min(1)
+    .max(8)
+    .optional()
+    .describe('Other paths to the same provider, tried in order when the one before looks blocked (see `ladder`): an IP-literal DoH URL, DoT on 853. They share `ca`.'),
 });
 
-/** The connection settings of a DoH upstream, as the schema defaults them (for upstreams built outside a config: `dohd query`, bootstrap). */
+/** The connection settings of a DoH or DoT upstream, as the schema defaults them (for upstreams built outside a config: `dohd query`, bootstrap, a group's). */
 export const UPSTREAM_CONNECTION_DEFAULTS = z.object({ idleTimeoutMs: upstreamSchema.shape.idleTimeoutMs, quietMs: upstreamSchema.shape.quietMs }).parse({});
 
 const pinAddresses = z.array(ipAddress).min(1);
@@ -132,13 +148,13 @@ const groupName = z.string().superRefine((s, ctx) => {
  */
 export const groupUpstreamSchema = z
   .strictObject({
-    url: z.string().min(1).optional().describe('https://HOST/PATH (DoH), udp://IP:PORT (plain DNS, TCP when truncated) or tcp://IP:PORT (TCP only).'),
+    url: z.string().min(1).optional().describe('https://HOST/PATH (DoH), tls://HOST[:853] (DoT), udp://IP:PORT (plain DNS, TCP when truncated) or tcp://IP:PORT (TCP only).'),
     address: z.string().min(1).optional().describe('IP:PORT of a plain DNS server (same as udp://).'),
-    bootstrap: z.array(ipAddress).min(1).optional().describe('As upstreams[].bootstrap; DoH only.'),
-    ca: z.string().min(1).optional().describe('As upstreams[].ca; DoH only.'),
+    bootstrap: z.array(ipAddress).min(1).optional().describe('As upstreams[].bootstrap; DoH and DoT only.'),
+    ca: z.string().min(1).optional().describe('As upstreams[].ca; DoH and DoT only.'),
     name: z.string().min(1).max(64).optional().describe('A short label for logs and metrics.'),
-    idleTimeoutMs: upstreamIdleTimeoutMs.optional().describe('As upstreams[].idleTimeoutMs, with its default; DoH only.'),
-    quietMs: upstreamQuietMs.optional().describe('As upstreams[].quietMs, with its default; DoH only.'),
+    idleTimeoutMs: upstreamIdleTimeoutMs.optional().describe('As upstreams[].idleTimeoutMs, with its default; DoH and DoT only.'),
+    quietMs: upstreamQuietMs.optional().describe('As upstreams[].quietMs, with its default; DoH and DoT only.'),
   })
   .superRefine((u, ctx) => {
     if ((u.url === undefined) === (u.address === undefined)) {
@@ -162,22 +178,24 @@ export const groupUpstreamSchema = z
         const r = parseHostPort(url.host || '');
         if (typeof r === 'string' || url.pathname.replace(/^\/$/, '') || url.search)
           ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be ${url.protocol}//IP:PORT (an IP address, no path)` });
-      } else if (url.protocol === 'https:') {
+      } else if (url.protocol === 'https:' || url.protocol === 'tls:') {
         if (url.username || url.password) ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must not carry credentials` });
-        if (url.pathname === '/' && !url.search) ctx.addIssue({ code: 'custom', path: ['url'], message: noPath(u.url!) });
+        if (url.protocol === 'tls:' && ((url.pathname && url.pathname !== '/') || url.search || !url.hostname))
+          ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be tls://HOST[:PORT] (DNS-over-TLS, no path)` });
+        if (url.protocol === 'https:' && url.pathname === '/' && !url.search) ctx.addIssue({ code: 'custom', path: ['url'], message: noPath(u.url!) });
       } else {
-        ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be https:// (DoH), udp:// or tcp:// (plain DNS)` });
+        ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be https:// (DoH), tls:// (DoT), udp:// or tcp:// (plain DNS)` });
       }
     }
-    if (plain && u.bootstrap) ctx.addIssue({ code: 'custom', path: ['bootstrap'], message: 'applies to https:// upstreams only' });
-    if (plain && u.ca) ctx.addIssue({ code: 'custom', path: ['ca'], message: 'applies to https:// upstreams only' });
-    if (plain && u.idleTimeoutMs !== undefined) ctx.addIssue({ code: 'custom', path: ['idleTimeoutMs'], message: 'applies to https:// upstreams only' });
-    if (plain && u.quietMs !== undefined) ctx.addIssue({ code: 'custom', path: ['quietMs'], message: 'applies to https:// upstreams only' });
+    if (plain && u.bootstrap) ctx.addIssue({ code: 'custom', path: ['bootstrap'], message: 'applies to https:// and tls:// upstreams only' });
+    if (plain && u.ca) ctx.addIssue({ code: 'custom', path: ['ca'], message: 'applies to https:// and tls:// upstreams only' });
+    if (plain && u.idleTimeoutMs !== undefined) ctx.addIssue({ code: 'custom', path: ['idleTimeoutMs'], message: 'applies to https:// and tls:// upstreams only' });
+    if (plain && u.quietMs !== undefined) ctx.addIssue({ code: 'custom', path: ['quietMs'], message: 'applies to https:// and tls:// upstreams only' });
   });
 
 export const groupSchema = z.strictObject({
   strategy: strategyName.default('race').describe("How this group's upstreams are asked: race, hedged or failover."),
-  upstreams: z.array(groupUpstreamSchema).min(1).describe('The upstreams of this group: DoH or plain DNS.'),
+  upstreams: z.array(groupUpstreamSchema).min(1).describe('The upstreams of this group: DoH, DoT or plain DNS.'),
 });
 
 const hedgeSchema = z
@@ -203,6 +221,15 @@ const healthSchema = z
   })
   .prefault({})
   .describe('Upstream health, for every group: failures in a row take an upstream out, probes bring it back. When every upstream of a group is out, all are tried anyway.');
+
+const ladderSchema = z
+  .strictObject({
+    stepMs: ms(50, 10_000, 700).describe('A path that has not answered in this long (ms) looks blocked: the next path is asked too.'),
+    reprobeMs: ms(100, 86_400_000, 60_000).describe('After moving down the ladder, the better paths are probed again after this long (ms), doubling...'),
+    maxReprobeMs: ms(100, 86_400_000, 900_000).describe('...up to this (ms).'),
+  })
+  .prefault({})
+  .describe('Upstreams with `alternates` (a ladder of paths to one provider).');
 
 const hostsSchema = z
   .strictObject({
@@ -236,7 +263,9 @@ export const configSchema = z.strictObject({
     .array(upstreamSchema)
     .min(1)
     .prefault(DEFAULT_UPSTREAMS)
-    .describe('The default group: DNS-over-HTTPS servers (RFC 8484), asked with `strategy`. Default: Cloudflare and Google.'),
+    .describe(
+      'The default group: DoH (`https://`) and DoT (`tls://`) servers, asked with `strategy`; or the name of a preset instead of a list (`default`: Cloudflare and Google, `cn`: AliDNS and DNSPod; src/config/presets.ts). Default: the `default` preset.',
+    ),
   timeoutMs: z.int().min(50).max(60_000).default(2500).describe('Deadline for one client query (ms); past it the client gets SERVFAIL.'),
   cache: cacheSchema,
   pins: z
@@ -268,6 +297,7 @@ export const configSchema = z.strictObject({
   hedge: hedgeSchema,
   failover: failoverSchema,
   health: healthSchema,
+  ladder: ladderSchema,
   hosts: hostsSchema.optional(),
   pinVerify: pinVerifySchema,
   loopProbe: z.boolean().default(true).describe('At start-up, send each upstream a probe query to detect a forwarding loop back to dohd.'),

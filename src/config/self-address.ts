@@ -113,16 +113,20 @@ export function selfTargetProblems(listeners: HostPort[], targets: QueryTarget[]
 }
 
 /** The addresses dohd's DoH upstreams are reached at: the URL's IP host, and every bootstrap IP, on the URL's port. */
-export function upstreamTargets(upstreams: readonly { url: string; bootstrap?: string[] | undefined }[], prefix = 'upstreams'): QueryTarget[] {
+export function upstreamTargets(
+  upstreams: readonly { url: string; bootstrap?: string[] | undefined; alternates?: { url: string; bootstrap?: string[] | undefined }[] | undefined }[],
+  prefix = 'upstreams',
+): QueryTarget[] {
   const out: QueryTarget[] = [];
   upstreams.forEach((u, i) => {
+    if (u.alternates) out.push(...upstreamTargets(u.alternates, `${prefix}[${i}].alternates`));
     let url: URL;
     try {
       url = new URL(u.url);
     } catch {
       return;
     }
-    const port = url.port ? Number(url.port) : 443;
+    const port = url.port ? Number(url.port) : url.protocol === 'tls:' ? 853 : 443;
     if (normalize(url.hostname)) out.push({ key: `${prefix}[${i}].url`, text: u.url, host: url.hostname, port });
     u.bootstrap?.forEach((b, j) => out.push({ key: `${prefix}[${i}].bootstrap[${j}]`, text: `${b} (port ${port})`, host: b, port }));
   });
@@ -135,7 +139,7 @@ export function groupTargets(groups: Readonly<Record<string, { upstreams: readon
   for (const [name, g] of Object.entries(groups)) {
     const prefix = `groups.${name}.upstreams`;
     g.upstreams.forEach((u, i) => {
-      if (u.url?.startsWith('https:')) {
+      if (u.url?.startsWith('https:') || u.url?.startsWith('tls:')) {
         out.push(...upstreamTargets([{ url: u.url, ...(u.bootstrap ? { bootstrap: u.bootstrap } : {}) }], prefix).map((t) => ({ ...t, key: t.key.replace(`${prefix}[0]`, `${prefix}[${i}]`) })));
         return;
       }

@@ -82,6 +82,10 @@ const FAILURE_TEXT: Record<string, string> = {
   aborted: 'timed out',
   connect: 'connection failed',
   tls: 'TLS handshake failed',
+  // The connection race's verdicts (upstream/verdict.ts).
+  intercepted: 'TLS handshake failed',
+  blocked_sni: 'TLS handshake reset (blocked by SNI?)',
+  unreachable: 'connection failed (no answer)',
   reset: 'connection reset',
   goaway: 'connection closed (GOAWAY)',
   http_status: 'HTTP error status',

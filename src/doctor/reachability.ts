@@ -98,10 +98,13 @@ export async function checkReachability(ctx: DoctorContext): Promise<Section> {
         const pinned = isPinned(ctx, name, used.map((p) => p.address));
         const where = viaHosts ? `(fixed in ${ctx.opts.hostsFile})` : pinned ? "(pinned by you in dohd's configuration)" : '(from the system resolver)';
         const works = dohOk.map((p) => p.address);
+        const dohAddrs = new Set(ctx.doh.get(name)?.addresses ?? []);
+        // Forged plain DNS: the system resolver's address is one DoH does not give, and it fails TLS for the name.
+        const forged = !viaHosts && !pinned && used.every((p) => !dohAddrs.has(p.address));
         s.findings.push({
           check: s.check,
           level: 'fault',
-          message: `${name}: the address this machine uses ${where} fails: ${what}; ${works.join(', ')} from the DoH upstreams works`,
+          message: `${forged ? `forged plain DNS: the system resolver answers ${name} with ${used.map((p) => p.address).join(', ')}, which DoH does not give and which fails TLS for ${name}. ` : ''}${name}: the address this machine uses ${where} fails: ${what}; ${works.join(', ')} from the DoH upstreams works`,
           fix: viaHosts
             ? [removeHostsLine(ctx.opts.hostsFile, name)]
             : pinned

@@ -13,6 +13,7 @@ import { checkReachability } from './reachability.js';
 import { checkResolvConf } from './resolv-conf.js';
 import { checkSystemResolver } from './system-resolve.js';
 import type { DoctorContext, DoctorOptions, Finding, Section } from './types.js';
+import { checkUpstreamPaths } from './upstream-paths.js';
 import { checkUpstreams } from './upstream-resolve.js';
 
 export interface DoctorReport {
@@ -31,6 +32,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
   ctx.names = opts.names ?? defaultNames(ctx);
   sections.push(await checkSystemResolver(ctx));
   sections.push(await checkUpstreams(ctx));
+  sections.push(await checkUpstreamPaths(ctx));
   sections.push(checkHosts(ctx));
   sections.push(await checkReachability(ctx));
   sections.push(checkContainers(ctx));

@@ -94,6 +94,8 @@ export interface Probe {
 }
 
 export interface DoctorContext {
+  /** Each path of each upstream, asked directly (upstream-paths.ts). */
+  paths?: import('./upstream-paths.js').PathResult[];
   opts: DoctorOptions;
   names: string[];
   resolv: ResolvConf | null;

@@ -4,6 +4,7 @@
  * "lookup goproxy.cn: no such host" on a broken or filtering local DNS.
  */
 import { DohUpstream } from '../upstream/doh.js';
+import { buildSecureUpstream, pathsOf } from '../upstream/groups.js';
 import { RaceStrategy } from '../upstream/strategy.js';
 import { describeLookup, lookupDoh } from './lookup.js';
 import { pointAtDohd } from './resolv-conf.js';
@@ -14,7 +15,7 @@ const BOGUS = /^(0\.|::$)/;
 
 export async function checkUpstreams(ctx: DoctorContext): Promise<Section> {
   const s: Section = { check: 'doh', title: "Names: system resolver and dohd's DoH upstreams side by side", lines: [], findings: [] };
-  const upstreams = ctx.opts.upstreams.map((u) => new DohUpstream(u, { connectTimeoutMs: ctx.opts.timeoutMs }));
+  const upstreams = ctx.opts.upstreams.map((u) => buildSecureUpstream(u, { connectTimeoutMs: ctx.opts.timeoutMs }));
   try {
     const strategy = new RaceStrategy(upstreams);
     await Promise.all(ctx.names.map(async (name) => ctx.doh.set(name, await lookupDoh(strategy, name, ctx.opts.timeoutMs))));
@@ -35,7 +36,7 @@ export async function checkUpstreams(ctx: DoctorContext): Promise<Section> {
       check: s.check,
       level: 'warn',
       message: `the DoH upstreams answered none of the names: ${describeLookup(sample)}; dohd could not help until they are reachable`,
-      fix: upstreams.map((u) => `dohd query ${ctx.names[0]} --doh ${u.url.href}${u.addresses.length ? ` --bootstrap ${u.addresses[0]}` : ''}   # see why`),
+      fix: upstreams.flatMap(pathsOf).map((u) => `dohd query ${ctx.names[0]} ${u instanceof DohUpstream ? `--doh ${u.url.href}` : `--dot ${u.url}`}${u.addresses.length ? ` --bootstrap ${u.addresses[0]}` : ''}   # see why`),
     });
   }
   const resolverDown = deadNameservers(ctx).length === (ctx.resolv?.nameservers.length ?? 0);

@@ -8,6 +8,8 @@ import { readFileSync } from 'node:fs';
 import { formatHostPort } from '../config/address.js';
 import { buildPins } from '../resolver/pins.js';
 import { DohUpstream } from '../upstream/doh.js';
+import { DotUpstream } from '../upstream/dot/dot.js';
+import { LadderUpstream } from '../upstream/ladder.js';
 import { PlainUpstream } from '../upstream/plain.js';
 import { mergeCounts, type UpstreamStats, type WindowCounts } from '../upstream/stats.js';
 import type { Readiness } from './admin.js';
@@ -16,7 +18,7 @@ import type { Daemon } from '../daemon.js';
 export interface UpstreamStatus {
   name: string;
   group: string;
-  kind: 'doh' | 'plain';
+  kind: 'doh' | 'dot' | 'plain';
   /** How it is reached: the URL and the address connected to, or the plain DNS target. */
   path: string;
   /** `in`: asked; `out`: taken out after failures, probed back in. */
@@ -56,8 +58,15 @@ export function dohdVersion(): string {
   return version;
 }
 
-function pathOf(u: unknown, name: string): { kind: 'doh' | 'plain'; path: string } {
+function pathOf(u: unknown, name: string): { kind: 'doh' | 'dot' | 'plain'; path: string } {
+  if (u instanceof LadderUpstream) {
+    // A provider reached by several paths: the one queries go to now.
+    const r = u.rungs[u.working]!;
+    const p = pathOf(r, r.name);
+    return { kind: p.kind, path: `${p.path} (path ${u.working + 1} of ${u.rungs.length}: ${r.name})` };
+  }
   if (u instanceof DohUpstream) return { kind: 'doh', path: `${u.url.href} via ${u.currentAddress}` };
+  if (u instanceof DotUpstream) return { kind: 'dot', path: `${u.url} via ${u.currentAddress}` };
   if (u instanceof PlainUpstream) return { kind: 'plain', path: name };
   return { kind: 'plain', path: name };
 }

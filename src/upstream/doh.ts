@@ -6,14 +6,16 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { createSecureContext, rootCertificates } from 'node:tls';
-import { buildConnector, Client, type Dispatcher } from 'undici';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import { Client, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { UPSTREAM_CONNECTION_DEFAULTS, type UpstreamInput } from '../config/schema.js';
 import type { Query } from '../dns/message.js';
 import { CANCELLED_EXCHANGE, UpstreamError, type UpstreamFailure } from './errors.js';
 import { TransportGuard, type GuardOptions } from './guard.js';
 import type { Upstream, UpstreamStats } from './types.js';
+import type { UpstreamObserver } from './strategy.js';
+import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt, type RaceWin } from './connect-race.js';
 import { checkAnswer, type CheckedAnswer } from './validate.js';
 import { CANCELLED } from '../abort.js';
 
@@ -24,6 +26,10 @@ export interface DohOptions extends GuardOptions {
   connectTimeoutMs?: number;
   /** Requests allowed in flight at once; beyond it, fail fast instead of queueing without bound. */
   maxPending?: number;
+  /** Delay before the next bootstrap IP joins the connection race (RFC 8305), default 250 ms. */
+  staggerMs?: number;
+  /** Told when a bootstrap IP was unreachable while another connected (metrics: reason ip_unreachable). */
+  observer?: Pick<UpstreamObserver, 'failure'>;
 }
 
 /** Per-upstream counters: the common ones, plus how often a dead or suspect connection was replaced. */
@@ -55,7 +61,6 @@ export class DohUpstream implements Upstream {
   readonly stats: DohStats = { connects: 0, requests: 0, pending: 0, retries: 0, hedges: 0 };
   readonly idleTimeoutMs: number;
   private readonly servername: string | undefined;
-  private readonly connector: buildConnector.connector;
   private readonly maxPending: number;
   private readonly quietMs: number;
   private readonly path: string;
@@ -65,6 +70,14 @@ export class DohUpstream implements Upstream {
   /** Smoothed time to response headers, ms (RFC 6298-style, alpha 1/8); null before the first answer. */
   private srtt: number | null = null;
   private addrIndex = 0;
+  /** How the last connection race went, address by address (verdicts, `dohd query`). */
+  lastAttempts: RaceAttempt[] = [];
+  private readonly port: number;
+  private readonly secureContext: SecureContext;
+  private readonly connectTimeoutMs: number;
+  private tlsSession: Buffer | undefined;
+  /** Bootstrap IPs already reported unreachable. */
+  private readonly dropped = new Set<string>();
   private idleTimer: NodeJS.Timeout | null = null;
   private closed = false;
   /** Every callback of this transport runs under it (see guard.ts): a throw rebuilds the transport. */
@@ -88,13 +101,9 @@ export class DohUpstream implements Upstream {
     this.guard = new TransportGuard(() => this.name, opts, () => this.quarantine());
     // One TLS context for every connection to this upstream: building one with an extra CA
     // parses the whole root store again (~25 ms of blocked event loop per reconnect).
-    const secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
-    this.connector = buildConnector({
-      allowH2: true,
-      timeout: opts.connectTimeoutMs ?? 5000,
-      secureContext,
-      maxCachedSessions: 4,
-    });
+    this.secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+    this.port = this.url.port ? Number(this.url.port) : 443;
   }
 
   /** The address the next connection goes to. */
@@ -116,18 +125,33 @@ export class DohUpstream implements Upstream {
       bodyTimeout: 0,
       // No PINGs: idle connections are closed (idleTimeoutMs) and quiet ones hedged instead.
       pingInterval: 0,
-      connect: (opts, cb) => {
-        const address = this.currentAddress;
+      connect: (_opts, cb) => {
         this.stats.connects++;
-        this.connector({ ...opts, hostname: address, ...(this.servername ? { servername: this.servername } : {}) }, this.guard.wrap('connect', (err: Error | null, socket: import('node:net').Socket | null) => {
-          if (err) {
-            // Try the next bootstrap address on the next attempt, and on a new Client: no
-            // request dispatched from now on may reach this one (see 'connectionError').
-            this.addrIndex = (this.addrIndex + 1) % this.addresses.length;
+        // Happy eyeballs across the bootstrap IPs (connect-race.ts): the one that worked last
+        // goes first, the next joins after 250 ms or as soon as it fails. Both outcomes run under the guard.
+        raceTlsConnect({
+          addresses: this.addresses,
+          port: this.port,
+          first: this.addrIndex,
+          ...(this.opts.staggerMs !== undefined ? { staggerMs: this.opts.staggerMs } : {}),
+          timeoutMs: this.connectTimeoutMs,
+          tls: { ...serverIdentity(this.servername, this.url.hostname), secureContext: this.secureContext, ALPNProtocols: ['h2', 'http/1.1'], ...(this.tlsSession ? { session: this.tlsSession } : {}) },
+        }).then(
+          this.guard.wrap('connect', (win: RaceWin) => {
+            this.lastAttempts = win.attempts;
+            this.addrIndex = win.index;
+            const dropped = noteDropped(win, this.dropped, this.opts.log, this.name);
+            if (dropped.length) this.opts.observer?.failure(this, new UpstreamError('ip_unreachable', `${dropped.join(', ')}: no answer while ${win.address} connected`), 0);
+            win.socket.once('session', (s: Buffer) => (this.tlsSession = s));
+            cb(null, win.socket);
+          }),
+          this.guard.wrap('connect', (err: Error) => {
+            if (err instanceof ConnectRaceError) this.lastAttempts = err.attempts;
+            // A new Client next time: no request dispatched from now on may reach this one (see 'connectionError').
             if (this.conn === conn) this.conn = null;
             cb(err, null);
-          } else cb(null, socket!);
-        }));
+          }),
+        );
       },
     });
     const conn: Conn = { client, heardAt: performance.now() };
@@ -493,6 +517,9 @@ export function classify(err: unknown, signal?: AbortSignal): UpstreamError {
   const msg = e?.message ?? String(err);
   let reason: UpstreamFailure = 'other';
   let retryable = false;
+  // No bootstrap IP gave a connection: the race says how (intercepted, blocked_sni, unreachable, tls,
+  // connect); never retried as a dead connection. An unknown CA gets the private-CA hint too.
+  if (err instanceof ConnectRaceError) return new UpstreamError(err.reason, `${msg} (${code})${UNTRUSTED_CA.has(code) ? CA_HINT : ''}`);
   if (signal?.aborted || code === 'UND_ERR_ABORTED' || e?.name === 'AbortError') reason = 'aborted';
   else if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL')
     reason = 'connect';

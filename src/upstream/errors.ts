@@ -4,6 +4,14 @@ export type UpstreamFailure =
   | 'aborted'
   | 'connect'
   | 'tls'
+  /** Every bootstrap IP dropped the connection attempt silently (a black hole). */
+  | 'unreachable'
+  /** One bootstrap IP gave nothing while another connected (counted in metrics; the query itself went on). */
+  | 'ip_unreachable'
+  /** TCP connected, then the handshake naming the server was reset (an SNI filter). */
+  | 'blocked_sni'
+  /** The certificate does not chain to a trusted CA, or names someone else. */
+  | 'intercepted'
   | 'reset'
   | 'goaway'
   | 'http_status'

@@ -7,8 +7,11 @@
 import type { Logger } from 'pino';
 import { parseHostPort } from '../config/address.js';
 import { DEFAULT_GROUP } from '../config/check.js';
-import type { Config, GroupUpstreamConfig, StrategyName } from '../config/schema.js';
+import type { Config, GroupUpstreamConfig, StrategyName, UpstreamInput } from '../config/schema.js';
 import { DohUpstream } from './doh.js';
+import { DotUpstream } from './dot/dot.js';
+import { LadderUpstream } from './ladder.js';
+import { isIP } from 'node:net';
 import { FailoverStrategy } from './failover.js';
 import { FallbackStrategy } from './fallback.js';
 import type { GuardOptions } from './guard.js';
@@ -24,9 +27,64 @@ export interface UpstreamGroup {
   upstreams: Upstream[];
 }
 
+/**
+ * An encrypted upstream from its config: `https://` is DoH, `tls://` is DoT. Both take the same
+ * keys (bootstrap, ca, name, idleTimeoutMs); quietMs is DoH's only.
+ */
+export function buildSecureUpstream(u: UpstreamInput, opts: SecureUpstreamOptions = {}): DohUpstream | DotUpstream | LadderUpstream {
+  const o = {
+    ...opts.guard,
+    ...(opts.log ? { log: opts.log } : {}),
+    ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
+    ...(opts.observer ? { observer: opts.observer } : {}),
+  };
+  const one = (c: UpstreamInput) => (c.url.startsWith('tls:') ? new DotUpstream(c, o) : new DohUpstream(c, o));
+  if (!u.alternates?.length) return one(u);
+  // A provider with several paths: a ladder, named like its first path; each path named for what it is.
+  const name = u.name ?? defaultName(u.url);
+  const labels = new Map<string, number>();
+  const label = (url: string) => {
+    const l = url.startsWith('tls:') ? 'dot' : isIP(new URL(url).hostname.replace(/^\[|\]$/g, '')) ? 'doh-ip' : 'doh';
+    const n = (labels.get(l) ?? 0) + 1;
+    labels.set(l, n);
+    return `${name} [${l}${n > 1 ? n : ''}]`;
+  };
+  const common = { ...(u.ca ? { ca: u.ca } : {}), ...(u.idleTimeoutMs !== undefined ? { idleTimeoutMs: u.idleTimeoutMs } : {}), ...(u.quietMs !== undefined ? { quietMs: u.quietMs } : {}) };
+  const rungs = [
+    one({ ...u, alternates: undefined, name: label(u.url) }),
+    ...u.alternates.map((a) => one({ url: a.url, ...(a.bootstrap ? { bootstrap: a.bootstrap } : {}), ...common, name: label(a.url) })),
+  ];
+  return new LadderUpstream(name, rungs, { ...opts.ladder, ...(opts.log ? { log: opts.log } : {}), ...(opts.observer ? { observer: opts.observer } : {}) });
+}
+
+/** The name an upstream gets when none is configured (as DohUpstream and DotUpstream name themselves). */
+function defaultName(url: string): string {
+  const u = new URL(url);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const hp = u.port ? `${host}:${u.port}` : host;
+  return u.protocol === 'tls:' ? `tls://${hp}` : hp;
+}
+
+/** The transports behind an upstream: itself, or each path of a ladder. */
+export function pathsOf(u: Upstream): (DohUpstream | DotUpstream)[] {
+  if (u instanceof LadderUpstream) return u.rungs.flatMap(pathsOf);
+  return u instanceof DohUpstream || u instanceof DotUpstream ? [u] : [];
+}
+
+export interface SecureUpstreamOptions {
+  log?: Logger | undefined;
+  connectTimeoutMs?: number | undefined;
+  /** The ladder's timing (config `ladder`). */
+  ladder?: { stepMs: number; reprobeMs: number; maxReprobeMs: number } | undefined;
+  /** Told about each path's failures inside a ladder, and bootstrap IPs found unreachable (metrics). */
+  observer?: Pick<UpstreamObserver, 'failure'> | undefined;
+  /** The transport guard's options (guard.ts): restarts counted in metrics. */
+  guard?: GuardOptions | undefined;
+}
+
 export function buildUpstream(u: GroupUpstreamConfig, log?: Logger, guard: GuardOptions = {}): Upstream {
-  if (u.url?.startsWith('https:')) {
-    return new DohUpstream(
+  if (u.url?.startsWith('https:') || u.url?.startsWith('tls:')) {
+    return buildSecureUpstream(
       {
         url: u.url,
         ...(u.bootstrap ? { bootstrap: u.bootstrap } : {}),
@@ -35,7 +93,7 @@ export function buildUpstream(u: GroupUpstreamConfig, log?: Logger, guard: Guard
         ...(u.idleTimeoutMs !== undefined ? { idleTimeoutMs: u.idleTimeoutMs } : {}),
         ...(u.quietMs !== undefined ? { quietMs: u.quietMs } : {}),
       },
-      { ...guard, ...(log ? { log } : {}) },
+      { log, guard },
     );
   }
   const tcpOnly = u.url?.startsWith('tcp:') ?? false;

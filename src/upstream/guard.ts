@@ -1,5 +1,5 @@
 /**
- * The guard every upstream transport (DoH, plain DNS, DoT when it lands) runs its callbacks
+ * The guard every upstream transport (DoH, DoT, plain DNS) runs its callbacks
  * under: socket and connection events, connect callbacks, timers, and the settling of each
  * exchange. Those run outside any query's try/catch, straight from the event loop, so a throw
  * there — a bug in dohd, or a library's internal assertion tripped by what a server sent

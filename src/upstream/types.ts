@@ -4,7 +4,7 @@ import type { CheckedAnswer } from './validate.js';
 /** One upstream resolver: sends a prepared query, returns a checked answer or throws UpstreamError. */
 export interface Upstream {
   readonly name: string;
-  readonly kind: 'doh' | 'plain';
+  readonly kind: 'doh' | 'dot' | 'plain';
   exchange(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer>;
   close(): Promise<void>;
 }

@@ -30,6 +30,11 @@ async function cli(args: string[], opts: { cmd?: string[] } = {}) {
 }
 
 describe('dohd command line', () => {
+  it('dohd check-config --preset cn shows each provider with its other paths (contacts nothing)', async () => {
+    const out = (await cli(['check-config', '--preset', 'cn'])).stdout;
+    expect(out).toContain('upstreams https://dns.alidns.com/dns-query (+https://223.5.5.5/dns-query, tls://dns.alidns.com), https://doh.pub/dns-query (+https://1.12.12.12/dns-query, tls://dot.pub)');
+  });
+
   it('check-config accepts the documented example and names the key that is wrong', async () => {
     const ok = await cli(['check-config', '--config', 'dohd.example.yaml']);
     expect(ok.stderr).toBe('');

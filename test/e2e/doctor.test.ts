@@ -276,13 +276,13 @@ describe('dohd doctor names each staged fault', () => {
     expect(verdict(r.stdout)).toContain(`printf 'nameserver 127.0.0.1\\nnameserver ::1\\noptions edns0 trust-ad\\n' | sudo tee ${join(dir, 'resolv.conf')}`);
   });
 
-  it('a polluted answer leading to a server with an untrusted certificate: TLS failure named', async () => {
+  it('a polluted answer leading to a server with an untrusted certificate: named forged plain DNS, with the TLS failure', async () => {
     system.zone = zone([...healthy.filter((r) => r.name !== 'goproxy.example.net'), { name: 'goproxy.example.net', type: 'A', data: '127.0.0.3' }]);
     const r = await doctor(['--names', 'goproxy.example.net', '--go', 'none']);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/goproxy\.example\.net: the system resolver and DoH give different addresses/);
     expect(verdict(r.stdout)).toContain(
-      `FAULT [reachability] goproxy.example.net: the address this machine uses (from the system resolver) fails: 127.0.0.3:${proxyPort} (TLS: the certificate is not from a trusted authority (an interception proxy or captive portal?) (UNABLE_TO_VERIFY_LEAF_SIGNATURE)); 127.0.0.1 from the DoH upstreams works`,
+      `FAULT [reachability] forged plain DNS: the system resolver answers goproxy.example.net with 127.0.0.3, which DoH does not give and which fails TLS for goproxy.example.net. goproxy.example.net: the address this machine uses (from the system resolver) fails: 127.0.0.3:${proxyPort} (TLS: the certificate is not from a trusted authority (an interception proxy or captive portal?) (UNABLE_TO_VERIFY_LEAF_SIGNATURE)); 127.0.0.1 from the DoH upstreams works`,
     );
   });
 

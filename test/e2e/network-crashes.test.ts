@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { queryTcp, queryUdp, type DnsResult } from '../fixtures/dns-client.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
+import { startDotServer, type DotServer } from '../fixtures/dot-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
 
@@ -132,6 +133,42 @@ describe('a plain-DNS upstream that cannot be reached', () => {
   it.skipIf(!noRoute)('the same rule, given as address: IP:PORT, fails the same way', async () => {
     const d = await start(forward(NO_ROUTE).replace(`url: ${NO_ROUTE}`, `address: "${NO_ROUTE}:53"`));
     await askRepeatedly(d, 'udp', 'SERVFAIL');
+    await stop(d);
+  });
+});
+
+describe('a DoT upstream that fails the same way again and again', () => {
+  let dotWrongName: DotServer;
+  let dotGarbage: DotServer;
+  beforeAll(async () => {
+    dotWrongName = await startDotServer({ pki: { ...wrongNamePki, caFile: pki.caFile, caPem: pki.caPem, certPem: await signedBy(pki, wrongNamePki) } });
+    dotGarbage = await startDotServer({ pki, mode: 'garbage' });
+  });
+  afterAll(async () => {
+    await Promise.all([dotWrongName?.close(), dotGarbage?.close()]);
+  });
+  const dot = (url: string, bootstrap = '127.0.0.1') => `upstreams:\n  - url: ${url}\n    bootstrap: [${bootstrap}]\n    ca: ${pki.caFile}\n`;
+
+  it('a trusted certificate for another host: SERVFAIL each time, over UDP and TCP', async () => {
+    const d = await start(dot(`tls://doh.example:${dotWrongName.port}`));
+    await askRepeatedly(d, 'udp', 'SERVFAIL');
+    await askRepeatedly(d, 'tcp', 'SERVFAIL');
+    expect(dotWrongName.handshakes).toBe(0);
+    await stop(d);
+  });
+
+  it('garbage for answers: SERVFAIL each time', async () => {
+    const d = await start(dot(`tls://doh.test:${dotGarbage.port}`));
+    await askRepeatedly(d, 'udp', 'SERVFAIL');
+    await askRepeatedly(d, 'tcp', 'SERVFAIL');
+    expect(dotGarbage.queries.length).toBeGreaterThanOrEqual(2 * ATTEMPTS);
+    await stop(d);
+  });
+
+  it.skipIf(!noRoute)('no route to the only bootstrap address (ENETUNREACH): SERVFAIL each time', async () => {
+    const d = await start(dot('tls://doh.test:853', NO_ROUTE));
+    await askRepeatedly(d, 'udp', 'SERVFAIL');
+    await askRepeatedly(d, 'tcp', 'SERVFAIL');
     await stop(d);
   });
 });

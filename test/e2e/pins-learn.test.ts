@@ -11,6 +11,7 @@ import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
+import { startDotServer } from '../fixtures/dot-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { CLI } from '../fixtures/spawn.js';
 
@@ -54,6 +55,30 @@ afterAll(async () => {
 });
 
 const base = () => ['--upstream', doh.url, '--ca', pki.caFile, '--port', String(port), '--verify-ca', pki.caFile, '--probe-timeout-ms', '2000'];
+
+describe('dohd pins learn over DoT and through a ladder of paths', () => {
+  it('--upstream tls://…, and a config whose DoH path is dead and whose DoT alternate works: the same pins', async () => {
+    const dot = await startDotServer({ pki });
+    dot.zone = doh.zone;
+    try {
+      const probe = ['--port', String(port), '--verify-ca', pki.caFile, '--probe-timeout-ms', '2000'];
+      const direct = await cli(['pins', 'learn', 'goproxy.cn', '--upstream', `tls://127.0.0.1:${dot.port}`, '--ca', pki.caFile, ...probe]);
+      expect(direct.stderr).toBe('');
+      expect(direct.stdout).toContain('goproxy.cn: { addresses: ["127.0.0.1"], verify: true }');
+      const file = `${pki.dir}/ladder.yaml`;
+      writeFileSync(
+        file,
+        `upstreams:\n  - url: https://doh.test:1/dns-query\n    bootstrap: [127.0.0.1]\n    ca: ${pki.caFile}\n    alternates:\n      - url: tls://127.0.0.1:${dot.port}\n`,
+      );
+      const viaLadder = await cli(['pins', 'learn', 'goproxy.cn', '--config', file, ...probe]);
+      expect(viaLadder.stderr).toBe('');
+      expect(viaLadder.stdout).toContain('goproxy.cn: { addresses: ["127.0.0.1"], verify: true }');
+      expect(dot.queries.filter((q) => q.questions?.[0]?.name === 'goproxy.cn').length).toBeGreaterThanOrEqual(4);
+    } finally {
+      await dot.close();
+    }
+  });
+});
 
 describe('dohd pins learn', () => {
   it('prints a pins block of the addresses that pass the TLS check, which check-config accepts', async () => {

@@ -153,7 +153,7 @@ describe('dohd query --doh', () => {
     expect(r.stderr.trim()).toBe(`dohd: no answer from ${broken.url} (via 127.0.0.1): http_status: HTTP 500`);
     const noTrust = await query('example.com', '--doh', doh.url);
     expect(noTrust.code).toBe(1);
-    expect(noTrust.stderr).toMatch(/tls: /);
+    expect(noTrust.stderr).toMatch(/intercepted: .*issued by "dohd test CA"/);
     const nb = await query('example.com', '--doh', 'https://doh.example:443/dns-query');
     expect(nb.code).toBe(2);
     expect(nb.stderr).toMatch(/"doh\.example" needs --bootstrap IP/);

@@ -44,7 +44,7 @@ const FAULTS: Fault[] = [
   { name: 'wrong question', mode: 'wrongQuestion', reasons: ['wrong_question'] },
   { name: 'oversized body', mode: 'oversized', reasons: ['oversized'] },
   { name: 'wrong ID', mode: 'wrongId', reasons: ['wrong_question'] },
-  { name: 'untrusted certificate', mode: 'ok', untrusted: true, reasons: ['tls'] },
+  { name: 'untrusted certificate', mode: 'ok', untrusted: true, reasons: ['intercepted'] },
 ];
 
 let pki: Pki;

@@ -24,6 +24,9 @@ import { DohUpstream } from '../../src/upstream/doh.js';
 import { UpstreamError } from '../../src/upstream/errors.js';
 import type { GuardedPlace } from '../../src/upstream/guard.js';
 import { PlainUpstream } from '../../src/upstream/plain.js';
+import { DotUpstream } from '../../src/upstream/dot/dot.js';
+import { startDotServer, type DotServer } from '../fixtures/dot-server.js';
+import { makePki } from '../fixtures/pki.js';
 
 let flaky: { pki: Pki; doh: DohServer };
 let steady: { pki: Pki; doh: DohServer };
@@ -166,4 +169,50 @@ describe('in the daemon', () => {
     }
     expect(flaky.doh.answered).toBeGreaterThan(before);
   });
+});
+
+describe('DoT transport', () => {
+  let dot: DotServer;
+  let dotPki: Pki;
+  beforeAll(async () => {
+    dotPki = await makePki({ dnsNames: ['dot.test'] });
+    dot = await startDotServer({ pki: dotPki });
+  });
+  afterAll(async () => {
+    await dot.close();
+    await dotPki.cleanup();
+  });
+
+  for (const place of ['connect', 'connection', 'response', 'settle', 'timer'] as const) {
+    it(`a throw at "${place}", three times in a row: never reaches the process, each is a restart; then it answers again`, async () => {
+      const restarts: string[] = [];
+      const t = throwAt(place, 3);
+      const u = new DotUpstream(
+        { url: `tls://dot.test:${dot.port}`, bootstrap: ['127.0.0.1'], ca: dotPki.caFile, name: 'dot', quietMs: place === 'timer' ? 1 : 1000, idleTimeoutMs: place === 'timer' ? 100 : 8000 },
+        { onRestart: (name, reason) => restarts.push(`${name}/${reason}`), inject: t.hook },
+      );
+      try {
+        const outcomes: string[] = [];
+        for (let i = 0; i < 6 && t.thrown() < 3; i++) {
+          if (place === 'connection') dot.dropNext = 1; // a close event to deliver
+          if (place === 'timer') await new Promise((r) => setTimeout(r, 250)); // the idle timer fires
+          const r = await u.exchange(buildUpstreamQuery(query()), query(), signal(3000)).then(
+            () => 'answer',
+            (e: unknown) => (e instanceof UpstreamError ? e.reason : `not an UpstreamError: ${String(e)}`),
+          );
+          outcomes.push(r);
+        }
+        expect(t.thrown()).toBe(3);
+        expect(restarts).toEqual([`dot/${place}`, `dot/${place}`, `dot/${place}`]);
+        expect(u.guard.restarts).toBe(3);
+        for (const o of outcomes) expect(o).not.toMatch(/not an UpstreamError/);
+        dot.dropNext = 0;
+        const a = await u.exchange(buildUpstreamQuery(query()), query(), signal(3000));
+        expect(a.rcode).toBe(0);
+      } finally {
+        dot.dropNext = 0;
+        await u.close();
+      }
+    });
+  }
 });

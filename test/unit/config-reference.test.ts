@@ -133,8 +133,8 @@ describe('upstream connection defaults, from the schema', () => {
     expect(dflt!.idleTimeoutMs).toBe(8000);
     void custom!.close();
     void dflt!.close();
-    expect(problems({ groups: { g: { upstreams: [{ address: '127.0.0.1:53', idleTimeoutMs: 300 }] } } }).join('\n')).toMatch(/groups\.g\.upstreams\[0\]\.idleTimeoutMs: applies to https:\/\/ upstreams only/);
-    expect(problems({ groups: { g: { upstreams: [{ url: 'udp://127.0.0.1:53', quietMs: 0 }] } } }).join('\n')).toMatch(/quietMs: applies to https:\/\/ upstreams only/);
+    expect(problems({ groups: { g: { upstreams: [{ address: '127.0.0.1:53', idleTimeoutMs: 300 }] } } }).join('\n')).toMatch(/groups\.g\.upstreams\[0\]\.idleTimeoutMs: applies to https:\/\/ and tls:\/\/ upstreams only/);
+    expect(problems({ groups: { g: { upstreams: [{ url: 'udp://127.0.0.1:53', quietMs: 0 }] } } }).join('\n')).toMatch(/quietMs: applies to https:\/\/ and tls:\/\/ upstreams only/);
     expect(problems({ groups: { g: { upstreams: [{ url: 'https://127.0.0.2/dns-query', idleTimeoutMs: 5 }] } } }).join('\n')).toMatch(/idleTimeoutMs/);
   });
 

@@ -66,7 +66,7 @@ describe('configuration of groups, routing, cache, hosts and pin checks', () => 
     expect(text).toMatch(/^groups\.a\.upstreams\[0\]: give either url/m);
     expect(text).toMatch(/^groups\.b\.upstreams\[0\]\.url: "ftp:\/\/x\/" must be https/m);
     expect(text).toMatch(/^groups\.b\.upstreams\[1\]\.url: "udp:\/\/dns\.corp:53" must be udp:\/\/IP:PORT/m);
-    expect(text).toMatch(/^groups\.b\.upstreams\[2\]\.bootstrap: applies to https:\/\/ upstreams only/m);
+    expect(text).toMatch(/^groups\.b\.upstreams\[2\]\.bootstrap: applies to https:\/\/ and tls:\/\/ upstreams only/m);
   });
 
   it('checks references and bounds after the schema', () => {
