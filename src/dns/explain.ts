@@ -5,7 +5,7 @@
  * `source=upstream upstream=NAME ms=12.3` (or source=cache, pin, ...). Nobody else ever sees it.
  */
 import { isIP } from 'node:net';
-import type { Context, Result } from '../resolver/types.js';
+import type { Context, Result } from '../pipeline/types.js';
 import { udpLimit } from './answer.js';
 import type { Query } from './message.js';
 import { HEADER_LEN, readHeader, skipName } from './wire.js';

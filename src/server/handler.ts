@@ -10,9 +10,9 @@ import { appendEde, EDE_OVERLOADED, EDE_TIMED_OUT } from '../dns/ede.js';
 import { parseQueryFast } from '../dns/fast-query.js';
 import { decodeQuery, rcodeReply, type Query } from '../dns/message.js';
 import { headerOnlyReply, Rcode, readHeader } from '../dns/wire.js';
-import type { Pipeline } from '../resolver/pipeline.js';
-import type { Context, Result, Transport } from '../resolver/types.js';
-import { CANCELLED } from '../abort.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Context, Result, Transport } from '../pipeline/types.js';
+import { CANCELLED } from '../upstream/abort.js';
 
 export interface HandlerOptions {
   pipeline: Pipeline;

@@ -5,14 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
-import { AnswerCache } from '../../src/cache/answer-cache.js';
+import { AnswerCache } from '../../src/stages/cache/answer-cache.js';
 import { Rcode } from '../../src/dns/wire.js';
 import { decodeQuery } from '../../src/dns/message.js';
-import { CacheStage, keyFor } from '../../src/resolver/cache.js';
-import { Pipeline } from '../../src/resolver/pipeline.js';
-import { PinsStage, buildPins } from '../../src/resolver/pins.js';
-import { PolicyStage } from '../../src/resolver/policy.js';
-import { PASS, type Context, type Next, type Result, type Stage, type SyncOutcome } from '../../src/resolver/types.js';
+import { CacheStage, keyFor } from '../../src/stages/cache/stage.js';
+import { Pipeline } from '../../src/pipeline/pipeline.js';
+import { PinsStage, buildPins } from '../../src/stages/pins/stage.js';
+import { PolicyStage } from '../../src/stages/admission/stage.js';
+import { PASS, type Context, type Next, type Result, type Stage, type SyncOutcome } from '../../src/pipeline/types.js';
 import { QueryHandler } from '../../src/server/handler.js';
 
 const client = { address: '127.0.0.1', port: 5353 };

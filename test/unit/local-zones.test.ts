@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import { parseQueryFast, WireQuery } from '../../src/dns/fast-query.js';
 import { decodeQuery, type Query } from '../../src/dns/message.js';
-import { PASS, type Context, type Result } from '../../src/resolver/types.js';
+import { PASS, type Context, type Result } from '../../src/pipeline/types.js';
 import { LocalZonesStage } from '../../src/stages/local-zones/stage.js';
 
 function wire(name: string, type = 'A'): Buffer {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseHosts, reverseName } from '../../src/hosts/hosts-file.js';
-import { RouteStage } from '../../src/resolver/route.js';
+import { parseHosts, reverseName } from '../../src/stages/hosts/hosts-file.js';
+import { RouteStage } from '../../src/stages/forward/route.js';
 
 describe('forward rules', () => {
   const r = new RouteStage({ 'cluster.local': 'cluster', 'svc.cluster.local.': 'svc', '10.in-addr.arpa': 'cluster', 'Corp.Example': 'office' });

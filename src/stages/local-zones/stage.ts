@@ -12,7 +12,7 @@ import type { Answer } from '../../dns/message.js';
 import { localReply } from '../../dns/message.js';
 import { WireQuery } from '../../dns/fast-query.js';
 import { HEADER_LEN, questionEnd, Rcode } from '../../dns/wire.js';
-import { PASS, type Context, type Next, type Result, type Stage } from '../../resolver/types.js';
+import { PASS, type Context, type Next, type Result, type Stage } from '../../pipeline/types.js';
 import { LOCAL_TTL, LOCAL_ZONES, LOCALHOST_PTR, localSoa, type LocalZone } from './zones.js';
 
 /** `localZones` from the configuration: false turns every zone off; `{ zone: false }` turns off that zone and every zone under it. */
