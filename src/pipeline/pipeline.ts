@@ -1,18 +1,17 @@
 /**
  * The one place that orders the resolve path, like CoreDNS's plugin chain:
  *
- *   policy → loop → pins → hosts → local zones → cache → coalesce → route → forward (upstream group strategy)
+ *   admission → loop → pins → hosts → local zones → cache → coalesce → route → forward (upstream group strategy)
  *
  * (daemon.ts builds the list.)
  *
  * Each stage answers or hands on. The listener (server/) decodes before and the
  * answer step (dns/answer.ts) encodes after.
  */
-import { PASS, type Context, type Next, type Result, type Stage } from './types.js';
+import { PASS, WAIT, type Context, type Next, type Result, type Stage } from './types.js';
 
 export class Pipeline {
-  private readonly entry: Next;
-  /** nexts[i]: the chain from stage i on. */
+  /** nexts[i]: the chain from stage i on, once the query may wait (its deadline armed). */
   private readonly nexts: Next[];
 
   constructor(readonly stages: readonly Stage[]) {
@@ -23,36 +22,41 @@ export class Pipeline {
     for (let i = stages.length - 1; i >= 0; i--) {
       const stage = stages[i]!;
       const after = next;
-      next = (ctx) => stage.handle(ctx, after);
+      next = (ctx) => {
+        try {
+          const d = stage.decide(ctx, after);
+          if (d === PASS) return after(ctx);
+          if (d === WAIT) return stage.wait!(ctx, after);
+          return Promise.resolve(d);
+        } catch (err) {
+          return Promise.reject(err as Error);
+        }
+      };
       this.nexts[i] = next;
     }
-    this.entry = next;
-  }
-
-  resolve(ctx: Context): Promise<Result> {
-    return this.entry(ctx);
   }
 
   /**
-   * The same path, with the fast lane: stages that can decide synchronously (policy, pins,
-   * a cache hit) do, and their answer comes back without a promise. From the first stage
-   * that has to wait, the rest runs as `resolve` would. `beforeWait` is called just before
-   * that (the caller arms the deadline and sets `ctx.signal`); when it returns a result,
-   * that is the answer and nothing waits. Throws what a stage throws.
+   * Runs the query through the stages. Those that decide at once (admission, pins, a cache
+   * hit) do, and their answer comes back without a promise. `beforeWait` is called just
+   * before the first stage that waits (the caller arms the deadline and sets `ctx.signal`);
+   * when it returns a result, that is the answer and nothing waits. Throws what a stage throws.
    */
   start(ctx: Context, beforeWait?: (ctx: Context) => Result | undefined): Result | Promise<Result> {
     const stages = this.stages;
-    let i = 0;
-    for (; i < stages.length; i++) {
+    for (let i = 0; i < stages.length; i++) {
       const stage = stages[i]!;
-      if (stage.handleSync === undefined) break;
-      const r = stage.handleSync(ctx, this.nexts[i + 1]!);
-      if (r === PASS) continue;
-      if (r === undefined) break;
-      return r;
+      const next = this.nexts[i + 1]!;
+      const d = stage.decide(ctx, next);
+      if (d === PASS) continue;
+      if (d !== WAIT) return d;
+      const refused = beforeWait?.(ctx);
+      if (refused) return refused;
+      return stage.wait!(ctx, next);
     }
+    // No stage answered (a bug): fail as a waiting query would.
     const refused = beforeWait?.(ctx);
     if (refused) return refused;
-    return this.nexts[i]!(ctx);
+    return this.nexts[stages.length]!(ctx);
   }
 }

@@ -38,20 +38,25 @@ export interface Result {
 
 export type Next = (ctx: Context) => Promise<Result>;
 
-/** What `handleSync` returns to hand the query on to the next stage. */
+/** What `decide` returns to hand the query on to the next stage. */
 export const PASS: unique symbol = Symbol('pass');
+/** What `decide` returns when the stage needs to wait (I/O, a timer): the pipeline then runs its `wait`. */
+export const WAIT: unique symbol = Symbol('wait');
+
+/** A stage's synchronous outcome: its answer, PASS (the next stage's turn) or WAIT (run its `wait`). */
+export type Decision = Result | typeof PASS | typeof WAIT;
 
 /**
- * A stage's synchronous outcome: its answer, PASS (done here, next stage), or undefined
- * (it cannot decide without waiting: run its `handle`). Returning undefined must leave no
- * trace (no counter, no token taken), since `handle` then runs from the start.
+ * One step of the resolve path: the one stage contract. `decide` runs first, always, without
+ * a promise (cache hits, admission, pins, hosts, local zones answer there). A stage that has
+ * to wait returns WAIT: the pipeline arms the query's deadline (`ctx.signal`) and calls its
+ * `wait` at once, with nothing of another query in between, so `wait` may take over what
+ * `decide` just found (the cache's lookup) instead of looking again. `next` runs the stages
+ * after this one.
  */
-export type SyncOutcome = Result | typeof PASS | undefined;
-
-/** One step of the resolve path: answers the query itself or hands it on with `next`. */
 export interface Stage {
   readonly name: string;
-  handle(ctx: Context, next: Next): Promise<Result>;
-  /** Optional fast lane (cache hits, policy, pins): the same decision as `handle`, without a promise. */
-  handleSync?(ctx: Context, next: Next): SyncOutcome;
+  decide(ctx: Context, next: Next): Decision;
+  /** Required when `decide` can return WAIT. */
+  wait?(ctx: Context, next: Next): Promise<Result>;
 }

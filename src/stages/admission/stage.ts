@@ -16,7 +16,7 @@ import { rcodeReply } from '../../dns/message.js';
 import { Rcode } from '../../dns/wire.js';
 import { Acl } from './acl.js';
 import { RateLimiter } from './ratelimit.js';
-import { PASS, type Context, type Next, type Result, type Stage, type Transport } from '../../pipeline/types.js';
+import { PASS, type Context, type Result, type Stage, type Transport } from '../../pipeline/types.js';
 
 /** Extended RCODE 16 (RFC 6891 §6.1.3): the header carries 0, the OPT record's upper byte 1. */
 export const RCODE_BADVERS = 16;
@@ -92,13 +92,8 @@ export class PolicyStage implements Stage {
     this.anyPolicy = opts.any ?? 'hinfo';
   }
 
-  async handle(ctx: Context, next: Next): Promise<Result> {
-    const r = this.handleSync(ctx);
-    return r === PASS ? next(ctx) : r;
-  }
-
   /** Every check here is synchronous: the fast lane runs them as they are. */
-  handleSync(ctx: Context): Result | typeof PASS {
+  decide(ctx: Context): Result | typeof PASS {
     const q = ctx.query;
     if (!this.limiter.take(ctx.client.address)) {
       this.counters.rateLimited++;

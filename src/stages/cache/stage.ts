@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { AnswerCache, cacheableTtl, isNegative, render, type Lookup } from './answer-cache.js';
 import { EDE_STALE, EDE_STALE_NXDOMAIN } from '../../dns/ede.js';
 import { Rcode } from '../../dns/wire.js';
-import type { Context, Next, Result, Stage, SyncOutcome } from '../../pipeline/types.js';
+import { WAIT, type Context, type Decision, type Next, type Result, type Stage } from '../../pipeline/types.js';
 import { CANCELLED } from '../../upstream/abort.js';
 
 /** The query's cache key (`Query.key`); a client subnet kept for upstream (ecs.keep) makes the answer depend on it. */
@@ -64,6 +64,8 @@ export class CacheStage implements Stage {
   private readonly background = new Set<{ ctl: AbortController; timer: NodeJS.Timeout }>();
   private readonly o: Required<Omit<CacheStageOptions, 'log'>> & { log?: Logger };
   private closed = false;
+  /** What the last `decide` found, for the `wait` the pipeline runs right after it. */
+  private pending: Lookup | undefined;
 
   constructor(
     readonly cache: AnswerCache,
@@ -87,19 +89,24 @@ export class CacheStage implements Stage {
     return this.refreshes.size;
   }
 
-  /** Fast lane: a fresh hit is answered at once (as `handle` would); anything else runs `handle`. */
-  handleSync(ctx: Context, next: Next): SyncOutcome {
-    if (!this.cache.enabled) return undefined;
+  /** A fresh hit is answered at once; a stale hit or a miss waits (`wait`, with this lookup). */
+  decide(ctx: Context, next: Next): Decision {
+    if (!this.cache.enabled) {
+      this.pending = undefined;
+      return WAIT;
+    }
     const key = keyFor(ctx);
     const l = this.cache.lookup(key);
-    if (l?.state !== 'fresh') return undefined;
-    return this.fresh(key, l, ctx, next);
+    if (l?.state === 'fresh') return this.fresh(key, l, ctx, next);
+    this.pending = l;
+    return WAIT;
   }
 
-  async handle(ctx: Context, next: Next): Promise<Result> {
+  /** Runs right after the `decide` that returned WAIT: serves the stale entry it found, or asks the next stage. */
+  async wait(ctx: Context, next: Next): Promise<Result> {
+    const l = this.pending;
+    this.pending = undefined;
     const key = keyFor(ctx);
-    const l = this.cache.enabled ? this.cache.lookup(key) : undefined;
-    if (l?.state === 'fresh') return this.fresh(key, l, ctx, next);
     if (l?.state === 'stale') return this.stale(key, l, ctx, next);
     this.misses++;
     return this.store(key, await next(ctx));

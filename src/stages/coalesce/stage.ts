@@ -7,7 +7,7 @@
 import { rcodeReply } from '../../dns/message.js';
 import { Rcode } from '../../dns/wire.js';
 import { keyFor } from '../cache/stage.js';
-import type { Context, Next, Result, Stage } from '../../pipeline/types.js';
+import { WAIT, type Context, type Decision, type Next, type Result, type Stage } from '../../pipeline/types.js';
 import { CANCELLED } from '../../upstream/abort.js';
 
 interface Flight {
@@ -43,7 +43,12 @@ export class CoalesceStage implements Stage {
     return this.flights.size;
   }
 
-  handle(ctx: Context, next: Next): Promise<Result> {
+  /** Always waits. */
+  decide(): Decision {
+    return WAIT;
+  }
+
+  wait(ctx: Context, next: Next): Promise<Result> {
     const key = keyFor(ctx);
     let f = this.flights.get(key);
     if (f) this.joined++;
@@ -51,7 +56,7 @@ export class CoalesceStage implements Stage {
       if (this.flights.size >= this.maxInflight) return next(ctx);
       f = this.start(key, ctx, next);
     }
-    return this.wait(key, f, ctx);
+    return this.join(key, f, ctx);
   }
 
   private start(key: string, ctx: Context, next: Next): Flight {
@@ -72,7 +77,7 @@ export class CoalesceStage implements Stage {
     return f;
   }
 
-  private wait(key: string, f: Flight, ctx: Context): Promise<Result> {
+  private join(key: string, f: Flight, ctx: Context): Promise<Result> {
     f.waiters++;
     return new Promise<Result>((resolve, reject) => {
       let done = false;

@@ -3,7 +3,7 @@
  * upstream group (`cluster.local` to the cluster DNS, a corporate domain to the office
  * resolver). The most specific rule wins; names no rule covers go to the default group.
  */
-import type { Context, Next, Result, Stage } from '../../pipeline/types.js';
+import { WAIT, type Context, type Decision, type Next, type Result, type Stage } from '../../pipeline/types.js';
 
 export class RouteStage implements Stage {
   readonly name = 'route';
@@ -28,7 +28,12 @@ export class RouteStage implements Stage {
     }
   }
 
-  handle(ctx: Context, next: Next): Promise<Result> {
+  /** Always waits. */
+  decide(): Decision {
+    return WAIT;
+  }
+
+  wait(ctx: Context, next: Next): Promise<Result> {
     const group = this.groupFor(ctx.query.lname);
     if (group === undefined) return next(ctx);
     this.routed.set(group, (this.routed.get(group) ?? 0) + 1);

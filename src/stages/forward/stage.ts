@@ -5,7 +5,7 @@ import { buildUpstreamQuery } from '../../dns/upstream-query.js';
 import { Rcode } from '../../dns/wire.js';
 import { UpstreamError } from '../../upstream/errors.js';
 import type { Strategy } from '../../upstream/strategies/strategy.js';
-import type { Context, Next, Result, Stage } from '../../pipeline/types.js';
+import { WAIT, type Context, type Decision, type Next, type Result, type Stage } from '../../pipeline/types.js';
 
 /** Named upstream groups, for queries the route stage sent elsewhere than the default. */
 export interface GroupStrategies {
@@ -23,7 +23,12 @@ export class ForwardStage implements Stage {
     this.strategy = strategy;
   }
 
-  async handle(ctx: Context, _next: Next): Promise<Result> {
+  /** Always waits. */
+  decide(): Decision {
+    return WAIT;
+  }
+
+  async wait(ctx: Context, _next: Next): Promise<Result> {
     // Client EDNS options are hop-by-hop, except a client subnet the policy stage kept.
     const ecs = ctx.query.edns?.options.filter((o): o is { code: number; data: Buffer } => o.code === 8 && o.data !== undefined && o.data.length <= 20);
     const wire = buildUpstreamQuery(ctx.query, ecs?.length ? { ednsOptions: ecs } : {});

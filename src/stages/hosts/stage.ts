@@ -8,7 +8,7 @@ import { localReply } from '../../dns/message.js';
 import { Rcode } from '../../dns/wire.js';
 import type { HostsFile } from './hosts-file.js';
 import { localSoa } from '../local-zones/zones.js';
-import { PASS, type Context, type Next, type Result, type Stage } from '../../pipeline/types.js';
+import { PASS, type Context, type Result, type Stage } from '../../pipeline/types.js';
 
 export class HostsStage implements Stage {
   readonly name = 'hosts';
@@ -19,12 +19,7 @@ export class HostsStage implements Stage {
     private readonly ttl: number,
   ) {}
 
-  async handle(ctx: Context, next: Next): Promise<Result> {
-    const r = this.handleSync(ctx);
-    return r === PASS ? next(ctx) : r;
-  }
-
-  handleSync(ctx: Context): Result | typeof PASS {
+  decide(ctx: Context): Result | typeof PASS {
     const q = ctx.query;
     if (q.qclass !== 1) return PASS;
     const { names, reverse } = this.hosts.table;

@@ -8,18 +8,13 @@ import { EDE_LOOP } from '../../dns/ede.js';
 import { rcodeReply } from '../../dns/message.js';
 import { Rcode } from '../../dns/wire.js';
 import type { LoopGuard } from './probe.js';
-import { PASS, type Context, type Next, type Result, type Stage } from '../../pipeline/types.js';
+import { PASS, type Context, type Result, type Stage } from '../../pipeline/types.js';
 
 export class LoopStage implements Stage {
   readonly name = 'loop';
   constructor(private readonly guard: LoopGuard) {}
 
-  async handle(ctx: Context, next: Next): Promise<Result> {
-    const r = this.handleSync(ctx);
-    return r === PASS ? next(ctx) : r;
-  }
-
-  handleSync(ctx: Context): Result | typeof PASS {
+  decide(ctx: Context): Result | typeof PASS {
     if (this.guard.match(ctx.query) === undefined) return PASS;
     this.guard.detected(ctx.query.lname, ctx.client, ctx.transport);
     return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL, ede: EDE_LOOP };

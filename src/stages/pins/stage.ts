@@ -8,7 +8,7 @@ import { localReply } from '../../dns/message.js';
 import { Rcode } from '../../dns/wire.js';
 import type { Config } from '../../config/schema.js';
 import { localSoa } from '../local-zones/zones.js';
-import { PASS, type Context, type Next, type Result, type Stage } from '../../pipeline/types.js';
+import { PASS, type Context, type Result, type Stage } from '../../pipeline/types.js';
 
 export interface Pin {
   v4: string[];
@@ -57,12 +57,7 @@ export class PinsStage implements Stage {
     return this.filter ? this.filter.live(lname, pin) : pin;
   }
 
-  async handle(ctx: Context, next: Next): Promise<Result> {
-    const r = this.handleSync(ctx);
-    return r === PASS ? next(ctx) : r;
-  }
-
-  handleSync(ctx: Context): Result | typeof PASS {
+  decide(ctx: Context): Result | typeof PASS {
     if (this.pins.size === 0) return PASS;
     const q = ctx.query;
     const pin = this.pins.get(q.lname);
