@@ -15,7 +15,7 @@ import { configTargets, selfTargetProblems } from '../stages/loop/self-address.j
 import { AnswerCache } from '../stages/cache/answer-cache.js';
 import { loadCache, saveCache } from '../stages/cache/persist.js';
 import { decodeQuery } from '../dns/message.js';
-import { explainAnswer } from '../dns/explain.js';
+import { explainAnswer } from '../server/explain.js';
 import { rcodeName } from '../dns/format.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { HostsFile } from '../stages/hosts/hosts-file.js';
