@@ -57,7 +57,7 @@ export interface CacheOptions {
   now?: () => number;
 }
 
-export type Lookup =
+export type CacheLookup =
   | { state: 'fresh'; entry: CacheEntry; ageMs: number }
   | { state: 'stale'; entry: CacheEntry; ageMs: number };
 
@@ -189,7 +189,7 @@ export class AnswerCache {
   }
 
   /** Fresh or stale (within the window) entry; counts a hit on a fresh one. Expired beyond the window is dropped. */
-  lookup(key: string): Lookup | undefined {
+  lookup(key: string): CacheLookup | undefined {
     const e = this.lru.get(key);
     if (!e) return undefined;
     const ageMs = Math.max(0, this.now() - e.storedAt);

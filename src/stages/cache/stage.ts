@@ -13,7 +13,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { AnswerCache, cacheableTtl, isNegative, render, type Lookup } from './answer-cache.js';
+import { AnswerCache, cacheableTtl, isNegative, render, type CacheLookup } from './answer-cache.js';
 import { EDE_STALE, EDE_STALE_NXDOMAIN } from '../../dns/ede.js';
 import { Rcode } from '../../dns/wire.js';
 import { WAIT, type Context, type Decision, type Next, type Result, type Stage } from '../../pipeline/types.js';
@@ -65,7 +65,7 @@ export class CacheStage implements Stage {
   private readonly o: Required<Omit<CacheStageOptions, 'log'>> & { log?: Logger };
   private closed = false;
   /** What the last `decide` found, for the `wait` the pipeline runs right after it. */
-  private pending: Lookup | undefined;
+  private pending: CacheLookup | undefined;
 
   constructor(
     readonly cache: AnswerCache,
@@ -112,7 +112,7 @@ export class CacheStage implements Stage {
     return this.store(key, await next(ctx));
   }
 
-  private fresh(key: string, l: Lookup, ctx: Context, next: Next): Result {
+  private fresh(key: string, l: CacheLookup, ctx: Context, next: Next): Result {
     this.hits++;
     this.maybePrefetch(key, l, ctx, next);
     return { wire: render(l.entry, Math.floor(l.ageMs / 1000)), source: 'cache', rcode: l.entry.rcode, owned: true };
@@ -129,7 +129,7 @@ export class CacheStage implements Stage {
     return e ? { ...result, wire: render(e, 0) } : result;
   }
 
-  private stale(key: string, l: Lookup, ctx: Context, next: Next): Promise<Result> {
+  private stale(key: string, l: CacheLookup, ctx: Context, next: Next): Promise<Result> {
     const e = l.entry;
     const staleAnswer = (): Result => {
       this.staleServed++;
@@ -153,7 +153,7 @@ export class CacheStage implements Stage {
     });
   }
 
-  private maybePrefetch(key: string, l: Lookup, ctx: Context, next: Next): void {
+  private maybePrefetch(key: string, l: CacheLookup, ctx: Context, next: Next): void {
     const e = l.entry;
     if (this.o.prefetchHits <= 0 || e.hits < this.o.prefetchHits || this.refreshes.has(key)) return;
     const lifeMs = e.ttl * 1000;
