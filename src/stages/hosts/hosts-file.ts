@@ -10,13 +10,42 @@ import { dirname } from 'node:path';
 import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 
-export interface HostsEntry {
+/** One line of a hosts file: its address (a scoped one without its `%zone`), its names lower-cased without a final dot. */
+export interface HostsLine {
+  address: string;
+  /** The `%zone` of a scoped address (fe80::1%eth0), which DNS cannot say. */
+  zone?: string;
+  names: string[];
+  /** 1-based. */
+  line: number;
+}
+
+/** The one hosts-file parser: the lines with an IP address and at least one name; comments and junk skipped. */
+export function parseHosts(text: string): HostsLine[] {
+  const out: HostsLine[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (!line) return;
+    const [written, ...names] = line.split(/\s+/);
+    if (!written || names.length === 0) return;
+    const pct = written.indexOf('%');
+    const address = pct < 0 ? written : written.slice(0, pct);
+    if (isIP(address) === 0) return;
+    const entry: HostsLine = { address, names: names.map((n) => n.toLowerCase().replace(/\.$/, '')), line: i + 1 };
+    if (pct >= 0) entry.zone = written.slice(pct + 1);
+    out.push(entry);
+  });
+  return out;
+}
+
+/** A name's addresses in the table. */
+export interface HostAddresses {
   v4: string[];
   v6: string[];
 }
 
 export interface HostsTable {
-  names: Map<string, HostsEntry>;
+  names: Map<string, HostAddresses>;
   /** Reverse name (`4.3.2.1.in-addr.arpa`) → host names, first one canonical. */
   reverse: Map<string, string[]>;
 }
@@ -31,19 +60,16 @@ export function reverseName(ip: string): string {
   return `${nibbles.reverse().join('.')}.ip6.arpa`;
 }
 
-export function parseHosts(text: string): HostsTable {
-  const names = new Map<string, HostsEntry>();
+/** The in-memory table the hosts stage answers from. */
+export function hostsTable(text: string): HostsTable {
+  const names = new Map<string, HostAddresses>();
   const reverse = new Map<string, string[]>();
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/#.*/, '').trim();
-    if (!line) continue;
-    const [ip, ...hosts] = line.split(/\s+/);
-    const family = isIP(ip!);
+  for (const { address: ip, zone, names: hosts } of parseHosts(text)) {
     // A scoped address (fe80::1%eth0) cannot be said in DNS.
-    if (family === 0 || ip!.includes('%') || hosts.length === 0) continue;
-    const addr = family === 6 ? ipaddr.parse(ip!).toString() : ip!;
-    for (const h of hosts) {
-      const name = h.replace(/\.$/, '').toLowerCase();
+    if (zone !== undefined) continue;
+    const family = isIP(ip);
+    const addr = family === 6 ? ipaddr.parse(ip).toString() : ip;
+    for (const name of hosts) {
       if (!name || name.length > 253) continue;
       let e = names.get(name);
       if (!e) names.set(name, (e = { v4: [], v6: [] }));
@@ -123,7 +149,7 @@ export class HostsFile {
     if (stamp === this.stamp) return;
     try {
       if (size > MAX_FILE_BYTES) throw new Error(`larger than ${MAX_FILE_BYTES} bytes`);
-      this.table = parseHosts(readFileSync(this.file, 'utf8'));
+      this.table = hostsTable(readFileSync(this.file, 'utf8'));
       this.stamp = stamp;
       this.loads++;
       this.opts.log?.info({ file: this.file, names: this.table.names.size }, 'hosts file loaded');
