@@ -17,7 +17,7 @@ import { makePki } from '../test/fixtures/pki.js';
 import { buildClientQuery } from '../src/dns/client.js';
 import { decodeQuery } from '../src/dns/message.js';
 import { buildUpstreamQuery } from '../src/dns/upstream-query.js';
-import { buildSecureUpstream } from '../src/upstream/groups.js';
+import { buildSecureUpstream } from '../src/upstream/strategies/groups.js';
 import type { UpstreamInput } from '../src/config/schema.js';
 import type { Upstream } from '../src/upstream/types.js';
 

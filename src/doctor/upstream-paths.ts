@@ -14,7 +14,7 @@ import type { UpstreamInput } from '../config/schema.js';
 import { decodeQuery } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import type { RaceAttempt } from '../upstream/connect-race.js';
-import { DohUpstream } from '../upstream/doh.js';
+import { DohUpstream } from '../upstream/doh/doh.js';
 import { DotUpstream } from '../upstream/dot/dot.js';
 import { UpstreamError } from '../upstream/errors.js';
 import { usesDefaultPreset } from '../upstream/preset-hint.js';

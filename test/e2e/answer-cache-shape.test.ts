@@ -8,8 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-const CACHE = fileURLToPath(new URL('../../dist/cache/answer-cache.js', import.meta.url));
-const PERSIST = fileURLToPath(new URL('../../dist/cache/persist.js', import.meta.url));
+const CACHE = fileURLToPath(new URL('../../dist/stages/cache/answer-cache.js', import.meta.url));
+const PERSIST = fileURLToPath(new URL('../../dist/stages/cache/persist.js', import.meta.url));
 const SCHEMA = fileURLToPath(new URL('../../dist/config/schema.js', import.meta.url));
 
 const script = `
@@ -37,7 +37,7 @@ const own = entries.filter((e) => e && !%HaveSameMap(e, entries[0])).length;
 console.log(JSON.stringify({ entries: entries.length, missing, own, fast: %HasFastProperties(entries[0]) }));
 `;
 
-describe('cache entries in V8 (src/cache/answer-cache.ts newEntry)', () => {
+describe('cache entries in V8 (src/stages/cache/answer-cache.ts newEntry)', () => {
   it('share one hidden class, whether stored, loaded from a file or received from a worker', () => {
     const out = execFileSync(process.execPath, ['--allow-natives-syntax', '--input-type=module', '-e', script], {
       encoding: 'utf8',

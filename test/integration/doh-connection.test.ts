@@ -8,7 +8,7 @@ import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
 import { startTcpProxy, type TcpProxy } from '../fixtures/tcp-proxy.js';
-import { DohUpstream } from '../../src/upstream/doh.js';
+import { DohUpstream } from '../../src/upstream/doh/doh.js';
 
 let pki: Pki;
 let doh: DohServer;

@@ -13,8 +13,8 @@ import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
 import { ConfigError, validateConfig } from '../../src/config/load.js';
-import { reaches } from '../../src/config/self-address.js';
-import { PROBE_SUFFIX } from '../../src/upstream/loop-guard.js';
+import { reaches } from '../../src/stages/loop/self-address.js';
+import { PROBE_SUFFIX } from '../../src/stages/loop/probe.js';
 
 let pki: Pki;
 let good: DohServer;

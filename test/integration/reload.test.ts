@@ -10,7 +10,7 @@ import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import { effectiveConfig, planReload, stableJson } from '../../src/reload.js';
+import { effectiveConfig, planReload, stableJson } from '../../src/daemon/reload.js';
 
 let pki: Pki;
 let a: DohServer;

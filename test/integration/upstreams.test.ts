@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import type { DohUpstream } from '../../src/upstream/doh.js';
+import type { DohUpstream } from '../../src/upstream/doh/doh.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
 import { defaultZone } from '../fixtures/zone.js';

@@ -3,8 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
-import { AnswerCache, cacheableTtl, isNegative, render } from '../../src/cache/answer-cache.js';
-import { loadCache, saveCache } from '../../src/cache/persist.js';
+import { AnswerCache, cacheableTtl, isNegative, render } from '../../src/stages/cache/answer-cache.js';
+import { loadCache, saveCache } from '../../src/stages/cache/persist.js';
 import { answerCacheOptions } from '../fixtures/config-defaults.js';
 
 type Rr = dnsPacket.Answer;

@@ -10,7 +10,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
-import { createLogger, isJournalStream, resolveFormat, setLogFormat, textLine, type LogFormat } from '../../src/log.js';
+import { createLogger, isJournalStream, resolveFormat, setLogFormat, textLine, type LogFormat } from '../../src/log/log.js';
 
 function capture(format: LogFormat, level = 'debug') {
   const lines: string[] = [];

@@ -18,11 +18,11 @@ import { createSecureContext, rootCertificates, type SecureContext, type TLSSock
 import type { Logger } from 'pino';
 import { UPSTREAM_CONNECTION_DEFAULTS } from '../../config/schema.js';
 import type { Query } from '../../dns/message.js';
-import { classify } from '../doh.js';
+import { classify } from '../doh/doh.js';
 import { CANCELLED_EXCHANGE, UpstreamError } from '../errors.js';
 import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt, type RaceWin } from '../connect-race.js';
 import type { Upstream, UpstreamStats } from '../types.js';
-import type { UpstreamObserver } from '../strategy.js';
+import type { UpstreamObserver } from '../strategies/strategy.js';
 import { TransportGuard, type GuardOptions } from '../guard.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
 
