@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Generates man/dohd.1 from the command definitions: the --help of dohd and of each of its
- * commands (as yargs prints them from src/commands/*), set in roff. `node scripts/man.mjs`
+ * commands (as yargs prints them from src/cli/*), set in roff. `node scripts/man.mjs`
  * writes the page; `--check` exits 1 when the page in the tree is not what the code prints
  * (a test runs it, so the page cannot drift). Needs a build (dist/cli.js).
  */

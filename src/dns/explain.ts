@@ -5,8 +5,6 @@
  * `source=upstream upstream=NAME ms=12.3` (or source=cache, pin, ...). Nobody else ever sees it.
  */
 import { isIP } from 'node:net';
-import type { Context, Result } from '../resolver/types.js';
-import { udpLimit } from './answer.js';
 import type { Query } from './message.js';
 import { HEADER_LEN, readHeader, skipName } from './wire.js';
 
@@ -76,11 +74,4 @@ export function appendEdnsOption(wire: Buffer, code: number, data: Buffer, limit
 export function isLoopback(address: string): boolean {
   const a = address.replace(/^::ffff:/, '');
   return isIP(a) === 4 ? a.startsWith('127.') : a === '::1';
-}
-
-/** The handler's `decorate` hook: adds the explain option for loopback clients that asked for it. */
-export function explainAnswer(ctx: Context, result: Result, reply: Buffer, ms: number): Buffer {
-  if (!wantsExplain(ctx.query) || !isLoopback(ctx.client.address)) return reply;
-  const text = Buffer.from(explainText({ source: result.source, upstream: result.upstream, local: result.local, ms }));
-  return appendEdnsOption(reply, EXPLAIN_OPTION, text, ctx.transport === 'udp' ? udpLimit(ctx.query) : 65535);
 }

@@ -3,19 +3,8 @@
  * ever asked, so a stale or wrong one breaks a name whatever the resolver does.
  */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
-import type { DoctorContext, HostsEntry, Section } from './types.js';
-
-export function parseHosts(text: string): HostsEntry[] {
-  const out: HostsEntry[] = [];
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.replace(/#.*$/, '').trim();
-    if (!line) return;
-    const [address, ...names] = line.split(/\s+/);
-    if (address && isIP(address.replace(/%.*$/, '')) && names.length) out.push({ address: address.replace(/%.*$/, ''), names: names.map((n) => n.toLowerCase().replace(/\.$/, '')), line: i + 1 });
-  });
-  return out;
-}
+import { parseHosts } from '../stages/hosts/hosts-file.js';
+import type { DoctorContext, Section } from './types.js';
 
 /** The sed command that deletes every line naming `name` from `file` (a .bak copy is kept). */
 export function removeHostsLine(file: string, name: string): string {

@@ -4,7 +4,7 @@ import { buildClientQuery, DnsClientError, exchange } from '../dns/client.js';
 import { decodeQuery } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { UpstreamError } from '../upstream/errors.js';
-import type { Strategy } from '../upstream/strategy.js';
+import type { Strategy } from '../upstream/strategies/strategy.js';
 import type { Lookup, LookupStatus } from './types.js';
 
 type Rr = { type: string; data?: unknown };

@@ -1,6 +1,7 @@
 /** What the doctor's checks share: options, findings, and the results earlier checks leave for later ones. */
 import type { UpstreamConfig } from '../config/schema.js';
 import type { ContainerTargets } from './containers.js';
+import type { HostsLine } from '../stages/hosts/hosts-file.js';
 
 export type Level = 'ok' | 'info' | 'warn' | 'fault';
 
@@ -62,12 +63,6 @@ export interface ResolvConf {
   options: string[];
 }
 
-export interface HostsEntry {
-  address: string;
-  names: string[];
-  line: number;
-}
-
 export interface GoEnv {
   /** Effective values (go env when Go is installed, else the environment). */
   values: Record<string, string>;
@@ -100,7 +95,7 @@ export interface DoctorContext {
   names: string[];
   resolv: ResolvConf | null;
   go: GoEnv | null;
-  hosts: HostsEntry[];
+  hosts: HostsLine[];
   /** name → nameserver → lookup */
   system: Map<string, Map<string, Lookup>>;
   /** name → lookup through the DoH upstreams */

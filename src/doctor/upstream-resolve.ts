@@ -3,9 +3,9 @@
  * resolver's answer. A name the system cannot resolve while DoH can is the classic
  * "lookup goproxy.cn: no such host" on a broken or filtering local DNS.
  */
-import { DohUpstream } from '../upstream/doh.js';
-import { buildSecureUpstream, pathsOf } from '../upstream/groups.js';
-import { RaceStrategy } from '../upstream/strategy.js';
+import { DohUpstream } from '../upstream/doh/doh.js';
+import { buildSecureUpstream, pathsOf } from '../upstream/strategies/groups.js';
+import { RaceStrategy } from '../upstream/strategies/strategy.js';
 import { describeLookup, lookupDoh } from './lookup.js';
 import { pointAtDohd } from './resolv-conf.js';
 import { deadNameservers, systemAnswer } from './system-resolve.js';

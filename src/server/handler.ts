@@ -10,9 +10,9 @@ import { appendEde, EDE_OVERLOADED, EDE_TIMED_OUT } from '../dns/ede.js';
 import { parseQueryFast } from '../dns/fast-query.js';
 import { decodeQuery, rcodeReply, type Query } from '../dns/message.js';
 import { headerOnlyReply, Rcode, readHeader } from '../dns/wire.js';
-import type { Pipeline } from '../resolver/pipeline.js';
-import type { Context, Result, Transport } from '../resolver/types.js';
-import { CANCELLED } from '../abort.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import type { Context, Result, Transport } from '../pipeline/types.js';
+import { CANCELLED } from '../upstream/abort.js';
 
 export interface HandlerOptions {
   pipeline: Pipeline;
@@ -48,14 +48,10 @@ export class QueryHandler {
     this.opts = { ...this.opts, ...opts };
   }
 
-  /** The reply bytes for a client packet, or null when nothing must be sent. */
-  async handle(raw: Buffer, transport: Transport, client: { address: string; port: number }): Promise<Buffer | null> {
-    return this.answer(raw, transport, client);
-  }
-
   /**
-   * The same as `handle`, with the fast lane: a query the pipeline answers without waiting
-   * (a cache hit, policy, pins) gets its reply at once, not through a promise. The common
+   * The reply bytes for a client packet, or null when nothing must be sent. A query the
+   * pipeline answers without waiting (a cache hit, admission, pins) gets its reply at once,
+   * not through a promise. The common
    * shape of a query is read straight from the wire (dns/fast-query.ts); anything else is
    * decoded in full. Nothing is allocated for the deadline until a stage has to wait.
    */

@@ -6,14 +6,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { formatHostPort } from '../config/address.js';
-import { buildPins } from '../resolver/pins.js';
-import { DohUpstream } from '../upstream/doh.js';
+import { buildPins } from '../stages/pins/stage.js';
+import { DohUpstream } from '../upstream/doh/doh.js';
 import { DotUpstream } from '../upstream/dot/dot.js';
 import { LadderUpstream } from '../upstream/ladder.js';
-import { PlainUpstream } from '../upstream/plain.js';
+import { PlainUpstream } from '../upstream/plain/plain.js';
 import { mergeCounts, type UpstreamStats, type WindowCounts } from '../upstream/stats.js';
 import type { Readiness } from './admin.js';
-import type { Daemon } from '../daemon.js';
+import type { Daemon } from '../daemon/daemon.js';
 
 export interface UpstreamStatus {
   name: string;

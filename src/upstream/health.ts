@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 import { decodeQuery, type Query } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import type { UpstreamError } from './errors.js';
-import type { UpstreamObserver } from './strategy.js';
+import type { UpstreamObserver } from './strategies/strategy.js';
 import type { Upstream } from './types.js';
 
 export interface HealthOptions {

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { CN_HINT, PRESETS } from '../config/presets.js';
 import type { UpstreamError } from './errors.js';
-import type { UpstreamObserver } from './strategy.js';
+import type { UpstreamObserver } from './strategies/strategy.js';
 import type { Upstream } from './types.js';
 
 /** Whether these upstreams are (a subset of) the `default` preset's providers. */

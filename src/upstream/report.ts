@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { UpstreamError } from './errors.js';
-import type { UpstreamObserver } from './strategy.js';
+import type { UpstreamObserver } from './strategies/strategy.js';
 import type { Upstream } from './types.js';
 
 export class UpstreamReporter implements UpstreamObserver {

@@ -5,7 +5,7 @@
  * are read. Fed by the UpstreamReporter; nothing here is on the path of a cache hit.
  */
 import type { UpstreamError } from './errors.js';
-import type { UpstreamObserver } from './strategy.js';
+import type { UpstreamObserver } from './strategies/strategy.js';
 import type { Upstream } from './types.js';
 
 const SLOT_MS = 10_000;

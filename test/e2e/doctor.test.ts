@@ -19,7 +19,8 @@ import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-
 import { CLI } from '../fixtures/spawn.js';
 import { Zone, type ZoneRecord } from '../fixtures/zone.js';
 import { GO_PROXY_NAMES } from '../../src/config/defaults.js';
-import { parseHosts, removeHostsLine } from '../../src/doctor/hosts.js';
+import { removeHostsLine } from '../../src/doctor/hosts.js';
+import { parseHosts } from '../../src/stages/hosts/hosts-file.js';
 import { parseResolvConf } from '../../src/doctor/resolv-conf.js';
 import { proxyHosts, sumdbHost } from '../../src/doctor/go-env.js';
 

@@ -1,6 +1,6 @@
 /**
  * The `dohd` command turns V8's concurrent marking off on a machine with two CPUs or fewer
- * (src/heap.ts): seen in V8's own trace of each collection, which says how long helper
+ * (src/daemon/heap.ts): seen in V8's own trace of each collection, which says how long helper
  * threads marked in it (`background.mark`). Collections are forced often (`--gc-interval`)
  * so that even `--help` runs a full one.
  */
@@ -8,13 +8,13 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { usableCpus } from '../../src/cpu-limit.js';
-import { MAIN_THREAD_MARKING_CPUS } from '../../src/heap.js';
+import { usableCpus } from '../../src/daemon/cpu-limit.js';
+import { MAIN_THREAD_MARKING_CPUS } from '../../src/daemon/heap.js';
 import { CLI } from '../fixtures/spawn.js';
 
 const run = promisify(execFile);
 /** The CLI without the `dohd` entry's heap set-up: V8's defaults. */
-const CLI_MAIN = fileURLToPath(new URL('../../dist/cli-main.js', import.meta.url));
+const CLI_MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
 /** Full collections in `node --trace-gc-nvp … <script> --help`, and the ms helper threads spent marking in them. */
 async function fullCollections(script: string, nodeArgs: string[] = []): Promise<{ count: number; helperMs: number }> {

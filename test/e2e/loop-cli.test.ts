@@ -11,7 +11,7 @@ import { loopBack } from '../fixtures/loop-back.js';
 import type { Pki } from '../fixtures/pki.js';
 import { until } from '../fixtures/resources.js';
 import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
-import { PROBE_SUFFIX } from '../../src/upstream/loop-guard.js';
+import { PROBE_SUFFIX } from '../../src/stages/loop/probe.js';
 
 const pair = useDohPair(['good', 'loopy']);
 let pki: Pki;

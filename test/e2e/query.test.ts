@@ -12,7 +12,8 @@ import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
 import { CLI } from '../fixtures/spawn.js';
-import { appendEdnsOption, EXPLAIN_OPTION, explainAnswer } from '../../src/dns/explain.js';
+import { appendEdnsOption, EXPLAIN_OPTION } from '../../src/dns/explain.js';
+import { explainAnswer } from '../../src/server/explain.js';
 import { decodeQuery } from '../../src/dns/message.js';
 import { buildClientQuery } from '../../src/dns/client.js';
 

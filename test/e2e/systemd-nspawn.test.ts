@@ -203,7 +203,7 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
     });
 
     it("start-up's reads a hardened unit could refuse see what an unsandboxed process sees: the cgroup CPU quota (cpu-limit.ts)", async () => {
-      const program = `import { cgroupCpuQuota, usableCpus } from '/opt/dohd/dist/cpu-limit.js'; import { readFileSync } from 'node:fs'; console.log('probe quota=' + cgroupCpuQuota(readFileSync('/proc/self/cgroup', 'utf8')) + ' usable=' + usableCpus())`;
+      const program = `import { cgroupCpuQuota, usableCpus } from '/opt/dohd/dist/daemon/cpu-limit.js'; import { readFileSync } from 'node:fs'; console.log('probe quota=' + cgroupCpuQuota(readFileSync('/proc/self/cgroup', 'utf8')) + ' usable=' + usableCpus())`;
       // Outside any sandbox, in a unit with CPUQuota=50%.
       const plain = m.sh(`systemd-run --quiet --wait --pipe -p CPUQuota=50% ${process.execPath} --input-type=module -e "${program}"`).trim();
       // dohd.service itself (every sandbox setting), with the same quota and the probe for a program.

@@ -16,7 +16,7 @@ import { queryUdp } from '../fixtures/dns-client.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { startDotServer, type DotServer } from '../fixtures/dot-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
-import { DohUpstream } from '../../src/upstream/doh.js';
+import { DohUpstream } from '../../src/upstream/doh/doh.js';
 import { LadderUpstream } from '../../src/upstream/ladder.js';
 import { buildStatus } from '../../src/server/status.js';
 import { buildClientQuery } from '../../src/dns/client.js';

@@ -9,7 +9,7 @@ import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/d
 import type { Pki } from '../fixtures/pki.js';
 import { until } from '../fixtures/resources.js';
 import { startTcpProxy, type TcpProxy } from '../fixtures/tcp-proxy.js';
-import { DohUpstream } from '../../src/upstream/doh.js';
+import { DohUpstream } from '../../src/upstream/doh/doh.js';
 
 let pki: Pki;
 let doh: DohServer;

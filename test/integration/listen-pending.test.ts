@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { memoryLog, startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { validateConfig } from '../../src/config/load.js';
-import { Daemon } from '../../src/daemon.js';
+import { Daemon } from '../../src/daemon/daemon.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { countResources, leaksAfter, until } from '../fixtures/resources.js';
 

@@ -14,7 +14,7 @@ import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
 import { parseProm } from '../fixtures/prom.js';
-import type { Strategy } from '../../src/upstream/strategy.js';
+import type { Strategy } from '../../src/upstream/strategies/strategy.js';
 
 let up: { pki: Pki; doh: DohServer };
 let d: RunningDaemon | undefined;

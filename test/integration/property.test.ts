@@ -11,10 +11,10 @@ import { finalizeAnswer, udpLimit } from '../../src/dns/answer.js';
 import { decodeQuery, rcodeReply, type Query } from '../../src/dns/message.js';
 import { buildUpstreamQuery } from '../../src/dns/upstream-query.js';
 import { Flag, Rcode } from '../../src/dns/wire.js';
-import { Pipeline } from '../../src/resolver/pipeline.js';
-import { buildPins, PinsStage } from '../../src/resolver/pins.js';
-import { PolicyStage } from '../../src/resolver/policy.js';
-import type { Stage } from '../../src/resolver/types.js';
+import { Pipeline } from '../../src/pipeline/pipeline.js';
+import { buildPins, PinsStage } from '../../src/stages/pins/stage.js';
+import { PolicyStage } from '../../src/stages/admission/stage.js';
+import { WAIT, type Stage } from '../../src/pipeline/types.js';
 import { QueryHandler } from '../../src/server/handler.js';
 import { UpstreamError } from '../../src/upstream/errors.js';
 import { checkAnswer } from '../../src/upstream/validate.js';
@@ -121,7 +121,8 @@ const anyPacket = fc.oneof(validQuery, mutatedQuery, randomBytes, headerThenJunk
 /** Stands in for cache and upstream: answers NXDOMAIN locally. */
 const localOnly: Stage = {
   name: 'local-only',
-  handle: async (ctx) => ({ wire: rcodeReply(ctx.query, Rcode.NXDOMAIN), source: 'error', rcode: Rcode.NXDOMAIN }),
+  decide: () => WAIT,
+  wait: async (ctx) => ({ wire: rcodeReply(ctx.query, Rcode.NXDOMAIN), source: 'error', rcode: Rcode.NXDOMAIN }),
 };
 
 function handler(): QueryHandler {
@@ -186,7 +187,7 @@ describe('the handler with a pins-only pipeline', () => {
     it(`${transport}: every packet gets a well-formed reply or a deliberate drop`, async () => {
       await fc.assert(
         fc.asyncProperty(anyPacket, async (raw) => {
-          const reply = await h.handle(raw, transport, { address: '127.0.0.1', port: 5353 });
+          const reply = await h.answer(raw, transport, { address: '127.0.0.1', port: 5353 });
           checkReply(raw, reply, transport);
         }),
         { numRuns: RUNS },
@@ -198,7 +199,7 @@ describe('the handler with a pins-only pipeline', () => {
   it('valid queries: NOERROR for pins and RFC 8482 ANY, BADVERS for EDNS > 0, NXDOMAIN otherwise', async () => {
     await fc.assert(
       fc.asyncProperty(validQuery, async (raw) => {
-        const reply = await h.handle(raw, 'udp', { address: '::1', port: 5353 });
+        const reply = await h.answer(raw, 'udp', { address: '::1', port: 5353 });
         const d = checkReply(raw, reply, 'udp')!;
         const q = decodeQuery(raw);
         if (!q.ok) {
@@ -221,7 +222,7 @@ describe('the handler with a pins-only pipeline', () => {
   it('sources outside the allow list get REFUSED or nothing, never anything else', async () => {
     await fc.assert(
       fc.asyncProperty(anyPacket, async (raw) => {
-        const reply = await h.handle(raw, 'udp', { address: '192.0.2.1', port: 53 });
+        const reply = await h.answer(raw, 'udp', { address: '192.0.2.1', port: 53 });
         if (reply === null) return;
         const d = dnsPacket.decode(reply) as Decoded;
         expect(d.rcode).toBe('REFUSED');
@@ -329,7 +330,8 @@ describe('the handler with a stage that builds the upstream query', () => {
     /** Builds the query dohd would send upstream (dns/upstream-query.ts), as the forward stage does; answers NXDOMAIN. */
     const upstreamShaped: Stage = {
       name: 'upstream-shaped',
-      handle: async (ctx) => {
+      decide: () => WAIT,
+      wait: async (ctx) => {
         const wire = buildUpstreamQuery(ctx.query);
         expect(dnsPacket.decode(wire).questions![0]!.name.toLowerCase()).toBe(ctx.query.lname === '' ? '.' : ctx.query.lname.toLowerCase());
         return { wire: rcodeReply(ctx.query, Rcode.NXDOMAIN), source: 'error', rcode: Rcode.NXDOMAIN };
@@ -343,7 +345,7 @@ describe('the handler with a stage that builds the upstream query', () => {
     });
     await fc.assert(
       fc.asyncProperty(fc.oneof(anyPacket, headerPointer), async (raw) => {
-        const reply = await hh.handle(raw, 'udp', { address: '127.0.0.1', port: 5353 });
+        const reply = await hh.answer(raw, 'udp', { address: '127.0.0.1', port: 5353 });
         const d = checkReply(raw, reply, 'udp');
         if (d) expect(d.rcode).not.toBe('SERVFAIL');
       }),

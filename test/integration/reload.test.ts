@@ -11,7 +11,7 @@ import type { DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import { effectiveConfig, planReload, stableJson } from '../../src/reload.js';
+import { effectiveConfig, planReload, stableJson } from '../../src/daemon/reload.js';
 
 const pair = useDohPair(['a', 'b']);
 const startDaemon = pair.start;

@@ -20,10 +20,10 @@ import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-
 import { parseProm } from '../fixtures/prom.js';
 import { decodeQuery, type Query } from '../../src/dns/message.js';
 import { buildUpstreamQuery } from '../../src/dns/upstream-query.js';
-import { DohUpstream } from '../../src/upstream/doh.js';
+import { DohUpstream } from '../../src/upstream/doh/doh.js';
 import { UpstreamError } from '../../src/upstream/errors.js';
 import type { GuardedPlace } from '../../src/upstream/guard.js';
-import { PlainUpstream } from '../../src/upstream/plain.js';
+import { PlainUpstream } from '../../src/upstream/plain/plain.js';
 import { DotUpstream } from '../../src/upstream/dot/dot.js';
 import { startDotServer, type DotServer } from '../fixtures/dot-server.js';
 import { makePki } from '../fixtures/pki.js';

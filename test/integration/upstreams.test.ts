@@ -9,7 +9,7 @@ import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
 import type { RunningDaemon } from '../fixtures/daemon.js';
 import { useDohPair } from '../fixtures/doh-pair.js';
 import type { DohServer } from '../fixtures/doh-server.js';
-import type { DohUpstream } from '../../src/upstream/doh.js';
+import type { DohUpstream } from '../../src/upstream/doh/doh.js';
 import type { Pki } from '../fixtures/pki.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
 import { until } from '../fixtures/resources.js';

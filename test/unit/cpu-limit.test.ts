@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cgroupCpuQuota, usableCpus } from '../../src/cpu-limit.js';
+import { cgroupCpuQuota, usableCpus } from '../../src/daemon/cpu-limit.js';
 
 /** A cgroup tree of files under a temporary root: { 'a/b/cpu.max': '50000 100000' }. */
 function tree(files: Record<string, string>): string {
@@ -19,7 +19,7 @@ afterEach(() => {
   for (const r of roots.splice(0)) rmSync(r, { recursive: true, force: true });
 });
 
-describe('CPU quota of the cgroup (src/cpu-limit.ts)', () => {
+describe('CPU quota of the cgroup (src/daemon/cpu-limit.ts)', () => {
   it('cgroup v2: the quota of the process cgroup, in CPUs', () => {
     const root = tree({ 'cpu.max': 'max 100000\n', 'kubepods/pod1/c1/cpu.max': '50000 100000\n' });
     expect(cgroupCpuQuota('0::/kubepods/pod1/c1\n', root)).toBe(0.5);

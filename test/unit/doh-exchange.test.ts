@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import { buildClientQuery } from '../../src/dns/client.js';
 import { decodeQuery, type Query } from '../../src/dns/message.js';
-import { Exchange } from '../../src/upstream/doh.js';
+import { Exchange } from '../../src/upstream/doh/doh.js';
 import type { UpstreamError } from '../../src/upstream/errors.js';
 import type { CheckedAnswer } from '../../src/upstream/validate.js';
 

@@ -5,15 +5,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
-import { AnswerCache } from '../../src/cache/answer-cache.js';
+import { AnswerCache } from '../../src/stages/cache/answer-cache.js';
 import { Rcode } from '../../src/dns/wire.js';
 import { decodeQuery } from '../../src/dns/message.js';
-import { CacheStage, keyFor } from '../../src/resolver/cache.js';
-import { Pipeline } from '../../src/resolver/pipeline.js';
-import { PinsStage, buildPins } from '../../src/resolver/pins.js';
-import { PolicyStage } from '../../src/resolver/policy.js';
-import { PASS, type Context, type Next, type Result, type Stage, type SyncOutcome } from '../../src/resolver/types.js';
+import { CacheStage, keyFor } from '../../src/stages/cache/stage.js';
+import { Pipeline } from '../../src/pipeline/pipeline.js';
+import { PinsStage, buildPins } from '../../src/stages/pins/stage.js';
+import { PolicyStage } from '../../src/stages/admission/stage.js';
+import { PASS, WAIT, type Context, type Decision, type Next, type Result, type Stage } from '../../src/pipeline/types.js';
 import { QueryHandler } from '../../src/server/handler.js';
+import { answerCacheOptions, cacheStageOptions } from '../fixtures/config-defaults.js';
 
 const client = { address: '127.0.0.1', port: 5353 };
 
@@ -36,7 +37,10 @@ class Upstream implements Stage {
   signals: AbortSignal[] = [];
   private waiting: (() => void)[] = [];
   constructor(private readonly hold = false) {}
-  handle(ctx: Context): Promise<Result> {
+  decide(): Decision {
+    return WAIT;
+  }
+  wait(ctx: Context): Promise<Result> {
     this.calls++;
     this.signals.push(ctx.signal);
     const wire = dnsPacket.encode({
@@ -58,7 +62,7 @@ class Upstream implements Stage {
 function daemonLike(opts: { hold?: boolean; maxInflight?: number } = {}) {
   const policy = new PolicyStage({ acl: ['127.0.0.0/8'], rateLimit: { qps: 0, maxClients: 10 } });
   const pins = new PinsStage(buildPins({ pins: { 'pinned.example.net': ['192.0.2.53'] }, pinTtl: 60 }));
-  const cache = new CacheStage(new AnswerCache({ maxEntries: 100 }));
+  const cache = new CacheStage(new AnswerCache(answerCacheOptions({ maxEntries: 100, staleWindow: 0 })), cacheStageOptions({ prefetchHits: 0 }));
   const upstream = new Upstream(opts.hold);
   const pipeline = new Pipeline([policy, pins, cache, upstream]);
   const handler = new QueryHandler({ pipeline, timeoutMs: 2000, maxInflight: opts.maxInflight });
@@ -123,6 +127,20 @@ describe('the handler fast lane', () => {
     expect(d.upstream.calls).toBe(1);
   });
 
+  it('a miss looks the cache up once, a hit once', async () => {
+    const d = daemonLike();
+    const cache = d.cache.cache;
+    const lookup = cache.lookup.bind(cache);
+    let lookups = 0;
+    cache.lookup = (key: string) => (lookups++, lookup(key));
+    await d.handler.answer(query('once.example.net'), 'udp', client);
+    expect(lookups).toBe(1);
+    expect(d.cache.misses).toBe(1);
+    d.handler.answer(query('once.example.net'), 'udp', client);
+    expect(lookups).toBe(2);
+    expect(d.cache.hits).toBe(1);
+  });
+
   it('a query that waits gets a deadline signal, aborted once it is answered; one that does not never gets one', async () => {
     const d = daemonLike();
     await d.handler.answer(query('a.example.net'), 'udp', client);
@@ -154,45 +172,47 @@ describe('the handler fast lane', () => {
 });
 
 describe('Pipeline.start', () => {
-  function stage(name: string, sync: ((ctx: Context) => SyncOutcome) | null, log: string[]): Stage {
-    const s: Stage = {
+  function stage(name: string, decide: (ctx: Context) => Decision, log: string[]): Stage {
+    return {
       name,
-      async handle(ctx: Context, next: Next) {
-        log.push(`${name}:async`);
+      decide(ctx: Context) {
+        log.push(`${name}:decide`);
+        return decide(ctx);
+      },
+      async wait(ctx: Context, next: Next) {
+        log.push(`${name}:wait`);
         return next(ctx);
       },
     };
-    if (sync) s.handleSync = (ctx) => (log.push(`${name}:sync`), sync(ctx));
-    return s;
   }
   const ctx = { query: {} as Context['query'], transport: 'udp', client, signal: new AbortController().signal, received: 0 } satisfies Context;
   const answer: Result = { wire: Buffer.alloc(12), source: 'policy', rcode: Rcode.REFUSED };
 
-  it('runs each stage once: synchronously while they can, asynchronously from the first that cannot', async () => {
+  it('runs each stage once: decides synchronously, waits from the first stage that has to', async () => {
     const log: string[] = [];
     let waited = 0;
     const p = new Pipeline([
       stage('a', () => PASS, log),
-      stage('b', () => undefined, log),
+      stage('b', () => WAIT, log),
       stage('c', () => PASS, log),
-      { name: 'end', handle: async () => (log.push('end'), answer) },
+      { name: 'end', decide: () => WAIT, wait: async () => (log.push('end'), answer) },
     ]);
     const r = p.start(ctx, () => (waited++, undefined));
     expect(r).toBeInstanceOf(Promise);
     expect(await r).toBe(answer);
-    expect(log).toEqual(['a:sync', 'b:sync', 'b:async', 'c:async', 'end']);
+    expect(log).toEqual(['a:decide', 'b:decide', 'b:wait', 'c:decide', 'end']);
     expect(waited).toBe(1);
   });
 
   it('a synchronous answer ends it without waiting; a refusal from beforeWait is the answer', async () => {
     const log: string[] = [];
-    const p = new Pipeline([stage('a', () => PASS, log), stage('b', () => answer, log), stage('c', null, log)]);
+    const p = new Pipeline([stage('a', () => PASS, log), stage('b', () => answer, log), stage('c', () => WAIT, log)]);
     let waited = 0;
     expect(p.start(ctx, () => (waited++, undefined))).toBe(answer);
     expect(waited).toBe(0);
-    const p2 = new Pipeline([stage('a', () => PASS, log), stage('c', null, log)]);
+    const p2 = new Pipeline([stage('a', () => PASS, log), stage('c', () => WAIT, log)]);
     log.length = 0;
     expect(p2.start(ctx, () => answer)).toBe(answer);
-    expect(log).toEqual(['a:sync']);
+    expect(log).toEqual(['a:decide', 'c:decide']);
   });
 });

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { GC_HELPER_FLAGS, heapFlags, MAIN_THREAD_MARKING_CPUS } from '../../src/heap.js';
+import { GC_HELPER_FLAGS, heapFlags, MAIN_THREAD_MARKING_CPUS } from '../../src/daemon/heap.js';
 
 const NO_HELPERS = GC_HELPER_FLAGS.map((f) => `--no-${f}`);
 
-describe('heap settings (src/heap.ts)', () => {
+describe('heap settings (src/daemon/heap.ts)', () => {
   it('keeps the young generation at its initial size by default', () => {
     expect(heapFlags([], '')).toEqual(['--semi-space-growth-factor=1']);
     expect(heapFlags(['--heap-growing-percent=50'], '--inspect')).toEqual(['--semi-space-growth-factor=1']);

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import { parseQueryFast, WireQuery } from '../../src/dns/fast-query.js';
 import { decodeQuery, type Query } from '../../src/dns/message.js';
-import { PASS, type Context, type Result } from '../../src/resolver/types.js';
+import { PASS, type Context, type Result } from '../../src/pipeline/types.js';
 import { LocalZonesStage } from '../../src/stages/local-zones/stage.js';
 
 function wire(name: string, type = 'A'): Buffer {
@@ -21,7 +21,7 @@ describe('local-zones stage', () => {
     for (const name of ['example.com', 'Example.NET', 'a.b.example.org', 'localhostx', 'xlocalhost', 'fuse-application-dns.net', 'arpa.example.com', 'netlocal', 'test.example.com', 'com', '']) {
       const q = parseQueryFast(wire(name));
       expect(q, name).toBeInstanceOf(WireQuery);
-      expect(stage.handleSync(ctx(q!)), name).toBe(PASS);
+      expect(stage.decide(ctx(q!)), name).toBe(PASS);
       expect((q as unknown as { lower?: string }).lower, name).toBeUndefined();
     }
   });
@@ -29,24 +29,24 @@ describe('local-zones stage', () => {
   it('takes every name inside a zone, fast-lane or fully decoded, in any letter case', () => {
     for (const name of ['localhost', 'A.LocalHost', 'x.test', 'y.INVALID', 'z.local', 'h.home.arpa', '5.1.168.192.in-addr.arpa', 'use-application-dns.net', 'a.Use-Application-DNS.net']) {
       for (const q of [parseQueryFast(wire(name))!, (decodeQuery(wire(name)) as { query: Query }).query]) {
-        const r = stage.handleSync(ctx(q)) as Result;
+        const r = stage.decide(ctx(q)) as Result;
         expect(r, name).not.toBe(PASS);
         expect(r.source).toBe('local');
       }
     }
     // A neighbour of a reverse zone is not in it.
-    expect(stage.handleSync(ctx(parseQueryFast(wire('1.0.32.172.in-addr.arpa', 'PTR'))!))).toBe(PASS);
+    expect(stage.decide(ctx(parseQueryFast(wire('1.0.32.172.in-addr.arpa', 'PTR'))!))).toBe(PASS);
     // Only class IN.
     const ch = dnsPacket.encode({ type: 'query', id: 1, questions: [{ name: 'localhost', type: 'A', class: 'CH' }] });
-    expect(stage.handleSync(ctx(parseQueryFast(ch)!))).toBe(PASS);
+    expect(stage.decide(ctx(parseQueryFast(ch)!))).toBe(PASS);
   });
 
   it('a forward rule covering the name wins; localZones: false takes nothing', () => {
     const forwarded = new LocalZonesStage({}, (lname) => lname.endsWith('home.arpa'));
-    expect(forwarded.handleSync(ctx(parseQueryFast(wire('router.home.arpa'))!))).toBe(PASS);
-    expect(forwarded.handleSync(ctx(parseQueryFast(wire('printer.local'))!))).not.toBe(PASS);
+    expect(forwarded.decide(ctx(parseQueryFast(wire('router.home.arpa'))!))).toBe(PASS);
+    expect(forwarded.decide(ctx(parseQueryFast(wire('printer.local'))!))).not.toBe(PASS);
     const off = new LocalZonesStage(false);
     expect(off.enabled).toEqual([]);
-    expect(off.handleSync(ctx(parseQueryFast(wire('localhost'))!))).toBe(PASS);
+    expect(off.decide(ctx(parseQueryFast(wire('localhost'))!))).toBe(PASS);
   });
 });

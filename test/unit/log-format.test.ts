@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
-import { createLogger, isJournalStream, resolveFormat, setLogFormat, textLine, type LogFormat } from '../../src/log.js';
+import { createLogger, isJournalStream, resolveFormat, setLogFormat, textLine, type LogFormat } from '../../src/log/log.js';
 
 function capture(format: LogFormat, level = 'debug') {
   const lines: string[] = [];

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { closest, levenshtein } from '../../src/config/messages.js';
-import { explainUnknownArguments } from '../../src/commands/unknown-args.js';
+import { explainUnknownArguments } from '../../src/cli/unknown-args.js';
 import { socketInodes } from '../../src/server/port-owner.js';
 import { validateConfig, type ConfigError } from '../../src/config/load.js';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';

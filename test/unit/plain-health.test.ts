@@ -5,7 +5,7 @@ import { decodeQuery, type Query } from '../../src/dns/message.js';
 import { buildUpstreamQuery } from '../../src/dns/upstream-query.js';
 import { UpstreamError } from '../../src/upstream/errors.js';
 import { HealthTracker } from '../../src/upstream/health.js';
-import { PlainUpstream } from '../../src/upstream/plain.js';
+import { PlainUpstream } from '../../src/upstream/plain/plain.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
 import { until } from '../fixtures/resources.js';
 

@@ -4,9 +4,9 @@ import ipaddr from 'ipaddr.js';
 import { parseCidr } from '../../src/config/cidr.js';
 import { DEFAULT_ACL_ALLOW } from '../../src/config/defaults.js';
 import { loadConfig, validateConfig, ConfigError } from '../../src/config/load.js';
-import { Acl } from '../../src/resolver/acl.js';
-import { PolicyStage } from '../../src/resolver/policy.js';
-import { clientPrefix, RateLimiter } from '../../src/resolver/ratelimit.js';
+import { Acl } from '../../src/stages/admission/acl.js';
+import { PolicyStage } from '../../src/stages/admission/stage.js';
+import { clientPrefix, RateLimiter } from '../../src/stages/admission/ratelimit.js';
 
 describe('CIDR ranges in the configuration', () => {
   it('accepts ranges and bare addresses, rejects the rest with a reason', () => {

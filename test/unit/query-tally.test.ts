@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Counter, Histogram, Registry } from 'prom-client';
-import { QueryTally, register } from '../../src/query-tally.js';
+import { QueryTally, register } from '../../src/metrics/query-tally.js';
 
 const BOUNDS = [0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const query = fc.record({

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseHosts, reverseName } from '../../src/hosts/hosts-file.js';
-import { RouteStage } from '../../src/resolver/route.js';
+import { hostsTable, parseHosts, reverseName } from '../../src/stages/hosts/hosts-file.js';
+import { RouteStage } from '../../src/stages/forward/route.js';
 
 describe('forward rules', () => {
   const r = new RouteStage({ 'cluster.local': 'cluster', 'svc.cluster.local.': 'svc', '10.in-addr.arpa': 'cluster', 'Corp.Example': 'office' });
@@ -22,8 +22,15 @@ describe('forward rules', () => {
 });
 
 describe('hosts file parsing', () => {
+  it('one parser for the stage and the doctor: lines with an address and names; a scoped address keeps its zone apart', () => {
+    expect(parseHosts('fe80::1%eth0 Scoped.\n# 1.2.3.4 x\n10.0.0.9 a b\nnot-an-ip c\n10.0.0.8\n')).toEqual([
+      { address: 'fe80::1', zone: 'eth0', names: ['scoped'], line: 1 },
+      { address: '10.0.0.9', names: ['a', 'b'], line: 3 },
+    ]);
+  });
+
   it('reads addresses, names and aliases; skips comments, blanks and bad lines', () => {
-    const t = parseHosts(
+    const t = hostsTable(
       [
         '# static entries',
         '127.0.0.1\tlocalhost',

@@ -4,12 +4,12 @@
  * who wins, what health and the observer are told, and when the losers are cancelled.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { FallbackStrategy } from '../../src/upstream/fallback.js';
-import { FailoverStrategy } from '../../src/upstream/failover.js';
+import { FallbackStrategy } from '../../src/upstream/strategies/fallback.js';
+import { FailoverStrategy } from '../../src/upstream/strategies/failover.js';
 import { HealthTracker } from '../../src/upstream/health.js';
-import { HedgedStrategy } from '../../src/upstream/hedged.js';
+import { HedgedStrategy } from '../../src/upstream/strategies/hedged.js';
 import { GroupFailure, UpstreamError } from '../../src/upstream/errors.js';
-import { RaceStrategy, type Resolution, type Strategy, type UpstreamObserver } from '../../src/upstream/strategy.js';
+import { RaceStrategy, type Resolution, type Strategy, type UpstreamObserver } from '../../src/upstream/strategies/strategy.js';
 import type { Upstream } from '../../src/upstream/types.js';
 import { Rcode } from '../../src/dns/wire.js';
 import { fakeQuery, fakeUpstream } from '../fixtures/fake-upstream.js';

@@ -9,8 +9,8 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import dnsPacket from 'dns-packet';
 import { validateConfig } from '../../src/config/load.js';
 import { decodeQuery, type Query } from '../../src/dns/message.js';
-import { UpstreamGroups } from '../../src/upstream/groups.js';
-import type { UpstreamObserver } from '../../src/upstream/strategy.js';
+import { UpstreamGroups } from '../../src/upstream/strategies/groups.js';
+import type { UpstreamObserver } from '../../src/upstream/strategies/strategy.js';
 import type { Upstream } from '../../src/upstream/types.js';
 import { checkAnswer, type CheckedAnswer } from '../../src/upstream/validate.js';
 

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import { probeCa, probeTls } from '../../src/pins/verify.js';
+import { probeCa, probeTls } from '../../src/stages/pins/verify.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 
 let pki: Pki;

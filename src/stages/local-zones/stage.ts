@@ -12,7 +12,7 @@ import type { Answer } from '../../dns/message.js';
 import { localReply } from '../../dns/message.js';
 import { WireQuery } from '../../dns/fast-query.js';
 import { HEADER_LEN, questionEnd, Rcode } from '../../dns/wire.js';
-import { PASS, type Context, type Next, type Result, type Stage } from '../../resolver/types.js';
+import { PASS, type Context, type Result, type Stage } from '../../pipeline/types.js';
 import { LOCAL_TTL, LOCAL_ZONES, LOCALHOST_PTR, localSoa, type LocalZone } from './zones.js';
 
 /** `localZones` from the configuration: false turns every zone off; `{ zone: false }` turns off that zone and every zone under it. */
@@ -67,12 +67,7 @@ export class LocalZonesStage implements Stage {
     return [...this.zones.keys()];
   }
 
-  async handle(ctx: Context, next: Next): Promise<Result> {
-    const r = this.handleSync(ctx);
-    return r === PASS ? next(ctx) : r;
-  }
-
-  handleSync(ctx: Context): Result | typeof PASS {
+  decide(ctx: Context): Result | typeof PASS {
     const q = ctx.query;
     // A query read by the fast lane has its lower-cased name at the start of its cache key:
     // looking there leaves `lname` unbuilt (a cache hit never needs it).
