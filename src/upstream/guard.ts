@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 /**
  * Where a transport threw; the `reason` label of dohd_upstream_restarts_total (a fixed set).
  * connect: the connect/TLS callback; connection: a connection's events (connect, disconnect,
- * error); timer: the transport's timers (idle close, hedge, retire); settle: delivering an
+ * error); timer: the transport's timers (idle close, re-send, retire); settle: delivering an
  * exchange's outcome; response: handling a response's headers and body (undici's callbacks); socket: a plain-DNS socket's events; exchange: `exchange()` itself threw
  * or failed with something that is not an UpstreamError.
  */

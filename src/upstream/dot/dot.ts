@@ -391,7 +391,7 @@ export class DotUpstream implements Upstream {
     this.srtt = this.srtt === null ? ms : this.srtt + (ms - this.srtt) / 8;
   }
 
-  /** How long a query on a quiet connection waits before the connection is presumed dead (as DoH's hedge delay). */
+  /** How long a query on a quiet connection waits before the connection is presumed dead (as DoH's re-send delay). */
   quietDelay(): number {
     const base = this.srtt === null ? 400 : 4 * this.srtt;
     return Math.round(Math.min(1000, Math.max(200, base)));
