@@ -16,7 +16,7 @@ import { AnswerCache } from '../stages/cache/answer-cache.js';
 import { loadCache, saveCache } from '../stages/cache/persist.js';
 import { decodeQuery } from '../dns/message.js';
 import { explainAnswer } from '../server/explain.js';
-import { rcodeName } from '../dns/format.js';
+import { answerObserver } from '../server/query-log.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { HostsFile } from '../stages/hosts/hosts-file.js';
 import { setLogFormat } from '../log/log.js';
@@ -34,7 +34,7 @@ import { buildPins, PinsStage } from '../stages/pins/stage.js';
 import { PolicyStage, policyOptionsFrom } from '../stages/admission/stage.js';
 import { RouteStage } from '../stages/forward/route.js';
 import { LocalZonesStage } from '../stages/local-zones/stage.js';
-import type { Context, Result, Stage } from '../pipeline/types.js';
+import type { Stage } from '../pipeline/types.js';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { openAdmin, type AdminServer, type Readiness } from '../server/admin.js';
 import { buildStatus, type StatusReport } from '../server/status.js';
@@ -148,14 +148,14 @@ export class Daemon {
       timeoutMs: config.timeoutMs,
       log,
       screenReject: (transport, client, reason, hasReply) => this.policy.screenReject(transport, client, reason, hasReply),
-      onAnswer: (ctx, result, ms) => this.answered(ctx, result, ms),
+      onAnswer: answerObserver(this.metrics, log, () => this.config.log.queries),
       onReject: (transport, reason) => this.metrics.reject(transport, reason),
       onInternalError: (where, err) => this.metrics.internalError(where, errorKind(err)),
       decorate: explainAnswer,
     });
   }
 
-  /** policy → loop → pins → hosts → local zones → cache → coalesce → route → forward (upstream group strategy) */
+  /** admission → loop → pins → hosts → local zones → cache → coalesce → route → forward (upstream group strategy) */
   private composePipeline(): Pipeline {
     const stages: Stage[] = [this.policy, new LoopStage(this.loopGuard), this.pinsStage];
     if (this.hostsFile) stages.push(new HostsStage(this.hostsFile, this.config.hosts!.ttl));
@@ -203,31 +203,6 @@ export class Daemon {
     const pins = buildPins(config);
     this.pinHealth = [...pins.values()].some((p) => p.verify) ? new PinHealth(pins, { ...config.pinVerify, log: this.log }) : undefined;
     this.pinsStage = new PinsStage(pins, this.pinHealth);
-  }
-
-  /** Metrics and the optional query log for one answered query; never throws into the resolve path. */
-  private answered(ctx: Context, result: Result, ms: number): void {
-    try {
-      this.metrics.query(ctx, result, ms);
-      if (this.config.log.queries) {
-        this.log.info(
-          {
-            client: ctx.client.address,
-            qname: ctx.query.name,
-            qtype: ctx.query.type,
-            rcode: rcodeName(result.rcode),
-            source: result.source,
-            cache: cacheStatus(result.source),
-            ...(result.upstream ? { upstream: result.upstream } : {}),
-            ms: Math.round(ms * 10) / 10,
-            transport: ctx.transport,
-          },
-          'query',
-        );
-      }
-    } catch (err) {
-      this.log.error({ err }, 'metrics or query log failed');
-    }
   }
 
   /** Builds and starts a daemon; on any listen failure everything opened so far is closed again. */
@@ -584,19 +559,5 @@ export class Daemon {
     this.retired.clear();
     this.reporter.stop(); // requests still lingering fail because they are closed now: not upstream failures
     await Promise.all([this.groups.close(), ...retired.map((g) => g.close())]);
-  }
-}
-
-function cacheStatus(source: Result['source']): string {
-  switch (source) {
-    case 'cache':
-      return 'hit';
-    case 'stale':
-      return 'stale';
-    case 'upstream':
-    case 'error':
-      return 'miss';
-    default:
-      return 'none';
   }
 }
