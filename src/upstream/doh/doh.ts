@@ -231,10 +231,7 @@ export class DohUpstream implements Upstream {
     try {
       return await this.send(wire, q, signal);
     } catch (err) {
-      if (err instanceof UpstreamError) throw err;
-      // Not an exchange's failure but a throw from the transport itself.
-      this.guard.fault('exchange', err);
-      throw new UpstreamError('other', `transport restarted after: ${(err as Error)?.message ?? String(err)}`);
+      throw this.guard.exchangeError(err);
     } finally {
       this.stats.pending--;
       this.armIdle();
