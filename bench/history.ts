@@ -1,6 +1,6 @@
 /**
  * The last full runs, side by side: on a shared 2-core machine one run's verdict on a
- * marginal target is a coin toss, so the README shows each target over several runs. Every
+ * marginal target is a coin toss, so docs/benchmark.md shows each target over several runs. Every
  * full `npm run bench` appends its summary to bench/history.json (the last HISTORY_MAX are
  * kept); the figures come from results.json as measured, never typed in.
  */
@@ -83,7 +83,7 @@ const TARGETS: [key: string, label: string][] = [
   ['rssWith100kNamesAtMost150MbRightAfterFillUnderLimit', '≤ 150 MB with 100,000 names (right after the fill, 256 MiB limit)'],
 ];
 
-/** The README's view of the history: each run's key figures, then each target's tally. */
+/** docs/benchmark.md's view of the history: each run's key figures, then each target's tally. */
 export function historyMarkdown(runs: RunSummary[]): string {
   if (runs.length === 0) return '';
   const f = (v: number | null, unit = '', d = 2) => (v === null ? 'n/a' : `${round(v, d)}${unit}`);

@@ -18,7 +18,7 @@ import { buildClientQuery } from '../src/dns/client.js';
 import { decodeQuery } from '../src/dns/message.js';
 import { buildUpstreamQuery } from '../src/dns/upstream-query.js';
 import { buildSecureUpstream } from '../src/upstream/strategies/groups.js';
-import type { UpstreamConfig } from '../src/config/schema.js';
+import type { UpstreamInput } from '../src/config/schema.js';
 import type { Upstream } from '../src/upstream/types.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   const hole = links ? blackHole([HOLE], 'i16bench') : undefined;
   const dotPath = { url: `tls://127.0.0.1:${dot.port}` };
   const name = 'cloudflare-dns.com';
-  const scenarios: { what: string; working: string; cfg: UpstreamConfig; direct: UpstreamConfig }[] = [
+  const scenarios: { what: string; working: string; cfg: UpstreamInput; direct: UpstreamInput }[] = [
     {
       what: 'nothing blocked (rung 1: DoH by name)',
       working: 'DoH by name',

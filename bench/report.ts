@@ -1,4 +1,4 @@
-/** Turns bench/results.json into the SVG chart under docs/ and the README's table. */
+/** Turns bench/results.json into the SVG chart and the tables of docs/benchmark.md (the only page the benchmark writes). */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { historyMarkdown, type RunSummary } from './history.js';
 
@@ -120,13 +120,15 @@ export function tableMarkdown(r: R): string {
   ].join('\n');
 }
 
-export function updateReadme(path: string, r: R, history: RunSummary[] = []): void {
+/** Rewrites the part of docs/benchmark.md between its bench:start and bench:end markers; false when they are missing. */
+export function updateBenchmarkDoc(path: string, r: R, history: RunSummary[] = []): boolean {
   const text = readFileSync(path, 'utf8');
   const start = '<!-- bench:start -->';
   const end = '<!-- bench:end -->';
   const i = text.indexOf(start);
   const j = text.indexOf(end);
-  if (i < 0 || j < i) return;
+  if (i < 0 || j < i) return false;
   const runs = historyMarkdown(history);
   writeFileSync(path, text.slice(0, i + start.length) + '\n' + tableMarkdown(r) + '\n' + (runs ? `\n${runs}\n` : '') + text.slice(j));
+  return true;
 }

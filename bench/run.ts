@@ -1,6 +1,6 @@
 /**
  * The benchmark: a local DoH upstream, dohd and dnsperf on loopback; the results go to
- * bench/results.json, docs/bench.svg and the README's benchmark table.
+ * bench/results.json, docs/bench.svg and the tables of docs/benchmark.md.
  * Run with `npm run bench` (it re-runs itself in a loopback-only network namespace when root).
  *
  * Honesty rules it keeps:
@@ -29,7 +29,7 @@ import { inCgroup, memoryCgroup } from './cgroup.js';
 import { cpuMs, rssOf } from './proc.js';
 import { appendHistory, summarize } from './history.js';
 import { bootstrapPercentiles, round, type Interval } from './stats.js';
-import { renderChart, updateReadme } from './report.js';
+import { renderChart, updateBenchmarkDoc } from './report.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const CLI = join(ROOT, 'dist/cli.js');
@@ -505,7 +505,7 @@ async function main() {
     writeFileSync(join(ROOT, 'bench/results.json'), out + '\n');
     writeFileSync(join(ROOT, 'docs/bench.svg'), renderChart(results));
     const history = appendHistory(join(ROOT, 'bench/history.json'), summarize(results, CODE));
-    updateReadme(join(ROOT, 'README.md'), results, history);
+    if (!updateBenchmarkDoc(join(ROOT, 'docs/benchmark.md'), results, history)) process.stderr.write('docs/benchmark.md: no bench:start/bench:end markers; tables not written\n');
   }
   await pki.cleanup();
 }

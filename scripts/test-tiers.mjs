@@ -14,10 +14,13 @@
 import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 
+// Unit and integration tests mostly wait (timers, loopback sockets): four files at a time keep
+// two cores busy (vitest's default is one worker per core but one). e2e spawns the CLI, systemd and
+// client programs: the default.
 const TIERS = [
-  { name: 'unit', dir: 'test/unit' },
-  { name: 'integration', dir: 'test/integration' },
-  { name: 'e2e', dir: 'test/e2e' },
+  { name: 'unit', dir: 'test/unit', args: ['--maxWorkers=4'] },
+  { name: 'integration', dir: 'test/integration', args: ['--maxWorkers=4'] },
+  { name: 'e2e', dir: 'test/e2e', args: [] },
 ];
 const only = process.env.DOHD_TEST_TIERS?.split(',').filter(Boolean);
 const extra = process.argv.slice(2);
@@ -26,7 +29,7 @@ for (const tier of TIERS) {
   if (only && !only.includes(tier.name)) continue;
   console.log(`\n=== tier ${tier.name} (${tier.dir}) ===`);
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', tier.dir, ...extra], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', tier.dir, ...tier.args, ...extra], { stdio: 'inherit' });
   results.push({ tier: tier.name, ok: r.status === 0, s: (performance.now() - t0) / 1000 });
 }
 console.log('\n=== test tiers ===');

@@ -1,6 +1,8 @@
 /**
- * The one place that names every configuration option, its type and its default.
- * YAML keys, CLI flags and the example config all follow these names.
+ * The one place that names every configuration option, its type, its default and what it
+ * means (`.describe()`): docs/configuration.md is generated from this file
+ * (src/config/reference.ts, `npm run config-doc`), and dohd.example.yaml is checked against it.
+ * Code that takes a slice of the parsed config gets every field filled in: no other defaults.
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
@@ -52,36 +54,53 @@ function noPath(url: string): string {
   return `"${url}" has no path; DoH servers answer on a path, usually /dns-query: write "${url.replace(/\/?$/, '')}/dns-query"`;
 }
 
+const upstreamIdleTimeoutMs = z
+  .int()
+  .min(100)
+  .max(3_600_000)
+  .describe("dohd closes the upstream connection itself after this long without a query (ms), below the 10-30 s after which upstreams drop idle connections silently.");
+const upstreamQuietMs = z
+  .int()
+  .min(0)
+  .max(3_600_000)
+  .describe('A connection silent this long (ms) may be dead without a FIN: a request on it that gets no timely answer is also sent on a fresh connection. 0: never.');
+
 export const upstreamSchema = z.strictObject({
-  url: dohUrl,
-  /** IP addresses to connect to instead of resolving the URL's host name. */
-  bootstrap: z.array(ipAddress).min(1).optional(),
-  /** Extra trusted CA certificate file (PEM), added to the public roots. */
-  ca: z.string().min(1).optional(),
-  /** A short label for logs and metrics; defaults to the URL's host. */
-  name: z.string().min(1).max(64).optional(),
-  /** Close the connection after this many ms without a query (default 8000): below the upstream's own idle limit. */
-  idleTimeoutMs: z.int().min(100).max(3_600_000).optional(),
-  /**
-   * A connection silent this long (ms, default 1000) may be dead without a FIN: a request on it
-   * that gets no answer within 4× the usual time is also sent on a fresh connection. 0 = never.
-   */
-  quietMs: z.int().min(0).max(3_600_000).optional(),
-  /**
-   * Other paths to the same provider, tried in order when the one before looks blocked: an
-   * IP-literal DoH URL, DoT on 853. They share `ca`; each has bootstrap IPs of its own.
-   */
-  alternates: z.array(z.strictObject({ url: dohUrl, bootstrap: z.array(ipAddress).min(1).optional() })).min(1).max(8).optional(),
+  url: dohUrl.describe('The server: https://HOST[:PORT]/PATH (DNS-over-HTTPS, RFC 8484) or tls://HOST[:853] (DNS-over-TLS, RFC 7858).'),
+  bootstrap: z
+    .array(ipAddress)
+    .min(1)
+    .optional()
+    .describe(
+      "IP addresses to connect to instead of resolving the URL's host name (dohd never asks the system resolver), raced happy-eyeballs style. Known providers (cloudflare-dns.com, dns.google, dns.quad9.net, dns.alidns.com, doh.pub, dot.pub) have them built in; a URL whose host is an IP needs none.",
+    ),
+  ca: z.string().min(1).optional().describe('Extra trusted CA certificate file (PEM), added to the public roots.'),
+  name: z.string().min(1).max(64).optional().describe("A short label for logs and metrics; default: the URL's host."),
+  idleTimeoutMs: upstreamIdleTimeoutMs.default(8000),
+  quietMs: upstreamQuietMs.default(1000),
+  alternates: z
+    .array(
+      z.strictObject({
+        url: dohUrl.describe('An IP-literal DoH URL or a tls:// DoT server of the same provider.'),
+        bootstrap: z.array(ipAddress).min(1).optional().describe("This path's own bootstrap IPs."),
+      }),
+    )
+    .min(1)
+    .max(8)
+    .optional()
+    .describe('Other paths to the same provider, tried in order when the one before looks blocked (see `ladder`): an IP-literal DoH URL, DoT on 853. They share `ca`.'),
 });
+
+/** The connection settings of a DoH or DoT upstream, as the schema defaults them (for upstreams built outside a config: `dohd query`, bootstrap, a group's). */
+export const UPSTREAM_CONNECTION_DEFAULTS = z.object({ idleTimeoutMs: upstreamSchema.shape.idleTimeoutMs, quietMs: upstreamSchema.shape.quietMs }).parse({});
 
 const pinAddresses = z.array(ipAddress).min(1);
 export const pinSchema = z.union([
   pinAddresses,
   z.strictObject({
-    addresses: pinAddresses,
-    ttl: z.int().min(0).max(86400).optional(),
-    /** Probe each address with a TLS handshake for this name; withhold those that fail. */
-    verify: z.boolean().optional(),
+    addresses: pinAddresses.describe('The addresses answered (A and AAAA); every other type gets an empty NOERROR.'),
+    ttl: z.int().min(0).max(86400).optional().describe('TTL of these answers, seconds; default: pinTtl.'),
+    verify: z.boolean().optional().describe('Check each address with a TLS handshake for this name (pinVerify); leave out those that fail.'),
   }),
 ]);
 
@@ -90,30 +109,31 @@ const seconds = (max: number, dflt: number) => z.int().min(0).max(max).default(d
 
 export const cacheSchema = z
   .strictObject({
-    maxEntries: z.int().min(0).max(10_000_000).default(100_000),
-    /** Approximate memory bound of the stored answers, in bytes. */
-    maxBytes: z.int().min(4096).max(8 * 2 ** 30).default(64 * 2 ** 20),
-    /** TTL clamps (seconds) for positive answers. */
-    minTtl: seconds(86400, 0),
-    maxTtl: seconds(7 * 86400, 86400),
-    /** Upper bound of the negative-caching TTL (RFC 2308: the SOA's min(TTL, MINIMUM)). */
-    negativeMaxTtl: seconds(86400, 3600),
-    /** Serve-stale (RFC 8767): how long past expiry an answer may still be served, seconds; 0 turns it off. */
-    staleWindow: seconds(30 * 86400, 86400),
-    /** TTL written into stale answers. */
-    staleTtl: z.int().min(1).max(3600).default(30),
-    /** How long a client waits for a refresh before it gets the stale answer; default 72% of timeoutMs (1800 of 2500). */
-    staleClientTimeoutMs: z.int().min(10).max(60_000).optional(),
-    /** After a refresh failed, stale answers go out at once, and refreshing waits this long. */
-    staleRecheckMs: ms(0, 3_600_000, 30_000),
-    /** Prefetch: hits an entry needs to be refreshed before it expires; 0 turns prefetch off. */
-    prefetchHits: z.int().min(0).max(1_000_000).default(2),
-    /** Prefetch when less than this fraction of the entry's TTL is left. */
-    prefetchThreshold: z.number().gt(0).max(0.9).default(0.1),
-    /** Warm restart: saved here on clean shutdown, loaded at start. */
-    file: z.string().min(1).optional(),
+    maxEntries: z.int().min(0).max(10_000_000).default(100_000).describe('Answers kept (least recently used go first); 0 turns the cache off.'),
+    maxBytes: z
+      .int()
+      .min(4096)
+      .max(8 * 2 ** 30)
+      .default(64 * 2 ** 20)
+      .describe('And at most about this much memory for the stored answers, in bytes.'),
+    minTtl: seconds(86400, 0).describe('Lower TTL clamp for positive answers, seconds.'),
+    maxTtl: seconds(7 * 86400, 86400).describe('Upper TTL clamp for positive answers, seconds.'),
+    negativeMaxTtl: seconds(86400, 3600).describe('NXDOMAIN and NODATA are kept for the SOA minimum (RFC 2308), at most this many seconds.'),
+    staleWindow: seconds(30 * 86400, 86400).describe('Serve-stale (RFC 8767): seconds past expiry an answer may still be served when the upstreams fail; 0 turns it off.'),
+    staleTtl: z.int().min(1).max(3600).default(30).describe('TTL written into stale answers, seconds.'),
+    staleClientTimeoutMs: z
+      .int()
+      .min(10)
+      .max(60_000)
+      .optional()
+      .describe('How long a client waits for a refresh before it gets the stale answer (ms); default: 72% of timeoutMs (1800 of 2500).'),
+    staleRecheckMs: ms(0, 3_600_000, 30_000).describe('After a refresh failed, stale answers go out at once, and the next refresh waits this long (ms).'),
+    prefetchHits: z.int().min(0).max(1_000_000).default(2).describe('Prefetch: an entry hit this often is refreshed before it expires; 0 turns prefetch off.'),
+    prefetchThreshold: z.number().gt(0).max(0.9).default(0.1).describe("Prefetch when less than this share of the entry's TTL is left."),
+    file: z.string().min(1).optional().describe('Warm restart: the cache is saved here on clean shutdown and loaded at start. Off unless set.'),
   })
-  .prefault({});
+  .prefault({})
+  .describe('The answer cache: answers kept as received, TTLs counting down.');
 
 const strategyName = z.enum(['race', 'hedged', 'failover']);
 
@@ -128,11 +148,13 @@ const groupName = z.string().superRefine((s, ctx) => {
  */
 export const groupUpstreamSchema = z
   .strictObject({
-    url: z.string().min(1).optional(),
-    address: z.string().min(1).optional(),
-    bootstrap: z.array(ipAddress).min(1).optional(),
-    ca: z.string().min(1).optional(),
-    name: z.string().min(1).max(64).optional(),
+    url: z.string().min(1).optional().describe('https://HOST/PATH (DoH), tls://HOST[:853] (DoT), udp://IP:PORT (plain DNS, TCP when truncated) or tcp://IP:PORT (TCP only).'),
+    address: z.string().min(1).optional().describe('IP:PORT of a plain DNS server (same as udp://).'),
+    bootstrap: z.array(ipAddress).min(1).optional().describe('As upstreams[].bootstrap; DoH and DoT only.'),
+    ca: z.string().min(1).optional().describe('As upstreams[].ca; DoH and DoT only.'),
+    name: z.string().min(1).max(64).optional().describe('A short label for logs and metrics.'),
+    idleTimeoutMs: upstreamIdleTimeoutMs.optional().describe('As upstreams[].idleTimeoutMs, with its default; DoH and DoT only.'),
+    quietMs: upstreamQuietMs.optional().describe('As upstreams[].quietMs, with its default; DoH and DoT only.'),
   })
   .superRefine((u, ctx) => {
     if ((u.url === undefined) === (u.address === undefined)) {
@@ -167,186 +189,206 @@ export const groupUpstreamSchema = z
     }
     if (plain && u.bootstrap) ctx.addIssue({ code: 'custom', path: ['bootstrap'], message: 'applies to https:// and tls:// upstreams only' });
     if (plain && u.ca) ctx.addIssue({ code: 'custom', path: ['ca'], message: 'applies to https:// and tls:// upstreams only' });
+    if (plain && u.idleTimeoutMs !== undefined) ctx.addIssue({ code: 'custom', path: ['idleTimeoutMs'], message: 'applies to https:// and tls:// upstreams only' });
+    if (plain && u.quietMs !== undefined) ctx.addIssue({ code: 'custom', path: ['quietMs'], message: 'applies to https:// and tls:// upstreams only' });
   });
 
 export const groupSchema = z.strictObject({
-  strategy: strategyName.default('race'),
-  upstreams: z.array(groupUpstreamSchema).min(1),
+  strategy: strategyName.default('race').describe("How this group's upstreams are asked: race, hedged or failover."),
+  upstreams: z.array(groupUpstreamSchema).min(1).describe('The upstreams of this group: DoH, DoT or plain DNS.'),
 });
 
-/** Hedged strategy: the second request goes out after the first one's recent p90, clamped. */
 const hedgeSchema = z
   .strictObject({
-    minDelayMs: ms(1, 10_000, 10),
-    maxDelayMs: ms(1, 10_000, 1000),
-    /** Delay while an upstream has too few samples for a p90. */
-    initialDelayMs: ms(1, 10_000, 100),
+    minDelayMs: ms(1, 10_000, 10).describe('Lower bound of the delay before the next upstream is asked (ms).'),
+    maxDelayMs: ms(1, 10_000, 1000).describe('Upper bound of that delay (ms).'),
+    initialDelayMs: ms(1, 10_000, 100).describe('The delay while an upstream has too few samples for a p90 (ms).'),
   })
-  .prefault({});
+  .prefault({})
+  .describe("Hedged strategy: the next upstream is asked after the first one's recent p90 latency, within these bounds.");
 
-/** Failover strategy: an attempt that has not answered in this time counts as failed. */
-const failoverSchema = z.strictObject({ attemptTimeoutMs: ms(10, 60_000, 1000) }).prefault({});
+const failoverSchema = z
+  .strictObject({ attemptTimeoutMs: ms(10, 60_000, 1000).describe('An attempt not answered in this time counts as failed, and the next upstream is asked (ms).') })
+  .prefault({})
+  .describe('Failover strategy: upstreams in the order listed.');
 
-/** Upstream health: consecutive failures take an upstream out; probes bring it back. */
 const healthSchema = z
   .strictObject({
-    failures: z.int().min(1).max(1000).default(3),
-    backoffMs: ms(10, 3_600_000, 1000),
-    maxBackoffMs: ms(10, 86_400_000, 300_000),
-    probeTimeoutMs: ms(10, 60_000, 2000),
+    failures: z.int().min(1).max(1000).default(3).describe('Failures in a row that take an upstream out (SERVFAIL does not count).'),
+    backoffMs: ms(10, 3_600_000, 1000).describe('An upstream that is out is probed after this long (ms), doubling per failed probe.'),
+    maxBackoffMs: ms(10, 86_400_000, 300_000).describe('Upper bound of that delay (ms).'),
+    probeTimeoutMs: ms(10, 60_000, 2000).describe('Deadline of one probe (ms).'),
   })
-  .prefault({});
+  .prefault({})
+  .describe('Upstream health, for every group: failures in a row take an upstream out, probes bring it back. When every upstream of a group is out, all are tried anyway.');
 
-/** Upstreams with `alternates` (a ladder of paths to one provider). */
 const ladderSchema = z
   .strictObject({
-    /** A path that has not answered in this long looks blocked: the next path is asked too. */
-    stepMs: ms(50, 10_000, 700),
-    /** After moving down the ladder, the better paths are probed again after this long, doubling... */
-    reprobeMs: ms(100, 86_400_000, 60_000),
-    /** ...up to this. */
-    maxReprobeMs: ms(100, 86_400_000, 900_000),
+    stepMs: ms(50, 10_000, 700).describe('A path that has not answered in this long (ms) looks blocked: the next path is asked too.'),
+    reprobeMs: ms(100, 86_400_000, 60_000).describe('After moving down the ladder, the better paths are probed again after this long (ms), doubling...'),
+    maxReprobeMs: ms(100, 86_400_000, 900_000).describe('...up to this (ms).'),
   })
-  .prefault({});
+  .prefault({})
+  .describe('Upstreams with `alternates` (a ladder of paths to one provider).');
 
-/** An /etc/hosts-style file answered locally, reloaded when it changes. */
-const hostsSchema = z.strictObject({
-  file: z.string().min(1),
-  ttl: seconds(86400, 60),
-  pollMs: ms(50, 3_600_000, 2000),
-});
+const hostsSchema = z
+  .strictObject({
+    file: z.string().min(1).describe('The file (A, AAAA, and PTR for its addresses).'),
+    ttl: seconds(86400, 60).describe('TTL of its answers, seconds.'),
+    pollMs: ms(50, 3_600_000, 2000).describe('The file is watched, and also checked this often (ms).'),
+  })
+  .describe('An /etc/hosts-style file answered locally, reloaded when it changes. Off unless set.');
 
-/** How pins marked `verify: true` are checked: TLS to PORT with the pinned name as server name. */
 const pinVerifySchema = z
   .strictObject({
-    port: z.int().min(1).max(65535).default(443),
-    intervalMs: ms(50, 86_400_000, 60_000),
-    timeoutMs: ms(50, 60_000, 5000),
-    /** Extra trusted CA file (PEM), added to the public roots. */
-    ca: z.string().min(1).optional(),
+    port: z.int().min(1).max(65535).default(443).describe('The port a pinned address is checked on.'),
+    intervalMs: ms(50, 86_400_000, 60_000).describe('How often each address is checked (ms).'),
+    timeoutMs: ms(50, 60_000, 5000).describe('Deadline of one check (ms).'),
+    ca: z.string().min(1).optional().describe('Extra trusted CA file (PEM), added to the public roots.'),
   })
-  .prefault({});
+  .prefault({})
+  .describe('How pins marked `verify: true` are checked: a TLS handshake to the port, with the pinned name as server name, certificate verified.');
 
 export const configSchema = z.strictObject({
-  listen: z.array(listenAddress).min(1).default(DEFAULT_LISTEN),
-  /**
-   * A `listen` address that no interface has yet (EADDRNOTAVAIL: a bridge such as docker0 that
-   * comes up after dohd) is retried this often, while dohd serves on the others; 0: start-up
-   * fails instead. When no listen address can be bound at all, start-up fails either way.
-   */
-  listenRetryMs: z.int().min(0).max(3_600_000).default(1000),
-  upstreams: z.array(upstreamSchema).min(1).default(DEFAULT_UPSTREAMS),
-  /** Deadline for one client query; past it the client gets SERVFAIL. */
-  timeoutMs: z.int().min(50).max(60_000).default(2500),
+  listen: z.array(listenAddress).min(1).default(DEFAULT_LISTEN).describe('Addresses to answer DNS on, UDP and TCP (IPv6 in brackets: "[::1]:53").'),
+  listenRetryMs: z
+    .int()
+    .min(0)
+    .max(3_600_000)
+    .default(1000)
+    .describe(
+      'A listen address that no interface has yet (EADDRNOTAVAIL: a bridge such as docker0 that comes up after dohd) is retried this often (ms) while dohd serves on the others; 0: start-up fails instead. When no listen address can be bound at all, start-up fails either way.',
+    ),
+  upstreams: z
+    .array(upstreamSchema)
+    .min(1)
+    .prefault(DEFAULT_UPSTREAMS)
+    .describe(
+      'The default group: DoH (`https://`) and DoT (`tls://`) servers, asked with `strategy`; or the name of a preset instead of a list (`default`: Cloudflare and Google, `cn`: AliDNS and DNSPod; src/config/presets.ts). Default: the `default` preset.',
+    ),
+  timeoutMs: z.int().min(50).max(60_000).default(2500).describe('Deadline for one client query (ms); past it the client gets SERVFAIL.'),
   cache: cacheSchema,
-  pins: z.record(domainName, pinSchema).default({}),
-  /** TTL of pinned answers, in seconds. */
-  pinTtl: z.int().min(0).max(86400).default(60),
-  /** Strategy of the default group (the `upstreams` list). */
-  strategy: strategyName.default('race'),
-  /** More upstream groups, by name, for `forward` rules and `fallback`. */
-  groups: z.record(groupName, groupSchema).default({}),
-  /** Domain (and its subdomains) → group name; the most specific rule wins. */
-  forward: z.record(domainName, z.string().min(1)).default({}),
-  /**
-   * Built-in local zones (localhost, test, invalid, onion, local, home.arpa, resolver.arpa, private
-   * and special reverse zones, use-application-dns.net), answered by dohd itself. All are on;
-   * `false` turns them all off, `{ ZONE: false }` turns off that zone and every built-in zone
-   * under it (`in-addr.arpa: false`: every IPv4 reverse zone). Pins, hosts and `forward` rules win anyway.
-   */
+  pins: z
+    .record(domainName, pinSchema)
+    .default({})
+    .describe('Names answered locally with fixed addresses: `name: [IP, ...]` or `name: { addresses: [...], ttl: N, verify: true }`.'),
+  pinTtl: z.int().min(0).max(86400).default(60).describe('TTL of pinned answers, seconds.'),
+  strategy: strategyName.default('race').describe('How `upstreams` are asked: race (all at once, first good answer wins), hedged (the fastest first, the next after its recent p90), failover (in order).'),
+  groups: z
+    .record(groupName, groupSchema)
+    .default({})
+    .describe('More upstream groups, by name, for `forward` rules and `fallback`: `name: { strategy, upstreams: [...] }`.'),
+  forward: z
+    .record(domainName, z.string().min(1))
+    .default({})
+    .describe('`domain: group`: the domain and its subdomains go to that group; the most specific rule wins, and `default` names `upstreams`.'),
   localZones: z
     .union([z.literal(false), z.record(domainName, z.boolean())])
     .superRefine((v, ctx) => {
       if (v === false) return;
       for (const key of Object.keys(v))
-        if (!isLocalZoneKey(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'is not a built-in local zone (see "Answered locally" in the README)' });
+        if (!isLocalZoneKey(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'is not a built-in local zone (see "Answered locally" in docs/configuration.md)' });
     })
-    .default({}),
-  /** A group asked only when every upstream of the default group is down. Off by default. */
-  fallback: z.string().min(1).optional(),
+    .default({})
+    .describe(
+      'Built-in local zones (localhost, test, invalid, onion, local, home.arpa, resolver.arpa, private and special reverse zones, use-application-dns.net), answered by dohd itself; all are on. `false` turns them all off, `{ ZONE: false }` that zone and every built-in zone under it (`in-addr.arpa: false`: every IPv4 reverse zone). Pins, hosts and `forward` rules win anyway.',
+    ),
+  fallback: z.string().min(1).optional().describe('A group asked only when every upstream of the default group is down. Off unless set.'),
   hedge: hedgeSchema,
   failover: failoverSchema,
   health: healthSchema,
   ladder: ladderSchema,
   hosts: hostsSchema.optional(),
   pinVerify: pinVerifySchema,
-  /** At start-up, send each upstream a probe query to detect a forwarding loop back to dohd. */
-  loopProbe: z.boolean().default(true),
+  loopProbe: z.boolean().default(true).describe('At start-up, send each upstream a probe query to detect a forwarding loop back to dohd.'),
   log: z
     .strictObject({
-      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-      /** One log line per answered query (client, name, type, rcode, upstream, latency, cache status). */
-      queries: z.boolean().default(false),
-      /** `json` lines; `text`: one line per event for people, with its syslog priority (`<4>`...) for journald; `auto`: text when stdout is the journal. */
-      format: z.enum(['json', 'text', 'auto']).default('auto'),
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('The least severe level logged.'),
+      queries: z
+        .boolean()
+        .default(false)
+        .describe('One log line per answered query: client, qname, qtype, rcode, source, cache (hit/miss/stale/none), upstream (the winner), ms, transport.'),
+      format: z
+        .enum(['json', 'text', 'auto'])
+        .default('auto')
+        .describe('`json` lines; `text`: one line per event for people, with its syslog priority (`<4>`...) for journald; `auto`: text when stdout is the journal.'),
     })
-    .prefault({}),
-  /** Which client sources are answered; every other source gets REFUSED. */
+    .prefault({})
+    .describe('Logging, on stdout.'),
   acl: z
     .strictObject({
-      allow: z.array(cidr).default(DEFAULT_ACL_ALLOW),
+      allow: z
+        .array(cidr)
+        .default(DEFAULT_ACL_ALLOW)
+        .describe('CIDR ranges answered: loopback, RFC 1918, link-local and fc00::/7 by default (CGNAT 100.64.0.0/10 is left out on purpose: add it for a Tailscale tailnet).'),
     })
-    .prefault({}),
-  /** Token bucket per client prefix (/24 IPv4, /56 IPv6); over it UDP queries are dropped, TCP ones REFUSED. */
+    .prefault({})
+    .describe('Which client sources are answered; every other source gets REFUSED.'),
   rateLimit: z
     .strictObject({
-      /** Queries per second per prefix; 0 turns the limit off. */
-      qps: z.number().min(0).max(1_000_000).default(1000),
-      /** Bucket size (queries allowed at once); default twice qps. */
-      burst: z.int().min(1).max(10_000_000).optional(),
-      /** Prefixes tracked at once (least recently seen are forgotten first). */
-      maxClients: z.int().min(1).max(10_000_000).default(10_000),
-      /** Sources never limited. */
-      exempt: z.array(cidr).default(DEFAULT_RATE_LIMIT_EXEMPT),
+      qps: z.number().min(0).max(1_000_000).default(1000).describe('Queries per second per prefix; 0 turns the limit off.'),
+      burst: z.int().min(1).max(10_000_000).optional().describe('Bucket size (queries allowed at once); default: twice qps.'),
+      maxClients: z.int().min(1).max(10_000_000).default(10_000).describe('Prefixes tracked at once (least recently seen are forgotten first).'),
+      exempt: z.array(cidr).default(DEFAULT_RATE_LIMIT_EXEMPT).describe('CIDR ranges never limited.'),
     })
-    .prefault({}),
-  /** EDNS Client Subnet (RFC 7871) from clients: stripped before going upstream unless kept. */
+    .prefault({})
+    .describe('Token bucket per client prefix (/24 IPv4, /56 IPv6); over it UDP queries are dropped, TCP ones get REFUSED.'),
   ecs: z
     .strictObject({
-      keep: z.boolean().default(false),
+      keep: z.boolean().default(false).describe("Forward the client's EDNS Client Subnet instead of removing it."),
     })
-    .prefault({}),
-  /** qtype ANY: `hinfo` answers the minimal RFC 8482 HINFO, `refuse` answers REFUSED, `forward` asks upstream. */
-  any: z.enum(['hinfo', 'refuse', 'forward']).default('hinfo'),
-  /**
-   * UDP listener socket buffers (SO_RCVBUF, SO_SNDBUF), in bytes: what queues in the kernel
-   * while dohd is busy, before datagrams are dropped (counted in dohd_udp_socket_drops_total).
-   * The kernel caps them at net.core.rmem_max / wmem_max; the default matches the systemd
-   * socket unit's ReceiveBuffer=4M. A size already larger (an activated socket) is kept.
-   */
+    .prefault({})
+    .describe('EDNS Client Subnet (RFC 7871) from clients: stripped before going upstream unless kept.'),
+  any: z
+    .enum(['hinfo', 'refuse', 'forward'])
+    .default('hinfo')
+    .describe('qtype ANY: `hinfo` answers the minimal RFC 8482 HINFO, `refuse` answers REFUSED, `forward` asks upstream.'),
   udp: z
     .strictObject({
-      receiveBufferBytes: z.int().min(1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
-      sendBufferBytes: z.int().min(1024).max(1024 * 1024 * 1024).default(4 * 1024 * 1024),
+      receiveBufferBytes: z
+        .int()
+        .min(1024)
+        .max(1024 * 1024 * 1024)
+        .default(4 * 1024 * 1024)
+        .describe('SO_RCVBUF of each UDP listener: what queues in the kernel while dohd is busy; drops show in dohd_udp_socket_drops_total.'),
+      sendBufferBytes: z
+        .int()
+        .min(1024)
+        .max(1024 * 1024 * 1024)
+        .default(4 * 1024 * 1024)
+        .describe('SO_SNDBUF of each UDP listener.'),
     })
-    .prefault({}),
-  /** TCP listener limits (RFC 7766). */
+    .prefault({})
+    .describe(
+      "UDP listener socket buffers, in bytes. The kernel caps them at net.core.rmem_max / wmem_max (a warning gives what was granted); the default matches the systemd socket unit's ReceiveBuffer=4M, and a size already larger (an activated socket) is kept.",
+    ),
   tcp: z
     .strictObject({
-      /** Close a connection with no query in progress and no traffic for this long. */
-      idleTimeoutMs: z.int().min(100).max(600_000).default(10_000),
-      /** Open connections per listening address; more are closed at once. */
-      maxConnections: z.int().min(1).max(100_000).default(1000),
-      /** Queries in progress per connection; past it the connection is not read until some finish. */
-      maxInflightPerConnection: z.int().min(1).max(1000).default(64),
-      /** A query frame, once its first byte arrived, must be complete within this long. */
-      frameTimeoutMs: z.int().min(100).max(600_000).default(5000),
-      /** Unsent answer bytes per connection before it stops reading; twice this closes it. */
-      maxBufferedBytes: z.int().min(65_536).max(64 * 1024 * 1024).default(262_144),
+      idleTimeoutMs: z.int().min(100).max(600_000).default(10_000).describe('Close a connection with no query in progress and no traffic for this long (ms).'),
+      maxConnections: z.int().min(1).max(100_000).default(1000).describe('Open connections per listen address; more are closed at once.'),
+      maxInflightPerConnection: z.int().min(1).max(1000).default(64).describe('Queries in progress per connection; past it the connection is not read until some finish.'),
+      frameTimeoutMs: z.int().min(100).max(600_000).default(5000).describe('A query frame, once its first byte arrived, must be complete within this long (ms).'),
+      maxBufferedBytes: z
+        .int()
+        .min(65_536)
+        .max(64 * 1024 * 1024)
+        .default(262_144)
+        .describe('Unsent answer bytes per connection before it stops being read; twice this closes it.'),
     })
-    .prefault({}),
-  /**
-   * The admin HTTP listener (/metrics, /healthz, /readyz); `false` turns it off. Left out, it is
-   * { listen: 127.0.0.1:9153 } on a best-effort basis (a taken port is logged, not fatal);
-   * set explicitly, failing to listen stops start-up like any listen address.
-   */
+    .prefault({})
+    .describe('TCP listener limits (RFC 7766).'),
   admin: z
-    .union([z.literal(false), z.strictObject({ listen: listenAddress.default(DEFAULT_ADMIN_LISTEN) })], {
+    .union([z.literal(false), z.strictObject({ listen: listenAddress.default(DEFAULT_ADMIN_LISTEN).describe('ADDR:PORT of the admin listener.') })], {
       error: 'false (no admin listener), or { listen: "ADDR:PORT" }',
     })
-    .optional(),
-  /** Processes answering on the same sockets (node:cluster); `auto`: one per CPU. */
-  workers: z.union([z.int().min(1).max(256), z.literal('auto')], { error: 'a whole number of processes from 1 to 256, or "auto" (one per CPU)' }).default(1),
+    .optional()
+    .describe(
+      `The admin HTTP listener (/metrics, /healthz, /readyz, /status); \`false\` turns it off. Left out, it is { listen: ${DEFAULT_ADMIN_LISTEN} } on a best-effort basis (a taken port is logged, not fatal); set explicitly, failing to listen stops start-up like any listen address.`,
+    ),
+  workers: z
+    .union([z.int().min(1).max(256), z.literal('auto')], { error: 'a whole number of processes from 1 to 256, or "auto" (one per CPU)' })
+    .default(1)
+    .describe('Processes answering on the same sockets (node:cluster); `auto`: one per CPU.'),
 });
 
 export type Config = z.output<typeof configSchema>;
@@ -355,4 +397,7 @@ export type GroupUpstreamConfig = z.output<typeof groupUpstreamSchema>;
 export type StrategyName = z.output<typeof strategyName>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type UpstreamConfig = z.output<typeof upstreamSchema>;
+/** An upstream as written: the connection settings may be left to the schema's defaults. */
+export type UpstreamInput = z.input<typeof upstreamSchema>;
 export type PinConfig = z.output<typeof pinSchema>;
+export type CacheConfig = z.output<typeof cacheSchema>;

@@ -66,6 +66,8 @@ export interface StartOptions {
   inherited?: InheritedSocket[];
   /** No admin listener: a worker of `--workers N`, whose primary owns it (workers.ts). */
   noAdmin?: boolean;
+  /** The cache's wall clock (ms since the epoch); tests pass a manual one instead of waiting out TTLs. */
+  clock?: () => number;
 }
 
 /** Run on clean shutdown, after in-flight queries are answered. */
@@ -118,6 +120,7 @@ export class Daemon {
   constructor(
     public config: Config,
     readonly log: Logger,
+    private readonly clock: () => number = Date.now,
   ) {
     this.reporter = new UpstreamReporter(log);
     this.loopGuard = new LoopGuard(log);
@@ -187,6 +190,7 @@ export class Daemon {
       maxTtl: c.maxTtl,
       negativeMaxTtl: c.negativeMaxTtl,
       staleWindow: c.staleWindow,
+      now: this.clock,
     });
     this.cacheStage = new CacheStage(this.cache, {
       staleTtl: c.staleTtl,
@@ -196,6 +200,7 @@ export class Daemon {
       prefetchThreshold: c.prefetchThreshold,
       refreshTimeoutMs: config.timeoutMs,
       log: this.log,
+      now: this.clock,
     });
   }
 
@@ -207,7 +212,7 @@ export class Daemon {
 
   /** Builds and starts a daemon; on any listen failure everything opened so far is closed again. */
   static async start(config: Config, log: Logger, opts: StartOptions = {}): Promise<Daemon> {
-    const d = new Daemon(config, log);
+    const d = new Daemon(config, log, opts.clock);
     try {
       d.warmStart();
       d.hostsFile?.start();

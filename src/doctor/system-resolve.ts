@@ -60,7 +60,7 @@ export async function checkSystemResolver(ctx: DoctorContext): Promise<Section> 
 }
 
 function fixFor(ns: string, resolvConf: string): string[] {
-  if (ns === '127.0.0.53') return ['sudo systemctl restart systemd-resolved   # or replace it with dohd: see "systemd-resolved" in the dohd README'];
+  if (ns === '127.0.0.53') return ['sudo systemctl restart systemd-resolved   # or replace it with dohd: see "Living with systemd-resolved" in docs/operations.md'];
   if (ns.startsWith('127.') || ns === '::1') return ['sudo systemctl restart dohd   # if dohd is this resolver', 'journalctl -u dohd -n 50   # why it stopped'];
   return ['sudo systemctl enable --now dohd', pointAtDohd(resolvConf)];
 }

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import tls from 'node:tls';
 import dnsPacket from 'dns-packet';
 import { CN_HINT } from '../config/presets.js';
-import type { UpstreamConfig } from '../config/schema.js';
+import type { UpstreamInput } from '../config/schema.js';
 import { decodeQuery } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import type { RaceAttempt } from '../upstream/connect-race.js';
@@ -62,7 +62,7 @@ function droppedWhileOtherConnected(attempts: readonly RaceAttempt[]): string[] 
   return attempts.filter((a) => (a.outcome === 'lost' || a.outcome === 'ETIMEDOUT') && !a.tcpConnected).map((a) => a.address);
 }
 
-export async function probePath(upstream: string, cfg: UpstreamConfig, timeoutMs: number): Promise<PathResult> {
+export async function probePath(upstream: string, cfg: UpstreamInput, timeoutMs: number): Promise<PathResult> {
   const u = cfg.url.startsWith('tls:') ? new DotUpstream(cfg, { connectTimeoutMs: timeoutMs }) : new DohUpstream(cfg, { connectTimeoutMs: timeoutMs });
   const { wire, query } = probeQuery();
   const t0 = performance.now();

@@ -6,17 +6,13 @@
 import cluster from 'node:cluster';
 import net from 'node:net';
 import type { HostPort } from '../config/address.js';
+import type { Config } from '../config/schema.js';
 import { explainBindError } from './bind-error.js';
 import type { QueryHandler } from './handler.js';
 import { TcpConnection, type TcpCloseReason, type TcpLimits } from './tcp-connection.js';
 
-export interface TcpOptions {
-  idleTimeoutMs?: number;
-  maxConnections?: number;
-  maxInflightPerConnection?: number;
-  frameTimeoutMs?: number;
-  maxBufferedBytes?: number;
-}
+/** The parsed `tcp` config, as is (the schema has the defaults and the meanings). */
+export type TcpOptions = Config['tcp'];
 
 export class TcpServer {
   private server: net.Server | null = null;
@@ -30,13 +26,13 @@ export class TcpServer {
   constructor(
     private readonly handler: QueryHandler,
     readonly address: HostPort,
-    private readonly opts: TcpOptions = {},
+    private readonly opts: TcpOptions,
   ) {
     this.limits = {
-      idleTimeoutMs: opts.idleTimeoutMs ?? 10_000,
-      frameTimeoutMs: opts.frameTimeoutMs ?? 5000,
-      maxInflight: opts.maxInflightPerConnection ?? 64,
-      maxBufferedBytes: opts.maxBufferedBytes ?? 262_144,
+      idleTimeoutMs: opts.idleTimeoutMs,
+      frameTimeoutMs: opts.frameTimeoutMs,
+      maxInflight: opts.maxInflightPerConnection,
+      maxBufferedBytes: opts.maxBufferedBytes,
     };
   }
 
@@ -46,7 +42,7 @@ export class TcpServer {
 
   async listen(existingFd?: number): Promise<HostPort> {
     const server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.onConnection(socket));
-    server.maxConnections = this.opts.maxConnections ?? 1000;
+    server.maxConnections = this.opts.maxConnections;
     server.on('drop', () => this.rejectedConnections++);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => reject(explainBindError(err, this.address, 'tcp'));

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 
 const CACHE = fileURLToPath(new URL('../../dist/stages/cache/answer-cache.js', import.meta.url));
 const PERSIST = fileURLToPath(new URL('../../dist/stages/cache/persist.js', import.meta.url));
+const SCHEMA = fileURLToPath(new URL('../../dist/config/schema.js', import.meta.url));
 
 const script = `
 import dnsPacket from 'dns-packet';
@@ -18,13 +19,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 const { AnswerCache, storedEntry } = await import(${JSON.stringify(CACHE)});
 const { saveCache, loadCache } = await import(${JSON.stringify(PERSIST)});
+const { cacheSchema } = await import(${JSON.stringify(SCHEMA)});
+const defaults = cacheSchema.parse({});
 const answer = (i) => dnsPacket.encode({ id: 0, type: 'response', questions: [{ name: 'n' + i + '.test', type: 'A' }],
   answers: [{ name: 'n' + i + '.test', type: 'A', ttl: 300 + i, data: '192.0.2.' + (i % 250) }] });
-const cache = new AnswerCache({ maxEntries: 10000 });
+const cache = new AnswerCache({ ...defaults, maxEntries: 10000 });
 for (let i = 0; i < 2000; i++) cache.set('n' + i + '.test|1|1', answer(i), 300 + i, 0);
 const file = join(mkdtempSync(join(tmpdir(), 'dohd-shape-')), 'cache.bin');
 saveCache(cache, file);
-const loaded = new AnswerCache({ maxEntries: 10000 });
+const loaded = new AnswerCache({ ...defaults, maxEntries: 10000 });
 loadCache(loaded, file);
 const entries = [];
 for (let i = 0; i < 2000; i++) entries.push(cache.peek('n' + i + '.test|1|1'), loaded.peek('n' + i + '.test|1|1'));

@@ -4,7 +4,7 @@
  * a veth pair whose host end carries the bridge address (docker0's gateway; here a
  * documentation address), and the container's own /etc/resolv.conf (a private bind mount, as
  * Docker writes it from daemon.json's "dns"). dohd runs on the host end, from the config file
- * the README shows, answering from a DoH fixture upstream on loopback.
+ * docs/operations.md shows, answering from a DoH fixture upstream on loopback.
  *
  * The bridge address is added only after dohd started, as when Docker comes up after dohd:
  * dohd says it waits, then binds it. From inside the container, real clients get answers:
@@ -43,19 +43,19 @@ const CTR_IF = `${TAG}ct`;
 const NETNS = `dohd-ctr-${TAG}`;
 
 /**
- * The README's steps for containers: the dohd configuration block and the daemon.json "dns" line,
- * read from the README itself so that the two cannot drift apart.
+ * The documented steps for containers (docs/operations.md): the dohd configuration block and the
+ * daemon.json "dns" line, read from that page itself so that the two cannot drift apart.
  */
-function readmeSteps(): { config: Obj; dns: string[] } {
-  const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
-  const start = readme.indexOf('\n## Containers on this machine');
-  const section = readme.slice(start, readme.indexOf('\n## ', start + 1));
+function documentedSteps(): { config: Obj; dns: string[] } {
+  const page = readFileSync(fileURLToPath(new URL('../../docs/operations.md', import.meta.url)), 'utf8');
+  const start = page.indexOf('\n## Containers on this machine');
+  if (start < 0) throw new Error('docs/operations.md: no "Containers on this machine" section');
+  const section = page.slice(start, page.indexOf('\n## ', start + 1));
   const block = (lang: string) => {
     const m = new RegExp(`^( *)\`\`\`${lang}\n([\\s\\S]*?)^\\1\`\`\``, 'm').exec(section);
-    if (!m) throw new Error(`README: no \`\`\`${lang} block in the containers section`);
+    if (!m) throw new Error(`docs/operations.md: no \`\`\`${lang} block in the containers section`);
     return m[2]!.split('\n').map((l) => l.slice(m[1]!.length)).join('\n');
   };
-  if (start < 0) throw new Error('README: no "Containers on this machine" section');
   return { config: parse(block('yaml')) as Obj, dns: (JSON.parse(block('json')) as { dns: string[] }).dns };
 }
 
@@ -105,10 +105,10 @@ describe.skipIf(SKIP)('containers on a bridge resolve through dohd', () => {
         `ip netns exec ${NETNS} ip route add default via ${BRIDGE} dev ${CTR_IF} onlink`,
       ].join(' && '),
     );
-    const steps = readmeSteps();
-    // What Docker writes into the container from the README's daemon.json line.
+    const steps = documentedSteps();
+    // What Docker writes into the container from the documented daemon.json line.
     writeFileSync(join(dir, 'resolv.conf'), steps.dns.map((a) => `nameserver ${mapAddress(a)}\n`).join(''));
-    // The README's dohd configuration, on this test's bridge; plus what only a test needs: the
+    // The documented dohd configuration, on this test's bridge; plus what only a test needs: the
     // DoH upstream is the loopback fixture (its CA trusted), no admin listener, a quick retry.
     const config = steps.config;
     config.listen = (config.listen as string[]).map(mapAddress);

@@ -11,34 +11,32 @@ import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { queryTcp, queryUdp, TcpDnsClient } from '../fixtures/dns-client.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { useDohPair } from '../fixtures/doh-pair.js';
+import type { DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
 import { adminGet, parseProm } from '../fixtures/prom.js';
 import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
 import { has } from '../fixtures/tools.js';
 
+// useDohPair's afterEach (servers reset) runs after this file's (dohd killed): hooks run as a stack.
+const pair = useDohPair(['a', 'b']);
 let pki: Pki;
 let a: DohServer;
 let b: DohServer;
 let dir: string;
 let dohd: Spawned | undefined;
 
-beforeAll(async () => {
-  pki = await makePki();
-  a = await startDohServer({ pki, name: 'a' });
-  b = await startDohServer({ pki, name: 'b' });
+beforeAll(() => {
+  pki = pair.pki;
+  [a, b] = pair.servers;
   dir = mkdtempSync(join(tmpdir(), 'dohd-life-'));
 });
-afterAll(async () => {
-  await Promise.all([a.close(), b.close()]);
-  await pki.cleanup();
+afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 afterEach(async () => {
   await dohd?.kill('SIGKILL');
   dohd = undefined;
-  a.reset();
-  b.reset();
 });
 
 

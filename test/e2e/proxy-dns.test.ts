@@ -6,15 +6,13 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import dgram from 'node:dgram';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
-import { CLI, listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
+import { boundUdpPort, CLI, listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
 import { adminGet, parseProm } from '../fixtures/prom.js';
 import { CLOUDFLARED_DEFAULTS, listenAddresses, proxyDnsSettings } from '../../src/config/cloudflared.js';
 import { ConfigError } from '../../src/config/load.js';
@@ -51,31 +49,13 @@ afterEach(async () => {
 /** The environment of a migrated service: a private CA the way Node takes one, and a HOME without cloudflared config. */
 const env = (extra: NodeJS.ProcessEnv = {}) => ({ NODE_EXTRA_CA_CERTS: pki.caFile, HOME: home, ...extra });
 
-async function freePort(): Promise<number> {
-  for (;;) {
-    const u = dgram.createSocket('udp4');
-    await new Promise<void>((r) => u.bind(0, '127.0.0.1', () => r()));
-    const port = u.address().port;
-    const t = net.createServer();
-    const ok = await new Promise<boolean>((r) => {
-      t.once('error', () => r(false));
-      t.listen(port, '127.0.0.1', () => r(true));
-    });
-    await new Promise<void>((r) => u.close(() => r()));
-    if (ok) {
-      await new Promise<void>((r) => t.close(() => r()));
-      return port;
-    }
-  }
-}
-
 const data = (r: { response: { answers?: unknown[] } }) => (r.response.answers ?? []).map((a) => (a as { data?: unknown }).data);
 
 describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
   it('the Pi-hole setup: --port 5053-style, two --upstream, --no-autoupdate; dig @127.0.0.1 -p PORT answers', async () => {
-    const port = await freePort();
-    child = spawnCli(['proxy-dns', '--no-autoupdate', '--port', String(port), '--upstream', doh.url, '--upstream', doh2.url, '--max-upstream-conns', '0'], { env: env() });
-    await child.waitForLog((l) => l.msg === 'dohd listening');
+    // Port 0: the kernel picks it (a fixed port such as 5053 could be taken).
+    child = spawnCli(['proxy-dns', '--no-autoupdate', '--port', '0', '--upstream', doh.url, '--upstream', doh2.url, '--max-upstream-conns', '0'], { env: env() });
+    const port = await listeningPort(child);
     const { stdout } = await exec('dig', ['@127.0.0.1', '-p', String(port), '+time=3', '+tries=1', 'example.com', 'A']);
     expect(stdout).toMatch(/status: NOERROR/);
     expect(stdout).toMatch(/^example\.com\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$/m);
@@ -83,7 +63,7 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
     expect(data(tcp)).toEqual(['2001:db8::1']);
     expect(doh.requests + doh2.requests).toBeGreaterThanOrEqual(2);
     const settings = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('proxy-dns: cloudflared settings'));
-    expect(settings.port).toEqual({ value: port, from: '--port' });
+    expect(settings.port).toEqual({ value: 0, from: '--port' });
     expect(settings.address).toEqual({ value: 'localhost', from: 'default' });
     expect(settings.upstream).toEqual({ value: [doh.url, doh2.url], from: '--upstream' });
     expect(settings.maxUpstreamConns).toEqual({ value: 0, from: '--max-upstream-conns' });
@@ -92,11 +72,10 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
   });
 
   it('TUNNEL_DNS_* variables, with a flag winning over its variable as in cloudflared', async () => {
-    const port = await freePort();
     child = spawnCli(['proxy-dns', '--port', '0'], {
       env: env({
         TUNNEL_DNS_ADDRESS: '127.0.0.1',
-        TUNNEL_DNS_PORT: String(port), // overridden by --port
+        TUNNEL_DNS_PORT: '5053', // overridden by --port: never bound
         TUNNEL_DNS_UPSTREAM: `${doh.url}, ${doh2.url}`,
         TUNNEL_DNS_MAX_UPSTREAM_CONNS: '2',
         TUNNEL_LOGLEVEL: 'debug',
@@ -113,8 +92,8 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
   });
 
   it('--loglevel maps onto dohd\'s log level: at warn, a healthy start-up logs nothing', async () => {
-    const port = await freePort();
-    child = spawnCli(['proxy-dns', '--loglevel', 'warn', '--port', String(port), '--upstream', doh.url], { env: env() });
+    child = spawnCli(['proxy-dns', '--loglevel', 'warn', '--port', '0', '--address', '127.0.0.1', '--upstream', doh.url], { env: env() });
+    const port = await boundUdpPort(child); // nothing logged at warn: read from the socket table
     let answered = null;
     for (let i = 0; i < 100 && !answered; i++) {
       answered = await queryUdp({ port, name: 'example.com', timeoutMs: 200 }).catch(() => null);
@@ -173,17 +152,18 @@ describe('dohd proxy-dns with cloudflared proxy-dns command lines', () => {
 
 describe('metrics and private CAs, as cloudflared users had them', () => {
   it('--metrics ADDR serves /metrics there (as cloudflared did); TUNNEL_METRICS=localhost: picks a port; without it, no admin listener', async () => {
-    const port = await freePort();
-    const metrics = await freePort();
-    child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url, '--metrics', `localhost:${metrics}`], { env: env() });
+    child = spawnCli(['proxy-dns', '--port', '0', '--upstream', doh.url, '--metrics', 'localhost:0'], { env: env() });
     const up = await child.waitForLog((l) => l.msg === 'dohd listening');
-    expect(up.admin).toBe(`127.0.0.1:${metrics}`);
+    const port = await listeningPort(child);
+    expect(up.admin).toMatch(/^127\.0\.0\.1:\d+$/);
+    const metrics = Number(String(up.admin).split(':')[1]);
+    expect(metrics).toBeGreaterThan(0);
     await queryUdp({ port, name: 'example.com' });
     const m = parseProm((await adminGet(metrics, '/metrics')).body);
     expect(m.value('dohd_queries_total')).toBe(1);
     await child.kill();
 
-    child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url], { env: env({ TUNNEL_METRICS: 'localhost:' }) });
+    child = spawnCli(['proxy-dns', '--port', '0', '--upstream', doh.url], { env: env({ TUNNEL_METRICS: 'localhost:' }) });
     const random = await child.waitForLog((l) => l.msg === 'dohd listening');
     expect(random.admin).toMatch(/^127\.0\.0\.1:\d+$/);
     expect(random.admin).not.toBe('127.0.0.1:0');
@@ -191,7 +171,7 @@ describe('metrics and private CAs, as cloudflared users had them', () => {
     expect(r.body).toBe('ok\n');
     await child.kill();
 
-    child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url], { env: env() });
+    child = spawnCli(['proxy-dns', '--port', '0', '--upstream', doh.url], { env: env() });
     const none = await child.waitForLog((l) => l.msg === 'dohd listening');
     expect(none.admin).toBeNull();
     const help = await exec(process.execPath, [CLI, 'proxy-dns', '--help']);
@@ -201,9 +181,8 @@ describe('metrics and private CAs, as cloudflared users had them', () => {
   });
 
   it('a private CA: without it the certificate error names the fix; --ca trusts it', async () => {
-    const port = await freePort();
-    child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url], { env: { HOME: home } });
-    await child.waitForLog((l) => l.msg === 'dohd listening');
+    child = spawnCli(['proxy-dns', '--port', '0', '--upstream', doh.url], { env: { HOME: home } });
+    const port = await listeningPort(child);
     const r = await queryUdp({ port, name: 'example.com' });
     expect(r.response.rcode).toBe('SERVFAIL');
     const failed = await child.waitForLog((l) => l.msg === 'upstream failed');
@@ -213,12 +192,11 @@ describe('metrics and private CAs, as cloudflared users had them', () => {
     );
     await child.kill();
 
-    child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url, '--ca', pki.caFile], { env: { HOME: home } });
-    await child.waitForLog((l) => l.msg === 'dohd listening');
-    expect(data(await queryUdp({ port, name: 'example.com' }))).toEqual(['192.0.2.1']);
+    child = spawnCli(['proxy-dns', '--port', '0', '--upstream', doh.url, '--ca', pki.caFile], { env: { HOME: home } });
+    expect(data(await queryUdp({ port: await listeningPort(child), name: 'example.com' }))).toEqual(['192.0.2.1']);
     await child.kill();
 
-    child = spawnCli(['proxy-dns', '--port', String(port), '--upstream', doh.url, '--ca', join(pki.dir, 'nope.pem')], { env: { HOME: home } });
+    child = spawnCli(['proxy-dns', '--port', '0', '--upstream', doh.url, '--ca', join(pki.dir, 'nope.pem')], { env: { HOME: home } });
     const exit = await child.exited;
     expect(exit.code).toBe(2);
     expect(child.stderr.trim()).toBe(`dohd: proxy-dns: --ca: cannot read ${join(pki.dir, 'nope.pem')}: ENOENT`);

@@ -5,7 +5,6 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import dgram from 'node:dgram';
-import net from 'node:net';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,25 +29,6 @@ afterEach(async () => {
   child = undefined;
 });
 
-/** A port free for both UDP and TCP on `host`. */
-async function freePort(host: string): Promise<number> {
-  for (;;) {
-    const u = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
-    await new Promise<void>((r) => u.bind(0, host, () => r()));
-    const port = u.address().port;
-    const t = net.createServer();
-    const ok = await new Promise<boolean>((r) => {
-      t.once('error', () => r(false));
-      t.listen(port, host, () => r(true));
-    });
-    await new Promise<void>((r) => u.close(() => r()));
-    if (ok) {
-      await new Promise<void>((r) => t.close(() => r()));
-      return port;
-    }
-  }
-}
-
 function activated(sockets: string[], args: string[], names?: string): Spawned {
   const cmd = ['python3', LAUNCHER, ...sockets, ...(names ? ['--names', names] : []), '--', process.execPath];
   return spawnCli(args, { cmd, env: { HOME: pki.dir } });
@@ -56,15 +36,18 @@ function activated(sockets: string[], args: string[], names?: string): Spawned {
 
 describe('systemd socket activation', () => {
   it('serves on the UDP and TCP sockets it was handed (IPv4 and IPv6), binds nothing itself, and logs which it took', async () => {
-    const p4 = await freePort('127.0.0.1');
-    const p6 = await freePort('::1');
+    // Port 0: the launcher takes the kernel's port for each UDP/TCP pair; dohd says which it got.
     child = activated(
-      ['--udp', `127.0.0.1:${p4}`, '--tcp', `127.0.0.1:${p4}`, '--udp', `[::1]:${p6}`, '--tcp', `[::1]:${p6}`],
+      ['--udp', '127.0.0.1:0', '--tcp', '127.0.0.1:0', '--udp', '[::1]:0', '--tcp', '[::1]:0'],
       // The configured listen address is not used: systemd's sockets replace it.
       ['run', '--listen', '127.0.0.1:1', '--upstream', doh.url, '--ca', pki.caFile],
       'dns:dns:dns6:dns6',
     );
     const took = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('socket activation'));
+    const portOf = (i: number) => Number(String((took.sockets as { address: string }[])[i]!.address).split(':').pop());
+    const [p4, p6] = [portOf(0), portOf(2)];
+    expect(p4).toBeGreaterThan(0);
+    expect(p6).toBeGreaterThan(0);
     expect(took.sockets).toEqual([
       { fd: 3, name: 'dns', proto: 'udp', address: `127.0.0.1:${p4}` },
       { fd: 4, name: 'dns', proto: 'tcp', address: `127.0.0.1:${p4}` },
@@ -93,17 +76,20 @@ describe('systemd socket activation', () => {
   });
 
   it('a socket handed over without its TCP (or UDP) twin is refused in one line', async () => {
-    const p = await freePort('127.0.0.1');
-    child = activated(['--udp', `127.0.0.1:${p}`], ['run', '--upstream', doh.url, '--ca', pki.caFile]);
+    child = activated(['--udp', '127.0.0.1:0'], ['run', '--upstream', doh.url, '--ca', pki.caFile]);
     const exit = await child.exited;
     expect(exit.code, child.stderr).toBe(1);
     expect(child.stderr.trim().split('\n'), child.stderr).toHaveLength(1);
-    expect(child.stderr).toContain(`socket activation: 127.0.0.1:${p} came with UDP only`);
+    const p = Number(/socket activation: 127\.0\.0\.1:(\d+) came with UDP only/.exec(child.stderr)?.[1]);
+    expect(p, child.stderr).toBeGreaterThan(0);
     expect(child.stderr).toContain(`ListenStream=127.0.0.1:${p}`);
   });
 
   it('an upstream pointing at a handed-over socket is a forwarding loop: refused, exit 2', async () => {
-    const p = await freePort('127.0.0.1');
+    // The upstream names the handed-over port before it is bound, so it cannot come from the
+    // kernel: a fixed port below the ephemeral range, that no service uses (the launcher fails
+    // loudly if it is taken).
+    const p = 10053;
     child = activated(['--udp', `127.0.0.1:${p}`, '--tcp', `127.0.0.1:${p}`], ['run', '--upstream', `https://127.0.0.1:${p}/dns-query`, '--ca', pki.caFile]);
     const exit = await child.exited;
     expect(exit.code).toBe(2);

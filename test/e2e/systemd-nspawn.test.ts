@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { bootMachine, compileFixture, nspawnUnavailable, type Machine } from '../fixtures/nspawn.js';
+import { until as pollUntil } from '../fixtures/resources.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 const UPSTREAM_SRC = fileURLToPath(new URL('../fixtures/nspawn-upstream.ts', import.meta.url));
@@ -48,15 +49,9 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
   const journal = (unit: string, ...args: string[]) => m.exec(['journalctl', '--no-pager', '-o', 'cat', '-u', unit, ...args]).stdout;
   const status = (pid: string) => Object.fromEntries(m.sh(`cat /proc/${pid}/status`).split('\n').map((l) => l.split(':\t')).filter((f) => f.length === 2)) as Record<string, string>;
 
-  async function until<T>(what: string, fn: () => T | null | undefined | false, timeoutMs = 30_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = fn();
-      if (v) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${journal('dohd.service', '-n', '30')}`);
-      await sleep(100);
-    }
-  }
+  /** resources.ts's until, every 100 ms (each poll runs a command in the machine), the journal's tail in the error. */
+  const until = <T>(what: string, fn: () => T | null | undefined | false, timeoutMs = 30_000) =>
+    pollUntil(fn, timeoutMs, { what, detail: () => journal('dohd.service', '-n', '30'), intervalMs: 100 }) as Promise<T>;
 
   /** Waits until the unit's journal (journalctl ARGS) matches: journald reads a service's output on its own time. */
   const journalMatches = (unit: string, re: RegExp, ...args: string[]) => until(`${re} in the journal of ${unit}`, () => re.test(journal(unit, ...args)), 15_000);

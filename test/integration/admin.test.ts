@@ -2,35 +2,30 @@
  * The admin listener against a real daemon: /healthz, /readyz (probe, pins, dead upstreams),
  * /metrics scraped and parsed after real traffic, every metric family checked to move.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import net from 'node:net';
 import { queryTcp, queryUdp, sendRawUdp } from '../fixtures/dns-client.js';
-import { memoryLog, startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { memoryLog, type RunningDaemon } from '../fixtures/daemon.js';
+import { useDohPair } from '../fixtures/doh-pair.js';
+import type { DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
 import { adminGet, parseProm } from '../fixtures/prom.js';
 import { validateConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 
+const pair = useDohPair(['good', 'bad']);
+const startDaemon = pair.start;
 let pki: Pki;
 let good: DohServer;
 let bad: DohServer;
 let d: RunningDaemon | undefined;
 
-beforeAll(async () => {
-  pki = await makePki();
-  good = await startDohServer({ pki, name: 'good' });
-  bad = await startDohServer({ pki, name: 'bad' });
+beforeAll(() => {
+  pki = pair.pki;
+  [good, bad] = pair.servers;
 });
-afterAll(async () => {
-  await Promise.all([good.close(), bad.close()]);
-  await pki.cleanup();
-});
-afterEach(async () => {
-  await d?.stop();
-  d = undefined;
-  good.reset();
-  bad.reset();
+afterEach(() => {
+  d = undefined; // stopped by useDohPair
 });
 
 const adminPort = (r: RunningDaemon) => Number(r.daemon.admin!.bound!.split(':').pop());

@@ -2,49 +2,50 @@
  * The cache by the RFCs, through a real dohd and real DoH servers on loopback: negative
  * caching (RFC 2308), TTL clamps, serve-stale (RFC 8767), prefetch, coalescing, warm restart.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { manualClock, type ManualClock } from '../fixtures/clock.js';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
-import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import type { DaemonOptions, RunningDaemon } from '../fixtures/daemon.js';
+import { useDohPair } from '../fixtures/doh-pair.js';
+import type { ConfigInput } from '../../src/config/schema.js';
+import { until } from '../fixtures/resources.js';
+import type { DohServer } from '../fixtures/doh-server.js';
 
-let pki: Pki;
+// TTLs run out on a manual clock (the cache's `now`); only the client budgets and deadlines are real time.
+const pair = useDohPair(['a', 'b'], {
+  afterReset: (servers) => {
+    for (const s of servers) {
+      s.zone.remove('short.example.net');
+      s.zone.add({ name: 'short.example.net', type: 'A', ttl: 2, data: '192.0.2.2' });
+    }
+  },
+});
 let a: DohServer;
 let b: DohServer;
 let d: RunningDaemon | undefined;
 let dir: string;
+let clock: ManualClock;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-beforeAll(async () => {
-  pki = await makePki();
-  a = await startDohServer({ pki, name: 'a' });
-  b = await startDohServer({ pki, name: 'b' });
+beforeAll(() => {
+  [a, b] = pair.servers;
   dir = mkdtempSync(join(tmpdir(), 'dohd-cache-'));
 });
-afterAll(async () => {
-  await Promise.all([a.close(), b.close()]);
-  await pki.cleanup();
+afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
-afterEach(async () => {
-  await d?.stop();
-  d = undefined;
-  for (const s of [a, b]) {
-    s.reset();
-    s.zone.remove('short.example.net');
-    s.zone.add({ name: 'short.example.net', type: 'A', ttl: 2, data: '192.0.2.2' });
-  }
-});
 
-const one = () => [{ url: a.url, ca: pki.caFile, name: 'a' }];
-const both = () => [
-  { url: a.url, ca: pki.caFile, name: 'a' },
-  { url: b.url, ca: pki.caFile, name: 'b' },
-];
+/** A daemon on a fresh manual clock (`clock`), stopped after the test. */
+function startDaemon(input: ConfigInput, opts: DaemonOptions = {}): Promise<RunningDaemon> {
+  clock = manualClock();
+  return pair.start(input, { clock: clock.now, ...opts });
+}
+
+const one = () => pair.upstreams(a);
+const both = () => pair.upstreams(a, b);
 
 describe('negative caching (RFC 2308)', () => {
   it('NXDOMAIN and NODATA are answered from the cache, for the SOA minimum bounded by negativeMaxTtl', async () => {
@@ -81,7 +82,7 @@ describe('TTL clamps', () => {
     expect(s1.response.answers[0]!.ttl).toBe(10);
     const e = await queryUdp({ port: d.port, name: 'example.com' });
     expect(e.response.answers[0]!.ttl).toBe(100);
-    await sleep(2200); // past the record's own TTL of 2
+    clock.advance(2200); // past the record's own TTL of 2
     const s2 = await queryUdp({ port: d.port, name: 'short.example.net' });
     expect(s2.response.answers[0]!.data).toBe('192.0.2.2');
     expect(s2.response.answers[0]!.ttl).toBeLessThanOrEqual(8);
@@ -94,12 +95,12 @@ describe('serve-stale (RFC 8767)', () => {
   it('serves the expired answer with TTL 30 within the client budget while every upstream hangs, then refreshes when one recovers', async () => {
     d = await startDaemon({
       upstreams: both(),
-      timeoutMs: 2000,
+      timeoutMs: 1000,
       cache: { staleClientTimeoutMs: 400, staleRecheckMs: 300 },
     });
     const fresh = await queryUdp({ port: d.port, name: 'short.example.net' });
     expect(fresh.response.answers[0]!.ttl).toBe(2);
-    await sleep(2100);
+    clock.advance(2100);
     a.mode = 'hang';
     b.mode = 'hang';
     const stale = await queryUdp({ port: d.port, name: 'short.example.net', timeoutMs: 3000 });
@@ -107,7 +108,7 @@ describe('serve-stale (RFC 8767)', () => {
     expect(stale.response.answers.map((r) => [r.data, r.ttl])).toEqual([['192.0.2.2', 30]]);
     // It waited for the refresh as long as the budget allows, and answered before the deadline.
     expect(stale.ms).toBeGreaterThanOrEqual(350);
-    expect(stale.ms).toBeLessThan(1900);
+    expect(stale.ms).toBeLessThan(950);
     expect(d.daemon.cacheStage.staleServed).toBe(1);
     const asked = a.requests + b.requests;
     expect(asked).toBeGreaterThanOrEqual(1);
@@ -118,9 +119,11 @@ describe('serve-stale (RFC 8767)', () => {
       s.zone.add({ name: 'short.example.net', type: 'A', ttl: 2, data: '192.0.2.22' });
       s.mode = 'ok';
     }
+    // The hung refresh fails at its 1 s deadline (real time); 300 ms of the clock later, the next one goes out.
     let last = stale;
     for (let i = 0; i < 40 && last.response.answers[0]?.data !== '192.0.2.22'; i++) {
-      await sleep(200);
+      await sleep(50);
+      clock.advance(200);
       last = await queryUdp({ port: d.port, name: 'short.example.net', timeoutMs: 3000 });
       expect(last.response.rcode).toBe('NOERROR');
       expect(['192.0.2.2', '192.0.2.22']).toContain(last.response.answers[0]!.data);
@@ -133,7 +136,7 @@ describe('serve-stale (RFC 8767)', () => {
   it('with the defaults the stale answer comes at the 1.8 s budget, before the 2.5 s deadline', async () => {
     d = await startDaemon({ upstreams: one() });
     await queryUdp({ port: d.port, name: 'short.example.net' });
-    await sleep(2100);
+    clock.advance(2100);
     a.mode = 'hang';
     const r = await queryUdp({ port: d.port, name: 'short.example.net', timeoutMs: 4000 });
     expect(r.response.answers.map((x) => [x.data, x.ttl])).toEqual([['192.0.2.2', 30]]);
@@ -144,7 +147,7 @@ describe('serve-stale (RFC 8767)', () => {
   it('an answer expired beyond the stale window is not served: SERVFAIL at the deadline', async () => {
     d = await startDaemon({ upstreams: one(), timeoutMs: 800, cache: { staleWindow: 1, staleClientTimeoutMs: 200 } });
     await queryUdp({ port: d.port, name: 'short.example.net' });
-    await sleep(3200); // TTL 2 + window 1
+    clock.advance(3200); // TTL 2 + window 1
     a.mode = 'hang';
     const r = await queryUdp({ port: d.port, name: 'short.example.net', timeoutMs: 3000 });
     expect(r.response.rcode).toBe('SERVFAIL');
@@ -154,7 +157,7 @@ describe('serve-stale (RFC 8767)', () => {
   it('a fast failure of every upstream serves the stale answer at once', async () => {
     d = await startDaemon({ upstreams: both(), timeoutMs: 4000, cache: { staleClientTimeoutMs: 3000 } });
     await queryUdp({ port: d.port, name: 'short.example.net' });
-    await sleep(2100);
+    clock.advance(2100);
     a.mode = 'http500';
     b.mode = 'servfail';
     const r = await queryUdp({ port: d.port, name: 'short.example.net', timeoutMs: 5000 });
@@ -165,20 +168,22 @@ describe('serve-stale (RFC 8767)', () => {
 
 describe('prefetch', () => {
   it('keeps a hot name warm across several TTLs: no client query ever waits on an upstream', async () => {
-    a.delayMs = 150; // every upstream exchange takes a while: a client waiting on one would be a miss
+    a.delayMs = 30; // every upstream exchange takes a while: a client waiting on one would be a miss
     d = await startDaemon({ upstreams: one(), cache: { prefetchHits: 1, prefetchThreshold: 0.8, staleWindow: 0 } });
     const first = await queryUdp({ port: d.port, name: 'short.example.net' });
     expect(first.response.answers[0]!.data).toBe('192.0.2.2');
-    const until = Date.now() + 5000; // two and a half TTLs
+    // Five seconds (two and a half TTLs) of a query every 100 ms. The clock stands still while a
+    // prefetch is in flight: it takes 30 ms of real time, far inside the 1.6 s the 0.8 threshold leaves.
     let answered = 0;
-    while (Date.now() < until) {
-      await sleep(100);
+    for (let t = 0; t < 5000; t += 100) {
+      clock.advance(100);
       const r = await queryUdp({ port: d.port, name: 'short.example.net' });
       expect(r.response.rcode).toBe('NOERROR');
       expect(r.response.answers[0]!.data).toBe('192.0.2.2');
       answered++;
+      await until(() => d!.daemon.cacheStage.refreshing === 0, 3000, 'prefetch done');
     }
-    expect(answered).toBeGreaterThan(20);
+    expect(answered).toBe(50);
     expect(d.daemon.cacheStage.misses).toBe(1); // only the very first query
     expect(d.daemon.cacheStage.staleServed).toBe(0);
     expect(d.daemon.cacheStage.prefetches).toBeGreaterThanOrEqual(2);
@@ -188,11 +193,12 @@ describe('prefetch', () => {
   it('an entry nobody asks for again is not prefetched', async () => {
     d = await startDaemon({ upstreams: one(), cache: { prefetchHits: 3, prefetchThreshold: 0.5 } });
     await queryUdp({ port: d.port, name: 'short.example.net' });
-    await sleep(1200);
+    clock.advance(1200);
     await queryUdp({ port: d.port, name: 'short.example.net' }); // one hit, in the last half: not popular enough
-    await sleep(1000);
+    clock.advance(700);
+    await queryUdp({ port: d.port, name: 'other.example.net' }); // a query behind it: a prefetch would have gone out by now
     expect(d.daemon.cacheStage.prefetches).toBe(0);
-    expect(a.requests).toBe(1);
+    expect(a.requests).toBe(2);
   });
 });
 
@@ -204,14 +210,13 @@ describe('coalescing', () => {
     expect(rs.map((r) => r.response.rcode)).toEqual(Array(5).fill('SERVFAIL'));
     expect(a.requests).toBe(1);
     const upstream = d.daemon.upstreams[0] as unknown as { stats: { pending: number } };
-    const until = Date.now() + 2000;
-    while ((d.daemon.coalesceStage.inflight > 0 || upstream.stats.pending > 0) && Date.now() < until) await sleep(20);
+    await until(() => d!.daemon.coalesceStage.inflight === 0 && upstream.stats.pending === 0, 2000, 'nothing in flight').catch(() => {});
     expect(d.daemon.coalesceStage.inflight).toBe(0);
     expect(upstream.stats.pending).toBe(0);
   });
 
   it('100 identical concurrent queries cause one upstream request; DO makes a different question', async () => {
-    a.delayMs = 500;
+    a.delayMs = 250;
     d = await startDaemon({ upstreams: one() });
     const plain = Array.from({ length: 100 }, () => queryUdp({ port: d!.port, name: 'www.example.com', timeoutMs: 3000 }));
     const rs = await Promise.all(plain);
@@ -246,14 +251,15 @@ describe('warm restart', () => {
   it('saves the cache on stop and answers from it at the next start with no upstream reachable', async () => {
     const file = join(dir, 'warm.cache');
     d = await startDaemon({ upstreams: one(), cache: { file } });
+    const wall = clock;
     await queryUdp({ port: d.port, name: 'example.com' });
     await queryUdp({ port: d.port, name: 'nope.example.com' });
     await d.stop();
     d = undefined;
     expect(existsSync(file)).toBe(true);
-    await sleep(1100);
+    wall.advance(1100);
     // Port 1 on loopback: nothing listens there, every upstream exchange fails.
-    d = await startDaemon({ upstreams: [{ url: 'https://127.0.0.1:1/dns-query' }], cache: { file }, timeoutMs: 1000 });
+    d = await pair.start({ upstreams: [{ url: 'https://127.0.0.1:1/dns-query' }], cache: { file }, timeoutMs: 1000 }, { clock: wall.now });
     expect(d.logs.find((l) => l.msg === 'cache loaded')).toMatchObject({ loaded: 2 });
     const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.answers.map((x) => x.data)).toEqual(['192.0.2.1']);

@@ -1,29 +1,26 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { queryTcp, queryUdp, sendRawUdp, TcpDnsClient } from '../fixtures/dns-client.js';
-import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { manualClock } from '../fixtures/clock.js';
+import type { RunningDaemon } from '../fixtures/daemon.js';
+import { useDohPair } from '../fixtures/doh-pair.js';
+import type { DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
+import { until } from '../fixtures/resources.js';
 
+const pair = useDohPair(['fast', 'slow']);
+const startDaemon = pair.start;
 let pki: Pki;
 let fast: DohServer;
 let slow: DohServer;
 let d: RunningDaemon | undefined;
 
-beforeAll(async () => {
-  pki = await makePki();
-  fast = await startDohServer({ pki, name: 'fast' });
-  slow = await startDohServer({ pki, name: 'slow' });
+beforeAll(() => {
+  pki = pair.pki;
+  [fast, slow] = pair.servers;
 });
-afterAll(async () => {
-  await Promise.all([fast.close(), slow.close()]);
-  await pki.cleanup();
-});
-afterEach(async () => {
-  await d?.stop();
-  d = undefined;
-  fast.reset();
-  slow.reset();
+afterEach(() => {
+  d = undefined; // stopped by useDohPair
 });
 
 const upstreams = () => [
@@ -92,11 +89,12 @@ describe('resolve path over DoH', () => {
   });
 
   it('serves a repeated query from the cache, TTL counting down, without asking upstream', async () => {
-    d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] });
+    const clock = manualClock();
+    d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] }, { clock: clock.now });
     const first = await queryUdp({ port: d.port, name: 'example.com' });
     expect(first.response.answers[0]!.ttl).toBe(300);
     expect(fast.requests).toBe(1);
-    await new Promise((r) => setTimeout(r, 1100));
+    clock.advance(1100);
     const second = await queryUdp({ port: d.port, name: 'EXAMPLE.com' });
     expect(fast.requests).toBe(1);
     expect(second.response.questions[0]!.name).toBe('EXAMPLE.com');
@@ -188,14 +186,15 @@ describe('resolve path over DoH', () => {
 
   it('multiplexes concurrent queries on the one HTTP/2 connection instead of queueing them', async () => {
     fast.mode = 'slow';
-    fast.delayMs = 700;
+    fast.delayMs = 500;
     d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] });
     await queryUdp({ port: d.port, name: 'warm.example.com', timeoutMs: 2000 }); // connection up
     const before = fast.requests;
+    const answered = fast.answered;
     const pending = Array.from({ length: 8 }, (_, i) => queryUdp({ port: d!.port, name: `m${i}.example.com`, timeoutMs: 2500 }));
-    await new Promise((r) => setTimeout(r, 400));
     // All eight reached the upstream while the first of them was still unanswered.
-    expect(fast.requests - before).toBe(8);
+    await until(() => fast.requests - before === 8, 2000, 'eight requests');
+    expect(fast.answered).toBe(answered);
     await Promise.all(pending);
     expect(fast.handshakes).toBe(1);
   });

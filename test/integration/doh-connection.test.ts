@@ -7,6 +7,7 @@ import { queryUdp } from '../fixtures/dns-client.js';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
+import { until } from '../fixtures/resources.js';
 import { startTcpProxy, type TcpProxy } from '../fixtures/tcp-proxy.js';
 import { DohUpstream } from '../../src/upstream/doh/doh.js';
 
@@ -15,7 +16,6 @@ let doh: DohServer;
 let d: RunningDaemon | undefined;
 let proxy: TcpProxy | undefined;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const TIMEOUT = 2500;
 
 beforeAll(async () => {
@@ -36,14 +36,20 @@ function upstream(d: RunningDaemon): DohUpstream {
   return d.daemon.upstreams[0] as DohUpstream;
 }
 
+/** Makes the upstream's connection look quiet for ms (its last response further back), instead of waiting that long. */
+function quietFor(d: RunningDaemon, ms: number): void {
+  const conn = (upstream(d) as unknown as { conn: { heardAt: number } | null }).conn;
+  if (!conn) throw new Error('no connection to age');
+  conn.heardAt -= ms;
+}
+
 describe('DoH connections that die while idle', () => {
   it('the server closing an idle connection silently (no GOAWAY) costs the next query nothing', async () => {
     doh.idleCloseMs = 300;
     d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
     const a = await queryUdp({ port: d.port, name: 'example.com' });
     expect(a.response.rcode).toBe('NOERROR');
-    await sleep(700); // the server has dropped the connection by now
-    expect(doh.sessions).toBe(0);
+    await until(() => doh.sessions === 0, 3000, 'the server dropped the connection');
     const b = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 4000 });
     expect(b.response.rcode).toBe('NOERROR');
     expect(b.response.answers?.map((x) => ('data' in x ? x.data : null))).toEqual(['192.0.2.3']);
@@ -91,7 +97,7 @@ describe('DoH connections that die while idle', () => {
     const a = await queryUdp({ port: d.port, name: 'example.com' });
     expect(a.response.rcode).toBe('NOERROR');
     proxy.blackhole();
-    await sleep(1300); // quiet for longer than quietMs (1 s)
+    quietFor(d, 1300); // quiet for longer than quietMs (1 s)
     const b = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 4000 });
     expect(b.response.rcode).toBe('NOERROR');
     expect(b.response.answers?.map((x) => ('data' in x ? x.data : null))).toEqual(['192.0.2.3']);
@@ -107,7 +113,7 @@ describe('DoH connections that die while idle', () => {
   it("a re-send that answers first cancels the quiet connection's request at once (RST_STREAM, not left to run)", async () => {
     d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
     await queryUdp({ port: d.port, name: 'example.com' });
-    await sleep(1300); // quiet for longer than quietMs (1 s)
+    quietFor(d, 1300); // quiet for longer than quietMs (1 s)
     // The request on the quiet connection is slow to answer; the re-send on a fresh one is not.
     doh.delayMs = 2000;
     let seen = 0;
@@ -120,8 +126,7 @@ describe('DoH connections that die while idle', () => {
     expect(upstream(d).stats.resends).toBe(1);
     expect(doh.handshakes).toBe(2);
     // The overtaken request is reset as soon as the re-send wins, long before its 2 s answer.
-    const until = Date.now() + 1000;
-    while (doh.resets === 0 && Date.now() < until) await sleep(20);
+    await until(() => doh.resets > 0, 1000, 'the overtaken request reset');
     expect(doh.resets).toBe(1);
     expect(doh.answered).toBe(2); // the first query and the re-send: the overtaken request never was
     expect(upstream(d).stats.pending).toBe(0);
@@ -142,8 +147,7 @@ describe('DoH connections that die while idle', () => {
     expect(upstream(d).idleTimeoutMs).toBe(200);
     await queryUdp({ port: d.port, name: 'example.com' });
     expect(doh.sessions).toBe(1);
-    await sleep(600);
-    expect(doh.sessions).toBe(0);
+    await until(() => doh.sessions === 0, 3000, 'dohd closed its idle connection');
     const r = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(r.response.rcode).toBe('NOERROR');
     expect(doh.handshakes).toBe(2);

@@ -12,6 +12,7 @@ import { queryUdp } from '../fixtures/dns-client.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { startDotServer, type DotMode, type DotServer } from '../fixtures/dot-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
+import { until } from '../fixtures/resources.js';
 import { startTcpProxy } from '../fixtures/tcp-proxy.js';
 import { performance } from 'node:perf_hooks';
 import { decodeQuery, type Query } from '../../src/dns/message.js';
@@ -47,13 +48,6 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(10);
-  }
-}
 
 function mk(opts: { url?: string; bootstrap?: string[]; ca?: string | null; idleTimeoutMs?: number; maxPending?: number; connectTimeoutMs?: number } = {}): DotUpstream {
   const u = new DotUpstream(
@@ -132,7 +126,7 @@ describe('DoT upstream: the protocol', () => {
     const e = await failure(u, 'www.example.com', 50);
     expect(e.reason).toBe('aborted');
     dot.delayMs = 0;
-    await sleep(400); // the cancelled query's answer arrives now
+    await until(() => dot.answered === 2, 3000, "the cancelled query's late answer"); // it arrives now
     expect(addr(await ask(u))).toEqual(['192.0.2.1']);
     expect(dot.handshakes).toBe(1);
   });
@@ -234,7 +228,7 @@ describe('DoT upstream: connections that die', () => {
     const u = mk();
     dot.idleCloseMs = 150;
     await ask(u);
-    await until(() => dot.connections === 0);
+    await until(() => dot.connections === 0, 5000);
     expect(addr(await ask(u))).toEqual(['192.0.2.1']);
     expect(dot.handshakes).toBe(2);
   });
@@ -260,10 +254,10 @@ describe('DoT upstream: connections that die', () => {
   it('a black-holed connection (no FIN, no RST) that was quiet is replaced: the query is answered on a fresh one', async () => {
     const proxy = await startTcpProxy({ host: '127.0.0.1', port: dot.port });
     try {
-      const u = new DotUpstream({ url: `tls://dot.test:${proxy.port}`, bootstrap: ['127.0.0.1'], ca: pki.caFile, quietMs: 100 }, { connectTimeoutMs: 3000 });
+      const u = new DotUpstream({ url: `tls://dot.test:${proxy.port}`, bootstrap: ['127.0.0.1'], ca: pki.caFile, quietMs: 50 }, { connectTimeoutMs: 3000 });
       upstreams.push(u);
       await ask(u);
-      await sleep(200); // quiet now
+      await sleep(100); // quiet now
       proxy.blackhole();
       const t0 = performance.now();
       expect(addr(await ask(u, 'www.example.com', 2500))).toEqual(['192.0.2.3']);
@@ -279,7 +273,7 @@ describe('DoT upstream: connections that die', () => {
     const u = mk({ idleTimeoutMs: 150 });
     await ask(u);
     expect(dot.connections).toBe(1);
-    await until(() => dot.connections === 0);
+    await until(() => dot.connections === 0, 5000);
     expect(addr(await ask(u))).toEqual(['192.0.2.1']);
   });
 

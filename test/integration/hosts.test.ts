@@ -10,13 +10,12 @@ import { queryUdp } from '../fixtures/dns-client.js';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
+import { until } from '../fixtures/resources.js';
 
 let pki: Pki;
 let doh: DohServer;
 let d: RunningDaemon | undefined;
 let dir: string;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function answers(name: string, type = 'A'): Promise<string[]> {
   const r = await queryUdp({ port: d!.port, name, type });
@@ -24,13 +23,8 @@ async function answers(name: string, type = 'A'): Promise<string[]> {
 }
 
 async function waitForAnswer(name: string, want: string[], ms = 6000): Promise<void> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const got = await answers(name);
-    if (got.join() === want.join()) return;
-    if (Date.now() > until) throw new Error(`${name}: still ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
-    await sleep(50);
-  }
+  let got: string[] = [];
+  await until(async () => (got = await answers(name)).join() === want.join(), ms, name, () => `still ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
 }
 
 beforeAll(async () => {

@@ -5,13 +5,12 @@
  * tested in test/e2e/container-bridge.test.ts (it needs a network namespace).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { memoryLog, startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { validateConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
-import { countResources, leaksAfter } from '../fixtures/resources.js';
+import { countResources, leaksAfter, until } from '../fixtures/resources.js';
 
 const MISSING = '192.0.2.77:5353';
 let pki: Pki | undefined;
@@ -32,7 +31,10 @@ describe('listen: an address no interface has yet', () => {
     const before = countResources();
     d = await startDaemon({ listen: ['127.0.0.1:0', MISSING], listenRetryMs: 50, upstreams: [{ url: doh.url, ca: pki.caFile }] });
     expect(d.daemon.addresses.map((a) => a.host)).toEqual(['127.0.0.1']);
-    await sleep(300); // several retries
+    // Several retries (each one sets a new timer in the daemon's pending map).
+    const pending = (d.daemon as unknown as { pending: Map<string, unknown> }).pending;
+    const timers = new Set<unknown>();
+    await until(() => timers.add(pending.get(MISSING)).size >= 4, 3000, 'several retries');
     const waits = d.logs.filter((l) => l.level === 'warn' && l.listen === MISSING);
     expect(waits).toHaveLength(1);
     expect(waits[0]!.msg).toContain(`cannot listen on ${MISSING}/udp: no network interface has this address yet`);

@@ -11,6 +11,7 @@ import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { adminGet, parseProm } from '../fixtures/prom.js';
+import { until } from '../fixtures/resources.js';
 
 let pki: Pki;
 let doh: DohServer;
@@ -18,15 +19,6 @@ let d: RunningDaemon | undefined;
 const servers = new Map<string, tls.Server>();
 let port = 0;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(pred: () => boolean | Promise<boolean>, ms = 8000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await pred())) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await sleep(50);
-  }
-}
 
 /** A TLS server for the pinned names on HOST:port (the certificate says goproxy.cn). */
 async function open(host: string, p = port): Promise<number> {
@@ -85,12 +77,12 @@ const config = () => ({
 describe('verified pins', () => {
   it('a pinned address whose port closes is withheld, and restored after it reopens', async () => {
     d = await startDaemon(config());
-    await waitFor(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1);
+    await until(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1, 8000);
     expect(await aRecords()).toEqual(['127.0.0.1', '127.0.0.2']);
     expect(d.daemon.pinHealth!.state().every((s) => s.up && s.checks >= 1)).toBe(true);
 
     await shut('127.0.0.2');
-    await waitFor(async () => (await aRecords()).length === 1);
+    await until(async () => (await aRecords()).length === 1, 8000);
     expect(await aRecords()).toEqual(['127.0.0.1']);
     const st = d.daemon.pinHealth!.state().find((s) => s.address === '127.0.0.2')!;
     expect(st.up).toBe(false);
@@ -98,7 +90,7 @@ describe('verified pins', () => {
     expect(d.logs.some((l) => l.msg === 'pinned address fails verification; withheld' && l.address === '127.0.0.2')).toBe(true);
 
     await open('127.0.0.2');
-    await waitFor(async () => (await aRecords()).length === 2);
+    await until(async () => (await aRecords()).length === 2, 8000);
     expect(d.logs.some((l) => l.msg === 'pinned address verified again' && l.address === '127.0.0.2')).toBe(true);
     expect(doh.requests).toBe(0);
     // Unverified pins are answered as configured whatever happens.
@@ -107,14 +99,14 @@ describe('verified pins', () => {
 
   it('when every pinned address fails, the name is answered from the upstreams (and logged), until they recover', async () => {
     d = await startDaemon(config());
-    await waitFor(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1);
+    await until(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1, 8000);
     await shut('127.0.0.1');
     await shut('127.0.0.2');
-    await waitFor(async () => (await aRecords()).includes('192.0.2.53')); // the upstream's answer
+    await until(async () => (await aRecords()).includes('192.0.2.53'), 8000); // the upstream's answer
     expect(doh.requests).toBeGreaterThanOrEqual(1);
     expect(d.logs.some((l) => l.msg === 'every pinned address fails verification; answering from the upstreams' && l.name === 'goproxy.cn')).toBe(true);
     await open('127.0.0.1');
-    await waitFor(async () => (await aRecords()).join() === '127.0.0.1');
+    await until(async () => (await aRecords()).join() === '127.0.0.1', 8000);
     expect(d.logs.some((l) => l.msg === 'pinned addresses verified again; answering from the pin')).toBe(true);
   });
 
@@ -127,11 +119,11 @@ describe('verified pins', () => {
         .map((x) => `${x.labels.address}=${x.value}`)
         .sort()
         .join(' ');
-    await waitFor(async () => (await pinUp()) === '127.0.0.1=1 127.0.0.2=1');
+    await until(async () => (await pinUp()) === '127.0.0.1=1 127.0.0.2=1', 8000);
     await shut('127.0.0.2');
-    await waitFor(async () => (await pinUp()) === '127.0.0.1=1 127.0.0.2=0');
+    await until(async () => (await pinUp()) === '127.0.0.1=1 127.0.0.2=0', 8000);
     await open('127.0.0.2');
-    await waitFor(async () => (await pinUp()) === '127.0.0.1=1 127.0.0.2=1');
+    await until(async () => (await pinUp()) === '127.0.0.1=1 127.0.0.2=1', 8000);
   });
 
   it('a certificate for another name fails verification', async () => {
@@ -139,7 +131,7 @@ describe('verified pins', () => {
     // The server certificate does not cover example.org: the handshake must fail.
     cfg.pins = { 'example.org': { addresses: ['127.0.0.1'], verify: true } } as never;
     d = await startDaemon(cfg);
-    await waitFor(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1);
+    await until(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1, 8000);
     const st = d.daemon.pinHealth!.state();
     expect(st).toHaveLength(1);
     expect(st[0]!.up).toBe(false);
@@ -150,7 +142,7 @@ describe('verified pins', () => {
     const cfg = config();
     delete (cfg.pinVerify as { ca?: string }).ca;
     d = await startDaemon(cfg);
-    await waitFor(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1);
+    await until(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1, 8000);
     expect(d.daemon.pinHealth!.state().every((s) => !s.up)).toBe(true);
     expect(d.daemon.pinHealth!.state()[0]!.lastError).toMatch(/certificate|UNABLE_TO|SELF_SIGNED/i);
   });

@@ -2,35 +2,30 @@
  * Daemon.reload and Daemon.drain in-process: what changes live, what waits for a restart,
  * that replaced upstreams are closed once their queries are done, and the shutdown hooks.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { copyFileSync, unlinkSync } from 'node:fs';
 import { queryUdp } from '../fixtures/dns-client.js';
-import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import type { RunningDaemon } from '../fixtures/daemon.js';
+import { useDohPair } from '../fixtures/doh-pair.js';
+import type { DohServer } from '../fixtures/doh-server.js';
+import type { Pki } from '../fixtures/pki.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { effectiveConfig, planReload, stableJson } from '../../src/daemon/reload.js';
 
+const pair = useDohPair(['a', 'b']);
+const startDaemon = pair.start;
 let pki: Pki;
 let a: DohServer;
 let b: DohServer;
 let d: RunningDaemon | undefined;
 
-beforeAll(async () => {
-  pki = await makePki();
-  a = await startDohServer({ pki, name: 'a' });
-  b = await startDohServer({ pki, name: 'b' });
+beforeAll(() => {
+  pki = pair.pki;
+  [a, b] = pair.servers;
 });
-afterAll(async () => {
-  await Promise.all([a.close(), b.close()]);
-  await pki.cleanup();
-});
-afterEach(async () => {
-  await d?.stop();
-  d = undefined;
-  a.reset();
-  b.reset();
+afterEach(() => {
+  d = undefined; // stopped by useDohPair
 });
 
 const up = (s: DohServer) => ({ url: s.url, ca: pki.caFile, name: s.name });

@@ -19,7 +19,7 @@ import type { Pki } from '../fixtures/pki.js';
 import { startTlsFaultUpstream, TLS_FAULTS, TLS_REFUSED, type TlsFault, type TlsFaultUpstream } from '../fixtures/tls-faults.js';
 
 const ATTEMPTS = 3;
-const DEADLINE = 1500;
+const DEADLINE = 800;
 
 let faulty: TlsFaultUpstream;
 let healthy: { pki: Pki; doh: DohServer };
@@ -97,7 +97,8 @@ describe.each(TLS_FAULTS.map((m) => [m]))('%s', (mode: TlsFault) => {
 describe('the certificate changing under a live connection pool', () => {
   for (const raced of [false, true]) {
     it(`good → bad → good (${raced ? 'raced' : 'alone'}), ${ATTEMPTS} queries each way, every bad mode`, async () => {
-      d = await startDaemon({ upstreams: raced ? [faultyUpstream(), healthyUpstream()] : [faultyUpstream()], timeoutMs: DEADLINE });
+      // Health probes the faulty upstream back in after 100 ms rather than the default second.
+      d = await startDaemon({ upstreams: raced ? [faultyUpstream(), healthyUpstream()] : [faultyUpstream()], timeoutMs: DEADLINE, health: { backoffMs: 100 } });
       for (const bad of ['wrongName', 'expired', 'unknownCa'] as const) {
         faulty.setMode('ok', true);
         const good0 = faulty.good.answered;

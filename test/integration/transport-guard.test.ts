@@ -188,14 +188,14 @@ describe('DoT transport', () => {
       const restarts: string[] = [];
       const t = throwAt(place, 3);
       const u = new DotUpstream(
-        { url: `tls://dot.test:${dot.port}`, bootstrap: ['127.0.0.1'], ca: dotPki.caFile, name: 'dot', quietMs: place === 'timer' ? 1 : 1000, idleTimeoutMs: place === 'timer' ? 100 : 8000 },
+        { url: `tls://dot.test:${dot.port}`, bootstrap: ['127.0.0.1'], ca: dotPki.caFile, name: 'dot', quietMs: place === 'timer' ? 1 : 1000, idleTimeoutMs: place === 'timer' ? 50 : 8000 },
         { onRestart: (name, reason) => restarts.push(`${name}/${reason}`), inject: t.hook },
       );
       try {
         const outcomes: string[] = [];
         for (let i = 0; i < 6 && t.thrown() < 3; i++) {
           if (place === 'connection') dot.dropNext = 1; // a close event to deliver
-          if (place === 'timer') await new Promise((r) => setTimeout(r, 250)); // the idle timer fires
+          if (place === 'timer') await new Promise((r) => setTimeout(r, 100)); // the idle timer (50 ms) fires
           const r = await u.exchange(buildUpstreamQuery(query()), query(), signal(3000)).then(
             () => 'answer',
             (e: unknown) => (e instanceof UpstreamError ? e.reason : `not an UpstreamError: ${String(e)}`),

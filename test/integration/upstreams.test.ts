@@ -4,14 +4,19 @@
  * loopback, a real dohd, queries over real sockets.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
-import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
+import type { RunningDaemon } from '../fixtures/daemon.js';
+import { useDohPair } from '../fixtures/doh-pair.js';
+import type { DohServer } from '../fixtures/doh-server.js';
 import type { DohUpstream } from '../../src/upstream/doh/doh.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import type { Pki } from '../fixtures/pki.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
+import { until } from '../fixtures/resources.js';
 import { defaultZone } from '../fixtures/zone.js';
 
+const pair = useDohPair(['a', 'b']);
+const startDaemon = pair.start;
 let pki: Pki;
 let a: DohServer;
 let b: DohServer;
@@ -19,20 +24,9 @@ let cluster: PlainDnsServer;
 let office: PlainDnsServer;
 let d: RunningDaemon | undefined;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitFor(pred: () => boolean, ms = 8000): Promise<void> {
-  const until = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await sleep(25);
-  }
-}
-
 beforeAll(async () => {
-  pki = await makePki();
-  a = await startDohServer({ pki, name: 'a' });
-  b = await startDohServer({ pki, name: 'b' });
+  pki = pair.pki;
+  [a, b] = pair.servers;
   const clusterZone = defaultZone();
   clusterZone.add({ name: 'kubernetes.default.svc.cluster.local', type: 'A', ttl: 30, data: '10.96.0.1' });
   clusterZone.add({ name: '1.0.96.10.in-addr.arpa', type: 'PTR', ttl: 30, data: 'kubernetes.default.svc.cluster.local' });
@@ -43,14 +37,10 @@ beforeAll(async () => {
   office = await startPlainDnsServer({ zone: officeZone });
 });
 afterAll(async () => {
-  await Promise.all([a.close(), b.close(), cluster.close(), office.close()]);
-  await pki.cleanup();
+  await Promise.all([cluster.close(), office.close()]);
 });
-afterEach(async () => {
-  await d?.stop();
+afterEach(() => {
   d = undefined;
-  a.reset();
-  b.reset();
   for (const p of [cluster, office]) {
     p.mode = 'ok';
     p.delayMs = 0;
@@ -68,36 +58,35 @@ const ab = () => [
 
 describe('hedged strategy', () => {
   it('sends one request when the first upstream is fast, and a second one when it stalls', async () => {
-    d = await startDaemon({ upstreams: ab(), strategy: 'hedged', hedge: { initialDelayMs: 1000 } });
+    d = await startDaemon({ upstreams: ab(), strategy: 'hedged', hedge: { initialDelayMs: 500 } });
     const r1 = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(r1.response.answers[0]!.data).toBe('192.0.2.3');
-    await sleep(1200); // longer than the hedge delay: a second request would have gone out by now
     expect([a.requests, b.requests]).toEqual([1, 0]);
+    // (Had r1's hedge timer been left running, it would fire before r2's, which r2 waits for:
+    // b would count 2 below.)
 
     a.mode = 'hang';
     const r2 = await queryUdp({ port: d.port, name: 'example.com', type: 'AAAA' });
     expect(r2.response.answers[0]!.data).toBe('2001:db8::1');
     expect([a.requests, b.requests]).toEqual([2, 1]);
     // It waited about the hedge delay for the first one before asking the second.
-    expect(r2.ms).toBeGreaterThanOrEqual(950);
+    expect(r2.ms).toBeGreaterThanOrEqual(450);
   });
 
   it('a request overtaken by its hedge is left to finish, and its real time ranks the upstreams', async () => {
-    // The previous test's hung request is reset when its daemon stops: let that land first.
-    await sleep(100);
-    a.reset();
-    b.reset();
+    // (The previous test's hung request is reset when its daemon stops: useDohPair waits for that.)
     d = await startDaemon({ upstreams: ab(), strategy: 'hedged', timeoutMs: 2000, hedge: { initialDelayMs: 100, minDelayMs: 10 } });
     a.delayMs = 400;
     const r = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(r.response.answers[0]!.data).toBe('192.0.2.3');
     expect(r.ms).toBeLessThan(350); // b answered the hedge; the client did not wait for a
     // a's request was not reset: a answered it in full, later.
-    await waitFor(() => a.answered === 1);
+    await until(() => a.answered === 1, 8000);
     expect(a.resets).toBe(0);
     // Health saw a's real time (~400 ms), not "slower than b" (~100 ms): b is asked first now.
-    const health = d.daemon.groups.health.snapshot();
-    expect(health.find((h) => h.name === 'a')!.latencyMs).toBeGreaterThanOrEqual(380);
+    // (The answer sent is told to health once dohd has read it: polled.)
+    const seen = await until(() => d!.daemon.groups.health.snapshot().find((h) => h.name === 'a')?.latencyMs, 3000, "a's latency in health");
+    expect(seen).toBeGreaterThanOrEqual(380);
     a.reset();
     b.reset();
     await queryUdp({ port: d.port, name: 'example.com' });
@@ -125,7 +114,7 @@ describe('failover strategy and health', () => {
     d = await startDaemon({
       upstreams: ab(),
       strategy: 'failover',
-      health: { failures: 1, backoffMs: 1500, maxBackoffMs: 3000 },
+      health: { failures: 1, backoffMs: 400, maxBackoffMs: 3000 },
     });
     a.mode = 'http500';
     const r1 = await queryUdp({ port: d.port, name: 'www.example.com' });
@@ -141,7 +130,7 @@ describe('failover strategy and health', () => {
 
     // a recovers; the background probe brings it back, and it is first in line again.
     a.mode = 'ok';
-    await waitFor(() => d!.logs.some((l) => l.msg === 'upstream back in' && l.upstream === 'a'));
+    await until(() => d!.logs.some((l) => l.msg === 'upstream back in' && l.upstream === 'a'), 8000);
     const before = a.requests;
     const r3 = await queryUdp({ port: d.port, name: 'cname.example.net' });
     expect(r3.response.answers.map((x) => x.data)).toEqual(['example.com', '192.0.2.1']);
@@ -154,7 +143,7 @@ describe('failover strategy and health', () => {
     a.mode = 'http500';
     await queryUdp({ port: d.port, name: 'www.example.com' });
     // 100, then 200, 400, 800 after each failed probe.
-    await waitFor(() => (d!.daemon.groups.health.snapshot().find((s) => s.name === 'a')?.backoffMs ?? 0) >= 800);
+    await until(() => (d!.daemon.groups.health.snapshot().find((s) => s.name === 'a')?.backoffMs ?? 0) >= 800, 8000);
     const s = d.daemon.groups.health.snapshot().find((x) => x.name === 'a')!;
     expect(s.up).toBe(false);
     expect(s.probes).toBeGreaterThanOrEqual(3);
@@ -176,9 +165,6 @@ describe('failover strategy and health', () => {
   });
 
   it('race: the losers are left to finish, not reset (no rapid-reset pattern); only a loser still open at the deadline is reset', async () => {
-    await sleep(100); // a reset from the previous test's daemon stopping lands before counting starts
-    a.reset();
-    b.reset();
     d = await startDaemon({ upstreams: ab(), timeoutMs: 600 });
     b.delayMs = 150;
     const names = ['example.com', 'www.example.com', 'cname.example.net', 'short.example.net', 'goproxy.cn'];
@@ -189,22 +175,22 @@ describe('failover strategy and health', () => {
       // a won: the client did not wait for b.
       expect(performance.now() - t0).toBeLessThan(140);
     }
-    await waitFor(() => b.answered === names.length);
+    await until(() => b.answered === names.length, 8000);
     expect(b.resets).toBe(0);
     expect(a.resets).toBe(0);
     const raw = d.daemon.upstreams.find((u) => u.name === 'b') as DohUpstream;
-    await waitFor(() => raw.stats.pending === 0);
+    await until(() => raw.stats.pending === 0, 8000);
 
     // b stops answering: its requests are reset once the query deadline (600 ms) is over, not before.
     b.mode = 'hang';
     const t0 = performance.now();
     const r = await queryUdp({ port: d.port, name: 'example.com', type: 'AAAA' });
     expect(r.response.rcode).toBe('NOERROR');
-    await sleep(300);
     expect(b.resets).toBe(0);
-    await waitFor(() => b.resets === 1, 3000);
+    await until(() => b.resets === 1, 3000); // polled: a reset before the deadline would show below
+
     expect(performance.now() - t0).toBeGreaterThanOrEqual(550);
-    await waitFor(() => raw.stats.pending === 0);
+    await until(() => raw.stats.pending === 0, 8000);
   });
 
   it('failover moves on when an attempt does not answer in time; the last one gets until the deadline', async () => {
@@ -316,10 +302,12 @@ describe('fallback group', () => {
     expect(d.logs.some((l) => l.msg === 'answering from the fallback group' && l.group === 'office')).toBe(true);
     // Both are out now: the fallback answers without asking them again. (A reset request is
     // retried once on a fresh connection, which may still be under way: let it settle first.)
+    const raw = d.daemon.upstreams as DohUpstream[];
     let requests = -1;
     while (requests !== a.requests + b.requests) {
       requests = a.requests + b.requests;
-      await sleep(300);
+      await until(() => raw.every((u) => u.stats.pending === 0), 8000);
+      await sleep(100);
     }
     const next = await queryUdp({ port: d.port, name: 'cname.example.net' });
     expect(next.response.rcode).toBe('NOERROR');

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { AnswerCache, cacheableTtl, isNegative, render } from '../../src/stages/cache/answer-cache.js';
 import { loadCache, saveCache } from '../../src/stages/cache/persist.js';
+import { answerCacheOptions } from '../fixtures/config-defaults.js';
 
 type Rr = dnsPacket.Answer;
 const soa = (ttl: number, minimum: number): Rr => ({
@@ -63,7 +64,7 @@ describe('cacheableTtl (RFC 2181, RFC 2308)', () => {
 describe('AnswerCache', () => {
   it('clamps positive TTLs to [minTtl, maxTtl] and rewrites the records to match', () => {
     const c = clock();
-    const cache = new AnswerCache({ maxEntries: 10, minTtl: 30, maxTtl: 100, now: c.now });
+    const cache = new AnswerCache(answerCacheOptions({ maxEntries: 10, minTtl: 30, maxTtl: 100, now: c.now, staleWindow: 0 }));
     const short = answer({ answers: [a(5)] });
     const e1 = cache.set('s', short.wire, 5, 0, false)!;
     expect(e1.ttl).toBe(30);
@@ -77,7 +78,7 @@ describe('AnswerCache', () => {
   });
 
   it('counts down TTLs up to the largest RFC 2181 allows', () => {
-    const cache = new AnswerCache({ maxEntries: 10, maxTtl: 2 ** 31 - 1 });
+    const cache = new AnswerCache(answerCacheOptions({ maxEntries: 10, maxTtl: 2 ** 31 - 1, staleWindow: 0 }));
     const e = cache.set('big', answer({ answers: [a(2 ** 31 - 1), a(0x01020304, '192.0.2.2')] }).wire, 0x01020304, 0, false)!;
     expect(ttlsOf(render(e, 4))).toEqual([0x01020300, 0x01020300]);
     const e2 = cache.set('top', answer({ answers: [a(2 ** 31 - 1)] }).wire, 2 ** 31 - 1, 0, false)!;
@@ -85,7 +86,7 @@ describe('AnswerCache', () => {
   });
 
   it('bounds negative TTLs by negativeMaxTtl and does not raise them to minTtl', () => {
-    const cache = new AnswerCache({ maxEntries: 10, minTtl: 30, negativeMaxTtl: 20 });
+    const cache = new AnswerCache(answerCacheOptions({ maxEntries: 10, minTtl: 30, negativeMaxTtl: 20, staleWindow: 0 }));
     const nx = answer({ rcode: 3, authorities: [soa(900, 600)] });
     expect(cache.set('n', nx.wire, 600, 3, true)!.ttl).toBe(20);
     const tiny = answer({ rcode: 3, authorities: [soa(5, 5)] });
@@ -94,7 +95,7 @@ describe('AnswerCache', () => {
 
   it('tells fresh from stale, counts fresh hits, and drops entries past the stale window', () => {
     const c = clock();
-    const cache = new AnswerCache({ maxEntries: 10, staleWindow: 10, now: c.now });
+    const cache = new AnswerCache(answerCacheOptions({ maxEntries: 10, staleWindow: 10, now: c.now }));
     cache.set('k', answer({ answers: [a(60)] }).wire, 60, 0, false);
     expect(cache.lookup('k')?.state).toBe('fresh');
     expect(cache.lookup('k')?.entry.hits).toBe(2);
@@ -110,7 +111,7 @@ describe('AnswerCache', () => {
   });
 
   it('keeps popularity when an entry is replaced (prefetch)', () => {
-    const cache = new AnswerCache({ maxEntries: 10 });
+    const cache = new AnswerCache(answerCacheOptions({ maxEntries: 10, staleWindow: 0 }));
     const w = answer({ answers: [a(60)] }).wire;
     cache.set('k', w, 60, 0, false);
     cache.lookup('k');
@@ -119,19 +120,19 @@ describe('AnswerCache', () => {
   });
 
   it('is bounded by bytes as well as entries', () => {
-    const cache = new AnswerCache({ maxEntries: 1000, maxBytes: 8192 });
+    const cache = new AnswerCache(answerCacheOptions({ maxEntries: 1000, maxBytes: 8192, staleWindow: 0 }));
     for (let i = 0; i < 200; i++) cache.set(`k${i}`, answer({ answers: [a(60)] }).wire, 60, 0, false);
     expect(cache.bytes).toBeLessThanOrEqual(8192);
     expect(cache.size).toBeLessThan(200);
     expect(cache.peek('k199')).toBeDefined();
     expect(cache.peek('k0')).toBeUndefined();
-    const few = new AnswerCache({ maxEntries: 3 });
+    const few = new AnswerCache(answerCacheOptions({ maxEntries: 3, staleWindow: 0 }));
     for (let i = 0; i < 10; i++) few.set(`k${i}`, answer({ answers: [a(60)] }).wire, 60, 0, false);
     expect(few.size).toBe(3);
   });
 
   it('maxEntries 0 turns the cache off', () => {
-    const cache = new AnswerCache({ maxEntries: 0 });
+    const cache = new AnswerCache(answerCacheOptions({ maxEntries: 0, staleWindow: 0 }));
     expect(cache.set('k', answer({ answers: [a(60)] }).wire, 60, 0, false)).toBeUndefined();
     expect(cache.size).toBe(0);
   });
@@ -142,7 +143,7 @@ describe('warm restart file', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dohd-persist-'));
     try {
       const c = clock();
-      const one = new AnswerCache({ maxEntries: 10, now: c.now });
+      const one = new AnswerCache(answerCacheOptions({ maxEntries: 10, now: c.now, staleWindow: 0 }));
       one.set('old', answer({ answers: [a(60, '192.0.2.1')] }).wire, 60, 0, false);
       one.set('nx', answer({ rcode: 3, authorities: [soa(60, 60)] }).wire, 60, 3, true);
       one.set('new', answer({ answers: [a(300, '192.0.2.2')] }).wire, 300, 0, false);
@@ -150,7 +151,7 @@ describe('warm restart file', () => {
       const file = join(dir, 'cache');
       expect(saveCache(one, file)).toBe(3);
       c.t += 30_000; // dohd was down for 30 s
-      const two = new AnswerCache({ maxEntries: 10, now: c.now });
+      const two = new AnswerCache(answerCacheOptions({ maxEntries: 10, now: c.now, staleWindow: 0 }));
       expect(loadCache(two, file)).toEqual({ loaded: 3, skipped: 0 });
       expect(ttlsOf(two.get('old')!)).toEqual([30]);
       expect(ttlsOf(two.get('new')!)).toEqual([270]);
@@ -158,10 +159,10 @@ describe('warm restart file', () => {
       expect([...two.entries()].map(([k]) => k)).toEqual(['new', 'old', 'nx']); // the two get()s above moved them
       // Expired (and past any stale window): skipped.
       c.t += 100_000;
-      const three = new AnswerCache({ maxEntries: 10, now: c.now });
+      const three = new AnswerCache(answerCacheOptions({ maxEntries: 10, now: c.now, staleWindow: 0 }));
       expect(loadCache(three, file)).toEqual({ loaded: 1, skipped: 2 });
       // With a stale window they come back as stale entries.
-      const four = new AnswerCache({ maxEntries: 10, staleWindow: 3600, now: c.now });
+      const four = new AnswerCache(answerCacheOptions({ maxEntries: 10, staleWindow: 3600, now: c.now }));
       expect(loadCache(four, file).loaded).toBe(3);
       expect(four.lookup('old')?.state).toBe('stale');
     } finally {
@@ -174,11 +175,11 @@ describe('warm restart file', () => {
     try {
       const c = clock();
       const file = join(dir, 'cache');
-      const one = new AnswerCache({ maxEntries: 10, maxTtl: 100, now: c.now });
+      const one = new AnswerCache(answerCacheOptions({ maxEntries: 10, maxTtl: 100, now: c.now, staleWindow: 0 }));
       one.set('clamped', answer({ answers: [a(3600), a(3600, '192.0.2.2')] }).wire, 3600, 0, false);
       saveCache(one, file);
       c.t += 10_000;
-      const two = new AnswerCache({ maxEntries: 10, now: c.now });
+      const two = new AnswerCache(answerCacheOptions({ maxEntries: 10, now: c.now, staleWindow: 0 }));
       expect(loadCache(two, file)).toEqual({ loaded: 1, skipped: 0 });
       expect(ttlsOf(two.get('clamped')!)).toEqual([90, 90]);
       // Written by hand as the format says: the wire keeps the upstream's TTL (3600), the list says 50.
@@ -197,7 +198,7 @@ describe('warm restart file', () => {
       const count = Buffer.alloc(4);
       count.writeUInt32BE(1);
       writeFileSync(file, Buffer.concat([Buffer.from('DOHDCAC1'), count, head, wire]));
-      const three = new AnswerCache({ maxEntries: 10, now: c.now });
+      const three = new AnswerCache(answerCacheOptions({ maxEntries: 10, now: c.now, staleWindow: 0 }));
       expect(loadCache(three, file)).toEqual({ loaded: 1, skipped: 0 });
       expect(ttlsOf(three.get('byhand')!)).toEqual([30]);
     } finally {
@@ -208,7 +209,7 @@ describe('warm restart file', () => {
   it('refuses files that are not ours or are cut short', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dohd-persist-'));
     try {
-      const cache = new AnswerCache({ maxEntries: 10 });
+      const cache = new AnswerCache(answerCacheOptions({ maxEntries: 10, staleWindow: 0 }));
       const f = join(dir, 'x');
       writeFileSync(f, 'hello world, not a cache');
       expect(() => loadCache(cache, f)).toThrow(/not a dohd cache file/);
@@ -216,7 +217,7 @@ describe('warm restart file', () => {
       saveCache(cache, f);
       const full = readFileSync(f);
       writeFileSync(f, full.subarray(0, full.length - 5));
-      expect(() => loadCache(new AnswerCache({ maxEntries: 10 }), f)).toThrow(/cut short/);
+      expect(() => loadCache(new AnswerCache(answerCacheOptions({ maxEntries: 10, staleWindow: 0 })), f)).toThrow(/cut short/);
       expect(() => loadCache(cache, join(dir, 'missing'))).toThrow(/ENOENT/);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -1,13 +1,14 @@
 /**
  * The benchmark's verdicts on noisy p99s (bootstrap intervals) and its run history: each
- * full run's figures and verdicts are kept (the last HISTORY_MAX), and the README's tally
+ * full run's figures and verdicts are kept (the last HISTORY_MAX), and docs/benchmark.md's tally
  * counts how many of those runs met each target.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { appendHistory, HISTORY_MAX, historyMarkdown, summarize } from '../../bench/history.js';
+import { appendHistory, HISTORY_MAX, historyMarkdown, summarize, type RunSummary } from '../../bench/history.js';
+import { tableMarkdown, updateBenchmarkDoc } from '../../bench/report.js';
 import { bootstrapPercentiles } from '../../bench/stats.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'dohd-history-'));
@@ -108,5 +109,38 @@ describe('bootstrap interval of a p99 comparison', () => {
     const b = sample(3000, 5, 6);
     expect(bootstrapPercentiles(a, b, (x, y) => x / y)).toEqual(bootstrapPercentiles(a, b, (x, y) => x / y));
     expect(Number.isNaN(bootstrapPercentiles([], b, (x, y) => x - y).lo)).toBe(true);
+  });
+});
+
+describe('the page the benchmark writes', () => {
+  const root = (p: string) => new URL(`../../${p}`, import.meta.url).pathname;
+
+  it('is docs/benchmark.md alone: its tables between the markers, the rest of the page and the README untouched', () => {
+    const page = join(dir, 'benchmark.md');
+    copyFileSync(root('docs/benchmark.md'), page);
+    const before = readFileSync(page, 'utf8');
+    const results = JSON.parse(readFileSync(root('bench/results.json'), 'utf8')) as Record<string, unknown>;
+    const history = JSON.parse(readFileSync(root('bench/history.json'), 'utf8')) as RunSummary[];
+    expect(updateBenchmarkDoc(page, results, history)).toBe(true);
+    const after = readFileSync(page, 'utf8');
+    const start = '<!-- bench:start -->';
+    const end = '<!-- bench:end -->';
+    // Outside the markers, nothing changed; inside, the tables of these results.
+    expect(after.slice(0, after.indexOf(start))).toBe(before.slice(0, before.indexOf(start)));
+    expect(after.slice(after.indexOf(end))).toBe(before.slice(before.indexOf(end)));
+    expect(after).toContain(tableMarkdown(results));
+    expect(after).toContain(historyMarkdown(history));
+    // The README has no tables for the benchmark to rewrite.
+    expect(readFileSync(root('README.md'), 'utf8')).not.toContain(start);
+    // A page without the markers is left as it is.
+    const bare = join(dir, 'bare.md');
+    writeFileSync(bare, '# no markers\n');
+    expect(updateBenchmarkDoc(bare, results, history)).toBe(false);
+    expect(readFileSync(bare, 'utf8')).toBe('# no markers\n');
+  });
+
+  it('the committed page holds the tables of the committed results (bench/results.json)', () => {
+    const results = JSON.parse(readFileSync(root('bench/results.json'), 'utf8')) as Record<string, unknown>;
+    expect(readFileSync(root('docs/benchmark.md'), 'utf8')).toContain(tableMarkdown(results));
   });
 });

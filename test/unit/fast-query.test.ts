@@ -256,7 +256,8 @@ describe('every query decodes the same on the fast and full paths (and as dns-pa
       fc.property(compressed, (raw) => {
         seen[againstDnsPacket(raw)]++;
       }),
-      { numRuns: RUNS },
+      // A fixed seed: the share of each outcome below is a property of the generator, not of luck.
+      { numRuns: RUNS, seed: 0x5eed },
     );
     // Both outcomes must occur: pointers into the header decode, pointers forward do not.
     expect(seen.ok).toBeGreaterThan(RUNS / 20);

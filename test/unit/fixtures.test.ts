@@ -9,6 +9,7 @@ import { TcpDnsClient, buildQuery, queryTcp, queryUdp, sendRawUdp } from '../fix
 import { type DohMode, type DohServer, startDohServer } from '../fixtures/doh-server.js';
 import { type Pki, makePki } from '../fixtures/pki.js';
 import { type PlainDnsServer, startPlainDnsServer } from '../fixtures/plain-dns-server.js';
+import { until } from '../fixtures/resources.js';
 import { Zone, defaultZone } from '../fixtures/zone.js';
 
 type Decoded = dnsPacket.DecodedPacket & { rcode?: string };
@@ -31,15 +32,6 @@ async function post(client: Client, body: Buffer, signal?: AbortSignal) {
   });
   const bytes = Buffer.from(await res.body.arrayBuffer());
   return { status: res.statusCode, headers: res.headers, body: bytes };
-}
-
-/** Resolves when cond() holds, polling; fails after timeoutMs. */
-async function until(cond: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(10);
-  }
 }
 
 describe('pki', () => {

@@ -2,12 +2,10 @@
  * The log formats: JSON lines for files and pipes, one human line with its syslog priority
  * for the journal. `journalctl -p` filtering on the real journal: test/e2e/systemd-nspawn.test.ts.
  */
-import { spawnSync } from 'node:child_process';
-import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/load.js';
 import { createLogger, isJournalStream, resolveFormat, setLogFormat, textLine, type LogFormat } from '../../src/log/log.js';
@@ -93,24 +91,4 @@ describe('log.format', () => {
   });
 });
 
-describe('errors on stderr', () => {
-  it('the journal gets them marked <3> (error), every line; a file or pipe gets them as they are', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dohd-stderr-'));
-    try {
-      const cli = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
-      const run = (journal: boolean) => {
-        const file = join(dir, `err-${journal}`);
-        const fd = openSync(file, 'w');
-        const st = fstatSync(fd, { bigint: true });
-        const env = { ...process.env, JOURNAL_STREAM: journal ? `${st.dev}:${st.ino}` : '' };
-        const r = spawnSync(process.execPath, [cli, 'check-config', '--config', join(dir, 'missing.yaml')], { stdio: ['ignore', 'ignore', fd], env });
-        closeSync(fd);
-        return { code: r.status, text: readFileSync(file, 'utf8') };
-      };
-      expect(run(true)).toEqual({ code: 2, text: `<3>dohd: cannot read config file ${join(dir, 'missing.yaml')}: ENOENT\n` });
-      expect(run(false)).toEqual({ code: 2, text: `dohd: cannot read config file ${join(dir, 'missing.yaml')}: ENOENT\n` });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-});
+// Errors on stderr, marked for the journal, from the built CLI: test/e2e/stderr-journal.test.ts.

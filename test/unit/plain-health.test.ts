@@ -7,6 +7,7 @@ import { UpstreamError } from '../../src/upstream/errors.js';
 import { HealthTracker } from '../../src/upstream/health.js';
 import { PlainUpstream } from '../../src/upstream/plain/plain.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
+import { until } from '../fixtures/resources.js';
 
 let server: PlainDnsServer;
 beforeAll(async () => {
@@ -104,15 +105,13 @@ describe('HealthTracker', () => {
       expect(h.available([u])).toEqual([u]); // every one out: try them all
       expect(h.allDown([u])).toBe(true);
       // Probes fail (the server hangs): backoff doubles up to the max.
-      const deadline = Date.now() + 5000;
-      while ((h.snapshot().find((x) => x.name === u.name)?.probes ?? 0) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await until(() => (h.snapshot().find((x) => x.name === u.name)?.probes ?? 0) >= 3, 5000, 'three probes').catch(() => {});
       const st = h.snapshot().find((x) => x.name === u.name)!;
       expect(st.probes).toBeGreaterThanOrEqual(3);
       expect(st.backoffMs).toBe(150);
       expect(st.errorRate).toBeCloseTo(2 / 3);
       s.mode = 'ok';
-      const until = Date.now() + 3000;
-      while (!h.isUp(u) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      await until(() => h.isUp(u), 3000, 'back up').catch(() => {});
       expect(h.isUp(u)).toBe(true);
       expect(h.snapshot().find((x) => x.name === u.name)!.backoffMs).toBe(50);
     } finally {

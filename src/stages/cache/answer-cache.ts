@@ -7,6 +7,7 @@
  * stale, and the cache stage decides when a stale answer may go out.
  */
 import { LRUCache } from 'lru-cache';
+import type { CacheConfig } from '../../config/schema.js';
 import type { Packet } from '../../dns/message.js';
 import { Rcode, ttlOffsets, u32 } from '../../dns/wire.js';
 
@@ -43,19 +44,10 @@ export interface CacheEntry {
   failedAt: number;
 }
 
-export interface CacheOptions {
-  maxEntries: number;
-  /** Approximate bound of the memory the entries take, bytes. */
-  maxBytes?: number;
-  /** Clamps of a positive answer's TTL, seconds. */
-  minTtl?: number;
-  maxTtl?: number;
-  /** Upper bound of a negative answer's TTL, seconds. */
-  negativeMaxTtl?: number;
-  /** Seconds past expiry an entry is kept for serve-stale; 0 drops it at expiry. */
-  staleWindow?: number;
+/** Its slice of the parsed `cache` config, as is (the schema has the defaults and the meanings). */
+export type CacheOptions = Pick<CacheConfig, 'maxEntries' | 'maxBytes' | 'minTtl' | 'maxTtl' | 'negativeMaxTtl' | 'staleWindow'> & {
   now?: () => number;
-}
+};
 
 export type CacheLookup =
   | { state: 'fresh'; entry: CacheEntry; ageMs: number }
@@ -145,13 +137,13 @@ export class AnswerCache {
 
   constructor(opts: CacheOptions) {
     this.now = opts.now ?? Date.now;
-    this.minTtl = opts.minTtl ?? 0;
-    this.maxTtl = opts.maxTtl ?? 86400;
-    this.negativeMaxTtl = opts.negativeMaxTtl ?? 3600;
-    this.staleWindow = opts.staleWindow ?? 0;
+    this.minTtl = opts.minTtl;
+    this.maxTtl = opts.maxTtl;
+    this.negativeMaxTtl = opts.negativeMaxTtl;
+    this.staleWindow = opts.staleWindow;
     this.lru = new LRUCache<string, CacheEntry>({
       max: Math.max(1, opts.maxEntries),
-      maxSize: Math.max(4096, opts.maxBytes ?? 64 * 2 ** 20),
+      maxSize: Math.max(4096, opts.maxBytes),
       sizeCalculation: (e, key) => entrySize(e, key),
     });
     this.enabled = opts.maxEntries > 0;

@@ -13,6 +13,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import type { CacheConfig } from '../../config/schema.js';
 import { AnswerCache, cacheableTtl, isNegative, render, type CacheLookup } from './answer-cache.js';
 import { EDE_STALE, EDE_STALE_NXDOMAIN } from '../../dns/ede.js';
 import { Rcode } from '../../dns/wire.js';
@@ -28,20 +29,20 @@ export function keyFor(ctx: Context): string {
   return ecs ? `${q.key}|ecs:${ecs.toString('hex')}` : q.key;
 }
 
-export interface CacheStageOptions {
-  staleTtl?: number;
-  staleClientTimeoutMs?: number;
-  staleRecheckMs?: number;
-  /** Hits an entry needs before it is prefetched; 0 turns prefetch off. */
-  prefetchHits?: number;
-  prefetchThreshold?: number;
-  /** Deadline of a background refresh. */
-  refreshTimeoutMs?: number;
-  /** Background refreshes in flight at once; past it, none is started. */
+/** Its slice of the parsed `cache` config as is (the schema has the defaults), and what follows from the rest of it. */
+export type CacheStageOptions = Pick<CacheConfig, 'staleTtl' | 'staleRecheckMs' | 'prefetchHits' | 'prefetchThreshold'> & {
+  /** `cache.staleClientTimeoutMs`, or what it defaults to (config/check.ts `staleClientTimeout`). */
+  staleClientTimeoutMs: number;
+  /** Deadline of a background refresh: `timeoutMs`. */
+  refreshTimeoutMs: number;
+  /** Background refreshes in flight at once; past it, none is started. Not configurable. */
   maxRefreshes?: number;
   log?: Logger;
   now?: () => number;
-}
+};
+
+/** Background refreshes in flight at once, unless a test says otherwise. */
+const MAX_REFRESHES = 1000;
 
 /** A good answer to remember or to replace a stale one with. */
 function usable(r: Result): boolean {
@@ -69,16 +70,16 @@ export class CacheStage implements Stage {
 
   constructor(
     readonly cache: AnswerCache,
-    opts: CacheStageOptions = {},
+    opts: CacheStageOptions,
   ) {
     this.o = {
-      staleTtl: opts.staleTtl ?? 30,
-      staleClientTimeoutMs: opts.staleClientTimeoutMs ?? 1800,
-      staleRecheckMs: opts.staleRecheckMs ?? 30_000,
-      prefetchHits: opts.prefetchHits ?? 0,
-      prefetchThreshold: opts.prefetchThreshold ?? 0.1,
-      refreshTimeoutMs: opts.refreshTimeoutMs ?? 2500,
-      maxRefreshes: opts.maxRefreshes ?? 1000,
+      staleTtl: opts.staleTtl,
+      staleClientTimeoutMs: opts.staleClientTimeoutMs,
+      staleRecheckMs: opts.staleRecheckMs,
+      prefetchHits: opts.prefetchHits,
+      prefetchThreshold: opts.prefetchThreshold,
+      refreshTimeoutMs: opts.refreshTimeoutMs,
+      maxRefreshes: opts.maxRefreshes ?? MAX_REFRESHES,
       now: opts.now ?? Date.now,
       ...(opts.log ? { log: opts.log } : {}),
     };

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Client, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
-import type { UpstreamConfig } from '../../config/schema.js';
+import { UPSTREAM_CONNECTION_DEFAULTS, type UpstreamInput } from '../../config/schema.js';
 import type { Query } from '../../dns/message.js';
 import { CANCELLED_EXCHANGE, UpstreamError, type UpstreamFailure } from '../errors.js';
 import { TransportGuard, type GuardOptions } from '../guard.js';
@@ -23,13 +23,9 @@ export const MAX_ANSWER_BYTES = 65_535;
 
 export interface DohOptions extends GuardOptions {
   log?: Logger;
-  /** Close a connection idle this long, below the 10-30 s after which upstreams drop idle ones silently. */
-  idleTimeoutMs?: number;
   connectTimeoutMs?: number;
   /** Requests allowed in flight at once; beyond it, fail fast instead of queueing without bound. */
   maxPending?: number;
-  /** A connection not heard from for this long is suspect: a request on it is re-sent on a fresh one when slow (see `resendDelay`). */
-  quietMs?: number;
   /** Delay before the next bootstrap IP joins the connection race (RFC 8305), default 250 ms. */
   staggerMs?: number;
   /** Told when a bootstrap IP was unreachable while another connected (metrics: reason ip_unreachable). */
@@ -88,7 +84,8 @@ export class DohUpstream implements Upstream {
   readonly guard: TransportGuard;
 
   constructor(
-    cfg: UpstreamConfig,
+    /** idleTimeoutMs and quietMs left out (an upstream built outside a config) get the schema's defaults. */
+    cfg: UpstreamInput,
     private readonly opts: DohOptions = {},
   ) {
     this.url = new URL(cfg.url);
@@ -98,9 +95,9 @@ export class DohUpstream implements Upstream {
     this.servername = isIP(host) ? undefined : host;
     this.addresses = cfg.bootstrap?.length ? [...cfg.bootstrap] : [host];
     if (!isIP(this.addresses[0]!)) throw new Error(`upstream ${cfg.url}: no bootstrap address`);
-    this.idleTimeoutMs = cfg.idleTimeoutMs ?? opts.idleTimeoutMs ?? 8000;
+    this.idleTimeoutMs = cfg.idleTimeoutMs ?? UPSTREAM_CONNECTION_DEFAULTS.idleTimeoutMs;
     this.maxPending = opts.maxPending ?? 512;
-    this.quietMs = cfg.quietMs ?? opts.quietMs ?? 1000;
+    this.quietMs = cfg.quietMs ?? UPSTREAM_CONNECTION_DEFAULTS.quietMs;
     this.guard = new TransportGuard(() => this.name, opts, () => this.quarantine());
     // One TLS context for every connection to this upstream: building one with an extra CA
     // parses the whole root store again (~25 ms of blocked event loop per reconnect).
@@ -122,10 +119,8 @@ export class DohUpstream implements Upstream {
       allowH2: true,
       pipelining: 100,
       maxConcurrentStreams: 100,
-      // Off: every exchange runs under the caller's deadline signal. undici's HTTP/2 timeouts
-      // are stream timers, and one it sets when a response arrives on a stream that has
-      // already closed (a reply in a single frame) is never cleared: with 30 s there, about
-      // one request in twenty, and everything it referenced, stayed alive for 30 s.
+      // Off: every exchange runs under the caller's deadline signal, and undici leaks some of
+      // these stream timers (docs/performance.md, "The DoH exchange").
       headersTimeout: 0,
       bodyTimeout: 0,
       // No PINGs: idle connections are closed (idleTimeoutMs) and requests on quiet ones re-sent instead.
@@ -251,8 +246,8 @@ export class DohUpstream implements Upstream {
     const quiet = this.quietMs > 0 && performance.now() - first.heardAt > this.quietMs;
     return new Promise<CheckedAnswer>((resolve, reject) => {
       // Each attempt listens to the caller's signal itself, and one that is overtaken (a re-send
-      // answered first) is cancelled through its handler: no AbortController of the exchange's
-      // own (each is an EventTarget, the largest part of what a cold miss allocated).
+      // answered first) is cancelled through its handler: no AbortController of its own
+      // (docs/performance.md).
       const running = new Set<Exchange>();
       let settled = false;
       let resent = false;
@@ -386,11 +381,9 @@ const DOH_HEADERS = { 'content-type': 'application/dns-message', accept: 'applic
  * the caller's abort or `cancel()`, whichever comes first. A failed check, an abort or a
  * cancel stops the stream.
  *
- * Settled, it lets go of the query, the caller's signal and callbacks and the answer's bytes.
- * undici's request and Node's HTTP/2 stream keep their handler well past the answer (the
- * young-generation collector does not free a stream, only a full collection does), so all a
- * finished handler still pointed to was promoted with it: about a sixth of what a cold miss
- * left for the old generation. (Exported for test/unit/doh-exchange.test.ts.)
+ * Settled, it lets go of the query, the caller's signal and callbacks and the answer's bytes:
+ * undici and Node keep a handler until the next full collection, so whatever it still held
+ * would be promoted (docs/performance.md). (Exported for test/unit/doh-exchange.test.ts.)
  */
 export class Exchange implements Dispatcher.DispatchHandler {
   done = false;

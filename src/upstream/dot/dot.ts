@@ -16,6 +16,7 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
+import { UPSTREAM_CONNECTION_DEFAULTS } from '../../config/schema.js';
 import type { Query } from '../../dns/message.js';
 import { classify } from '../doh/doh.js';
 import { CANCELLED_EXCHANGE, UpstreamError } from '../errors.js';
@@ -33,26 +34,24 @@ export interface DotConfig {
   bootstrap?: string[] | undefined;
   ca?: string | undefined;
   name?: string | undefined;
+  /** Left out: the schema's defaults (upstreams[].idleTimeoutMs). */
   idleTimeoutMs?: number | undefined;
+  /**
+   * A connection not heard from for this long may be dead without a FIN (a NAT forgot it): a
+   * query sent on it that gets no answer within quietDelay() retires it, and what was in flight
+   * is re-sent on a fresh one. 0 = never. Left out: the schema's default (upstreams[].quietMs).
+   */
   quietMs?: number | undefined;
 }
 
 export interface DotOptions extends GuardOptions {
   log?: Logger;
-  /** Close a connection idle this long (default 8000 ms). */
-  idleTimeoutMs?: number;
   /** Whole connection race (every bootstrap IP), default 5000 ms. */
   connectTimeoutMs?: number;
   /** Delay before the next bootstrap IP joins the race (RFC 8305), default 250 ms. */
   staggerMs?: number;
   /** Queries in flight at once; beyond it, fail fast. */
   maxPending?: number;
-  /**
-   * A connection not heard from for this long may be dead without a FIN (a NAT forgot it): a
-   * query sent on it that gets no answer within quietDelay() retires it, and what was in flight
-   * is re-sent on a fresh one. 0 = never. Default 1000.
-   */
-  quietMs?: number;
   /** Told when a bootstrap IP was unreachable while another connected (metrics: reason ip_unreachable). */
   observer?: Pick<UpstreamObserver, 'failure'>;
 }
@@ -215,11 +214,11 @@ export class DotUpstream implements Upstream {
     this.servername = isIP(host) ? undefined : host;
     this.addresses = cfg.bootstrap?.length ? [...cfg.bootstrap] : [host];
     if (!isIP(this.addresses[0]!)) throw new Error(`upstream ${cfg.url}: no bootstrap address`);
-    this.idleTimeoutMs = cfg.idleTimeoutMs ?? opts.idleTimeoutMs ?? 8000;
+    this.idleTimeoutMs = cfg.idleTimeoutMs ?? UPSTREAM_CONNECTION_DEFAULTS.idleTimeoutMs;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     this.staggerMs = opts.staggerMs;
     this.maxPending = opts.maxPending ?? 512;
-    this.quietMs = cfg.quietMs ?? opts.quietMs ?? 1000;
+    this.quietMs = cfg.quietMs ?? UPSTREAM_CONNECTION_DEFAULTS.quietMs;
     this.secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
   }
 

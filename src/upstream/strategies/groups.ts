@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { parseHostPort } from '../../config/address.js';
 import { DEFAULT_GROUP } from '../../config/check.js';
-import type { Config, GroupUpstreamConfig, StrategyName, UpstreamConfig } from '../../config/schema.js';
+import type { Config, GroupUpstreamConfig, StrategyName, UpstreamInput } from '../../config/schema.js';
 import { DohUpstream } from '../doh/doh.js';
 import { DotUpstream } from '../dot/dot.js';
 import { LadderUpstream } from '../ladder.js';
@@ -32,14 +32,14 @@ export interface UpstreamGroup {
  * An encrypted upstream from its config: `https://` is DoH, `tls://` is DoT. Both take the same
  * keys (bootstrap, ca, name, idleTimeoutMs); quietMs is DoH's only.
  */
-export function buildSecureUpstream(u: UpstreamConfig, opts: SecureUpstreamOptions = {}): DohUpstream | DotUpstream | LadderUpstream {
+export function buildSecureUpstream(u: UpstreamInput, opts: SecureUpstreamOptions = {}): DohUpstream | DotUpstream | LadderUpstream {
   const o = {
     ...opts.guard,
     ...(opts.log ? { log: opts.log } : {}),
     ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
     ...(opts.observer ? { observer: opts.observer } : {}),
   };
-  const one = (c: UpstreamConfig) => (c.url.startsWith('tls:') ? new DotUpstream(c, o) : new DohUpstream(c, o));
+  const one = (c: UpstreamInput) => (c.url.startsWith('tls:') ? new DotUpstream(c, o) : new DohUpstream(c, o));
   if (!u.alternates?.length) return one(u);
   // A provider with several paths: a ladder, named like its first path; each path named for what it is.
   const name = u.name ?? defaultName(u.url);
@@ -50,7 +50,7 @@ export function buildSecureUpstream(u: UpstreamConfig, opts: SecureUpstreamOptio
     labels.set(l, n);
     return `${name} [${l}${n > 1 ? n : ''}]`;
   };
-  const common = { ...(u.ca ? { ca: u.ca } : {}), ...(u.idleTimeoutMs ? { idleTimeoutMs: u.idleTimeoutMs } : {}) };
+  const common = { ...(u.ca ? { ca: u.ca } : {}), ...(u.idleTimeoutMs !== undefined ? { idleTimeoutMs: u.idleTimeoutMs } : {}), ...(u.quietMs !== undefined ? { quietMs: u.quietMs } : {}) };
   const rungs = [
     one({ ...u, alternates: undefined, name: label(u.url) }),
     ...u.alternates.map((a) => one({ url: a.url, ...(a.bootstrap ? { bootstrap: a.bootstrap } : {}), ...common, name: label(a.url) })),
@@ -86,7 +86,14 @@ export interface SecureUpstreamOptions {
 export function buildUpstream(u: GroupUpstreamConfig, log?: Logger, guard: GuardOptions = {}): Upstream {
   if (u.url?.startsWith('https:') || u.url?.startsWith('tls:')) {
     return buildSecureUpstream(
-      { url: u.url, ...(u.bootstrap ? { bootstrap: u.bootstrap } : {}), ...(u.ca ? { ca: u.ca } : {}), ...(u.name ? { name: u.name } : {}) },
+      {
+        url: u.url,
+        ...(u.bootstrap ? { bootstrap: u.bootstrap } : {}),
+        ...(u.ca ? { ca: u.ca } : {}),
+        ...(u.name ? { name: u.name } : {}),
+        ...(u.idleTimeoutMs !== undefined ? { idleTimeoutMs: u.idleTimeoutMs } : {}),
+        ...(u.quietMs !== undefined ? { quietMs: u.quietMs } : {}),
+      },
       { log, guard },
     );
   }
