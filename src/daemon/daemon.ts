@@ -2,8 +2,6 @@
  * Builds the daemon from a validated config: upstream groups, the resolve pipeline, the
  * listeners, the admin listener. Owns start-up, reload (SIGHUP), drain and shutdown.
  */
-import { accessSync, constants as fsConstants } from 'node:fs';
-import { dirname } from 'node:path';
 import dnsPacket from 'dns-packet';
 import type { Logger } from 'pino';
 import { formatHostPort, parseHostPort, type HostPort } from '../config/address.js';
@@ -13,7 +11,7 @@ import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { configTargets, selfTargetProblems } from '../stages/loop/self-address.js';
 import { AnswerCache } from '../stages/cache/answer-cache.js';
-import { loadCache, saveCache } from '../stages/cache/persist.js';
+import { saveAtStop, warmStart } from '../stages/cache/persist.js';
 import { decodeQuery } from '../dns/message.js';
 import { explainAnswer } from '../server/explain.js';
 import { answerObserver } from '../server/query-log.js';
@@ -214,7 +212,7 @@ export class Daemon {
   static async start(config: Config, log: Logger, opts: StartOptions = {}): Promise<Daemon> {
     const d = new Daemon(config, log, opts.clock);
     try {
-      d.warmStart();
+      if (d.config.cache.file && d.cache.enabled) warmStart(d.cache, d.config.cache.file, d.log);
       d.hostsFile?.start();
       d.pinHealth?.start();
       if (opts.inherited?.length) await d.adopt(opts.inherited);
@@ -511,40 +509,6 @@ export class Daemon {
   }
 
   /** Loads the saved cache (`cache.file`), if there is one; a bad file is logged and ignored. */
-  private warmStart(): void {
-    const file = this.config.cache.file;
-    if (!file || !this.cache.enabled) return;
-    try {
-      const r = loadCache(this.cache, file);
-      this.log.info({ file, ...r }, 'cache loaded');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') this.log.info({ file }, 'no saved cache yet');
-      else this.log.warn({ file, err: code ?? (err as Error).message }, 'saved cache unusable; starting empty');
-    }
-    // The file is written at stop (FILE.tmp, then renamed): say now if that cannot work
-    // (a read-only or foreign StateDirectory), rather than only when stopping.
-    try {
-      accessSync(dirname(file), fsConstants.W_OK);
-    } catch (err) {
-      this.log.warn(
-        { file, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message },
-        'cache.file: its directory is not writable; dohd serves as usual, but the cache will not be saved at stop',
-      );
-    }
-  }
-
-  private saveCache(): void {
-    const file = this.config.cache.file;
-    if (!file || !this.cache.enabled) return;
-    try {
-      const entries = saveCache(this.cache, file);
-      this.log.info({ file, entries }, 'cache saved');
-    } catch (err) {
-      this.log.warn({ file, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message }, 'could not save the cache');
-    }
-  }
-
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -556,7 +520,7 @@ export class Daemon {
     this.cacheStage.close();
     this.pinHealth?.close();
     this.hostsFile?.close();
-    if (this.listeners.length) this.saveCache();
+    if (this.listeners.length && this.config.cache.file && this.cache.enabled) saveAtStop(this.cache, this.config.cache.file, this.log);
     const retired = [...this.retired].map(([t, g]) => {
       clearTimeout(t);
       return g;
