@@ -13,7 +13,8 @@ import { decodeQuery } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { probeCa, probeTls, type TlsProbeOptions } from '../stages/pins/verify.js';
 import { buildSecureUpstream } from '../upstream/strategies/groups.js';
-import { RaceStrategy, type Strategy } from '../upstream/strategies/strategy.js';
+import { RaceStrategy } from '../upstream/strategies/race.js';
+import type { Strategy } from '../upstream/strategies/strategy.js';
 import { configFrom, fail, withUpstreamOptions, type ConfigArgs } from './common.js';
 
 interface LearnArgs extends ConfigArgs {

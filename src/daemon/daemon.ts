@@ -2,8 +2,6 @@
  * Builds the daemon from a validated config: upstream groups, the resolve pipeline, the
  * listeners, the admin listener. Owns start-up, reload (SIGHUP), drain and shutdown.
  */
-import { accessSync, constants as fsConstants } from 'node:fs';
-import { dirname } from 'node:path';
 import dnsPacket from 'dns-packet';
 import type { Logger } from 'pino';
 import { formatHostPort, parseHostPort, type HostPort } from '../config/address.js';
@@ -13,10 +11,10 @@ import { ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { configTargets, selfTargetProblems } from '../stages/loop/self-address.js';
 import { AnswerCache } from '../stages/cache/answer-cache.js';
-import { loadCache, saveCache } from '../stages/cache/persist.js';
+import { saveAtStop, warmStart } from '../stages/cache/persist.js';
 import { decodeQuery } from '../dns/message.js';
 import { explainAnswer } from '../server/explain.js';
-import { rcodeName } from '../dns/format.js';
+import { answerObserver } from '../server/query-log.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import { HostsFile } from '../stages/hosts/hosts-file.js';
 import { setLogFormat } from '../log/log.js';
@@ -34,7 +32,7 @@ import { buildPins, PinsStage } from '../stages/pins/stage.js';
 import { PolicyStage, policyOptionsFrom } from '../stages/admission/stage.js';
 import { RouteStage } from '../stages/forward/route.js';
 import { LocalZonesStage } from '../stages/local-zones/stage.js';
-import type { Context, Result, Stage } from '../pipeline/types.js';
+import type { Stage } from '../pipeline/types.js';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import { openAdmin, type AdminServer, type Readiness } from '../server/admin.js';
 import { buildStatus, type StatusReport } from '../server/status.js';
@@ -151,14 +149,14 @@ export class Daemon {
       timeoutMs: config.timeoutMs,
       log,
       screenReject: (transport, client, reason, hasReply) => this.policy.screenReject(transport, client, reason, hasReply),
-      onAnswer: (ctx, result, ms) => this.answered(ctx, result, ms),
+      onAnswer: answerObserver(this.metrics, log, () => this.config.log.queries),
       onReject: (transport, reason) => this.metrics.reject(transport, reason),
       onInternalError: (where, err) => this.metrics.internalError(where, errorKind(err)),
       decorate: explainAnswer,
     });
   }
 
-  /** policy → loop → pins → hosts → local zones → cache → coalesce → route → forward (upstream group strategy) */
+  /** admission → loop → pins → hosts → local zones → cache → coalesce → route → forward (upstream group strategy) */
   private composePipeline(): Pipeline {
     const stages: Stage[] = [this.policy, new LoopStage(this.loopGuard), this.pinsStage];
     if (this.hostsFile) stages.push(new HostsStage(this.hostsFile, this.config.hosts!.ttl));
@@ -210,36 +208,11 @@ export class Daemon {
     this.pinsStage = new PinsStage(pins, this.pinHealth);
   }
 
-  /** Metrics and the optional query log for one answered query; never throws into the resolve path. */
-  private answered(ctx: Context, result: Result, ms: number): void {
-    try {
-      this.metrics.query(ctx, result, ms);
-      if (this.config.log.queries) {
-        this.log.info(
-          {
-            client: ctx.client.address,
-            qname: ctx.query.name,
-            qtype: ctx.query.type,
-            rcode: rcodeName(result.rcode),
-            source: result.source,
-            cache: cacheStatus(result.source),
-            ...(result.upstream ? { upstream: result.upstream } : {}),
-            ms: Math.round(ms * 10) / 10,
-            transport: ctx.transport,
-          },
-          'query',
-        );
-      }
-    } catch (err) {
-      this.log.error({ err }, 'metrics or query log failed');
-    }
-  }
-
   /** Builds and starts a daemon; on any listen failure everything opened so far is closed again. */
   static async start(config: Config, log: Logger, opts: StartOptions = {}): Promise<Daemon> {
     const d = new Daemon(config, log, opts.clock);
     try {
-      d.warmStart();
+      if (d.config.cache.file && d.cache.enabled) warmStart(d.cache, d.config.cache.file, d.log);
       d.hostsFile?.start();
       d.pinHealth?.start();
       if (opts.inherited?.length) await d.adopt(opts.inherited);
@@ -536,40 +509,6 @@ export class Daemon {
   }
 
   /** Loads the saved cache (`cache.file`), if there is one; a bad file is logged and ignored. */
-  private warmStart(): void {
-    const file = this.config.cache.file;
-    if (!file || !this.cache.enabled) return;
-    try {
-      const r = loadCache(this.cache, file);
-      this.log.info({ file, ...r }, 'cache loaded');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') this.log.info({ file }, 'no saved cache yet');
-      else this.log.warn({ file, err: code ?? (err as Error).message }, 'saved cache unusable; starting empty');
-    }
-    // The file is written at stop (FILE.tmp, then renamed): say now if that cannot work
-    // (a read-only or foreign StateDirectory), rather than only when stopping.
-    try {
-      accessSync(dirname(file), fsConstants.W_OK);
-    } catch (err) {
-      this.log.warn(
-        { file, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message },
-        'cache.file: its directory is not writable; dohd serves as usual, but the cache will not be saved at stop',
-      );
-    }
-  }
-
-  private saveCache(): void {
-    const file = this.config.cache.file;
-    if (!file || !this.cache.enabled) return;
-    try {
-      const entries = saveCache(this.cache, file);
-      this.log.info({ file, entries }, 'cache saved');
-    } catch (err) {
-      this.log.warn({ file, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message }, 'could not save the cache');
-    }
-  }
-
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -581,7 +520,7 @@ export class Daemon {
     this.cacheStage.close();
     this.pinHealth?.close();
     this.hostsFile?.close();
-    if (this.listeners.length) this.saveCache();
+    if (this.listeners.length && this.config.cache.file && this.cache.enabled) saveAtStop(this.cache, this.config.cache.file, this.log);
     const retired = [...this.retired].map(([t, g]) => {
       clearTimeout(t);
       return g;
@@ -589,19 +528,5 @@ export class Daemon {
     this.retired.clear();
     this.reporter.stop(); // requests still lingering fail because they are closed now: not upstream failures
     await Promise.all([this.groups.close(), ...retired.map((g) => g.close())]);
-  }
-}
-
-function cacheStatus(source: Result['source']): string {
-  switch (source) {
-    case 'cache':
-      return 'hit';
-    case 'stale':
-      return 'stale';
-    case 'upstream':
-    case 'error':
-      return 'miss';
-    default:
-      return 'none';
   }
 }

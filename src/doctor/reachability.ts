@@ -4,10 +4,7 @@
  * server name, verified like Go verifies it. An address that answers TCP but shows a
  * certificate for another name is not the real server (DNS pollution, a captive portal).
  */
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
-import { performance } from 'node:perf_hooks';
-import tls, { rootCertificates } from 'node:tls';
+import { probeCa, probeTls } from '../stages/pins/verify.js';
 import { NO_PROXY_REACHED, proxyUrl, reachableProxy, useProxy } from './advice.js';
 import { GO_DEFAULT_PROXY } from './go-env.js';
 import { removeHostsLine } from './hosts.js';
@@ -20,34 +17,19 @@ const MAX_PER_NAME = 6;
 /** Addresses never worth a connection: unspecified, "this network", multicast, broadcast. */
 const UNROUTABLE = /^(0\.|22[4-9]\.|2[3-5]\d\.|::$|ff)/i;
 
-export function probeTls(address: string, port: number, name: string, ca: string[] | undefined, timeoutMs: number): Promise<Omit<Probe, 'sources' | 'name'>> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    let tcpUp = false;
-    let done = false;
-    const finish = (ok: boolean, stage: Probe['stage'], detail: string) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      resolve({ address, port, ok, stage, detail, ms: performance.now() - started });
-    };
-    const socket = tls.connect({ host: address, port, servername: isIP(name) ? undefined : name, ALPNProtocols: ['h2', 'http/1.1'], ...(ca ? { ca } : {}) });
-    const timer = setTimeout(() => finish(false, tcpUp ? 'tls' : 'tcp', tcpUp ? `TLS handshake timed out after ${timeoutMs} ms` : `TCP connect timed out after ${timeoutMs} ms`), timeoutMs);
-    socket.once('connect', () => (tcpUp = true));
-    socket.once('secureConnect', () => {
-      const cert = socket.getPeerCertificate();
-      finish(true, 'done', `TLS ${socket.getProtocol() ?? ''} ok, certificate for ${name}${cert?.issuer?.CN ? ` from ${cert.issuer.CN}` : ''}`);
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => {
-      if (!tcpUp) {
-        const why = err.code === 'ECONNREFUSED' ? 'connection refused (nothing listens on that port)' : err.code ?? err.message;
-        finish(false, 'tcp', `TCP: ${why}`);
-      } else {
-        finish(false, 'tls', `TLS: ${tlsProblem(err, name)}${err.code ? ` (${err.code})` : ''}`);
-      }
-    });
-  });
+/** One address of a name: TCP, then TLS (the one probe, stages/pins/verify.ts), told the doctor's way. */
+export async function probeAddress(address: string, port: number, name: string, ca: string[] | undefined, timeoutMs: number): Promise<Omit<Probe, 'sources' | 'name'>> {
+  const r = await probeTls(address, name, { port, timeoutMs, alpn: ['h2', 'http/1.1'], ...(ca ? { ca } : {}) });
+  const done = (ok: boolean, stage: Probe['stage'], detail: string, ms: number) => ({ address, port, ok, stage, detail, ms });
+  if (r.ok) return done(true, 'done', `TLS ${r.protocol ?? ''} ok, certificate for ${name}${r.issuer ? ` from ${r.issuer}` : ''}`, r.ms);
+  const stage = r.stage ?? 'tls';
+  if (r.timedOut) return done(false, stage, stage === 'tls' ? `TLS handshake timed out after ${timeoutMs} ms` : `TCP connect timed out after ${timeoutMs} ms`, r.ms);
+  const err = r.cause;
+  if (stage === 'tcp') {
+    const why = err?.code === 'ECONNREFUSED' ? 'connection refused (nothing listens on that port)' : (err?.code ?? err?.message ?? r.error);
+    return done(false, 'tcp', `TCP: ${why}`, r.ms);
+  }
+  return done(false, 'tls', err ? `TLS: ${tlsProblem(err, name)}${err.code ? ` (${err.code})` : ''}` : `TLS: ${r.error}`, r.ms);
 }
 
 const UNTRUSTED = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_GET_ISSUER_CERT']);
@@ -62,7 +44,7 @@ function tlsProblem(err: NodeJS.ErrnoException, name: string): string {
 export async function checkReachability(ctx: DoctorContext): Promise<Section> {
   const port = ctx.opts.tlsPort;
   const s: Section = { check: 'reachability', title: `Reachability (TCP ${port} and TLS)`, lines: [], findings: [] };
-  const ca = ctx.opts.ca ? [...rootCertificates, readFileSync(ctx.opts.ca, 'utf8')] : undefined;
+  const ca = probeCa(ctx.opts.ca);
 
   const wanted: { name: string; address: string; sources: Probe['sources'] }[] = [];
   const add = (name: string, address: string, source: Probe['sources'][number]) => {
@@ -80,7 +62,7 @@ export async function checkReachability(ctx: DoctorContext): Promise<Section> {
   ctx.probes = await Promise.all(
     wanted.map(async (w) => {
       if (UNROUTABLE.test(w.address)) return { ...w, port, ok: false, stage: 'skipped' as const, detail: 'not an address anything can be reached at', ms: 0 };
-      return { ...w, ...(await probeTls(w.address, port, w.name, ca, ctx.opts.timeoutMs)) };
+      return { ...w, ...(await probeAddress(w.address, port, w.name, ca, ctx.opts.timeoutMs)) };
     }),
   );
   for (const p of ctx.probes) s.lines.push(`${p.name.padEnd(24)}${hostPort(p.address, port).padEnd(26)}${`(${p.sources.join(', ')})`.padEnd(18)}${p.ok ? 'OK   ' : 'FAIL '}${p.detail}`);

@@ -5,7 +5,7 @@
  */
 import { DohUpstream } from '../upstream/doh/doh.js';
 import { buildSecureUpstream, pathsOf } from '../upstream/strategies/groups.js';
-import { RaceStrategy } from '../upstream/strategies/strategy.js';
+import { RaceStrategy } from '../upstream/strategies/race.js';
 import { describeLookup, lookupDoh } from './lookup.js';
 import { pointAtDohd } from './resolv-conf.js';
 import { deadNameservers, systemAnswer } from './system-resolve.js';

@@ -16,11 +16,12 @@
  * ends the process (the CLI does not catch `uncaughtException`).
  */
 import type { Logger } from 'pino';
+import { UpstreamError } from './errors.js';
 
 /**
  * Where a transport threw; the `reason` label of dohd_upstream_restarts_total (a fixed set).
  * connect: the connect/TLS callback; connection: a connection's events (connect, disconnect,
- * error); timer: the transport's timers (idle close, hedge, retire); settle: delivering an
+ * error); timer: the transport's timers (idle close, re-send, retire); settle: delivering an
  * exchange's outcome; response: handling a response's headers and body (undici's callbacks); socket: a plain-DNS socket's events; exchange: `exchange()` itself threw
  * or failed with something that is not an UpstreamError.
  */
@@ -72,6 +73,17 @@ export class TransportGuard {
     } catch (err) {
       this.fault(place, err);
     }
+  }
+
+  /**
+   * For `exchange()`'s catch: an UpstreamError is the exchange's outcome and goes on as it is;
+   * anything else is a throw from the transport itself, which restarts it and fails the
+   * exchange as `other`.
+   */
+  exchangeError(err: unknown): UpstreamError {
+    if (err instanceof UpstreamError) return err;
+    this.fault('exchange', err);
+    return new UpstreamError('other', `transport restarted after: ${(err as Error)?.message ?? String(err)}`);
   }
 
   /** A throw at `place`: quarantine, rebuild, log, count. */

@@ -72,8 +72,8 @@ class State {
 
 let probeQuery: { wire: Buffer; query: Query } | undefined;
 
-/** `. IN NS`, the question every resolver can answer. */
-function probe(): { wire: Buffer; query: Query } {
+/** `. IN NS`, the question every resolver can answer: the probe of health checks and of the ladder's re-probes. */
+export function probe(): { wire: Buffer; query: Query } {
   if (!probeQuery) {
     const raw = dnsPacket.encode({ type: 'query', id: 0, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: '.', type: 'NS', class: 'IN' }] });
     const d = decodeQuery(raw);

@@ -10,12 +10,11 @@
  * probed again in the background (after `reprobeMs`, doubling up to `maxReprobeMs`) and used
  * again as soon as one answers.
  */
-import dnsPacket from 'dns-packet';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import { decodeQuery, type Query } from '../dns/message.js';
-import { buildUpstreamQuery } from '../dns/upstream-query.js';
+import type { Query } from '../dns/message.js';
 import { UpstreamError } from './errors.js';
+import { probe } from './health.js';
 import type { UpstreamObserver } from './strategies/strategy.js';
 import type { Upstream } from './types.js';
 import type { CheckedAnswer } from './validate.js';
@@ -34,17 +33,6 @@ export interface LadderOptions {
 export const DEFAULT_STEP_MS = 700;
 export const DEFAULT_REPROBE_MS = 60_000;
 export const DEFAULT_MAX_REPROBE_MS = 15 * 60_000;
-
-let probeQuery: { wire: Buffer; query: Query } | undefined;
-function probe(): { wire: Buffer; query: Query } {
-  if (!probeQuery) {
-    const raw = dnsPacket.encode({ type: 'query', id: 0, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: '.', type: 'NS', class: 'IN' }] });
-    const d = decodeQuery(raw);
-    if (!d.ok) throw new Error('probe query does not decode');
-    probeQuery = { wire: buildUpstreamQuery(d.query), query: d.query };
-  }
-  return probeQuery;
-}
 
 export class LadderUpstream implements Upstream {
   readonly kind: Upstream['kind'];

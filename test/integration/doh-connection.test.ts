@@ -103,18 +103,18 @@ describe('DoH connections that die while idle', () => {
     expect(b.response.answers?.map((x) => ('data' in x ? x.data : null))).toEqual(['192.0.2.3']);
     expect(b.ms).toBeLessThan(TIMEOUT);
     expect(proxy.connections).toBe(2);
-    expect(upstream(d).stats.hedges).toBe(1);
+    expect(upstream(d).stats.resends).toBe(1);
     // The fresh connection is the one used from now on.
     const c = await queryUdp({ port: d.port, name: 'short.example.net' });
     expect(c.response.rcode).toBe('NOERROR');
     expect(proxy.connections).toBe(2);
   });
 
-  it("a hedge that answers first cancels the quiet connection's request at once (RST_STREAM, not left to run)", async () => {
+  it("a re-send that answers first cancels the quiet connection's request at once (RST_STREAM, not left to run)", async () => {
     d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
     await queryUdp({ port: d.port, name: 'example.com' });
     quietFor(d, 1300); // quiet for longer than quietMs (1 s)
-    // The request on the quiet connection is slow to answer; the hedge on a fresh one is not.
+    // The request on the quiet connection is slow to answer; the re-send on a fresh one is not.
     doh.delayMs = 2000;
     let seen = 0;
     doh.onQuery = () => {
@@ -123,23 +123,23 @@ describe('DoH connections that die while idle', () => {
     const r = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 4000 });
     expect(r.response.rcode).toBe('NOERROR');
     expect(r.ms).toBeLessThan(2000);
-    expect(upstream(d).stats.hedges).toBe(1);
+    expect(upstream(d).stats.resends).toBe(1);
     expect(doh.handshakes).toBe(2);
-    // The overtaken request is reset as soon as the hedge wins, long before its 2 s answer.
+    // The overtaken request is reset as soon as the re-send wins, long before its 2 s answer.
     await until(() => doh.resets > 0, 1000, 'the overtaken request reset');
     expect(doh.resets).toBe(1);
-    expect(doh.answered).toBe(2); // the first query and the hedge: the overtaken request never was
+    expect(doh.answered).toBe(2); // the first query and the re-send: the overtaken request never was
     expect(upstream(d).stats.pending).toBe(0);
   });
 
-  it('a recently heard connection is not hedged: a slow answer on it is waited for, on one connection', async () => {
+  it('a recently heard connection gets no re-send: a slow answer on it is waited for, on one connection', async () => {
     d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], timeoutMs: TIMEOUT });
     await queryUdp({ port: d.port, name: 'example.com' });
-    doh.delayMs = 1200; // slower than any hedge delay
+    doh.delayMs = 1200; // slower than any re-send delay
     const r = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 4000 });
     expect(r.response.rcode).toBe('NOERROR');
     expect(doh.handshakes).toBe(1);
-    expect(upstream(d).stats.hedges).toBe(0);
+    expect(upstream(d).stats.resends).toBe(0);
   });
 
   it('idleTimeoutMs per upstream: dohd closes its idle connection itself, and reconnects for the next query', async () => {

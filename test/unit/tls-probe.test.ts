@@ -44,7 +44,7 @@ describe('probeTls', () => {
   it('times out on a port that accepts TCP but never completes the handshake', async () => {
     const port = (silent.address() as AddressInfo).port;
     const r = await probeTls('127.0.0.1', 'goproxy.cn', { port, timeoutMs: 300 });
-    expect(r).toEqual({ ok: false, error: 'no TLS handshake within 300 ms' });
+    expect(r).toMatchObject({ ok: false, error: 'no TLS handshake within 300 ms', stage: 'tls', timedOut: true });
   });
 
   it('without an extra CA file the public roots are used', () => {

@@ -7,7 +7,9 @@
  * used first: u16 key length, key (UTF-8), f64 storedAt, u32 ttl, u8 rcode, u8 negative,
  * u16 TTL count, u32 TTLs, u32 wire length, wire. Written to FILE.tmp, then renamed.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
 import { ttlOffsets } from '../../dns/wire.js';
 import { newEntry, type AnswerCache, type CacheEntry } from './answer-cache.js';
 
@@ -102,4 +104,36 @@ export function loadCache(cache: AnswerCache, file: string): LoadResult {
     if (cache.restore(parsed[i]![0], parsed[i]![1])) loaded++;
   }
   return { loaded, skipped: parsed.length - loaded };
+}
+
+/** Warm start (`cache.file`): loads the saved cache, says how it went, and warns now if it cannot be saved at stop. */
+export function warmStart(cache: AnswerCache, file: string, log: Logger): void {
+  try {
+    const r = loadCache(cache, file);
+    log.info({ file, ...r }, 'cache loaded');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') log.info({ file }, 'no saved cache yet');
+    else log.warn({ file, err: code ?? (err as Error).message }, 'saved cache unusable; starting empty');
+  }
+  // The file is written at stop (FILE.tmp, then renamed): say now if that cannot work
+  // (a read-only or foreign StateDirectory), rather than only when stopping.
+  try {
+    accessSync(dirname(file), fsConstants.W_OK);
+  } catch (err) {
+    log.warn(
+      { file, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message },
+      'cache.file: its directory is not writable; dohd serves as usual, but the cache will not be saved at stop',
+    );
+  }
+}
+
+/** Saves the cache at stop (`cache.file`); a failure is logged, never thrown. */
+export function saveAtStop(cache: AnswerCache, file: string, log: Logger): void {
+  try {
+    const entries = saveCache(cache, file);
+    log.info({ file, entries }, 'cache saved');
+  } catch (err) {
+    log.warn({ file, err: (err as NodeJS.ErrnoException).code ?? (err as Error).message }, 'could not save the cache');
+  }
 }

@@ -8,7 +8,7 @@ import { makeQuery } from '../../dns/local-query.js';
 import { buildUpstreamQuery } from '../../dns/upstream-query.js';
 import { DohUpstream } from './doh.js';
 import { UpstreamError } from '../errors.js';
-import { RaceStrategy } from '../strategies/strategy.js';
+import { RaceStrategy } from '../strategies/race.js';
 
 export class BootstrapError extends Error {
   override name = 'BootstrapError';

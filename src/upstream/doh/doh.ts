@@ -37,7 +37,7 @@ export interface DohStats extends UpstreamStats {
   /** Requests sent again on a fresh connection after the first one failed on a dead connection. */
   retries: number;
   /** Requests sent again on a fresh connection because a quiet connection gave no answer in time. */
-  hedges: number;
+  resends: number;
 }
 
 /** One HTTP/2 connection (one undici Client, never reconnected) and when it last proved alive. */
@@ -48,8 +48,8 @@ interface Conn {
 }
 
 /** Bounds of the delay before a request on a quiet connection is sent again on a fresh one. */
-const HEDGE_MIN_MS = 200;
-const HEDGE_MAX_MS = 1000;
+const RESEND_MIN_MS = 200;
+const RESEND_MAX_MS = 1000;
 /** A retired connection is destroyed at the latest this long after it was retired. */
 const RETIRE_GRACE_MS = 10_000;
 
@@ -58,7 +58,7 @@ export class DohUpstream implements Upstream {
   readonly name: string;
   readonly url: URL;
   readonly addresses: string[];
-  readonly stats: DohStats = { connects: 0, requests: 0, pending: 0, retries: 0, hedges: 0 };
+  readonly stats: DohStats = { connects: 0, requests: 0, pending: 0, retries: 0, resends: 0 };
   readonly idleTimeoutMs: number;
   private readonly servername: string | undefined;
   private readonly maxPending: number;
@@ -123,7 +123,7 @@ export class DohUpstream implements Upstream {
       // these stream timers (docs/performance.md, "The DoH exchange").
       headersTimeout: 0,
       bodyTimeout: 0,
-      // No PINGs: idle connections are closed (idleTimeoutMs) and quiet ones hedged instead.
+      // No PINGs: idle connections are closed (idleTimeoutMs) and requests on quiet ones re-sent instead.
       pingInterval: 0,
       connect: (_opts, cb) => {
         this.stats.connects++;
@@ -213,9 +213,9 @@ export class DohUpstream implements Upstream {
   }
 
   /** How long a request on a quiet connection waits for response headers before it is also sent on a fresh one. */
-  hedgeDelay(): number {
+  resendDelay(): number {
     const base = this.srtt === null ? 400 : 4 * this.srtt;
-    return Math.round(Math.min(HEDGE_MAX_MS, Math.max(HEDGE_MIN_MS, base)));
+    return Math.round(Math.min(RESEND_MAX_MS, Math.max(RESEND_MIN_MS, base)));
   }
 
   async exchange(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
@@ -226,10 +226,7 @@ export class DohUpstream implements Upstream {
     try {
       return await this.send(wire, q, signal);
     } catch (err) {
-      if (err instanceof UpstreamError) throw err;
-      // Not an exchange's failure but a throw from the transport itself.
-      this.guard.fault('exchange', err);
-      throw new UpstreamError('other', `transport restarted after: ${(err as Error)?.message ?? String(err)}`);
+      throw this.guard.exchangeError(err);
     } finally {
       this.stats.pending--;
       this.armIdle();
@@ -241,24 +238,24 @@ export class DohUpstream implements Upstream {
    * - a request that fails because the connection turned out dead (reset, GOAWAY, closed
    *   under it) is sent once more on a fresh connection, within the same deadline;
    * - a request on a connection that has been quiet for `quietMs` (it may be black-holed:
-   *   no FIN, no RST) that gets no response headers within `hedgeDelay()` is sent again on
+   *   no FIN, no RST) that gets no response headers within `resendDelay()` is sent again on
    *   a fresh connection in parallel; the first good answer wins, the other is cancelled.
    */
   private send(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
     const first = this.connection();
     const quiet = this.quietMs > 0 && performance.now() - first.heardAt > this.quietMs;
     return new Promise<CheckedAnswer>((resolve, reject) => {
-      // Each attempt listens to the caller's signal itself, and one that is overtaken (a hedge
+      // Each attempt listens to the caller's signal itself, and one that is overtaken (a re-send
       // answered first) is cancelled through its handler: no AbortController of its own
       // (docs/performance.md).
       const running = new Set<Exchange>();
       let settled = false;
       let resent = false;
-      let hedgeTimer: NodeJS.Timeout | undefined;
+      let resendTimer: NodeJS.Timeout | undefined;
       const settle = () => {
         settled = true;
-        clearTimeout(hedgeTimer);
-        // Only an attempt still running (a hedge) has anything to cancel.
+        clearTimeout(resendTimer);
+        // Only an attempt still running (a re-send) has anything to cancel.
         for (const other of running) other.cancel();
       };
       const attempt = (conn: Conn) => {
@@ -292,7 +289,7 @@ export class DohUpstream implements Upstream {
               // The connection (or this stream on it) failed: once more on a fresh connection, same
               // deadline. The old one closes gracefully: one failed stream must not fail its siblings.
               resent = true;
-              clearTimeout(hedgeTimer);
+              clearTimeout(resendTimer);
               this.retire(conn, true);
               this.stats.retries++;
               attempt(this.connection());
@@ -306,14 +303,14 @@ export class DohUpstream implements Upstream {
       };
       attempt(first);
       if (quiet) {
-        hedgeTimer = setTimeout(this.guard.wrap('timer', () => {
+        resendTimer = setTimeout(this.guard.wrap('timer', () => {
           if (settled || resent || signal.aborted || this.closed) return;
           resent = true;
           this.retire(first, true);
-          this.stats.hedges++;
+          this.stats.resends++;
           this.opts.log?.debug({ upstream: this.name, quietMs: Math.round(performance.now() - first.heardAt) }, 'no answer on a quiet connection: sending again on a fresh one');
           attempt(this.connection());
-        }), this.hedgeDelay());
+        }), this.resendDelay());
       }
     });
   }

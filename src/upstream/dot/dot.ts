@@ -244,10 +244,7 @@ export class DotUpstream implements Upstream {
         return await this.attempt(wire, q, signal);
       }
     } catch (err) {
-      if (err instanceof UpstreamError) throw err;
-      // Not an exchange's failure but a throw from the transport itself.
-      this.guard.fault('exchange', err);
-      throw new UpstreamError('other', `transport restarted after: ${(err as Error)?.message ?? String(err)}`);
+      throw this.guard.exchangeError(err);
     } finally {
       this.stats.pending--;
       this.armIdle();
@@ -390,7 +387,7 @@ export class DotUpstream implements Upstream {
     this.srtt = this.srtt === null ? ms : this.srtt + (ms - this.srtt) / 8;
   }
 
-  /** How long a query on a quiet connection waits before the connection is presumed dead (as DoH's hedge delay). */
+  /** How long a query on a quiet connection waits before the connection is presumed dead (as DoH's re-send delay). */
   quietDelay(): number {
     const base = this.srtt === null ? 400 : 4 * this.srtt;
     return Math.round(Math.min(1000, Math.max(200, base)));

@@ -74,10 +74,7 @@ export class PlainUpstream implements Upstream {
       query.writeUInt16BE(id, 0);
       return checkAnswer(await this.tcp(query, id, signal), q, id);
     } catch (err) {
-      if (err instanceof UpstreamError) throw err;
-      // Not an exchange's failure but a throw from the transport itself.
-      this.guard.fault('exchange', err);
-      throw new UpstreamError('other', `transport restarted after: ${(err as Error)?.message ?? String(err)}`);
+      throw this.guard.exchangeError(err);
     } finally {
       this.stats.pending--;
     }

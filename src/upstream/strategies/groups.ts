@@ -18,7 +18,8 @@ import type { GuardOptions } from '../guard.js';
 import { HealthTracker } from '../health.js';
 import { HedgedStrategy } from './hedged.js';
 import { PlainUpstream } from '../plain/plain.js';
-import { RaceStrategy, type Strategy, type UpstreamObserver } from './strategy.js';
+import { RaceStrategy } from './race.js';
+import type { Strategy, UpstreamObserver } from './strategy.js';
 import type { Upstream } from '../types.js';
 
 export interface UpstreamGroup {

@@ -10,7 +10,8 @@
 import { performance } from 'node:perf_hooks';
 import type { Query } from '../../dns/message.js';
 import { GroupFailure, UpstreamError } from '../errors.js';
-import { DEFAULT_LINGER_MS, lingerLosers, type Resolution, type UpstreamObserver } from './strategy.js';
+import { DEFAULT_LINGER_MS, lingerLosers } from './linger.js';
+import type { Resolution, UpstreamObserver } from './strategy.js';
 import type { Upstream } from '../types.js';
 import { isSoftFailure, softFailureError } from '../validate.js';
 import { CANCELLED } from '../abort.js';
