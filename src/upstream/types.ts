@@ -1,3 +1,4 @@
+import { UpstreamError } from './errors.js';
 import type { Query } from '../dns/message.js';
 import type { CheckedAnswer } from './validate.js';
 
@@ -13,4 +14,16 @@ export interface UpstreamStats {
   connects: number;
   requests: number;
   pending: number;
+}
+
+/**
+ * Counts a request in (pending, requests), or refuses it at once: the upstream is closed, or
+ * `maxPending` requests are already in flight (fail fast rather than queue without bound).
+ * The caller takes `pending` back down when the request settles.
+ */
+export function admitRequest(stats: UpstreamStats, closed: boolean, maxPending: number): void {
+  if (closed) throw new UpstreamError('aborted', 'upstream closed');
+  if (stats.pending >= maxPending) throw new UpstreamError('overloaded', `${stats.pending} requests already pending`);
+  stats.pending++;
+  stats.requests++;
 }

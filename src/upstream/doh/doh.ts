@@ -13,7 +13,7 @@ import { UPSTREAM_CONNECTION_DEFAULTS, type UpstreamInput } from '../../config/s
 import type { Query } from '../../dns/message.js';
 import { CANCELLED_EXCHANGE, UpstreamError, type UpstreamFailure } from '../errors.js';
 import { TransportGuard, type GuardOptions } from '../guard.js';
-import type { Upstream, UpstreamStats } from '../types.js';
+import { admitRequest, type Upstream, type UpstreamStats } from '../types.js';
 import type { UpstreamObserver } from '../strategies/strategy.js';
 import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt, type RaceWin } from '../connect-race.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
@@ -219,10 +219,7 @@ export class DohUpstream implements Upstream {
   }
 
   async exchange(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
-    if (this.closed) throw new UpstreamError('aborted', 'upstream closed');
-    if (this.stats.pending >= this.maxPending) throw new UpstreamError('overloaded', `${this.stats.pending} requests already pending`);
-    this.stats.pending++;
-    this.stats.requests++;
+    admitRequest(this.stats, this.closed, this.maxPending);
     try {
       return await this.send(wire, q, signal);
     } catch (err) {

@@ -21,7 +21,7 @@ import type { Query } from '../../dns/message.js';
 import { classify } from '../doh/doh.js';
 import { CANCELLED_EXCHANGE, UpstreamError } from '../errors.js';
 import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt, type RaceWin } from '../connect-race.js';
-import type { Upstream, UpstreamStats } from '../types.js';
+import { admitRequest, type Upstream, type UpstreamStats } from '../types.js';
 import type { UpstreamObserver } from '../strategies/strategy.js';
 import { TransportGuard, type GuardOptions } from '../guard.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
@@ -230,9 +230,7 @@ export class DotUpstream implements Upstream {
   async exchange(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
     if (this.closed) throw new UpstreamError('aborted', 'upstream closed');
     if (signal.aborted) throw CANCELLED_EXCHANGE;
-    if (this.stats.pending >= this.maxPending) throw new UpstreamError('overloaded', `${this.stats.pending} queries already pending`);
-    this.stats.pending++;
-    this.stats.requests++;
+    admitRequest(this.stats, this.closed, this.maxPending);
     try {
       try {
         return await this.attempt(wire, q, signal);

@@ -15,7 +15,7 @@ import { buildUpstreamQuery } from '../../dns/upstream-query.js';
 import { Flag, readHeader, tcpFrame } from '../../dns/wire.js';
 import { UpstreamError } from '../errors.js';
 import { TransportGuard, type GuardOptions } from '../guard.js';
-import type { Upstream, UpstreamStats } from '../types.js';
+import { admitRequest, type Upstream, type UpstreamStats } from '../types.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
 
 export interface PlainOptions extends GuardOptions {
@@ -58,9 +58,7 @@ export class PlainUpstream implements Upstream {
   async exchange(_wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
     if (this.closed) throw new UpstreamError('aborted', 'upstream closed');
     if (signal.aborted) throw new UpstreamError('aborted', 'cancelled');
-    if (this.stats.pending >= this.maxPending) throw new UpstreamError('overloaded', `${this.stats.pending} requests already pending`);
-    this.stats.pending++;
-    this.stats.requests++;
+    admitRequest(this.stats, this.closed, this.maxPending);
     try {
       const query = buildUpstreamQuery(q, { pad: false });
       if (!this.opts.tcpOnly) {
