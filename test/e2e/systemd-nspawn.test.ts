@@ -66,7 +66,7 @@ describe.skipIf(unavailable !== null)('systemd units under a real systemd (syste
   beforeAll(async () => {
     pki = await makePki();
     upstreamJs = compileFixture(UPSTREAM_SRC);
-    m = await bootMachine({ name: `dohd-e2e-${process.pid}` });
+    m = await bootMachine({ name: `dohd-e2e-${process.pid}`, bind: [REPO] });
     m.writeFile(`${PKI_DIR}/ca.pem`, pki.caPem);
     m.writeFile(`${PKI_DIR}/cert.pem`, pki.certPem);
     m.writeFile(`${PKI_DIR}/key.pem`, pki.keyPem, 0o600);
