@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startDohUpstream, stopDohUpstream } from '../test/fixtures/doh-server.js';
-import { fuzz } from './fuzz.js';
+import { FUZZ_VALID, fuzz } from './fuzz.js';
 
 const UDP = Number(process.env.FUZZ_UDP ?? 1_000_000);
 const TCP = Number(process.env.FUZZ_TCP ?? 200_000);
@@ -61,11 +61,7 @@ async function main(): Promise<void> {
     udpPackets: UDP,
     tcpFrames: TCP,
     budgetMs: BUDGET_MS,
-    valid: [
-      { name: 'example.com', address: '192.0.2.1' },
-      { name: 'www.example.com', address: '192.0.2.3' },
-      { name: 'goproxy.cn', address: '192.0.2.53' },
-    ],
+    valid: FUZZ_VALID,
     progress: (s) => {
       rss.push(rssMb(child.pid!));
       if (s.ms - last >= 10_000) {

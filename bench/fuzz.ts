@@ -108,6 +108,13 @@ export function mutatedPacket(rng: Rng): Buffer {
   return b;
 }
 
+/** The valid queries interleaved with the mutated ones: names of the fixture zone and their A records. */
+export const FUZZ_VALID: readonly { name: string; address: string }[] = [
+  { name: 'example.com', address: '192.0.2.1' },
+  { name: 'www.example.com', address: '192.0.2.3' },
+  { name: 'goproxy.cn', address: '192.0.2.53' },
+];
+
 export interface FuzzOptions {
   host: string;
   port: number;
@@ -120,7 +127,7 @@ export interface FuzzOptions {
   /** Mutated packets between two valid queries. */
   batch?: number;
   /** The valid queries: a name and the answer it must get (A record). */
-  valid: { name: string; address: string }[];
+  valid: readonly { name: string; address: string }[];
   /** Called every ~second with progress. */
   progress?: (s: FuzzStats) => void;
 }

@@ -16,7 +16,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fuzz } from '../../bench/fuzz.js';
+import { FUZZ_VALID, fuzz } from '../../bench/fuzz.js';
 import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
 import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
@@ -75,11 +75,7 @@ describe('fuzz', () => {
       udpPackets: UDP,
       tcpFrames: TCP,
       budgetMs: BUDGET_MS,
-      valid: [
-        { name: 'example.com', address: '192.0.2.1' },
-        { name: 'www.example.com', address: '192.0.2.3' },
-        { name: 'goproxy.cn', address: '192.0.2.53' },
-      ],
+      valid: FUZZ_VALID,
       progress: () => rss.push(rssMb(pid)),
     });
     rss.push(rssMb(pid));
