@@ -10,7 +10,7 @@ import { ConfigError } from '../config/load.js';
 import { openAdmin } from '../server/admin.js';
 import type { InheritedSocket } from '../server/socket-activation.js';
 import { saveAtStop, warmStart } from '../stages/cache/persist.js';
-import { configTargets, selfTargetProblems } from '../stages/loop/self-address.js';
+import { configTargets, selfTargetProblems } from '../config/self-address.js';
 import { DohUpstream } from '../upstream/doh/doh.js';
 import { DotUpstream } from '../upstream/dot/dot.js';
 import { LadderUpstream } from '../upstream/ladder.js';
