@@ -27,7 +27,7 @@ import { resolve } from 'node:path';
 import { checkPemFile } from './check.js';
 import { ConfigError } from './load.js';
 import { parseHostPort, type HostPort } from './address.js';
-import { selfTargetProblems, type QueryTarget } from '../stages/loop/self-address.js';
+import { selfTargetProblems, type QueryTarget } from './self-address.js';
 
 export const CLOUDFLARED_DEFAULTS = {
   address: 'localhost',

@@ -4,7 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { checkConfig, completeDohUpstream } from './check.js';
 import { parseHostPort, type HostPort } from './address.js';
 import { describeIssue, yamlErrorMessage } from './messages.js';
-import { configTargets, selfTargetProblems } from '../stages/loop/self-address.js';
+import { configTargets, selfTargetProblems } from './self-address.js';
 import { PRESETS, presetUpstreams } from './presets.js';
 import { configSchema, type Config } from './schema.js';
 

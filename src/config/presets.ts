@@ -12,6 +12,7 @@
  * the default never falls back to another preset (it only says, in the log and in doctor,
  * that one exists).
  */
+import { isIPv4 } from 'node:net';
 
 export interface PresetPath {
   url: string;
@@ -39,61 +40,43 @@ export interface Preset {
   providers: PresetProvider[];
 }
 
+/**
+ * One provider, its paths in the one pattern above: DoH by name (`https://NAME/dns-query`) on
+ * every bootstrap IP; DoH to the first IPv4 literal; DoT to `dotHost`. The last two use the
+ * IPv4 bootstrap addresses.
+ */
+function provider(name: string, who: string, source: string, dotHost: string, bootstrap: string[]): PresetProvider {
+  const v4 = bootstrap.filter((ip) => isIPv4(ip));
+  return {
+    name,
+    provider: who,
+    source,
+    url: `https://${name}/dns-query`,
+    bootstrap,
+    alternates: [
+      { url: `https://${v4[0]}/dns-query`, bootstrap: v4 },
+      { url: `tls://${dotHost}`, bootstrap: [...v4] },
+    ],
+  };
+}
+
 export const PRESETS: Readonly<Record<string, Preset>> = {
   default: {
     name: 'default',
     description: 'Cloudflare and Google (used when `upstreams` is not set)',
     providers: [
-      {
-        name: 'cloudflare-dns.com',
-        provider: 'Cloudflare 1.1.1.1',
-        source: 'https://developers.cloudflare.com/1.1.1.1/encryption/',
-        url: 'https://cloudflare-dns.com/dns-query',
-        bootstrap: ['1.1.1.1', '1.0.0.1', '2606:4700:4700::1111', '2606:4700:4700::1001'],
-        alternates: [
-          { url: 'https://1.1.1.1/dns-query', bootstrap: ['1.1.1.1', '1.0.0.1'] },
-          { url: 'tls://one.one.one.one', bootstrap: ['1.1.1.1', '1.0.0.1'] },
-        ],
-      },
-      {
-        name: 'dns.google',
-        provider: 'Google Public DNS',
-        source: 'https://developers.google.com/speed/public-dns/docs/secure-transports',
-        url: 'https://dns.google/dns-query',
-        bootstrap: ['8.8.8.8', '8.8.4.4', '2001:4860:4860::8888', '2001:4860:4860::8844'],
-        alternates: [
-          { url: 'https://8.8.8.8/dns-query', bootstrap: ['8.8.8.8', '8.8.4.4'] },
-          { url: 'tls://dns.google', bootstrap: ['8.8.8.8', '8.8.4.4'] },
-        ],
-      },
+      provider('cloudflare-dns.com', 'Cloudflare 1.1.1.1', 'https://developers.cloudflare.com/1.1.1.1/encryption/', 'one.one.one.one',
+        ['1.1.1.1', '1.0.0.1', '2606:4700:4700::1111', '2606:4700:4700::1001']),
+      provider('dns.google', 'Google Public DNS', 'https://developers.google.com/speed/public-dns/docs/secure-transports', 'dns.google',
+        ['8.8.8.8', '8.8.4.4', '2001:4860:4860::8888', '2001:4860:4860::8844']),
     ],
   },
   cn: {
     name: 'cn',
     description: 'AliDNS and DNSPod: answer in mainland China, where Cloudflare and Google are blocked',
     providers: [
-      {
-        name: 'dns.alidns.com',
-        provider: 'AliDNS (Alibaba Cloud)',
-        source: 'https://www.alidns.com/knowledge?type=SETTING_DOCS',
-        url: 'https://dns.alidns.com/dns-query',
-        bootstrap: ['223.5.5.5', '223.6.6.6'],
-        alternates: [
-          { url: 'https://223.5.5.5/dns-query', bootstrap: ['223.5.5.5', '223.6.6.6'] },
-          { url: 'tls://dns.alidns.com', bootstrap: ['223.5.5.5', '223.6.6.6'] },
-        ],
-      },
-      {
-        name: 'doh.pub',
-        provider: 'DNSPod Public DNS (Tencent)',
-        source: 'https://docs.dnspod.cn/public-dns/',
-        url: 'https://doh.pub/dns-query',
-        bootstrap: ['1.12.12.12', '120.53.53.53'],
-        alternates: [
-          { url: 'https://1.12.12.12/dns-query', bootstrap: ['1.12.12.12', '120.53.53.53'] },
-          { url: 'tls://dot.pub', bootstrap: ['1.12.12.12', '120.53.53.53'] },
-        ],
-      },
+      provider('dns.alidns.com', 'AliDNS (Alibaba Cloud)', 'https://www.alidns.com/knowledge?type=SETTING_DOCS', 'dns.alidns.com', ['223.5.5.5', '223.6.6.6']),
+      provider('doh.pub', 'DNSPod Public DNS (Tencent)', 'https://docs.dnspod.cn/public-dns/', 'dot.pub', ['1.12.12.12', '120.53.53.53']),
     ],
   },
 };

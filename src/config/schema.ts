@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseHostPort } from './address.js';
 import { parseCidr } from './cidr.js';
-import { isLocalZoneKey } from '../stages/local-zones/zones.js';
+import { isLocalZoneKey } from './local-zones.js';
 import { DEFAULT_ACL_ALLOW, DEFAULT_ADMIN_LISTEN, DEFAULT_LISTEN, DEFAULT_RATE_LIMIT_EXEMPT, DEFAULT_UPSTREAMS } from './defaults.js';
 
 const listenAddress = z.string().superRefine((s, ctx) => {

@@ -127,24 +127,36 @@ function failure(err: NodeJS.ErrnoException, opts: ExchangeOptions, proto: strin
   }
 }
 
+/**
+ * The one way an exchange ends: its first outcome, or the deadline (a timeout error) if nothing
+ * came first; either way the socket is closed (`close`) and the rest is ignored.
+ */
+function settleOnce(
+  opts: ExchangeOptions,
+  proto: string,
+  close: () => void,
+  resolve: (wire: Buffer) => void,
+  reject: (err: Error) => void,
+): (err: Error | null, wire?: Buffer) => void {
+  let done = false;
+  const finish = (err: Error | null, wire?: Buffer) => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    close();
+    if (err) reject(err);
+    else resolve(wire!);
+  };
+  const timer = setTimeout(() => finish(new DnsClientError('timeout', `${where(opts, proto)}: no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+  return finish;
+}
+
 /** One UDP exchange on a connected socket (so an ICMP port-unreachable shows up as "refused"). */
 export function exchangeUdp(query: Buffer, opts: ExchangeOptions): Promise<Buffer> {
   const id = query.readUInt16BE(0);
   return new Promise((resolve, reject) => {
     const socket = dgram.createSocket(net.isIPv6(opts.host) ? 'udp6' : 'udp4');
-    let done = false;
-    const finish = (err: Error | null, wire?: Buffer) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.close();
-      if (err) reject(err);
-      else resolve(wire!);
-    };
-    const timer = setTimeout(
-      () => finish(new DnsClientError('timeout', `${where(opts, 'udp')}: no answer within ${opts.timeoutMs} ms`)),
-      opts.timeoutMs,
-    );
+    const finish = settleOnce(opts, 'udp', () => socket.close(), resolve, reject);
     socket.on('error', (err) => finish(failure(err, opts, 'udp')));
     socket.on('message', (msg) => {
       if (msg.length >= 12 && msg.readUInt16BE(0) === id) finish(null, msg);
@@ -162,19 +174,7 @@ export function exchangeTcp(query: Buffer, opts: ExchangeOptions): Promise<Buffe
   return new Promise((resolve, reject) => {
     const socket = net.connect({ host: opts.host, port: opts.port });
     let buf = Buffer.alloc(0);
-    let done = false;
-    const finish = (err: Error | null, wire?: Buffer) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      socket.destroy();
-      if (err) reject(err);
-      else resolve(wire!);
-    };
-    const timer = setTimeout(
-      () => finish(new DnsClientError('timeout', `${where(opts, 'tcp')}: no answer within ${opts.timeoutMs} ms`)),
-      opts.timeoutMs,
-    );
+    const finish = settleOnce(opts, 'tcp', () => socket.destroy(), resolve, reject);
     socket.on('error', (err) => finish(failure(err, opts, 'tcp')));
     socket.on('close', () => finish(new DnsClientError('closed', `${where(opts, 'tcp')}: connection closed without an answer`)));
     socket.on('connect', () => {

@@ -6,7 +6,7 @@
  */
 import { isIP } from 'node:net';
 import type { Query } from './message.js';
-import { HEADER_LEN, readHeader, skipName } from './wire.js';
+import { readHeader, skipName, trailingOptStart } from './wire.js';
 
 export const EXPLAIN_OPTION = 65431;
 
@@ -42,24 +42,9 @@ export function parseExplain(data: Buffer): Record<string, string> {
 export function appendEdnsOption(wire: Buffer, code: number, data: Buffer, limit = 65535): Buffer {
   const h = readHeader(wire);
   if (!h || h.arcount === 0) return wire;
-  let off = HEADER_LEN;
-  for (let i = 0; i < h.qdcount; i++) {
-    off = skipName(wire, off);
-    if (off < 0) return wire;
-    off += 4;
-  }
-  let lastType = -1;
-  let lastRdlenAt = -1;
-  const rrs = h.ancount + h.nscount + h.arcount;
-  for (let i = 0; i < rrs; i++) {
-    off = skipName(wire, off);
-    if (off < 0 || off + 10 > wire.length) return wire;
-    lastType = wire.readUInt16BE(off);
-    lastRdlenAt = off + 8;
-    off += 10 + wire.readUInt16BE(off + 8);
-    if (off > wire.length) return wire;
-  }
-  if (lastType !== 41 || off !== wire.length) return wire;
+  const optStart = trailingOptStart(wire, h);
+  if (optStart < 0) return wire;
+  const lastRdlenAt = skipName(wire, optStart) + 8;
   const rdlen = wire.readUInt16BE(lastRdlenAt);
   if (rdlen + 4 + data.length > 0xffff || wire.length + 4 + data.length > limit) return wire;
   const opt = Buffer.alloc(4 + data.length);

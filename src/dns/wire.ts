@@ -160,10 +160,22 @@ export function setId(buf: Buffer, id: number): void {
 export function stripTrailingOpt(buf: Buffer): Buffer {
   const h = readHeader(buf);
   if (!h || h.arcount === 0) return buf;
+  const lastStart = trailingOptStart(buf, h);
+  if (lastStart < 0) return buf;
+  const out = Buffer.from(buf.subarray(0, lastStart));
+  out.writeUInt16BE(h.arcount - 1, 10);
+  return out;
+}
+
+/**
+ * Where the message's last record starts when it is an OPT pseudo-record that ends the message
+ * exactly (every record well-formed), or -1.
+ */
+export function trailingOptStart(buf: Buffer, h: Header): number {
   let off = HEADER_LEN;
   for (let i = 0; i < h.qdcount; i++) {
     off = skipName(buf, off);
-    if (off < 0) return buf;
+    if (off < 0) return -1;
     off += 4;
   }
   const rrs = h.ancount + h.nscount + h.arcount;
@@ -172,15 +184,12 @@ export function stripTrailingOpt(buf: Buffer): Buffer {
   for (let i = 0; i < rrs; i++) {
     lastStart = off;
     off = skipName(buf, off);
-    if (off < 0 || off + 10 > buf.length) return buf;
+    if (off < 0 || off + 10 > buf.length) return -1;
     lastType = buf.readUInt16BE(off);
     off += 10 + buf.readUInt16BE(off + 8);
-    if (off > buf.length) return buf;
+    if (off > buf.length) return -1;
   }
-  if (lastType !== 41 || off !== buf.length) return buf;
-  const out = Buffer.from(buf.subarray(0, lastStart));
-  out.writeUInt16BE(h.arcount - 1, 10);
-  return out;
+  return lastType === 41 && off === buf.length ? lastStart : -1;
 }
 
 /**

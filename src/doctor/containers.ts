@@ -65,14 +65,19 @@ interface RuntimeDns {
   error?: string;
 }
 
+/** A runtime's config file, or null when there is none to read (the runtime's defaults apply). */
+function readText(file: string): string | null {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
 /** /etc/docker/daemon.json: `dns` and `bip` (the docker0 address, "172.17.0.1/16" by default). */
 export function readDockerConfig(file: string): RuntimeDns {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return { file: null, dns: [], bridge: null };
-  }
+  const text = readText(file);
+  if (text === null) return { file: null, dns: [], bridge: null };
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -90,12 +95,8 @@ export function readDockerConfig(file: string): RuntimeDns {
  * key (strings in a one- or multi-line array), not a TOML parser.
  */
 export function readPodmanConfig(file: string): RuntimeDns {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch {
-    return { file: null, dns: [], bridge: null };
-  }
+  const text = readText(file);
+  if (text === null) return { file: null, dns: [], bridge: null };
   let table = '';
   let collecting: string | null = null;
   for (const raw of text.split('\n')) {

@@ -83,6 +83,8 @@ export class Metrics {
 
   constructor(sources: { inflight?: () => number; cacheEntries?: () => number } = {}) {
     const registers = [this.registry];
+    /** A plain labelled counter of this registry (the families with a collect() are spelled out). */
+    const counter = <L extends string>(name: string, help: string, labelNames: L[]) => new Counter<L>({ name, help, labelNames, registers });
     // Every answered query is counted in a tally (plain numbers), which these two families
     // read when scraped: prom-client's own inc/observe would cost more than a cache hit.
     const tally = (this.tally = new QueryTally([0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5]));
@@ -96,12 +98,7 @@ export class Metrics {
       },
     });
     registerTally(this.registry, tally.histogram('dohd_query_duration_seconds', 'Time from receiving a client query to having its answer, by where the answer came from'));
-    this.rejected = new Counter({
-      name: 'dohd_rejected_total',
-      help: 'Client packets not answered normally (malformed, not a query, overloaded), by transport and reason',
-      labelNames: ['transport', 'reason'],
-      registers,
-    });
+    this.rejected = counter('dohd_rejected_total', 'Client packets not answered normally (malformed, not a query, overloaded), by transport and reason', ['transport', 'reason']);
     const inflight = sources.inflight;
     new Gauge({
       name: 'dohd_inflight_queries',
@@ -111,12 +108,7 @@ export class Metrics {
         this.set(inflight ? inflight() : 0);
       },
     });
-    this.cacheEvents = new Counter({
-      name: 'dohd_cache_events_total',
-      help: 'Answer cache outcomes: hit, miss, stale (expired answer served), prefetch (refreshed before expiry)',
-      labelNames: ['event'],
-      registers,
-    });
+    this.cacheEvents = counter('dohd_cache_events_total', 'Answer cache outcomes: hit, miss, stale (expired answer served), prefetch (refreshed before expiry)', ['event']);
     for (const event of ['hit', 'miss', 'stale', 'prefetch']) this.cacheEvents.inc({ event }, 0);
     const entries = sources.cacheEntries;
     new Gauge({
@@ -136,18 +128,8 @@ export class Metrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
-    this.upstreamWins = new Counter({
-      name: 'dohd_upstream_wins_total',
-      help: 'Queries whose answer came from this upstream (it answered first, or alone)',
-      labelNames: ['upstream'],
-      registers,
-    });
-    this.upstreamFailures = new Counter({
-      name: 'dohd_upstream_failures_total',
-      help: 'Upstream exchanges that failed, by upstream and reason (timeout, connect, tls, reset, http_status, servfail, ...)',
-      labelNames: ['upstream', 'reason'],
-      registers,
-    });
+    this.upstreamWins = counter('dohd_upstream_wins_total', 'Queries whose answer came from this upstream (it answered first, or alone)', ['upstream']);
+    this.upstreamFailures = counter('dohd_upstream_failures_total', 'Upstream exchanges that failed, by upstream and reason (timeout, connect, tls, reset, http_status, servfail, ...)', ['upstream', 'reason']);
     this.pinUp = new Gauge({
       name: 'dohd_pin_up',
       help: 'Pinned address health from the last probe (1 reachable, 0 failing), by pinned name and address',
@@ -155,36 +137,11 @@ export class Metrics {
       registers,
       aggregator: 'max', // --workers: each worker probes; up in any of them is up
     });
-    this.policyDrops = new Counter({
-      name: 'dohd_policy_drops_total',
-      help: 'Queries a policy refused, dropped or rate-limited, by reason',
-      labelNames: ['reason'],
-      registers,
-    });
-    this.localAnswers = new Counter({
-      name: 'dohd_local_answers_total',
-      help: 'Queries answered by a built-in local zone (localhost, private reverse zones, ...), by zone',
-      labelNames: ['zone'],
-      registers,
-    });
-    this.reloads = new Counter({
-      name: 'dohd_config_reloads_total',
-      help: 'Configuration reloads (SIGHUP), by result (ok, invalid)',
-      labelNames: ['result'],
-      registers,
-    });
-    this.internalErrors = new Counter({
-      name: 'dohd_internal_errors_total',
-      help: 'Bugs met while handling a client query (logged at error level; the client got FORMERR or SERVFAIL), by where and error class',
-      labelNames: ['where', 'kind'],
-      registers,
-    });
-    this.upstreamRestarts = new Counter({
-      name: 'dohd_upstream_restarts_total',
-      help: 'Upstream transports quarantined and rebuilt after one of their callbacks threw, by upstream and where (connect, connection, timer, settle, response, socket, exchange)',
-      labelNames: ['upstream', 'reason'],
-      registers,
-    });
+    this.policyDrops = counter('dohd_policy_drops_total', 'Queries a policy refused, dropped or rate-limited, by reason', ['reason']);
+    this.localAnswers = counter('dohd_local_answers_total', 'Queries answered by a built-in local zone (localhost, private reverse zones, ...), by zone', ['zone']);
+    this.reloads = counter('dohd_config_reloads_total', 'Configuration reloads (SIGHUP), by result (ok, invalid)', ['result']);
+    this.internalErrors = counter('dohd_internal_errors_total', 'Bugs met while handling a client query (logged at error level; the client got FORMERR or SERVFAIL), by where and error class', ['where', 'kind']);
+    this.upstreamRestarts = counter('dohd_upstream_restarts_total', 'Upstream transports quarantined and rebuilt after one of their callbacks threw, by upstream and where (connect, connection, timer, settle, response, socket, exchange)', ['upstream', 'reason']);
     this.upstreamObserver = {
       success: (u: Upstream, ms: number, won: boolean) => {
         this.upstreamDuration.observe({ upstream: u.name }, ms / 1000);

@@ -13,7 +13,7 @@ import type { Pki } from '../fixtures/pki.js';
 import { until } from '../fixtures/resources.js';
 import { loopBack } from '../fixtures/loop-back.js';
 import { ConfigError, validateConfig } from '../../src/config/load.js';
-import { reaches } from '../../src/stages/loop/self-address.js';
+import { reaches } from '../../src/config/self-address.js';
 import { PROBE_SUFFIX } from '../../src/stages/loop/probe.js';
 
 const pair = useDohPair(['good', 'loopy']);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import type { HostPort } from '../../src/config/address.js';
 import { machineHasIpv6 } from '../../src/config/cloudflared.js';
-import { localAddresses, NO_INTERFACES_WARNING, selfTargetProblems, type QueryTarget } from '../../src/stages/loop/self-address.js';
+import { localAddresses, NO_INTERFACES_WARNING, selfTargetProblems, type QueryTarget } from '../../src/config/self-address.js';
 
 /** What node throws when libuv cannot open its netlink socket. */
 function refused(): never {

@@ -3,6 +3,7 @@
  * upstream group (`cluster.local` to the cluster DNS, a corporate domain to the office
  * resolver). The most specific rule wins; names no rule covers go to the default group.
  */
+import { closestZone } from '../../dns/zone-match.js';
 import { WAIT, type Context, type Decision, type Next, type Result, type Stage } from '../../pipeline/types.js';
 
 export class RouteStage implements Stage {
@@ -18,14 +19,7 @@ export class RouteStage implements Stage {
   /** The group for a lower-cased name without the trailing dot, or undefined (default). */
   groupFor(lname: string): string | undefined {
     if (this.rules.size === 0) return undefined;
-    let name = lname;
-    for (;;) {
-      const g = this.rules.get(name);
-      if (g !== undefined) return g;
-      const dot = name.indexOf('.');
-      if (dot < 0) return undefined;
-      name = name.slice(dot + 1);
-    }
+    return closestZone(this.rules, lname);
   }
 
   /** Always waits. */

@@ -11,6 +11,7 @@
 import type { Answer } from '../../dns/message.js';
 import { localReply } from '../../dns/message.js';
 import { WireQuery } from '../../dns/fast-query.js';
+import { closestZone } from '../../dns/zone-match.js';
 import { HEADER_LEN, questionEnd, Rcode } from '../../dns/wire.js';
 import { PASS, type Context, type Result, type Stage } from '../../pipeline/types.js';
 import { LOCAL_TTL, LOCAL_ZONES, LOCALHOST_PTR, localSoa, type LocalZone } from './zones.js';
@@ -105,14 +106,7 @@ export class LocalZonesStage implements Stage {
 
   /** The enabled zone holding the name, or undefined. */
   private zoneOf(lname: string): LocalZone | undefined {
-    let name = lname;
-    for (;;) {
-      const z = this.zones.get(name);
-      if (z !== undefined) return z;
-      const dot = name.indexOf('.');
-      if (dot < 0) return undefined;
-      name = name.slice(dot + 1);
-    }
+    return closestZone(this.zones, lname);
   }
 
   private answer(ctx: Context, zone: LocalZone): Result {

@@ -12,10 +12,11 @@ import type { Logger } from 'pino';
 import { UPSTREAM_CONNECTION_DEFAULTS, type UpstreamInput } from '../../config/schema.js';
 import type { Query } from '../../dns/message.js';
 import { CANCELLED_EXCHANGE, UpstreamError, type UpstreamFailure } from '../errors.js';
-import { TransportGuard, type GuardOptions } from '../guard.js';
-import { admitRequest, type Upstream, type UpstreamStats } from '../types.js';
+import type { GuardOptions, TransportGuard } from '../guard.js';
+import type { Upstream, UpstreamStats } from '../types.js';
+import { PooledTransport } from '../pooled.js';
 import type { UpstreamObserver } from '../strategies/strategy.js';
-import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt, type RaceWin } from '../connect-race.js';
+import { ConnectRaceError, raceTlsConnect, serverIdentity, type RaceWin } from '../connect-race.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
 import { CANCELLED } from '../abort.js';
 
@@ -53,7 +54,7 @@ const RESEND_MAX_MS = 1000;
 /** A retired connection is destroyed at the latest this long after it was retired. */
 const RETIRE_GRACE_MS = 10_000;
 
-export class DohUpstream implements Upstream {
+export class DohUpstream extends PooledTransport implements Upstream {
   readonly kind = 'doh' as const;
   readonly name: string;
   readonly url: URL;
@@ -61,7 +62,7 @@ export class DohUpstream implements Upstream {
   readonly stats: DohStats = { connects: 0, requests: 0, pending: 0, retries: 0, resends: 0 };
   readonly idleTimeoutMs: number;
   private readonly servername: string | undefined;
-  private readonly maxPending: number;
+  protected readonly maxPending: number;
   private readonly quietMs: number;
   private readonly path: string;
   private conn: Conn | null = null;
@@ -69,25 +70,17 @@ export class DohUpstream implements Upstream {
   private readonly retiring = new Map<Conn, NodeJS.Timeout>();
   /** Smoothed time to response headers, ms (RFC 6298-style, alpha 1/8); null before the first answer. */
   private srtt: number | null = null;
-  private addrIndex = 0;
-  /** How the last connection race went, address by address (verdicts, `dohd query`). */
-  lastAttempts: RaceAttempt[] = [];
   private readonly port: number;
   private readonly secureContext: SecureContext;
   private readonly connectTimeoutMs: number;
   private tlsSession: Buffer | undefined;
-  /** Bootstrap IPs already reported unreachable. */
-  private readonly dropped = new Set<string>();
-  private idleTimer: NodeJS.Timeout | null = null;
-  private closed = false;
-  /** Every callback of this transport runs under it (see guard.ts): a throw rebuilds the transport. */
-  readonly guard: TransportGuard;
 
   constructor(
     /** idleTimeoutMs and quietMs left out (an upstream built outside a config) get the schema's defaults. */
     cfg: UpstreamInput,
     private readonly opts: DohOptions = {},
   ) {
+    super(opts);
     this.url = new URL(cfg.url);
     this.path = this.url.pathname + this.url.search;
     const host = this.url.hostname.replace(/^\[|\]$/g, '');
@@ -98,7 +91,6 @@ export class DohUpstream implements Upstream {
     this.idleTimeoutMs = cfg.idleTimeoutMs ?? UPSTREAM_CONNECTION_DEFAULTS.idleTimeoutMs;
     this.maxPending = opts.maxPending ?? 512;
     this.quietMs = cfg.quietMs ?? UPSTREAM_CONNECTION_DEFAULTS.quietMs;
-    this.guard = new TransportGuard(() => this.name, opts, () => this.quarantine());
     // One TLS context for every connection to this upstream: building one with an extra CA
     // parses the whole root store again (~25 ms of blocked event loop per reconnect).
     this.secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
@@ -138,10 +130,7 @@ export class DohUpstream implements Upstream {
           tls: { ...serverIdentity(this.servername, this.url.hostname), secureContext: this.secureContext, ALPNProtocols: ['h2', 'http/1.1'], ...(this.tlsSession ? { session: this.tlsSession } : {}) },
         }).then(
           this.guard.wrap('connect', (win: RaceWin) => {
-            this.lastAttempts = win.attempts;
-            this.addrIndex = win.index;
-            const dropped = noteDropped(win, this.dropped, this.opts.log, this.name);
-            if (dropped.length) this.opts.observer?.failure(this, new UpstreamError('ip_unreachable', `${dropped.join(', ')}: no answer while ${win.address} connected`), 0);
+        this.raceWon(win, this.opts);
             win.socket.once('session', (s: Buffer) => (this.tlsSession = s));
             cb(null, win.socket);
           }),
@@ -191,22 +180,6 @@ export class DohUpstream implements Upstream {
       });
   }
 
-  private armIdle(): void {
-    if (this.idleTimer) {
-      this.idleTimer.refresh();
-      return;
-    }
-    this.idleTimer = setTimeout(
-      this.guard.wrap('timer', () => {
-        this.idleTimer = null;
-        if (this.stats.pending === 0) this.dropConnection();
-        else this.armIdle();
-      }),
-      this.idleTimeoutMs,
-    );
-    this.idleTimer.unref();
-  }
-
   /** Forget the current connection; the next request opens a fresh one. */
   dropConnection(): void {
     if (this.conn) this.retire(this.conn, false);
@@ -218,18 +191,6 @@ export class DohUpstream implements Upstream {
     return Math.round(Math.min(RESEND_MAX_MS, Math.max(RESEND_MIN_MS, base)));
   }
 
-  async exchange(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
-    admitRequest(this.stats, this.closed, this.maxPending);
-    try {
-      return await this.send(wire, q, signal);
-    } catch (err) {
-      throw this.guard.exchangeError(err);
-    } finally {
-      this.stats.pending--;
-      this.armIdle();
-    }
-  }
-
   /**
    * Sends on the current connection, and never lets the query wait on a dead one:
    * - a request that fails because the connection turned out dead (reset, GOAWAY, closed
@@ -238,7 +199,7 @@ export class DohUpstream implements Upstream {
    *   no FIN, no RST) that gets no response headers within `resendDelay()` is sent again on
    *   a fresh connection in parallel; the first good answer wins, the other is cancelled.
    */
-  private send(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
+  protected send(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
     const first = this.connection();
     const quiet = this.quietMs > 0 && performance.now() - first.heardAt > this.quietMs;
     return new Promise<CheckedAnswer>((resolve, reject) => {
@@ -340,7 +301,7 @@ export class DohUpstream implements Upstream {
    * trusted again. Each is destroyed (their requests fail, and are sent again on a fresh one
    * or answered by the other upstreams); the next request starts from a clean state.
    */
-  private quarantine(): void {
+  protected quarantine(): void {
     const conns = [...this.retiring.keys(), ...(this.conn ? [this.conn] : [])];
     for (const t of this.retiring.values()) clearTimeout(t);
     this.retiring.clear();

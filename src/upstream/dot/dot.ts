@@ -20,10 +20,11 @@ import { UPSTREAM_CONNECTION_DEFAULTS } from '../../config/schema.js';
 import type { Query } from '../../dns/message.js';
 import { classify } from '../doh/doh.js';
 import { CANCELLED_EXCHANGE, UpstreamError } from '../errors.js';
-import { ConnectRaceError, noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt, type RaceWin } from '../connect-race.js';
-import { admitRequest, type Upstream, type UpstreamStats } from '../types.js';
+import { ConnectRaceError, raceTlsConnect, serverIdentity, type RaceWin } from '../connect-race.js';
+import type { Upstream, UpstreamStats } from '../types.js';
+import { PooledTransport } from '../pooled.js';
 import type { UpstreamObserver } from '../strategies/strategy.js';
-import { TransportGuard, type GuardOptions } from '../guard.js';
+import type { GuardOptions } from '../guard.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
 
 export const DOT_PORT = 853;
@@ -174,7 +175,7 @@ class DotConn {
   }
 }
 
-export class DotUpstream implements Upstream {
+export class DotUpstream extends PooledTransport implements Upstream {
   readonly kind = 'dot' as const;
   readonly name: string;
   readonly host: string;
@@ -184,28 +185,20 @@ export class DotUpstream implements Upstream {
   readonly stats: DotStats = { connects: 0, requests: 0, pending: 0, retries: 0 };
   readonly idleTimeoutMs: number;
   /** How the last connection race went, address by address (doctor and `dohd query --dot` show it). */
-  lastAttempts: RaceAttempt[] = [];
   private readonly servername: string | undefined;
   private readonly secureContext: SecureContext;
   private readonly connectTimeoutMs: number;
   private readonly staggerMs: number | undefined;
-  private readonly maxPending: number;
+  protected readonly maxPending: number;
   private conn: DotConn | null = null;
   private srtt: number | null = null;
   private readonly quietMs: number;
-  private addrIndex = 0;
-  /** Bootstrap IPs already reported unreachable. */
-  private readonly dropped = new Set<string>();
-  private idleTimer: NodeJS.Timeout | null = null;
-  private closed = false;
-  /** Every callback of this transport runs under it (see guard.ts): a throw rebuilds the transport. */
-  readonly guard: TransportGuard;
 
   constructor(
     cfg: DotConfig,
     private readonly opts: DotOptions = {},
   ) {
-    this.guard = new TransportGuard(() => this.name, opts, () => this.quarantine());
+    super(opts);
     const { host, port } = parseDotUrl(cfg.url);
     this.url = cfg.url;
     this.host = host;
@@ -227,25 +220,21 @@ export class DotUpstream implements Upstream {
     return this.addresses[this.addrIndex % this.addresses.length]!;
   }
 
-  async exchange(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
+  protected override admit(signal: AbortSignal): void {
     if (this.closed) throw new UpstreamError('aborted', 'upstream closed');
     if (signal.aborted) throw CANCELLED_EXCHANGE;
-    admitRequest(this.stats, this.closed, this.maxPending);
+    super.admit(signal);
+  }
+
+  protected async send(wire: Buffer, q: Query, signal: AbortSignal): Promise<CheckedAnswer> {
     try {
-      try {
-        return await this.attempt(wire, q, signal);
-      } catch (err) {
-        const e = err as UpstreamError;
-        if (!(e instanceof UpstreamError) || !e.retryable || signal.aborted || this.closed) throw e;
-        // The connection died under the query (idle close, reset): once more on a fresh one.
-        this.stats.retries++;
-        return await this.attempt(wire, q, signal);
-      }
+      return await this.attempt(wire, q, signal);
     } catch (err) {
-      throw this.guard.exchangeError(err);
-    } finally {
-      this.stats.pending--;
-      this.armIdle();
+      const e = err as UpstreamError;
+      if (!(e instanceof UpstreamError) || !e.retryable || signal.aborted || this.closed) throw e;
+      // The connection died under the query (idle close, reset): once more on a fresh one.
+      this.stats.retries++;
+      return await this.attempt(wire, q, signal);
     }
   }
 
@@ -328,10 +317,7 @@ export class DotUpstream implements Upstream {
       },
     }).then(
       this.guard.wrap('connect', (win: RaceWin) => {
-        this.lastAttempts = win.attempts;
-        this.addrIndex = win.index;
-        const dropped = noteDropped(win, this.dropped, this.opts.log, this.name);
-        if (dropped.length) this.opts.observer?.failure(this, new UpstreamError('ip_unreachable', `${dropped.join(', ')}: no answer while ${win.address} connected`), 0);
+        this.raceWon(win, this.opts);
         if (conn.dead || this.closed) {
           win.socket.destroy();
           return;
@@ -391,28 +377,12 @@ export class DotUpstream implements Upstream {
     return Math.round(Math.min(1000, Math.max(200, base)));
   }
 
-  private armIdle(): void {
-    if (this.idleTimer) {
-      this.idleTimer.refresh();
-      return;
-    }
-    this.idleTimer = setTimeout(
-      this.guard.wrap('timer', () => {
-        this.idleTimer = null;
-        if (this.stats.pending === 0) this.dropConnection();
-        else this.armIdle();
-      }),
-      this.idleTimeoutMs,
-    );
-    this.idleTimer.unref();
-  }
-
   /**
    * After a throw in one of this transport's callbacks (guard.ts): the connection is not
    * trusted again. It is destroyed; what was in flight fails as on a dead connection (sent
    * once more on a fresh one); the smoothed round trip starts over. Must not throw.
    */
-  private quarantine(): void {
+  protected quarantine(): void {
     const conn = this.conn;
     this.conn = null;
     this.srtt = null;

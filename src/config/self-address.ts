@@ -6,7 +6,7 @@
  */
 import { constants, networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import ipaddr from 'ipaddr.js';
-import { formatHostPort, parseHostPort, type HostPort } from '../../config/address.js';
+import { formatHostPort, parseHostPort, type HostPort } from './address.js';
 
 /** Somewhere dohd sends queries: `key` names it for the operator (e.g. `upstreams[0].url`). */
 export interface QueryTarget {
