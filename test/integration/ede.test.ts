@@ -4,36 +4,22 @@
  * passed through; only for clients that sent OPT; never past the client's size. Read with
  * dns-packet (dig and `dohd query` read them in test/e2e/query-output.test.ts).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import { queryTcp, queryUdp, type DnsResponse } from '../fixtures/dns-client.js';
 import { manualClock } from '../fixtures/clock.js';
-import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
-import type { Pki } from '../fixtures/pki.js';
+import type { RunningDaemon } from '../fixtures/daemon.js';
+import { useDohUpstream } from '../fixtures/doh-pair.js';
 import { Zone, defaultZone } from '../fixtures/zone.js';
 import { appendEde } from '../../src/dns/ede.js';
 import { finalizeAnswer } from '../../src/dns/answer.js';
 import { decodeQuery, rcodeReply } from '../../src/dns/message.js';
 
-let pki: Pki;
-let doh: DohServer;
-let d: RunningDaemon | undefined;
-
-
-beforeAll(async () => {
-  ({ pki, doh } = await startDohUpstream({ name: 'main' }));
-});
-afterAll(async () => {
-  await stopDohUpstream({ pki, doh });
-});
-afterEach(async () => {
-  await d?.stop();
-  d = undefined;
-  doh.reset();
+const up = useDohUpstream({ name: 'main' }, (doh) => {
   doh.mode = 'ok';
   doh.zone = defaultZone();
 });
+let d: RunningDaemon | undefined;
 
 /** The EDE options of an answer: [code, text]. */
 function edes(r: DnsResponse): [number, string][] {
@@ -43,8 +29,8 @@ function edes(r: DnsResponse): [number, string][] {
 
 describe('Extended DNS Errors', () => {
   it("dohd's SERVFAIL when every upstream times out: 22 \"all upstreams timed out\"; none without OPT", async () => {
-    doh.mode = 'hang';
-    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile, name: 'main' }], timeoutMs: 400 });
+    up.doh.mode = 'hang';
+    d = await up.start({ upstreams: [{ url: up.doh.url, ca: up.pki.caFile, name: 'main' }], timeoutMs: 400 });
     const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.rcode).toBe('SERVFAIL');
     expect(edes(r.response)).toEqual([[22, 'all upstreams timed out']]);
@@ -55,7 +41,7 @@ describe('Extended DNS Errors', () => {
 
   it("dohd's SERVFAIL when the upstream's TLS fails: 23 naming the upstream", async () => {
     // No CA given: the fixture's certificate is not trusted.
-    d = await startDaemon({ upstreams: [{ url: doh.url, name: 'main' }], timeoutMs: 2000 });
+    d = await up.start({ upstreams: [{ url: up.doh.url, name: 'main' }], timeoutMs: 2000 });
     const r = await queryTcp({ port: d.port, name: 'example.com' });
     expect(r.response.rcode).toBe('SERVFAIL');
     expect(edes(r.response)).toEqual([[23, 'main: TLS handshake failed']]);
@@ -63,7 +49,7 @@ describe('Extended DNS Errors', () => {
 
   it('the same through the sequential strategies (failover, hedged): 23 naming the upstream that failed last', async () => {
     for (const strategy of ['failover', 'hedged'] as const) {
-      d = await startDaemon({ upstreams: [{ url: doh.url, name: 'first' }, { url: doh.url, name: 'second' }], strategy, timeoutMs: 2000 });
+      d = await up.start({ upstreams: [{ url: up.doh.url, name: 'first' }, { url: up.doh.url, name: 'second' }], strategy, timeoutMs: 2000 });
       const r = await queryUdp({ port: d.port, name: `${strategy}.example.com` });
       expect(r.response.rcode).toBe('SERVFAIL');
       const [[code, text]] = edes(r.response) as [[number, string]];
@@ -76,11 +62,11 @@ describe('Extended DNS Errors', () => {
   });
 
   it('a stale answer carries 3, a stale NXDOMAIN 19', async () => {
-    doh.zone = new Zone([...defaultZone().lookup('short.example.net')], { soaMinimum: 1 });
+    up.doh.zone = new Zone([...defaultZone().lookup('short.example.net')], { soaMinimum: 1 });
     const clock = manualClock();
-    d = await startDaemon(
+    d = await up.start(
       {
-        upstreams: [{ url: doh.url, ca: pki.caFile, name: 'main' }],
+        upstreams: [{ url: up.doh.url, ca: up.pki.caFile, name: 'main' }],
         timeoutMs: 2000,
         cache: { staleClientTimeoutMs: 300, staleRecheckMs: 300 },
       },
@@ -89,7 +75,7 @@ describe('Extended DNS Errors', () => {
     expect(edes((await queryUdp({ port: d.port, name: 'short.example.net' })).response)).toEqual([]);
     expect((await queryUdp({ port: d.port, name: 'gone.example.net' })).response.rcode).toBe('NXDOMAIN');
     clock.advance(2200); // both expired (TTL 2, SOA minimum 1)
-    doh.mode = 'hang';
+    up.doh.mode = 'hang';
     const stale = await queryUdp({ port: d.port, name: 'short.example.net', timeoutMs: 3000 });
     expect(stale.response.answers.map((a) => a.data)).toEqual(['192.0.2.2']);
     expect(edes(stale.response)).toEqual([[3, '']]);
@@ -100,11 +86,11 @@ describe('Extended DNS Errors', () => {
   });
 
   it("the ACL's REFUSED carries 18 (Prohibited)", async () => {
-    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], acl: { allow: ['10.0.0.0/8'] } });
+    d = await up.start({ upstreams: [{ url: up.doh.url, ca: up.pki.caFile }], acl: { allow: ['10.0.0.0/8'] } });
     const r = await queryTcp({ port: d.port, name: 'example.com' });
     expect(r.response.rcode).toBe('REFUSED');
     expect(edes(r.response)).toEqual([[18, 'source address not allowed (acl)']]);
-    expect(doh.requests).toBe(0);
+    expect(up.doh.requests).toBe(0);
   });
 
   it("the upstream's own EDE options are passed through", async () => {
@@ -116,8 +102,8 @@ describe('Extended DNS Errors', () => {
       opt?.options.push({ code: 15, data: Buffer.concat([Buffer.from([0, 17]), Buffer.from('filtered by policy')]) });
       return a;
     };
-    doh.zone = zone;
-    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }] });
+    up.doh.zone = zone;
+    d = await up.start({ upstreams: [{ url: up.doh.url, ca: up.pki.caFile }] });
     const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.answers.map((a) => a.data)).toEqual(['192.0.2.1']);
     expect(edes(r.response)).toEqual([[17, 'filtered by policy']]);

@@ -3,35 +3,22 @@
  * dohd itself, with no request reaching the DoH upstream (counted there); turned off by
  * `localZones`; pins, hosts and `forward` rules win.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
-import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
-import type { Pki } from '../fixtures/pki.js';
+import type { RunningDaemon } from '../fixtures/daemon.js';
+import { useDohUpstream } from '../fixtures/doh-pair.js';
+import { startDohServer } from '../fixtures/doh-server.js';
 import { Zone } from '../fixtures/zone.js';
 import { validateConfig } from '../../src/config/load.js';
 import { LOCAL_ZONES } from '../../src/stages/local-zones/zones.js';
 
-let pki: Pki;
-let doh: DohServer;
+const up = useDohUpstream();
 let d: RunningDaemon | undefined;
 
-beforeAll(async () => {
-  ({ pki, doh } = await startDohUpstream());
-});
-afterAll(async () => {
-  await stopDohUpstream({ pki, doh });
-});
-afterEach(async () => {
-  await d?.stop();
-  d = undefined;
-  doh.reset();
-});
-
-const upstreams = () => [{ url: doh.url, ca: pki.caFile }];
+const upstreams = () => [{ url: up.doh.url, ca: up.pki.caFile }];
 
 async function ask(name: string, type = 'A') {
   return (await queryUdp({ port: d!.port, name, type })).response;
@@ -46,7 +33,7 @@ function probeOf(zone: string, kind: string): { name: string; type: string; rcod
 
 describe('local zones', () => {
   it('answers every built-in zone itself, with the zone SOA in negative answers, and sends none upstream', async () => {
-    d = await startDaemon({ upstreams: upstreams() });
+    d = await up.start({ upstreams: upstreams() });
     for (const z of LOCAL_ZONES) {
       const p = probeOf(z.zone, z.kind);
       const r = await ask(p.name, p.type);
@@ -57,18 +44,18 @@ describe('local zones', () => {
       ]);
       expect((r.flags ?? 0) & 0x0400, `${p.name}: AA`).toBe(0x0400);
     }
-    expect(doh.requests).toBe(0);
+    expect(up.doh.requests).toBe(0);
     // Each zone was counted once, under its own name.
     const answered = d.daemon.localZones.answered;
     expect(answered.size).toBe(LOCAL_ZONES.length);
     expect([...answered.values()].every((n) => n === 1)).toBe(true);
     // And a name outside them all goes upstream.
     expect((await ask('example.com')).answers.map((a) => a.data)).toEqual(['192.0.2.1']);
-    expect(doh.requests).toBe(1);
+    expect(up.doh.requests).toBe(1);
   });
 
   it('localhost: A 127.0.0.1 and AAAA ::1 for it and every name under it (any letter case), NODATA otherwise; PTR localhost', async () => {
-    d = await startDaemon({ upstreams: upstreams() });
+    d = await up.start({ upstreams: upstreams() });
     for (const name of ['localhost', 'foo.localhost', 'A.B.LocalHost']) {
       const a = await ask(name, 'A');
       expect(a.rcode).toBe('NOERROR');
@@ -87,11 +74,11 @@ describe('local zones', () => {
     // Over TCP too.
     const tcp = await queryTcp({ port: d.port, name: 'localhost', type: 'A' });
     expect(tcp.response.answers.map((x) => x.data)).toEqual(['127.0.0.1']);
-    expect(doh.requests).toBe(0);
+    expect(up.doh.requests).toBe(0);
   });
 
   it('the names of the issue: private reverse lookups, mDNS, home.arpa, DDR and the Firefox canary stay local', async () => {
-    d = await startDaemon({ upstreams: upstreams() });
+    d = await up.start({ upstreams: upstreams() });
     const want: [string, string, string][] = [
       ['invalid', 'A', 'NOERROR'],
       ['printer.local', 'A', 'NXDOMAIN'],
@@ -112,30 +99,30 @@ describe('local zones', () => {
       const r = await ask(name, type);
       expect([name, type, r.rcode, r.answers.length]).toEqual([name, type, rcode, 0]);
     }
-    expect(doh.requests).toBe(0);
+    expect(up.doh.requests).toBe(0);
     // Neighbours of the local ranges are not local: 172.32/16 and 100.128/16 go upstream.
     await ask('1.0.32.172.in-addr.arpa', 'PTR');
     await ask('1.0.128.100.in-addr.arpa', 'PTR');
     await ask('notlocal', 'A');
     await ask('example.net', 'A');
-    expect(doh.requests).toBe(4);
+    expect(up.doh.requests).toBe(4);
   });
 
   it('localZones turns zones off (one zone, every zone under a name, or all), and they go upstream again', async () => {
-    d = await startDaemon({ upstreams: upstreams(), localZones: { local: false, 'in-addr.arpa': false } });
+    d = await up.start({ upstreams: upstreams(), localZones: { local: false, 'in-addr.arpa': false } });
     await ask('printer.local');
     await ask('5.1.168.192.in-addr.arpa', 'PTR');
     await ask('1.0.20.172.in-addr.arpa', 'PTR');
-    expect(doh.requests).toBe(3);
+    expect(up.doh.requests).toBe(3);
     expect((await ask('localhost')).answers.map((x) => x.data)).toEqual(['127.0.0.1']);
     expect((await ask('x.8.e.f.ip6.arpa', 'PTR')).rcode).toBe('NXDOMAIN');
-    expect(doh.requests).toBe(3);
+    expect(up.doh.requests).toBe(3);
     await d.stop();
-    d = await startDaemon({ upstreams: upstreams(), localZones: false });
-    doh.reset();
+    d = await up.start({ upstreams: upstreams(), localZones: false });
+    up.doh.reset();
     await ask('localhost');
     await ask('use-application-dns.net');
-    expect(doh.requests).toBe(2);
+    expect(up.doh.requests).toBe(2);
   });
 
   it('a forward rule wins: home.arpa and its reverse zone go to the LAN group', async () => {
@@ -143,11 +130,11 @@ describe('local zones', () => {
       { name: 'router.home.arpa', type: 'A', data: '192.168.1.1' },
       { name: '1.1.168.192.in-addr.arpa', type: 'PTR', data: 'router.home.arpa' },
     ]);
-    const lan = await startDohServer({ pki, zone: lanZone, name: 'lan' });
+    const lan = await startDohServer({ pki: up.pki, zone: lanZone, name: 'lan' });
     try {
-      d = await startDaemon({
+      d = await up.start({
         upstreams: upstreams(),
-        groups: { lan: { upstreams: [{ url: lan.url, ca: pki.caFile }] } },
+        groups: { lan: { upstreams: [{ url: lan.url, ca: up.pki.caFile }] } },
         forward: { 'home.arpa': 'lan', '168.192.in-addr.arpa': 'lan' },
       });
       expect((await ask('router.home.arpa')).answers.map((x) => x.data)).toEqual(['192.168.1.1']);
@@ -155,7 +142,7 @@ describe('local zones', () => {
       expect(lan.requests).toBe(2);
       // Other local zones stay local.
       expect((await ask('5.0.0.10.in-addr.arpa', 'PTR')).rcode).toBe('NXDOMAIN');
-      expect(lan.requests + doh.requests).toBe(2);
+      expect(lan.requests + up.doh.requests).toBe(2);
     } finally {
       await lan.close();
     }
@@ -166,19 +153,19 @@ describe('local zones', () => {
     try {
       const file = join(dir, 'hosts');
       writeFileSync(file, '10.0.0.7 nas.home.arpa\n');
-      d = await startDaemon({ upstreams: upstreams(), hosts: { file }, pins: { 'printer.local': ['192.0.2.80'] } });
+      d = await up.start({ upstreams: upstreams(), hosts: { file }, pins: { 'printer.local': ['192.0.2.80'] } });
       expect((await ask('nas.home.arpa')).answers.map((x) => x.data)).toEqual(['10.0.0.7']);
       expect((await ask('7.0.0.10.in-addr.arpa', 'PTR')).answers.map((x) => x.data)).toEqual(['nas.home.arpa']);
       expect((await ask('printer.local')).answers.map((x) => x.data)).toEqual(['192.0.2.80']);
       expect((await ask('other.home.arpa')).rcode).toBe('NXDOMAIN');
-      expect(doh.requests).toBe(0);
+      expect(up.doh.requests).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
   it('counts local answers by zone in the metrics', async () => {
-    d = await startDaemon({ upstreams: upstreams(), admin: { listen: '127.0.0.1:0' } });
+    d = await up.start({ upstreams: upstreams(), admin: { listen: '127.0.0.1:0' } });
     await ask('localhost');
     await ask('foo.localhost', 'AAAA');
     await ask('5.1.168.192.in-addr.arpa', 'PTR');
@@ -190,15 +177,15 @@ describe('local zones', () => {
   });
 
   it('localZones changes on reload (SIGHUP), without a restart', async () => {
-    d = await startDaemon({ upstreams: upstreams() });
+    d = await up.start({ upstreams: upstreams() });
     expect((await ask('printer.local')).rcode).toBe('NXDOMAIN');
-    expect(doh.requests).toBe(0);
+    expect(up.doh.requests).toBe(0);
     const r = d.daemon.reload(validateConfig({ ...d.daemon.config, localZones: { local: false } }));
     expect(r).toEqual({ ok: true, live: ['localZones'], restart: [] });
     await ask('printer.local');
-    expect(doh.requests).toBe(1);
+    expect(up.doh.requests).toBe(1);
     expect((await ask('localhost')).answers.map((x) => x.data)).toEqual(['127.0.0.1']);
-    expect(doh.requests).toBe(1);
+    expect(up.doh.requests).toBe(1);
   });
 
   it('rejects a localZones key that names no built-in zone', () => {
