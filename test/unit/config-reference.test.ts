@@ -10,9 +10,9 @@ import { describe, expect, expectTypeOf, it } from 'vitest';
 import type { CacheOptions } from '../../src/stages/cache/answer-cache.js';
 import type { CacheStageOptions } from '../../src/stages/cache/stage.js';
 import type { TcpOptions } from '../../src/server/tcp.js';
-import { answerCacheOptions, cacheStageOptions } from '../fixtures/config-defaults.js';
+import { answerCacheOptions, cacheStageOptions, configProblems } from '../fixtures/config-defaults.js';
 import { staleClientTimeout } from '../../src/config/check.js';
-import { ConfigError, loadConfig, validateConfig } from '../../src/config/load.js';
+import { loadConfig, validateConfig } from '../../src/config/load.js';
 import { configReference, REFERENCE_END, REFERENCE_START, withReference } from '../../src/config/reference.js';
 import { configSchema, UPSTREAM_CONNECTION_DEFAULTS, type Config } from '../../src/config/schema.js';
 import { buildUpstream } from '../../src/upstream/strategies/groups.js';
@@ -22,15 +22,7 @@ const root = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url)
 const DOC = root('docs/configuration.md');
 const EXAMPLE = root('dohd.example.yaml');
 
-function problems(raw: unknown): string[] {
-  try {
-    validateConfig(raw);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problems = configProblems;
 
 /** Every key path of a parsed value: `a.b`, `a[].b` for list items' keys, `a.NAME.b` is not walked (maps are data). */
 function leafKeys(v: unknown, prefix = ''): string[] {

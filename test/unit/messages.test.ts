@@ -1,8 +1,8 @@
+import { configProblems } from '../fixtures/config-defaults.js';
 import { describe, expect, it } from 'vitest';
 import { closest, levenshtein } from '../../src/config/messages.js';
 import { explainUnknownArguments } from '../../src/cli/unknown-args.js';
 import { socketInodes } from '../../src/server/port-owner.js';
-import { validateConfig, type ConfigError } from '../../src/config/load.js';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,14 +42,7 @@ describe('port owner', () => {
 });
 
 describe('configuration problems in words', () => {
-  const problems = (raw: unknown): string[] => {
-    try {
-      validateConfig(raw);
-    } catch (err) {
-      return (err as ConfigError).problems;
-    }
-    return [];
-  };
+  const problems = configProblems;
   it('names key, found, expected and the fix, never zod\'s own wording', () => {
     expect(problems({ workers: 0 })).toEqual(['workers: found 0; expected a whole number from 1 to 256 (the default: workers: 1)']);
     expect(problems({ pins: { 'a.test': '192.0.2.1' } })).toEqual(['pins.a.test: found the text "192.0.2.1"; expected a list, or a mapping with addresses, ttl, verify']);

@@ -4,16 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { staleClientTimeout } from '../../src/config/check.js';
 import { ConfigError, loadConfig, validateConfig } from '../../src/config/load.js';
+import { configProblems } from '../fixtures/config-defaults.js';
 
-function problems(raw: unknown): string[] {
-  try {
-    validateConfig(raw);
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems;
-    throw err;
-  }
-  return [];
-}
+const problems = configProblems;
 
 const up = [{ url: 'https://127.0.0.1:8443/dns-query' }];
 
