@@ -11,6 +11,7 @@
  * the caller can tell "this IP is unreachable" from "every IP resets the handshake".
  */
 import { checkServerIdentity, connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { UNREACHABLE_CODES } from './errors.js';
 
 /**
  * What the certificate is checked against: the server name when there is one (sent as SNI);
@@ -122,7 +123,7 @@ function rank(a: RaceAttempt): number {
   const c = a.outcome;
   if (CERT_CODES.test(c) || TLS_CODES.test(c)) return 4;
   if (c === 'ECONNRESET' || c === 'EPIPE' || c === 'ECLOSED') return 3;
-  if (c === 'ECONNREFUSED' || c === 'ENETUNREACH' || c === 'EHOSTUNREACH' || c === 'EADDRNOTAVAIL') return 2;
+  if (UNREACHABLE_CODES.has(c)) return 2;
   return 1;
 }
 

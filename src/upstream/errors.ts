@@ -25,6 +25,9 @@ export type UpstreamFailure =
   | 'loop'
   | 'other';
 
+/** Socket errors that say the address cannot be reached at all (no route, nothing listening): a `connect` failure. */
+export const UNREACHABLE_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+
 /**
  * An upstream exchange's outcome, not a bug: it carries no stack trace. Capturing one cost
  * more than the rest of a cancelled request (every race cancels its losers), and logs and

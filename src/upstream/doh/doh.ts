@@ -11,7 +11,7 @@ import { Client, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { UPSTREAM_CONNECTION_DEFAULTS, type UpstreamInput } from '../../config/schema.js';
 import type { Query } from '../../dns/message.js';
-import { CANCELLED_EXCHANGE, UpstreamError, type UpstreamFailure } from '../errors.js';
+import { CANCELLED_EXCHANGE, UNREACHABLE_CODES, UpstreamError, type UpstreamFailure } from '../errors.js';
 import type { GuardOptions, TransportGuard } from '../guard.js';
 import type { Upstream, UpstreamStats } from '../types.js';
 import { PooledTransport } from '../pooled.js';
@@ -476,7 +476,7 @@ export function classify(err: unknown, signal?: AbortSignal): UpstreamError {
   // connect); never retried as a dead connection. An unknown CA gets the private-CA hint too.
   if (err instanceof ConnectRaceError) return new UpstreamError(err.reason, `${msg} (${code})${UNTRUSTED_CA.has(code) ? CA_HINT : ''}`);
   if (signal?.aborted || code === 'UND_ERR_ABORTED' || e?.name === 'AbortError') reason = 'aborted';
-  else if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ECONNREFUSED' || code === 'EHOSTUNREACH' || code === 'ENETUNREACH' || code === 'EADDRNOTAVAIL')
+  else if (code === 'UND_ERR_CONNECT_TIMEOUT' || UNREACHABLE_CODES.has(code))
     reason = 'connect';
   else if (TLS_CODES.test(code) || /certificate|self[- ]signed|TLS|SSL/i.test(msg)) reason = 'tls';
   else if (/GOAWAY/i.test(msg)) {

@@ -13,7 +13,7 @@ import { formatHostPort, type HostPort } from '../../config/address.js';
 import type { Query } from '../../dns/message.js';
 import { buildUpstreamQuery } from '../../dns/upstream-query.js';
 import { Flag, readHeader, tcpFrame } from '../../dns/wire.js';
-import { UpstreamError } from '../errors.js';
+import { UNREACHABLE_CODES, UpstreamError } from '../errors.js';
 import { TransportGuard, type GuardOptions } from '../guard.js';
 import { admitRequest, type Upstream, type UpstreamStats } from '../types.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
@@ -172,7 +172,8 @@ export class PlainUpstream implements Upstream {
   }
 }
 
-const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'EAFNOSUPPORT', 'EINVAL']);
+/** A UDP connect() can also fail for the address family or the address itself. */
+const CONNECT_CODES = new Set([...UNREACHABLE_CODES, 'EAFNOSUPPORT', 'EINVAL']);
 
 /** A socket error as a failed attempt of this upstream: `connect` when the address cannot be reached. */
 function socketFailure(what: string, err: unknown, otherwise: 'other' | 'reset' = 'other'): UpstreamError {
