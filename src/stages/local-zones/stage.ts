@@ -21,12 +21,6 @@ export type LocalZonesConfig = false | Record<string, boolean>;
 
 /** Zones under one top-level label tried one by one before a name is walked label by label. */
 const MAX_TRIED = 4;
-const T_A = 1;
-const T_NS = 2;
-const T_SOA = 6;
-const T_PTR = 12;
-const T_AAAA = 28;
-const T_ANY = 255;
 
 export class LocalZonesStage implements Stage {
   readonly name = 'local-zones';
@@ -111,21 +105,22 @@ export class LocalZonesStage implements Stage {
 
   private answer(ctx: Context, zone: LocalZone): Result {
     const q = ctx.query;
-    const qtype = q.qtype;
+    // By name, as the pins and hosts stages match it.
+    const qtype = q.type;
     const apex = q.lname === zone.zone;
     const answers: Answer[] = [];
     let rcode: number = Rcode.NOERROR;
     if (zone.kind === 'always-nxdomain') {
       rcode = Rcode.NXDOMAIN;
     } else if (this.ptrLocalhost.has(q.lname)) {
-      if (qtype === T_PTR || qtype === T_ANY) answers.push({ name: q.name, type: 'PTR', class: 'IN', ttl: LOCAL_TTL, data: 'localhost' });
-    } else if (apex && (qtype === T_SOA || qtype === T_ANY)) {
+      if (qtype === 'PTR' || qtype === 'ANY') answers.push({ name: q.name, type: 'PTR', class: 'IN', ttl: LOCAL_TTL, data: 'localhost' });
+    } else if (apex && (qtype === 'SOA' || qtype === 'ANY')) {
       answers.push(soa(q.name));
-    } else if (apex && qtype === T_NS) {
+    } else if (apex && qtype === 'NS') {
       answers.push({ name: q.name, type: 'NS', class: 'IN', ttl: LOCAL_TTL, data: 'localhost' });
     } else if (zone.kind === 'localhost') {
-      if (qtype === T_A || qtype === T_ANY) answers.push({ name: q.name, type: 'A', class: 'IN', ttl: LOCAL_TTL, data: '127.0.0.1' });
-      if (qtype === T_AAAA || qtype === T_ANY) answers.push({ name: q.name, type: 'AAAA', class: 'IN', ttl: LOCAL_TTL, data: '::1' });
+      if (qtype === 'A' || qtype === 'ANY') answers.push({ name: q.name, type: 'A', class: 'IN', ttl: LOCAL_TTL, data: '127.0.0.1' });
+      if (qtype === 'AAAA' || qtype === 'ANY') answers.push({ name: q.name, type: 'AAAA', class: 'IN', ttl: LOCAL_TTL, data: '::1' });
     } else if (zone.kind === 'nxdomain' && !apex) {
       rcode = Rcode.NXDOMAIN;
     }
