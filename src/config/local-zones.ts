@@ -14,6 +14,8 @@
  * (stages/local-zones/, which also builds their SOA) read it. It lives in config/ because the
  * schema needs it and config/ imports nothing above it.
  */
+import ipaddr from 'ipaddr.js';
+
 export type LocalZoneKind = 'localhost' | 'nxdomain' | 'nodata' | 'always-nxdomain';
 
 export interface LocalZone {
@@ -28,14 +30,30 @@ function z(zone: string, kind: LocalZoneKind, rfc: string, what: string): LocalZ
   return { zone, kind, why: `${rfc} ${what}` };
 }
 
-/** The IPv4 reverse zones of a /8 or of every /16 in [from, to] under `second.first`. */
-function v4Range(first: number, from: number, to: number, rfc: string, what: string): LocalZone[] {
-  const out: LocalZone[] = [];
-  for (let i = from; i <= to; i++) out.push(z(`${i}.${first}.in-addr.arpa`, 'nxdomain', rfc, what));
-  return out;
+/**
+ * The reverse zones (in-addr.arpa, ip6.arpa) that cover an address prefix, as RFC 6303 §3
+ * lists them: a zone per label, so a prefix that ends inside an octet (IPv4) or a nibble
+ * (IPv6) is every zone one label longer: 172.16.0.0/12 is 16.172 to 31.172, fe80::/10 is
+ * 8.e.f to b.e.f.
+ */
+export function reverseZones(prefix: string): string[] {
+  const [addr, bits] = ipaddr.parseCIDR(prefix);
+  const v4 = addr.kind() === 'ipv4';
+  const width = v4 ? 8 : 4;
+  const digits = addr.toByteArray().flatMap((b) => (v4 ? [b] : [b >> 4, b & 15]));
+  const whole = Math.floor(bits / width);
+  const spare = bits % width;
+  const label = (d: number): string => (v4 ? String(d) : d.toString(16));
+  const zone = (ds: number[]): string => [...ds].reverse().map(label).join('.') + (v4 ? '.in-addr.arpa' : '.ip6.arpa');
+  if (spare === 0) return [zone(digits.slice(0, whole))];
+  const first = digits[whole]! & ~((1 << (width - spare)) - 1);
+  return Array.from({ length: 1 << (width - spare) }, (_, i) => zone([...digits.slice(0, whole), first + i]));
 }
 
-const IP6_ZERO_31 = Array.from({ length: 31 }, () => '0').join('.');
+/** The `nxdomain` reverse zones of these prefixes, each explained by its RFC and prefix. */
+function reverse(rfc: string, ...prefixes: string[]): LocalZone[] {
+  return prefixes.flatMap((p) => reverseZones(p).map((zone) => z(zone, 'nxdomain', rfc, p)));
+}
 
 export const LOCAL_ZONES: readonly LocalZone[] = [
   // RFC 6761 §6.3: localhost answers loopback addresses itself.
@@ -50,32 +68,17 @@ export const LOCAL_ZONES: readonly LocalZone[] = [
   z('resolver.arpa', 'nodata', 'RFC 9462', 'resolver.arpa'),
   // Firefox keeps the system resolver (dohd) when this name does not exist.
   z('use-application-dns.net', 'always-nxdomain', 'Firefox', 'DoH canary'),
-  // RFC 6303 §4.1 and the IANA locally-served zones registry: IPv4 reverse zones.
-  z('10.in-addr.arpa', 'nxdomain', 'RFC 6303', '10.0.0.0/8'),
-  ...v4Range(172, 16, 31, 'RFC 6303', '172.16.0.0/12'),
-  z('168.192.in-addr.arpa', 'nxdomain', 'RFC 6303', '192.168.0.0/16'),
-  z('254.169.in-addr.arpa', 'nxdomain', 'RFC 6303', '169.254.0.0/16'),
-  ...v4Range(100, 64, 127, 'RFC 6598', '100.64.0.0/10'),
-  z('127.in-addr.arpa', 'nxdomain', 'RFC 6303', '127.0.0.0/8'),
-  z('0.in-addr.arpa', 'nxdomain', 'RFC 6303', '0.0.0.0/8'),
-  z('2.0.192.in-addr.arpa', 'nxdomain', 'RFC 5737', '192.0.2.0/24'),
-  z('100.51.198.in-addr.arpa', 'nxdomain', 'RFC 5737', '198.51.100.0/24'),
-  z('113.0.203.in-addr.arpa', 'nxdomain', 'RFC 5737', '203.0.113.0/24'),
-  z('255.255.255.255.in-addr.arpa', 'nxdomain', 'RFC 6303', '255.255.255.255/32'),
-  // IPv6 reverse zones.
-  z(`1.${IP6_ZERO_31}.ip6.arpa`, 'nxdomain', 'RFC 6303', '::1'),
-  z(`0.${IP6_ZERO_31}.ip6.arpa`, 'nxdomain', 'RFC 6303', '::'),
-  z('d.f.ip6.arpa', 'nxdomain', 'RFC 6303', 'fd00::/8'),
-  z('c.f.ip6.arpa', 'nxdomain', 'RFC 6303', 'fc00::/8'),
-  z('8.e.f.ip6.arpa', 'nxdomain', 'RFC 6303', 'fe80::/10'),
-  z('9.e.f.ip6.arpa', 'nxdomain', 'RFC 6303', 'fe80::/10'),
-  z('a.e.f.ip6.arpa', 'nxdomain', 'RFC 6303', 'fe80::/10'),
-  z('b.e.f.ip6.arpa', 'nxdomain', 'RFC 6303', 'fe80::/10'),
-  z('8.b.d.0.1.0.0.2.ip6.arpa', 'nxdomain', 'RFC 6303', '2001:db8::/32'),
+  // RFC 6303 §4 and the IANA locally-served zones registry: the reverse zones of private,
+  // shared (RFC 6598), loopback, "this network", documentation (RFC 5737) and link-local space.
+  ...reverse('RFC 6303', '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '169.254.0.0/16'),
+  ...reverse('RFC 6598', '100.64.0.0/10'),
+  ...reverse('RFC 6303', '127.0.0.0/8', '0.0.0.0/8'),
+  ...reverse('RFC 5737', '192.0.2.0/24', '198.51.100.0/24', '203.0.113.0/24'),
+  ...reverse('RFC 6303', '255.255.255.255/32', '::1/128', '::/128', 'fd00::/8', 'fc00::/8', 'fe80::/10', '2001:db8::/32'),
 ];
 
 /** The names that answer PTR localhost (RFC 6761 §6.3; Unbound does the same). */
-export const LOCALHOST_PTR: readonly string[] = ['1.0.0.127.in-addr.arpa', `1.${IP6_ZERO_31}.ip6.arpa`];
+export const LOCALHOST_PTR: readonly string[] = [...reverseZones('127.0.0.1/32'), ...reverseZones('::1/128')];
 
 /** Names `localZones` accepts as keys: every built-in zone and every name above one (`in-addr.arpa` turns off them all). */
 export function isLocalZoneKey(name: string): boolean {

@@ -8,6 +8,7 @@ import { parseQueryFast, WireQuery } from '../../src/dns/fast-query.js';
 import { decodeQuery, type Query } from '../../src/dns/message.js';
 import { PASS, type Context, type Result } from '../../src/pipeline/types.js';
 import { LocalZonesStage } from '../../src/stages/local-zones/stage.js';
+import { LOCAL_ZONES, LOCALHOST_PTR, reverseZones } from '../../src/config/local-zones.js';
 
 function wire(name: string, type = 'A'): Buffer {
   return dnsPacket.encode({ type: 'query', id: 1, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: type as dnsPacket.RecordType, class: 'IN' }] });
@@ -48,5 +49,35 @@ describe('local-zones stage', () => {
     const off = new LocalZonesStage(false);
     expect(off.enabled).toEqual([]);
     expect(off.decide(ctx(parseQueryFast(wire('localhost'))!))).toBe(PASS);
+  });
+});
+
+describe('reverse zones of a prefix (RFC 6303 §3)', () => {
+  it.each([
+    ['10.0.0.0/8', ['10.in-addr.arpa']],
+    ['192.0.2.0/24', ['2.0.192.in-addr.arpa']],
+    ['255.255.255.255/32', ['255.255.255.255.in-addr.arpa']],
+    ['2001:db8::/32', ['8.b.d.0.1.0.0.2.ip6.arpa']],
+    ['fe80::/10', ['8.e.f.ip6.arpa', '9.e.f.ip6.arpa', 'a.e.f.ip6.arpa', 'b.e.f.ip6.arpa']],
+    ['fc00::/7', ['c.f.ip6.arpa', 'd.f.ip6.arpa']],
+    ['::1/128', [`1.${'0.'.repeat(31)}ip6.arpa`]],
+  ])('%s', (prefix, zones) => {
+    expect(reverseZones(prefix)).toEqual(zones);
+  });
+
+  it('a prefix that ends inside an octet is every zone one label longer', () => {
+    const z = reverseZones('172.16.0.0/12');
+    expect(z).toHaveLength(16);
+    expect(z[0]).toBe('16.172.in-addr.arpa');
+    expect(z[15]).toBe('31.172.in-addr.arpa');
+    expect(reverseZones('100.64.0.0/10')).toEqual(Array.from({ length: 64 }, (_, i) => `${64 + i}.100.in-addr.arpa`));
+  });
+
+  it('the table holds each zone once, with its RFC and prefix, and PTR localhost for both loopbacks', () => {
+    const names = LOCAL_ZONES.map((l) => l.zone);
+    expect(new Set(names).size).toBe(names.length);
+    expect(LOCAL_ZONES.find((l) => l.zone === '20.172.in-addr.arpa')).toEqual({ zone: '20.172.in-addr.arpa', kind: 'nxdomain', why: 'RFC 6303 172.16.0.0/12' });
+    expect(LOCAL_ZONES.find((l) => l.zone === '99.100.in-addr.arpa')?.why).toBe('RFC 6598 100.64.0.0/10');
+    expect(LOCALHOST_PTR).toEqual(['1.0.0.127.in-addr.arpa', `1.${'0.'.repeat(31)}ip6.arpa`]);
   });
 });
