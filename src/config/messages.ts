@@ -143,15 +143,9 @@ function expectedNumber(n: { int: boolean; min: number | null; max: number | nul
   return what;
 }
 
-const TYPE_WORDS: Record<string, string> = {
-  number: 'a number',
-  int: 'a whole number',
-  string: 'a text',
-  boolean: 'true or false',
-  array: 'a list',
-  object: 'a mapping (key: value)',
-  record: 'a mapping (key: value)',
-};
+/** zod's type names, in the words of a config file. */
+const MAPPING = 'a mapping (key: value)';
+const TYPE_WORDS: Record<string, string> = { number: 'a number', int: 'a whole number', string: 'a text', boolean: 'true or false', array: 'a list', object: MAPPING, record: MAPPING };
 
 function example(path: readonly PropertyKey[], value: unknown): string {
   if (value === undefined || (typeof value === 'object' && value !== null && !Array.isArray(value))) return '';

@@ -104,36 +104,40 @@ export const pinSchema = z.union([
   }),
 ]);
 
-const ms = (min: number, max: number, dflt: number) => z.int().min(min).max(max).default(dflt);
-const seconds = (max: number, dflt: number) => z.int().min(0).max(max).default(dflt);
+/**
+ * A block of settings that may be left out as a whole: each field then takes its own default
+ * (every field of a section has a default or is optional).
+ */
+function section<T extends z.core.$ZodLooseShape>(what: string, shape: T) {
+  return z.strictObject(shape).prefault({} as z.input<z.ZodObject<T>>).describe(what);
+}
 
-export const cacheSchema = z
-  .strictObject({
-    maxEntries: z.int().min(0).max(10_000_000).default(100_000).describe('Answers kept (least recently used go first); 0 turns the cache off.'),
-    maxBytes: z
-      .int()
-      .min(4096)
-      .max(8 * 2 ** 30)
-      .default(64 * 2 ** 20)
-      .describe('And at most about this much memory for the stored answers, in bytes.'),
-    minTtl: seconds(86400, 0).describe('Lower TTL clamp for positive answers, seconds.'),
-    maxTtl: seconds(7 * 86400, 86400).describe('Upper TTL clamp for positive answers, seconds.'),
-    negativeMaxTtl: seconds(86400, 3600).describe('NXDOMAIN and NODATA are kept for the SOA minimum (RFC 2308), at most this many seconds.'),
-    staleWindow: seconds(30 * 86400, 86400).describe('Serve-stale (RFC 8767): seconds past expiry an answer may still be served when the upstreams fail; 0 turns it off.'),
-    staleTtl: z.int().min(1).max(3600).default(30).describe('TTL written into stale answers, seconds.'),
-    staleClientTimeoutMs: z
-      .int()
-      .min(10)
-      .max(60_000)
-      .optional()
-      .describe('How long a client waits for a refresh before it gets the stale answer (ms); default: 72% of timeoutMs (1800 of 2500).'),
-    staleRecheckMs: ms(0, 3_600_000, 30_000).describe('After a refresh failed, stale answers go out at once, and the next refresh waits this long (ms).'),
-    prefetchHits: z.int().min(0).max(1_000_000).default(2).describe('Prefetch: an entry hit this often is refreshed before it expires; 0 turns prefetch off.'),
-    prefetchThreshold: z.number().gt(0).max(0.9).default(0.1).describe("Prefetch when less than this share of the entry's TTL is left."),
-    file: z.string().min(1).optional().describe('Warm restart: the cache is saved here on clean shutdown and loaded at start. Off unless set.'),
-  })
-  .prefault({})
-  .describe('The answer cache: answers kept as received, TTLs counting down.');
+/** A whole number in [min, max], `dflt` when left out; `ms` and `seconds` say the unit. */
+const int = (min: number, max: number, dflt: number) => z.int().min(min).max(max).default(dflt);
+const ms = int;
+const seconds = (max: number, dflt: number) => int(0, max, dflt);
+/** SO_RCVBUF / SO_SNDBUF of a UDP listener, bytes (the kernel caps it at net.core.[rw]mem_max). */
+const socketBuffer = int(1024, 2 ** 30, 4 * 2 ** 20);
+
+export const cacheSchema = section('The answer cache: answers kept as received, TTLs counting down.', {
+  maxEntries: int(0, 10_000_000, 100_000).describe('Answers kept (least recently used go first); 0 turns the cache off.'),
+  maxBytes: int(4096, 8 * 2 ** 30, 64 * 2 ** 20).describe('And at most about this much memory for the stored answers, in bytes.'),
+  minTtl: seconds(86400, 0).describe('Lower TTL clamp for positive answers, seconds.'),
+  maxTtl: seconds(7 * 86400, 86400).describe('Upper TTL clamp for positive answers, seconds.'),
+  negativeMaxTtl: seconds(86400, 3600).describe('NXDOMAIN and NODATA are kept for the SOA minimum (RFC 2308), at most this many seconds.'),
+  staleWindow: seconds(30 * 86400, 86400).describe('Serve-stale (RFC 8767): seconds past expiry an answer may still be served when the upstreams fail; 0 turns it off.'),
+  staleTtl: int(1, 3600, 30).describe('TTL written into stale answers, seconds.'),
+  staleClientTimeoutMs: z
+    .int()
+    .min(10)
+    .max(60_000)
+    .optional()
+    .describe('How long a client waits for a refresh before it gets the stale answer (ms); default: 72% of timeoutMs (1800 of 2500).'),
+  staleRecheckMs: ms(0, 3_600_000, 30_000).describe('After a refresh failed, stale answers go out at once, and the next refresh waits this long (ms).'),
+  prefetchHits: int(0, 1_000_000, 2).describe('Prefetch: an entry hit this often is refreshed before it expires; 0 turns prefetch off.'),
+  prefetchThreshold: z.number().gt(0).max(0.9).default(0.1).describe("Prefetch when less than this share of the entry's TTL is left."),
+  file: z.string().min(1).optional().describe('Warm restart: the cache is saved here on clean shutdown and loaded at start. Off unless set.'),
+});
 
 const strategyName = z.enum(['race', 'hedged', 'failover']);
 
@@ -187,10 +191,9 @@ export const groupUpstreamSchema = z
         ctx.addIssue({ code: 'custom', path: ['url'], message: `"${u.url}" must be https:// (DoH), tls:// (DoT), udp:// or tcp:// (plain DNS)` });
       }
     }
-    if (plain && u.bootstrap) ctx.addIssue({ code: 'custom', path: ['bootstrap'], message: 'applies to https:// and tls:// upstreams only' });
-    if (plain && u.ca) ctx.addIssue({ code: 'custom', path: ['ca'], message: 'applies to https:// and tls:// upstreams only' });
-    if (plain && u.idleTimeoutMs !== undefined) ctx.addIssue({ code: 'custom', path: ['idleTimeoutMs'], message: 'applies to https:// and tls:// upstreams only' });
-    if (plain && u.quietMs !== undefined) ctx.addIssue({ code: 'custom', path: ['quietMs'], message: 'applies to https:// and tls:// upstreams only' });
+    if (plain)
+      for (const key of ['bootstrap', 'ca', 'idleTimeoutMs', 'quietMs'] as const)
+        if (u[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: 'applies to https:// and tls:// upstreams only' });
   });
 
 export const groupSchema = z.strictObject({
@@ -198,38 +201,26 @@ export const groupSchema = z.strictObject({
   upstreams: z.array(groupUpstreamSchema).min(1).describe('The upstreams of this group: DoH, DoT or plain DNS.'),
 });
 
-const hedgeSchema = z
-  .strictObject({
-    minDelayMs: ms(1, 10_000, 10).describe('Lower bound of the delay before the next upstream is asked (ms).'),
-    maxDelayMs: ms(1, 10_000, 1000).describe('Upper bound of that delay (ms).'),
-    initialDelayMs: ms(1, 10_000, 100).describe('The delay while an upstream has too few samples for a p90 (ms).'),
-  })
-  .prefault({})
-  .describe("Hedged strategy: the next upstream is asked after the first one's recent p90 latency, within these bounds.");
+const hedgeSchema = section("Hedged strategy: the next upstream is asked after the first one's recent p90 latency, within these bounds.", {
+  minDelayMs: ms(1, 10_000, 10).describe('Lower bound of the delay before the next upstream is asked (ms).'),
+  maxDelayMs: ms(1, 10_000, 1000).describe('Upper bound of that delay (ms).'),
+  initialDelayMs: ms(1, 10_000, 100).describe('The delay while an upstream has too few samples for a p90 (ms).'),
+});
 
-const failoverSchema = z
-  .strictObject({ attemptTimeoutMs: ms(10, 60_000, 1000).describe('An attempt not answered in this time counts as failed, and the next upstream is asked (ms).') })
-  .prefault({})
-  .describe('Failover strategy: upstreams in the order listed.');
+const failoverSchema = section('Failover strategy: upstreams in the order listed.', { attemptTimeoutMs: ms(10, 60_000, 1000).describe('An attempt not answered in this time counts as failed, and the next upstream is asked (ms).') });
 
-const healthSchema = z
-  .strictObject({
-    failures: z.int().min(1).max(1000).default(3).describe('Failures in a row that take an upstream out (SERVFAIL does not count).'),
-    backoffMs: ms(10, 3_600_000, 1000).describe('An upstream that is out is probed after this long (ms), doubling per failed probe.'),
-    maxBackoffMs: ms(10, 86_400_000, 300_000).describe('Upper bound of that delay (ms).'),
-    probeTimeoutMs: ms(10, 60_000, 2000).describe('Deadline of one probe (ms).'),
-  })
-  .prefault({})
-  .describe('Upstream health, for every group: failures in a row take an upstream out, probes bring it back. When every upstream of a group is out, all are tried anyway.');
+const healthSchema = section('Upstream health, for every group: failures in a row take an upstream out, probes bring it back. When every upstream of a group is out, all are tried anyway.', {
+  failures: int(1, 1000, 3).describe('Failures in a row that take an upstream out (SERVFAIL does not count).'),
+  backoffMs: ms(10, 3_600_000, 1000).describe('An upstream that is out is probed after this long (ms), doubling per failed probe.'),
+  maxBackoffMs: ms(10, 86_400_000, 300_000).describe('Upper bound of that delay (ms).'),
+  probeTimeoutMs: ms(10, 60_000, 2000).describe('Deadline of one probe (ms).'),
+});
 
-const ladderSchema = z
-  .strictObject({
-    stepMs: ms(50, 10_000, 700).describe('A path that has not answered in this long (ms) looks blocked: the next path is asked too.'),
-    reprobeMs: ms(100, 86_400_000, 60_000).describe('After moving down the ladder, the better paths are probed again after this long (ms), doubling...'),
-    maxReprobeMs: ms(100, 86_400_000, 900_000).describe('...up to this (ms).'),
-  })
-  .prefault({})
-  .describe('Upstreams with `alternates` (a ladder of paths to one provider).');
+const ladderSchema = section('Upstreams with `alternates` (a ladder of paths to one provider).', {
+  stepMs: ms(50, 10_000, 700).describe('A path that has not answered in this long (ms) looks blocked: the next path is asked too.'),
+  reprobeMs: ms(100, 86_400_000, 60_000).describe('After moving down the ladder, the better paths are probed again after this long (ms), doubling...'),
+  maxReprobeMs: ms(100, 86_400_000, 900_000).describe('...up to this (ms).'),
+});
 
 const hostsSchema = z
   .strictObject({
@@ -239,24 +230,16 @@ const hostsSchema = z
   })
   .describe('An /etc/hosts-style file answered locally, reloaded when it changes. Off unless set.');
 
-const pinVerifySchema = z
-  .strictObject({
-    port: z.int().min(1).max(65535).default(443).describe('The port a pinned address is checked on.'),
-    intervalMs: ms(50, 86_400_000, 60_000).describe('How often each address is checked (ms).'),
-    timeoutMs: ms(50, 60_000, 5000).describe('Deadline of one check (ms).'),
-    ca: z.string().min(1).optional().describe('Extra trusted CA file (PEM), added to the public roots.'),
-  })
-  .prefault({})
-  .describe('How pins marked `verify: true` are checked: a TLS handshake to the port, with the pinned name as server name, certificate verified.');
+const pinVerifySchema = section('How pins marked `verify: true` are checked: a TLS handshake to the port, with the pinned name as server name, certificate verified.', {
+  port: int(1, 65535, 443).describe('The port a pinned address is checked on.'),
+  intervalMs: ms(50, 86_400_000, 60_000).describe('How often each address is checked (ms).'),
+  timeoutMs: ms(50, 60_000, 5000).describe('Deadline of one check (ms).'),
+  ca: z.string().min(1).optional().describe('Extra trusted CA file (PEM), added to the public roots.'),
+});
 
 export const configSchema = z.strictObject({
   listen: z.array(listenAddress).min(1).default(DEFAULT_LISTEN).describe('Addresses to answer DNS on, UDP and TCP (IPv6 in brackets: "[::1]:53").'),
-  listenRetryMs: z
-    .int()
-    .min(0)
-    .max(3_600_000)
-    .default(1000)
-    .describe(
+  listenRetryMs: ms(0, 3_600_000, 1000).describe(
       'A listen address that no interface has yet (EADDRNOTAVAIL: a bridge such as docker0 that comes up after dohd) is retried this often (ms) while dohd serves on the others; 0: start-up fails instead. When no listen address can be bound at all, start-up fails either way.',
     ),
   upstreams: z
@@ -266,13 +249,13 @@ export const configSchema = z.strictObject({
     .describe(
       'The default group: DoH (`https://`) and DoT (`tls://`) servers, asked with `strategy`; or the name of a preset instead of a list (`default`: Cloudflare and Google, `cn`: AliDNS and DNSPod; src/config/presets.ts). Default: the `default` preset.',
     ),
-  timeoutMs: z.int().min(50).max(60_000).default(2500).describe('Deadline for one client query (ms); past it the client gets SERVFAIL.'),
+  timeoutMs: int(50, 60_000, 2500).describe('Deadline for one client query (ms); past it the client gets SERVFAIL.'),
   cache: cacheSchema,
   pins: z
     .record(domainName, pinSchema)
     .default({})
     .describe('Names answered locally with fixed addresses: `name: [IP, ...]` or `name: { addresses: [...], ttl: N, verify: true }`.'),
-  pinTtl: z.int().min(0).max(86400).default(60).describe('TTL of pinned answers, seconds.'),
+  pinTtl: int(0, 86400, 60).describe('TTL of pinned answers, seconds.'),
   strategy: strategyName.default('race').describe('How `upstreams` are asked: race (all at once, first good answer wins), hedged (the fastest first, the next after its recent p90), failover (in order).'),
   groups: z
     .record(groupName, groupSchema)
@@ -301,82 +284,47 @@ export const configSchema = z.strictObject({
   hosts: hostsSchema.optional(),
   pinVerify: pinVerifySchema,
   loopProbe: z.boolean().default(true).describe('At start-up, send each upstream a probe query to detect a forwarding loop back to dohd.'),
-  log: z
-    .strictObject({
-      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('The least severe level logged.'),
-      queries: z
-        .boolean()
-        .default(false)
-        .describe('One log line per answered query: client, qname, qtype, rcode, source, cache (hit/miss/stale/none), upstream (the winner), ms, transport.'),
-      format: z
-        .enum(['json', 'text', 'auto'])
-        .default('auto')
-        .describe('`json` lines; `text`: one line per event for people, with its syslog priority (`<4>`...) for journald; `auto`: text when stdout is the journal.'),
-    })
-    .prefault({})
-    .describe('Logging, on stdout.'),
-  acl: z
-    .strictObject({
-      allow: z
-        .array(cidr)
-        .default(DEFAULT_ACL_ALLOW)
-        .describe('CIDR ranges answered: loopback, RFC 1918, link-local and fc00::/7 by default (CGNAT 100.64.0.0/10 is left out on purpose: add it for a Tailscale tailnet).'),
-    })
-    .prefault({})
-    .describe('Which client sources are answered; every other source gets REFUSED.'),
-  rateLimit: z
-    .strictObject({
-      qps: z.number().min(0).max(1_000_000).default(1000).describe('Queries per second per prefix; 0 turns the limit off.'),
-      burst: z.int().min(1).max(10_000_000).optional().describe('Bucket size (queries allowed at once); default: twice qps.'),
-      maxClients: z.int().min(1).max(10_000_000).default(10_000).describe('Prefixes tracked at once (least recently seen are forgotten first).'),
-      exempt: z.array(cidr).default(DEFAULT_RATE_LIMIT_EXEMPT).describe('CIDR ranges never limited.'),
-    })
-    .prefault({})
-    .describe('Token bucket per client prefix (/24 IPv4, /56 IPv6); over it UDP queries are dropped, TCP ones get REFUSED.'),
-  ecs: z
-    .strictObject({
-      keep: z.boolean().default(false).describe("Forward the client's EDNS Client Subnet instead of removing it."),
-    })
-    .prefault({})
-    .describe('EDNS Client Subnet (RFC 7871) from clients: stripped before going upstream unless kept.'),
+  log: section('Logging, on stdout.', {
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('The least severe level logged.'),
+    queries: z
+      .boolean()
+      .default(false)
+      .describe('One log line per answered query: client, qname, qtype, rcode, source, cache (hit/miss/stale/none), upstream (the winner), ms, transport.'),
+    format: z
+      .enum(['json', 'text', 'auto'])
+      .default('auto')
+      .describe('`json` lines; `text`: one line per event for people, with its syslog priority (`<4>`...) for journald; `auto`: text when stdout is the journal.'),
+  }),
+  acl: section('Which client sources are answered; every other source gets REFUSED.', {
+    allow: z
+      .array(cidr)
+      .default(DEFAULT_ACL_ALLOW)
+      .describe('CIDR ranges answered: loopback, RFC 1918, link-local and fc00::/7 by default (CGNAT 100.64.0.0/10 is left out on purpose: add it for a Tailscale tailnet).'),
+  }),
+  rateLimit: section('Token bucket per client prefix (/24 IPv4, /56 IPv6); over it UDP queries are dropped, TCP ones get REFUSED.', {
+    qps: z.number().min(0).max(1_000_000).default(1000).describe('Queries per second per prefix; 0 turns the limit off.'),
+    burst: z.int().min(1).max(10_000_000).optional().describe('Bucket size (queries allowed at once); default: twice qps.'),
+    maxClients: int(1, 10_000_000, 10_000).describe('Prefixes tracked at once (least recently seen are forgotten first).'),
+    exempt: z.array(cidr).default(DEFAULT_RATE_LIMIT_EXEMPT).describe('CIDR ranges never limited.'),
+  }),
+  ecs: section('EDNS Client Subnet (RFC 7871) from clients: stripped before going upstream unless kept.', {
+    keep: z.boolean().default(false).describe("Forward the client's EDNS Client Subnet instead of removing it."),
+  }),
   any: z
     .enum(['hinfo', 'refuse', 'forward'])
     .default('hinfo')
     .describe('qtype ANY: `hinfo` answers the minimal RFC 8482 HINFO, `refuse` answers REFUSED, `forward` asks upstream.'),
-  udp: z
-    .strictObject({
-      receiveBufferBytes: z
-        .int()
-        .min(1024)
-        .max(1024 * 1024 * 1024)
-        .default(4 * 1024 * 1024)
-        .describe('SO_RCVBUF of each UDP listener: what queues in the kernel while dohd is busy; drops show in dohd_udp_socket_drops_total.'),
-      sendBufferBytes: z
-        .int()
-        .min(1024)
-        .max(1024 * 1024 * 1024)
-        .default(4 * 1024 * 1024)
-        .describe('SO_SNDBUF of each UDP listener.'),
-    })
-    .prefault({})
-    .describe(
-      "UDP listener socket buffers, in bytes. The kernel caps them at net.core.rmem_max / wmem_max (a warning gives what was granted); the default matches the systemd socket unit's ReceiveBuffer=4M, and a size already larger (an activated socket) is kept.",
-    ),
-  tcp: z
-    .strictObject({
-      idleTimeoutMs: z.int().min(100).max(600_000).default(10_000).describe('Close a connection with no query in progress and no traffic for this long (ms).'),
-      maxConnections: z.int().min(1).max(100_000).default(1000).describe('Open connections per listen address; more are closed at once.'),
-      maxInflightPerConnection: z.int().min(1).max(1000).default(64).describe('Queries in progress per connection; past it the connection is not read until some finish.'),
-      frameTimeoutMs: z.int().min(100).max(600_000).default(5000).describe('A query frame, once its first byte arrived, must be complete within this long (ms).'),
-      maxBufferedBytes: z
-        .int()
-        .min(65_536)
-        .max(64 * 1024 * 1024)
-        .default(262_144)
-        .describe('Unsent answer bytes per connection before it stops being read; twice this closes it.'),
-    })
-    .prefault({})
-    .describe('TCP listener limits (RFC 7766).'),
+  udp: section("UDP listener socket buffers, in bytes. The kernel caps them at net.core.rmem_max / wmem_max (a warning gives what was granted); the default matches the systemd socket unit's ReceiveBuffer=4M, and a size already larger (an activated socket) is kept.", {
+    receiveBufferBytes: socketBuffer.describe('SO_RCVBUF of each UDP listener: what queues in the kernel while dohd is busy; drops show in dohd_udp_socket_drops_total.'),
+    sendBufferBytes: socketBuffer.describe('SO_SNDBUF of each UDP listener.'),
+  }),
+  tcp: section('TCP listener limits (RFC 7766).', {
+    idleTimeoutMs: int(100, 600_000, 10_000).describe('Close a connection with no query in progress and no traffic for this long (ms).'),
+    maxConnections: int(1, 100_000, 1000).describe('Open connections per listen address; more are closed at once.'),
+    maxInflightPerConnection: int(1, 1000, 64).describe('Queries in progress per connection; past it the connection is not read until some finish.'),
+    frameTimeoutMs: int(100, 600_000, 5000).describe('A query frame, once its first byte arrived, must be complete within this long (ms).'),
+    maxBufferedBytes: int(65_536, 64 * 2 ** 20, 262_144).describe('Unsent answer bytes per connection before it stops being read; twice this closes it.'),
+  }),
   admin: z
     .union([z.literal(false), z.strictObject({ listen: listenAddress.default(DEFAULT_ADMIN_LISTEN).describe('ADDR:PORT of the admin listener.') })], {
       error: 'false (no admin listener), or { listen: "ADDR:PORT" }',
