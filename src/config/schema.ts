@@ -250,6 +250,7 @@ export const configSchema = z.strictObject({
       'The default group: DoH (`https://`) and DoT (`tls://`) servers, asked with `strategy`; or the name of a preset instead of a list (`default`: Cloudflare and Google, `cn`: AliDNS and DNSPod; src/config/presets.ts). Default: the `default` preset.',
     ),
   timeoutMs: int(50, 60_000, 2500).describe('Deadline for one client query (ms); past it the client gets SERVFAIL.'),
+  maxInflight: int(1, 1_000_000, 10_000).describe('Client queries waiting on an upstream at once (answers from the cache, pins or hosts take no slot); past it a new one gets SERVFAIL at once (EDE "dohd overloaded") instead of queueing. Bounds memory when upstreams are slow or dead.'),
   cache: cacheSchema,
   pins: z
     .record(domainName, pinSchema)
@@ -340,6 +341,9 @@ export const configSchema = z.strictObject({
 });
 
 export type Config = z.output<typeof configSchema>;
+
+/** The whole configuration with every default, as an empty file gives it (for parts built outside a config: `dohd query`, doctor). */
+export const configDefaults = (): Config => configSchema.parse({});
 export type GroupConfig = z.output<typeof groupSchema>;
 export type GroupUpstreamConfig = z.output<typeof groupUpstreamSchema>;
 export type StrategyName = z.output<typeof strategyName>;

@@ -92,7 +92,7 @@ export class Daemon {
     this.buildUpstreams(config);
     this.buildCache(config);
     this.buildPins(config);
-    this.coalesceStage = new CoalesceStage({ timeoutMs: config.timeoutMs });
+    this.coalesceStage = new CoalesceStage({ timeoutMs: config.timeoutMs, maxInflight: config.maxInflight });
     this.metrics = new Metrics({ inflight: () => this.handler.inflight, cacheEntries: () => this.cache.size });
     this.sources = new MetricSources(this.metrics);
     registerUdpDrops(this.metrics.registry, () =>
@@ -112,6 +112,7 @@ export class Daemon {
     this.handler = new QueryHandler({
       pipeline: this.pipeline,
       timeoutMs: config.timeoutMs,
+      maxInflight: config.maxInflight,
       log,
       screenReject: (transport, client, reason, hasReply) => this.policy.screenReject(transport, client, reason, hasReply),
       onAnswer: answerObserver(this.metrics, log, () => this.config.log.queries),

@@ -2,7 +2,7 @@
  * What a configuration reload (SIGHUP) may change while running, and what needs a restart.
  *
  * Live: upstreams, groups, strategy, forward rules and the other upstream settings (new
- * connections; queries in flight finish on the old ones), timeoutMs, cache (a changed cache
+ * connections; queries in flight finish on the old ones), timeoutMs, maxInflight, cache (a changed cache
  * section starts an empty cache), pins, pinTtl and pinVerify, the policy (acl, rateLimit, ecs,
  * any), localZones, log (level, query log, format).
  * Restart: listen, admin, tcp, udp (sockets are bound once; a privileged port could not be bound
@@ -26,7 +26,9 @@ export const LIVE_KEYS: readonly string[] = [
   'hedge',
   'failover',
   'health',
+  'ladder',
   'timeoutMs',
+  'maxInflight',
   'cache',
   'pins',
   'pinTtl',
@@ -100,11 +102,11 @@ export function applyReload(d: Daemon, next: Config): ReloadOutcome {
     if (changed(...UPSTREAM_KEYS, 'timeoutMs')) d.buildUpstreams(next);
     if (changed('cache', 'timeoutMs')) d.buildCache(next);
     if (changed('pins', 'pinTtl', 'pinVerify')) d.buildPins(next);
-    if (changed('timeoutMs')) d.coalesceStage = new CoalesceStage({ timeoutMs: next.timeoutMs });
+    if (changed('timeoutMs', 'maxInflight')) d.coalesceStage = new CoalesceStage({ timeoutMs: next.timeoutMs, maxInflight: next.maxInflight });
     if (changed('acl', 'rateLimit', 'ecs', 'any')) d.policy.update(policyOptionsFrom(next));
     d.config = effectiveConfig(d.config, next, plan);
     d.composePipeline();
-    d.handler.update({ pipeline: d.pipeline, timeoutMs: d.config.timeoutMs });
+    d.handler.update({ pipeline: d.pipeline, timeoutMs: d.config.timeoutMs, maxInflight: d.config.maxInflight });
     if (changed('log')) {
       d.log.level = next.log.level;
       setLogFormat(d.log, next.log.format);

@@ -17,8 +17,8 @@ import { CANCELLED } from '../upstream/abort.js';
 export interface HandlerOptions {
   pipeline: Pipeline;
   timeoutMs: number;
-  /** Queries in progress at once; past it new ones get SERVFAIL at once instead of queueing. */
-  maxInflight?: number;
+  /** Queries in progress at once; past it new ones get SERVFAIL at once instead of queueing (config `maxInflight`). */
+  maxInflight: number;
   log?: Logger;
   /** Called once per answered query (metrics, query log). */
   onAnswer?: (ctx: Context, result: Result, ms: number) => void;
@@ -38,11 +38,8 @@ export interface HandlerOptions {
 
 export class QueryHandler {
   inflight = 0;
-  private readonly maxInflight: number;
 
-  constructor(private opts: HandlerOptions) {
-    this.maxInflight = opts.maxInflight ?? 10_000;
-  }
+  constructor(private opts: HandlerOptions) {}
 
   update(opts: Partial<HandlerOptions>): void {
     this.opts = { ...this.opts, ...opts };
@@ -95,7 +92,7 @@ export class QueryHandler {
   /** Called by the pipeline before its first stage that waits: past maxInflight, SERVFAIL at once. */
   private readonly beforeWait = (c: Context): Result | undefined => {
     const ctx = c as Waiting;
-    if (this.inflight >= this.maxInflight) {
+    if (this.inflight >= this.opts.maxInflight) {
       this.opts.onReject?.(ctx.transport, 'overloaded');
       return { wire: rcodeReply(ctx.query, Rcode.SERVFAIL), source: 'error', rcode: Rcode.SERVFAIL, ede: EDE_OVERLOADED };
     }

@@ -23,8 +23,6 @@ export interface HealthOptions {
   backoffMs: number;
   maxBackoffMs: number;
   probeTimeoutMs: number;
-  /** Latency samples kept per upstream. */
-  window?: number;
   log?: Logger;
 }
 
@@ -83,14 +81,14 @@ export function probe(): { wire: Buffer; query: Query } {
   return probeQuery;
 }
 
+/** Latency samples kept per upstream (the p90 of `hedged`, the ranks of `status`). */
+const LATENCY_WINDOW = 32;
+
 export class HealthTracker implements UpstreamObserver {
   private readonly states = new Map<Upstream, State>();
-  private readonly window: number;
   private closed = false;
 
-  constructor(private readonly opts: HealthOptions) {
-    this.window = opts.window ?? 32;
-  }
+  constructor(private readonly opts: HealthOptions) {}
 
   private state(u: Upstream): State {
     let s = this.states.get(u);
@@ -103,7 +101,7 @@ export class HealthTracker implements UpstreamObserver {
 
   private push<T>(list: T[], v: T): void {
     list.push(v);
-    if (list.length > this.window) list.shift();
+    if (list.length > LATENCY_WINDOW) list.shift();
   }
 
   private sample(s: State, ms: number): void {

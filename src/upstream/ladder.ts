@@ -21,18 +21,14 @@ import type { CheckedAnswer } from './validate.js';
 import { describeFailure } from './verdict.js';
 
 export interface LadderOptions {
-  /** A path that has not answered in this long looks blocked: the next one is asked too. */
-  stepMs?: number;
-  reprobeMs?: number;
-  maxReprobeMs?: number;
+  /** The config's `ladder` timing: a path that has not answered in stepMs looks blocked, the next one is asked too. */
+  stepMs: number;
+  reprobeMs: number;
+  maxReprobeMs: number;
   log?: Logger;
   /** Told about each path's failures (metrics by path and reason). */
   observer?: Pick<UpstreamObserver, 'failure'>;
 }
-
-export const DEFAULT_STEP_MS = 700;
-export const DEFAULT_REPROBE_MS = 60_000;
-export const DEFAULT_MAX_REPROBE_MS = 15 * 60_000;
 
 export class LadderUpstream implements Upstream {
   readonly kind: Upstream['kind'];
@@ -50,14 +46,14 @@ export class LadderUpstream implements Upstream {
   constructor(
     readonly name: string,
     readonly rungs: Upstream[],
-    private readonly opts: LadderOptions = {},
+    private readonly opts: LadderOptions,
   ) {
     if (rungs.length === 0) throw new Error('a ladder needs at least one path');
     this.kind = rungs[0]!.kind;
     this.lastFailure = rungs.map(() => null);
-    this.stepMs = opts.stepMs ?? DEFAULT_STEP_MS;
-    this.reprobeMs = opts.reprobeMs ?? DEFAULT_REPROBE_MS;
-    this.maxReprobeMs = opts.maxReprobeMs ?? DEFAULT_MAX_REPROBE_MS;
+    this.stepMs = opts.stepMs;
+    this.reprobeMs = opts.reprobeMs;
+    this.maxReprobeMs = opts.maxReprobeMs;
     this.backoff = this.reprobeMs;
   }
 

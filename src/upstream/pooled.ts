@@ -8,11 +8,25 @@
 import type { Query } from '../dns/message.js';
 import { TransportGuard, type GuardOptions } from './guard.js';
 import type { Logger } from 'pino';
-import { noteDropped, type RaceAttempt, type RaceWin } from './connect-race.js';
+import type { ConnectionOptions } from 'node:tls';
+import { noteDropped, raceTlsConnect, type RaceAttempt, type RaceWin } from './connect-race.js';
 import { UpstreamError } from './errors.js';
 import type { UpstreamObserver } from './strategies/strategy.js';
-import { admitRequest, type Upstream, type UpstreamStats } from './types.js';
+import { admitRequest, CONNECT_TIMEOUT_MS, MAX_PENDING, type Upstream, type UpstreamStats } from './types.js';
 import type { CheckedAnswer } from './validate.js';
+
+/** What DoH and DoT take besides their config. */
+export interface PooledOptions extends GuardOptions {
+  log?: Logger;
+  /** The whole connection race (every bootstrap IP), ms; default CONNECT_TIMEOUT_MS. */
+  connectTimeoutMs?: number;
+  /** Delay before the next bootstrap IP joins the race (RFC 8305); default connect-race's. */
+  staggerMs?: number;
+  /** Requests in flight at once; beyond it, fail fast instead of queueing without bound (default MAX_PENDING). */
+  maxPending?: number;
+  /** Told when a bootstrap IP was unreachable while another connected (metrics: reason ip_unreachable). */
+  observer?: Pick<UpstreamObserver, 'failure'>;
+}
 
 export abstract class PooledTransport implements Upstream {
   abstract readonly name: string;
@@ -23,7 +37,10 @@ export abstract class PooledTransport implements Upstream {
   /** Bootstrap IPs already reported unreachable. */
   protected readonly dropped = new Set<string>();
   abstract readonly idleTimeoutMs: number;
-  protected abstract readonly maxPending: number;
+  /** The bootstrap IPs, and the port, a connection races to. */
+  abstract readonly addresses: readonly string[];
+  abstract readonly port: number;
+  protected readonly maxPending: number;
   protected idleTimer: NodeJS.Timeout | null = null;
   protected closed = false;
   /** How the last connection race went, address by address (verdicts, `dohd query`). */
@@ -31,8 +48,22 @@ export abstract class PooledTransport implements Upstream {
   /** The bootstrap IP the next connection tries first (the one that worked last). */
   protected addrIndex = 0;
 
-  constructor(opts: GuardOptions) {
+  constructor(protected readonly opts: PooledOptions) {
     this.guard = new TransportGuard(() => this.name, opts, () => this.quarantine());
+    this.maxPending = opts.maxPending ?? MAX_PENDING;
+  }
+
+  /** Happy eyeballs across the bootstrap IPs (connect-race.ts), the one that worked last first. */
+  protected raceConnect(tls: ConnectionOptions, signal?: AbortSignal): Promise<RaceWin> {
+    return raceTlsConnect({
+      addresses: this.addresses,
+      port: this.port,
+      first: this.addrIndex,
+      ...(this.opts.staggerMs !== undefined ? { staggerMs: this.opts.staggerMs } : {}),
+      timeoutMs: this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
+      ...(signal ? { signal } : {}),
+      tls,
+    });
   }
 
   /**
@@ -64,11 +95,11 @@ export abstract class PooledTransport implements Upstream {
   abstract close(): Promise<void>;
 
   /** A connection race won: remember where, and report the addresses that did not answer (once each). */
-  protected raceWon(win: RaceWin, opts: { log?: Logger; observer?: Pick<UpstreamObserver, 'failure'> }): void {
+  protected raceWon(win: RaceWin): void {
     this.lastAttempts = win.attempts;
     this.addrIndex = win.index;
-    const dropped = noteDropped(win, this.dropped, opts.log, this.name);
-    if (dropped.length) opts.observer?.failure(this, new UpstreamError('ip_unreachable', `${dropped.join(', ')}: no answer while ${win.address} connected`), 0);
+    const dropped = noteDropped(win, this.dropped, this.opts.log, this.name);
+    if (dropped.length) this.opts.observer?.failure(this, new UpstreamError('ip_unreachable', `${dropped.join(', ')}: no answer while ${win.address} connected`), 0);
   }
 
   /** Forget the current connection; the next request opens a fresh one. */

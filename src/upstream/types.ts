@@ -16,6 +16,11 @@ export interface UpstreamStats {
   pending: number;
 }
 
+/** Requests one upstream takes in flight at once; beyond it, fail fast rather than queue without bound. */
+export const MAX_PENDING = 512;
+/** The whole connection race to an encrypted upstream (TCP and TLS, every bootstrap IP), ms. */
+export const CONNECT_TIMEOUT_MS = 5000;
+
 /**
  * Counts a request in (pending, requests), or refuses it at once: the upstream is closed, or
  * `maxPending` requests are already in flight (fail fast rather than queue without bound).

@@ -18,6 +18,7 @@ import { WAIT, type Stage } from '../../src/pipeline/types.js';
 import { QueryHandler } from '../../src/server/handler.js';
 import { UpstreamError } from '../../src/upstream/errors.js';
 import { checkAnswer } from '../../src/upstream/validate.js';
+import { defaultConfig, policyOptions } from '../fixtures/config-defaults.js';
 
 const RUNS = Number(process.env.FC_RUNS ?? 1500);
 
@@ -126,10 +127,10 @@ const localOnly: Stage = {
 };
 
 function handler(): QueryHandler {
-  const policy = new PolicyStage({ acl: ['127.0.0.0/8', '::1/128'], rateLimit: { qps: 0, maxClients: 100 }, any: 'hinfo' });
+  const policy = new PolicyStage(policyOptions({ acl: ['127.0.0.0/8', '::1/128'], rateLimit: { qps: 0, maxClients: 100 } }));
   const pins = new PinsStage(buildPins({ pins: { 'pinned.example.net': ['192.0.2.1', '2001:db8::1'] }, pinTtl: 60 }));
   const pipeline = new Pipeline([policy, pins, localOnly]);
-  return new QueryHandler({ pipeline, timeoutMs: 2000, screenReject: (t, c, r, h) => policy.screenReject(t, c, r, h) });
+  return new QueryHandler({ pipeline, timeoutMs: 2000, maxInflight: defaultConfig().maxInflight, screenReject: (t, c, r, h) => policy.screenReject(t, c, r, h) });
 }
 
 const h = handler();
@@ -339,7 +340,7 @@ describe('the handler with a stage that builds the upstream query', () => {
     };
     // A deadline far away: a stall of the loaded machine must not turn into a deadline SERVFAIL,
     // which is not what this test is about (it failed once in a test:fast run on a busy machine).
-    const hh = new QueryHandler({ pipeline: new Pipeline([upstreamShaped]), timeoutMs: 60_000, onInternalError: (_w, err) => internal.push(err) });
+    const hh = new QueryHandler({ pipeline: new Pipeline([upstreamShaped]), timeoutMs: 60_000, maxInflight: defaultConfig().maxInflight, onInternalError: (_w, err) => internal.push(err) });
     /** A question name that ends in a pointer somewhere in the header, as in issue 18. */
     const headerPointer = fc.tuple(validQuery, fc.integer({ min: 0, max: 11 })).map(([w, at]) => {
       const end = w.indexOf(0, 12);

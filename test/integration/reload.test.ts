@@ -3,7 +3,7 @@
  * that replaced upstreams are closed once their queries are done, and the shutdown hooks.
  */
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { copyFileSync, unlinkSync } from 'node:fs';
+import { copyFileSync, readFileSync, unlinkSync } from 'node:fs';
 import { queryUdp } from '../fixtures/dns-client.js';
 import type { RunningDaemon } from '../fixtures/daemon.js';
 import { useDohPair } from '../fixtures/doh-pair.js';
@@ -11,7 +11,8 @@ import type { DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import { effectiveConfig, planReload, stableJson } from '../../src/daemon/reload.js';
+import { effectiveConfig, LIVE_KEYS, planReload, stableJson } from '../../src/daemon/reload.js';
+import { EDE_OVERLOADED, edeOf } from '../../src/dns/ede.js';
 
 const pair = useDohPair(['a', 'b']);
 const startDaemon = pair.start;
@@ -70,6 +71,31 @@ describe('Daemon.reload', () => {
     expect(d.daemon.reload(next(d, { timeoutMs: 900 }))).toEqual({ ok: true, live: ['timeoutMs'], restart: [] });
     expect(d.daemon.groups).not.toBe(before);
     expect((await queryUdp({ port: d.port, name: 'goproxy.cn' })).response.rcode).toBe('NOERROR');
+  });
+
+  it('maxInflight bounds the queries waiting on an upstream (the rest get SERVFAIL at once), and changes live', async () => {
+    d = await startDaemon({ upstreams: [up(a)], maxInflight: 1 });
+    a.delayMs = 300;
+    const slow = queryUdp({ port: d.port, name: 'example.com', timeoutMs: 3000 });
+    await vi.waitFor(() => expect(a.requests).toBe(1));
+    const over = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 3000 });
+    expect(over.response.rcode).toBe('SERVFAIL');
+    expect(edeOf(over.response)).toEqual(EDE_OVERLOADED);
+    expect((await slow).response.rcode).toBe('NOERROR');
+    expect(a.requests).toBe(1); // the refused query never reached the upstream
+
+    expect(d.daemon.reload(next(d, { maxInflight: 2 }))).toEqual({ ok: true, live: ['maxInflight'], restart: [] });
+    const both = await Promise.all(['example.net', 'www.example.net'].map((name) => queryUdp({ port: d!.port, name, timeoutMs: 3000 })));
+    expect(both.map((r) => r.response.rcode)).toEqual(['NOERROR', 'NXDOMAIN']); // as the upstream answered both
+    expect(a.requests).toBe(3);
+  });
+
+  it('a new ladder timing rebuilds the upstream groups', async () => {
+    d = await startDaemon({ upstreams: [up(a)] });
+    const before = d.daemon.groups;
+    expect(d.daemon.reload(next(d, { ladder: { stepMs: 300 } }))).toEqual({ ok: true, live: ['ladder'], restart: [] });
+    expect(d.daemon.groups).not.toBe(before);
+    expect(d.daemon.config.ladder.stepMs).toBe(300);
   });
 
   it('a reload that cannot be applied changes nothing and says why', async () => {
@@ -142,6 +168,12 @@ describe('reload plan', () => {
     const reordered = JSON.parse(stableJson(base)) as Config;
     expect(planReload(base, reordered)).toEqual({ live: [], restart: [] });
     expect(stableJson({ b: 1, a: { d: 1, c: 2 } })).toBe(stableJson({ a: { c: 2, d: 1 }, b: 1 }));
+  });
+
+  it('docs/operations.md names every key that reloads live', () => {
+    const docs = readFileSync(new URL('../../docs/operations.md', import.meta.url), 'utf8');
+    const live = docs.slice(docs.indexOf('**Live**'), docs.indexOf('**Restart needed**'));
+    for (const key of LIVE_KEYS) expect(live, key).toContain(`\`${key}\``);
   });
 
   it('an option it does not know (added later) is treated as needing a restart, never ignored', () => {

@@ -14,7 +14,7 @@ import { PinsStage, buildPins } from '../../src/stages/pins/stage.js';
 import { PolicyStage } from '../../src/stages/admission/stage.js';
 import { PASS, WAIT, type Context, type Decision, type Next, type Result, type Stage } from '../../src/pipeline/types.js';
 import { QueryHandler } from '../../src/server/handler.js';
-import { answerCacheOptions, cacheStageOptions } from '../fixtures/config-defaults.js';
+import { answerCacheOptions, cacheStageOptions, defaultConfig, policyOptions } from '../fixtures/config-defaults.js';
 
 const client = { address: '127.0.0.1', port: 5353 };
 
@@ -60,12 +60,12 @@ class Upstream implements Stage {
 }
 
 function daemonLike(opts: { hold?: boolean; maxInflight?: number } = {}) {
-  const policy = new PolicyStage({ acl: ['127.0.0.0/8'], rateLimit: { qps: 0, maxClients: 10 } });
+  const policy = new PolicyStage(policyOptions({ acl: ['127.0.0.0/8'], rateLimit: { qps: 0, maxClients: 10 } }));
   const pins = new PinsStage(buildPins({ pins: { 'pinned.example.net': ['192.0.2.53'] }, pinTtl: 60 }));
   const cache = new CacheStage(new AnswerCache(answerCacheOptions({ maxEntries: 100, staleWindow: 0 })), cacheStageOptions({ prefetchHits: 0 }));
   const upstream = new Upstream(opts.hold);
   const pipeline = new Pipeline([policy, pins, cache, upstream]);
-  const handler = new QueryHandler({ pipeline, timeoutMs: 2000, maxInflight: opts.maxInflight });
+  const handler = new QueryHandler({ pipeline, timeoutMs: 2000, maxInflight: opts.maxInflight ?? defaultConfig().maxInflight });
   return { policy, pins, cache, upstream, handler };
 }
 

@@ -7,6 +7,7 @@ import { loadConfig, validateConfig, ConfigError } from '../../src/config/load.j
 import { Acl } from '../../src/stages/admission/acl.js';
 import { PolicyStage } from '../../src/stages/admission/stage.js';
 import { clientPrefix, RateLimiter } from '../../src/stages/admission/ratelimit.js';
+import { policyOptions } from '../fixtures/config-defaults.js';
 
 describe('CIDR ranges in the configuration', () => {
   it('accepts ranges and bare addresses, rejects the rest with a reason', () => {
@@ -88,10 +89,10 @@ describe('access control', () => {
 
 describe('policy stage options', () => {
   it('update() swaps the allow list and limits, keeping the counters', () => {
-    const p = new PolicyStage({ acl: ['10.0.0.0/8'], rateLimit: { qps: 0, maxClients: 10 } });
+    const p = new PolicyStage(policyOptions({ acl: ['10.0.0.0/8'], rateLimit: { qps: 0, maxClients: 10 } }));
     expect(p.screenReject('udp', { address: '127.0.0.1' }, 'malformed', true)).toBe(false);
     expect(p.counters.dropped.acl).toBe(1);
-    p.update({ acl: ['127.0.0.0/8'], rateLimit: { qps: 1, burst: 1, maxClients: 10 } });
+    p.update(policyOptions({ acl: ['127.0.0.0/8'], rateLimit: { qps: 1, burst: 1, maxClients: 10 } }));
     expect(p.screenReject('udp', { address: '127.0.0.1' }, 'malformed', true)).toBe(true);
     expect(p.screenReject('udp', { address: '127.0.0.1' }, 'malformed', true)).toBe(false);
     expect(p.counters.dropped).toMatchObject({ acl: 1, ratelimit: 1 });

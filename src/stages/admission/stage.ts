@@ -28,8 +28,8 @@ export type AnyPolicy = 'hinfo' | 'refuse' | 'forward';
 export interface PolicyOptions {
   acl: readonly string[];
   rateLimit: { qps: number; burst?: number; maxClients: number; exempt?: readonly string[] };
-  keepEcs?: boolean;
-  any?: AnyPolicy;
+  keepEcs: boolean;
+  any: AnyPolicy;
   /** Milliseconds clock for the rate limiter (tests). */
   now?: () => number;
 }
@@ -88,8 +88,8 @@ export class PolicyStage implements Stage {
   update(opts: PolicyOptions): void {
     this.acl = new Acl(opts.acl);
     this.limiter = new RateLimiter({ ...opts.rateLimit, now: opts.now });
-    this.keepEcs = opts.keepEcs ?? false;
-    this.anyPolicy = opts.any ?? 'hinfo';
+    this.keepEcs = opts.keepEcs;
+    this.anyPolicy = opts.any;
   }
 
   /** Every check here is synchronous: the fast lane runs them as they are. */

@@ -22,8 +22,8 @@ interface Flight {
 export interface CoalesceOptions {
   /** Deadline of a shared exchange (the query deadline). */
   timeoutMs: number;
-  /** Distinct queries in flight at once; past it, queries go on alone. */
-  maxInflight?: number;
+  /** Distinct queries in flight at once; past it, queries go on alone (config `maxInflight`). */
+  maxInflight: number;
 }
 
 export class CoalesceStage implements Stage {
@@ -33,11 +33,8 @@ export class CoalesceStage implements Stage {
   /** Queries that joined an exchange already in flight. */
   joined = 0;
   private readonly flights = new Map<string, Flight>();
-  private readonly maxInflight: number;
 
-  constructor(private readonly opts: CoalesceOptions) {
-    this.maxInflight = opts.maxInflight ?? 10_000;
-  }
+  constructor(private readonly opts: CoalesceOptions) {}
 
   get inflight(): number {
     return this.flights.size;
@@ -53,7 +50,7 @@ export class CoalesceStage implements Stage {
     let f = this.flights.get(key);
     if (f) this.joined++;
     else {
-      if (this.flights.size >= this.maxInflight) return next(ctx);
+      if (this.flights.size >= this.opts.maxInflight) return next(ctx);
       f = this.start(key, ctx, next);
     }
     return this.join(key, f, ctx);

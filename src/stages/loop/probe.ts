@@ -37,12 +37,15 @@ export interface LoopStatus {
 }
 
 export interface LoopProbeOptions {
-  /** Time one probe may take (default 5000 ms). */
-  timeoutMs?: number;
-  /** Attempts per upstream when it cannot be reached (default 5, 2 s apart), like CoreDNS's 30 s of tries. */
-  attempts?: number;
-  retryDelayMs?: number;
+  /** Time one probe may take (ms). */
+  timeoutMs: number;
+  /** Attempts per upstream when it cannot be reached, `retryDelayMs` apart. */
+  attempts: number;
+  retryDelayMs: number;
 }
+
+/** Five tries 2 s apart, each up to 5 s: about CoreDNS's 30 s of loop-detection tries. */
+export const LOOP_PROBE: LoopProbeOptions = { timeoutMs: 5000, attempts: 5, retryDelayMs: 2000 };
 
 export class LoopGuard {
   /** Probe name (lower case, no trailing dot) → the upstream it was sent to. */
@@ -105,7 +108,7 @@ export class LoopGuard {
   }
 
   /** Sends one probe per upstream (in the background); resolves when all are done. */
-  async probe(upstreams: readonly Upstream[], opts: LoopProbeOptions = {}): Promise<void> {
+  async probe(upstreams: readonly Upstream[], opts: LoopProbeOptions = LOOP_PROBE): Promise<void> {
     if (upstreams.length === 0) return;
     this.state = 'probing';
     await Promise.all(upstreams.map((u) => this.probeOne(u, opts)));
@@ -113,16 +116,15 @@ export class LoopGuard {
   }
 
   private async probeOne(u: Upstream, opts: LoopProbeOptions): Promise<void> {
-    const attempts = opts.attempts ?? 5;
-    for (let i = 0; i < attempts && !this.stopper.signal.aborted && !this.looping.has(u.name); i++) {
-      if (i > 0) await sleep(opts.retryDelayMs ?? 2000, this.stopper.signal);
+    for (let i = 0; i < opts.attempts && !this.stopper.signal.aborted && !this.looping.has(u.name); i++) {
+      if (i > 0) await sleep(opts.retryDelayMs, this.stopper.signal);
       if (this.stopper.signal.aborted) return;
       const name = `${randomBytes(8).toString('hex')}.${randomBytes(4).toString('hex')}.${PROBE_SUFFIX}`;
       if (this.probes.size >= 1000) return; // bounded: never more than a handful in practice
       this.probes.set(name, u.name);
       const q = makeQuery(name, PROBE_TYPE);
       try {
-        await u.exchange(buildUpstreamQuery(q), q, AbortSignal.any([this.stopper.signal, AbortSignal.timeout(opts.timeoutMs ?? 5000)]));
+        await u.exchange(buildUpstreamQuery(q), q, AbortSignal.any([this.stopper.signal, AbortSignal.timeout(opts.timeoutMs)]));
         return; // answered (whatever the rcode): the probe went through without coming back
       } catch (err) {
         const reason = err instanceof UpstreamError ? err.reason : 'other';

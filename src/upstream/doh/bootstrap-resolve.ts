@@ -8,6 +8,7 @@ import { makeQuery } from '../../dns/local-query.js';
 import { buildUpstreamQuery } from '../../dns/upstream-query.js';
 import { DohUpstream } from './doh.js';
 import { UpstreamError } from '../errors.js';
+import { CONNECT_TIMEOUT_MS } from '../types.js';
 import { RaceStrategy } from '../strategies/race.js';
 
 export class BootstrapError extends Error {
@@ -16,9 +17,10 @@ export class BootstrapError extends Error {
 
 /** A and AAAA addresses of `host`, raced over every bootstrap DoH URL; throws BootstrapError when none are found. */
 export async function resolveThroughDoh(host: string, bootstrapUrls: readonly string[], opts: { timeoutMs?: number; log?: Logger; ca?: string } = {}): Promise<string[]> {
-  const upstreams = bootstrapUrls.map((url) => new DohUpstream({ url, ...(opts.ca ? { ca: opts.ca } : {}) }, { log: opts.log, connectTimeoutMs: opts.timeoutMs ?? 5000 }));
+  const timeoutMs = opts.timeoutMs ?? CONNECT_TIMEOUT_MS;
+  const upstreams = bootstrapUrls.map((url) => new DohUpstream({ url, ...(opts.ca ? { ca: opts.ca } : {}) }, { log: opts.log, connectTimeoutMs: timeoutMs }));
   const strategy = new RaceStrategy(upstreams);
-  const signal = AbortSignal.timeout(opts.timeoutMs ?? 5000);
+  const signal = AbortSignal.timeout(timeoutMs);
   try {
     const results = await Promise.allSettled(
       (['A', 'AAAA'] as const).map(async (type) => {

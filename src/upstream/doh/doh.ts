@@ -8,30 +8,19 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Client, type Dispatcher } from 'undici';
-import type { Logger } from 'pino';
 import { UPSTREAM_CONNECTION_DEFAULTS, type UpstreamInput } from '../../config/schema.js';
 import type { Query } from '../../dns/message.js';
 import { CANCELLED_EXCHANGE, UNREACHABLE_CODES, UpstreamError, type UpstreamFailure } from '../errors.js';
-import type { GuardOptions, TransportGuard } from '../guard.js';
+import type { TransportGuard } from '../guard.js';
 import type { Upstream, UpstreamStats } from '../types.js';
-import { PooledTransport } from '../pooled.js';
-import type { UpstreamObserver } from '../strategies/strategy.js';
-import { ConnectRaceError, raceTlsConnect, serverIdentity, type RaceWin } from '../connect-race.js';
+import { PooledTransport, type PooledOptions } from '../pooled.js';
+import { ConnectRaceError, serverIdentity, type RaceWin } from '../connect-race.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
 import { CANCELLED } from '../abort.js';
 
 export const MAX_ANSWER_BYTES = 65_535;
 
-export interface DohOptions extends GuardOptions {
-  log?: Logger;
-  connectTimeoutMs?: number;
-  /** Requests allowed in flight at once; beyond it, fail fast instead of queueing without bound. */
-  maxPending?: number;
-  /** Delay before the next bootstrap IP joins the connection race (RFC 8305), default 250 ms. */
-  staggerMs?: number;
-  /** Told when a bootstrap IP was unreachable while another connected (metrics: reason ip_unreachable). */
-  observer?: Pick<UpstreamObserver, 'failure'>;
-}
+export type DohOptions = PooledOptions;
 
 /** Per-upstream counters: the common ones, plus how often a dead or suspect connection was replaced. */
 export interface DohStats extends UpstreamStats {
@@ -62,7 +51,6 @@ export class DohUpstream extends PooledTransport implements Upstream {
   readonly stats: DohStats = { connects: 0, requests: 0, pending: 0, retries: 0, resends: 0 };
   readonly idleTimeoutMs: number;
   private readonly servername: string | undefined;
-  protected readonly maxPending: number;
   private readonly quietMs: number;
   private readonly path: string;
   private conn: Conn | null = null;
@@ -70,15 +58,14 @@ export class DohUpstream extends PooledTransport implements Upstream {
   private readonly retiring = new Map<Conn, NodeJS.Timeout>();
   /** Smoothed time to response headers, ms (RFC 6298-style, alpha 1/8); null before the first answer. */
   private srtt: number | null = null;
-  private readonly port: number;
+  readonly port: number;
   private readonly secureContext: SecureContext;
-  private readonly connectTimeoutMs: number;
   private tlsSession: Buffer | undefined;
 
   constructor(
     /** idleTimeoutMs and quietMs left out (an upstream built outside a config) get the schema's defaults. */
     cfg: UpstreamInput,
-    private readonly opts: DohOptions = {},
+    opts: DohOptions = {},
   ) {
     super(opts);
     this.url = new URL(cfg.url);
@@ -89,12 +76,10 @@ export class DohUpstream extends PooledTransport implements Upstream {
     this.addresses = cfg.bootstrap?.length ? [...cfg.bootstrap] : [host];
     if (!isIP(this.addresses[0]!)) throw new Error(`upstream ${cfg.url}: no bootstrap address`);
     this.idleTimeoutMs = cfg.idleTimeoutMs ?? UPSTREAM_CONNECTION_DEFAULTS.idleTimeoutMs;
-    this.maxPending = opts.maxPending ?? 512;
     this.quietMs = cfg.quietMs ?? UPSTREAM_CONNECTION_DEFAULTS.quietMs;
     // One TLS context for every connection to this upstream: building one with an extra CA
     // parses the whole root store again (~25 ms of blocked event loop per reconnect).
     this.secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
-    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
     this.port = this.url.port ? Number(this.url.port) : 443;
   }
 
@@ -121,16 +106,14 @@ export class DohUpstream extends PooledTransport implements Upstream {
         this.stats.connects++;
         // Happy eyeballs across the bootstrap IPs (connect-race.ts): the one that worked last
         // goes first, the next joins after 250 ms or as soon as it fails. Both outcomes run under the guard.
-        raceTlsConnect({
-          addresses: this.addresses,
-          port: this.port,
-          first: this.addrIndex,
-          ...(this.opts.staggerMs !== undefined ? { staggerMs: this.opts.staggerMs } : {}),
-          timeoutMs: this.connectTimeoutMs,
-          tls: { ...serverIdentity(this.servername, this.url.hostname), secureContext: this.secureContext, ALPNProtocols: ['h2', 'http/1.1'], ...(this.tlsSession ? { session: this.tlsSession } : {}) },
+        this.raceConnect({
+          ...serverIdentity(this.servername, this.url.hostname),
+          secureContext: this.secureContext,
+          ALPNProtocols: ['h2', 'http/1.1'],
+          ...(this.tlsSession ? { session: this.tlsSession } : {}),
         }).then(
           this.guard.wrap('connect', (win: RaceWin) => {
-        this.raceWon(win, this.opts);
+        this.raceWon(win);
             win.socket.once('session', (s: Buffer) => (this.tlsSession = s));
             cb(null, win.socket);
           }),

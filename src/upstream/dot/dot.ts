@@ -15,16 +15,13 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls';
-import type { Logger } from 'pino';
 import { UPSTREAM_CONNECTION_DEFAULTS } from '../../config/schema.js';
 import type { Query } from '../../dns/message.js';
 import { classify } from '../doh/doh.js';
 import { CANCELLED_EXCHANGE, UpstreamError } from '../errors.js';
-import { ConnectRaceError, raceTlsConnect, serverIdentity, type RaceWin } from '../connect-race.js';
+import { ConnectRaceError, serverIdentity, type RaceWin } from '../connect-race.js';
 import type { Upstream, UpstreamStats } from '../types.js';
-import { PooledTransport } from '../pooled.js';
-import type { UpstreamObserver } from '../strategies/strategy.js';
-import type { GuardOptions } from '../guard.js';
+import { PooledTransport, type PooledOptions } from '../pooled.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
 
 export const DOT_PORT = 853;
@@ -45,17 +42,7 @@ export interface DotConfig {
   quietMs?: number | undefined;
 }
 
-export interface DotOptions extends GuardOptions {
-  log?: Logger;
-  /** Whole connection race (every bootstrap IP), default 5000 ms. */
-  connectTimeoutMs?: number;
-  /** Delay before the next bootstrap IP joins the race (RFC 8305), default 250 ms. */
-  staggerMs?: number;
-  /** Queries in flight at once; beyond it, fail fast. */
-  maxPending?: number;
-  /** Told when a bootstrap IP was unreachable while another connected (metrics: reason ip_unreachable). */
-  observer?: Pick<UpstreamObserver, 'failure'>;
-}
+export type DotOptions = PooledOptions;
 
 export interface DotStats extends UpstreamStats {
   /** Queries sent again on a fresh connection after the first one died under them. */
@@ -187,16 +174,13 @@ export class DotUpstream extends PooledTransport implements Upstream {
   /** How the last connection race went, address by address (doctor and `dohd query --dot` show it). */
   private readonly servername: string | undefined;
   private readonly secureContext: SecureContext;
-  private readonly connectTimeoutMs: number;
-  private readonly staggerMs: number | undefined;
-  protected readonly maxPending: number;
   private conn: DotConn | null = null;
   private srtt: number | null = null;
   private readonly quietMs: number;
 
   constructor(
     cfg: DotConfig,
-    private readonly opts: DotOptions = {},
+    opts: DotOptions = {},
   ) {
     super(opts);
     const { host, port } = parseDotUrl(cfg.url);
@@ -208,9 +192,6 @@ export class DotUpstream extends PooledTransport implements Upstream {
     this.addresses = cfg.bootstrap?.length ? [...cfg.bootstrap] : [host];
     if (!isIP(this.addresses[0]!)) throw new Error(`upstream ${cfg.url}: no bootstrap address`);
     this.idleTimeoutMs = cfg.idleTimeoutMs ?? UPSTREAM_CONNECTION_DEFAULTS.idleTimeoutMs;
-    this.connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
-    this.staggerMs = opts.staggerMs;
-    this.maxPending = opts.maxPending ?? 512;
     this.quietMs = cfg.quietMs ?? UPSTREAM_CONNECTION_DEFAULTS.quietMs;
     this.secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
   }
@@ -302,22 +283,12 @@ export class DotUpstream extends PooledTransport implements Upstream {
     const conn = new DotConn(this);
     this.conn = conn;
     this.stats.connects++;
-    void raceTlsConnect({
-      addresses: this.addresses,
-      port: this.port,
-      first: this.addrIndex,
-      ...(this.staggerMs !== undefined ? { staggerMs: this.staggerMs } : {}),
-      timeoutMs: this.connectTimeoutMs,
-      signal: conn.race.signal,
-      tls: {
-        ...serverIdentity(this.servername, this.host),
-        secureContext: this.secureContext,
-        ALPNProtocols: ['dot'],
-        rejectUnauthorized: true,
-      },
-    }).then(
+    void this.raceConnect(
+      { ...serverIdentity(this.servername, this.host), secureContext: this.secureContext, ALPNProtocols: ['dot'], rejectUnauthorized: true },
+      conn.race.signal,
+    ).then(
       this.guard.wrap('connect', (win: RaceWin) => {
-        this.raceWon(win, this.opts);
+        this.raceWon(win);
         if (conn.dead || this.closed) {
           win.socket.destroy();
           return;

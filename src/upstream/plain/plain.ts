@@ -15,7 +15,7 @@ import { buildUpstreamQuery } from '../../dns/upstream-query.js';
 import { Flag, readHeader, tcpFrame } from '../../dns/wire.js';
 import { UNREACHABLE_CODES, UpstreamError } from '../errors.js';
 import { TransportGuard, type GuardOptions } from '../guard.js';
-import { admitRequest, type Upstream, type UpstreamStats } from '../types.js';
+import { admitRequest, MAX_PENDING, type Upstream, type UpstreamStats } from '../types.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
 
 export interface PlainOptions extends GuardOptions {
@@ -47,7 +47,7 @@ export class PlainUpstream implements Upstream {
     private readonly opts: PlainOptions = {},
   ) {
     this.name = opts.name ?? `${opts.tcpOnly ? 'tcp' : 'udp'}://${formatHostPort(target)}`;
-    this.maxPending = opts.maxPending ?? 512;
+    this.maxPending = opts.maxPending ?? MAX_PENDING;
     // Each exchange has sockets of its own: rebuilding fails every exchange in flight (their
     // sockets are closed) and keeps nothing.
     this.guard = new TransportGuard(() => this.name, opts, () => {

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { parseHostPort } from '../../config/address.js';
 import { DEFAULT_GROUP } from '../../config/check.js';
-import type { Config, GroupUpstreamConfig, StrategyName, UpstreamInput } from '../../config/schema.js';
+import { configDefaults, type Config, type GroupUpstreamConfig, type StrategyName, type UpstreamInput } from '../../config/schema.js';
 import { DohUpstream } from '../doh/doh.js';
 import { DotUpstream } from '../dot/dot.js';
 import { LadderUpstream } from '../ladder.js';
@@ -55,7 +55,7 @@ export function buildSecureUpstream(u: UpstreamInput, opts: SecureUpstreamOption
     one({ ...u, alternates: undefined, name: label(u.url) }),
     ...u.alternates.map((a) => one({ url: a.url, ...(a.bootstrap ? { bootstrap: a.bootstrap } : {}), ...common, name: label(a.url) })),
   ];
-  return new LadderUpstream(name, rungs, { ...opts.ladder, ...(opts.log ? { log: opts.log } : {}), ...(opts.observer ? { observer: opts.observer } : {}) });
+  return new LadderUpstream(name, rungs, { ...(opts.ladder ?? configDefaults().ladder), ...(opts.log ? { log: opts.log } : {}), ...(opts.observer ? { observer: opts.observer } : {}) });
 }
 
 /** The name an upstream gets when none is configured (as DohUpstream and DotUpstream name themselves). */
@@ -75,7 +75,7 @@ export function pathsOf(u: Upstream): (DohUpstream | DotUpstream)[] {
 export interface SecureUpstreamOptions {
   log?: Logger | undefined;
   connectTimeoutMs?: number | undefined;
-  /** The ladder's timing (config `ladder`). */
+  /** The ladder's timing (config `ladder`; its defaults when left out). */
   ladder?: { stepMs: number; reprobeMs: number; maxReprobeMs: number } | undefined;
   /** Told about each path's failures inside a ladder, and bootstrap IPs found unreachable (metrics). */
   observer?: Pick<UpstreamObserver, 'failure'> | undefined;
