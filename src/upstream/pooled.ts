@@ -1,5 +1,6 @@
 /**
- * What the connection-pooling transports (DoH, DoT) share around one exchange: admit it
+ * What the connection-pooling transports (DoH, DoT) share: the endpoint (bootstrap IPs, server
+ * name, TLS context, connection settings) and the connection race to it; around one exchange, admit it
  * (closed, maxPending, counts), send it (the transport's own `send`), turn a failure into the
  * transport's error (guard.ts), and on the way out count it done and re-arm the idle timer
  * that drops a connection nobody uses. A method, not a wrapper closure: nothing is allocated
@@ -8,12 +9,32 @@
 import type { Query } from '../dns/message.js';
 import { TransportGuard, type GuardOptions } from './guard.js';
 import type { Logger } from 'pino';
-import type { ConnectionOptions } from 'node:tls';
-import { noteDropped, raceTlsConnect, type RaceAttempt, type RaceWin } from './connect-race.js';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { createSecureContext, rootCertificates, type ConnectionOptions, type SecureContext } from 'node:tls';
+import { UPSTREAM_CONNECTION_DEFAULTS } from '../config/schema.js';
+import { noteDropped, raceTlsConnect, serverIdentity, type RaceAttempt, type RaceWin } from './connect-race.js';
 import { UpstreamError } from './errors.js';
 import type { UpstreamObserver } from './strategies/strategy.js';
 import { admitRequest, CONNECT_TIMEOUT_MS, MAX_PENDING, type Upstream, type UpstreamStats } from './types.js';
 import type { CheckedAnswer } from './validate.js';
+
+/** What DoH and DoT read from their config entry (an upstream built outside a config leaves the settings to the schema's defaults). */
+export interface PooledConfig {
+  /** https://HOST[:PORT]/PATH (DoH) or tls://HOST[:PORT] (DoT). */
+  url: string;
+  bootstrap?: readonly string[] | undefined;
+  ca?: string | undefined;
+  name?: string | undefined;
+  /** Left out: the schema's default (upstreams[].idleTimeoutMs). */
+  idleTimeoutMs?: number | undefined;
+  /**
+   * A connection not heard from for this long may be dead without a FIN (a NAT forgot it): a
+   * request on it that gets no timely answer is sent again on a fresh one. 0 = never. Left
+   * out: the schema's default (upstreams[].quietMs).
+   */
+  quietMs?: number | undefined;
+}
 
 /** What DoH and DoT take besides their config. */
 export interface PooledOptions extends GuardOptions {
@@ -36,11 +57,15 @@ export abstract class PooledTransport implements Upstream {
   readonly guard: TransportGuard;
   /** Bootstrap IPs already reported unreachable. */
   protected readonly dropped = new Set<string>();
-  abstract readonly idleTimeoutMs: number;
-  /** The bootstrap IPs, and the port, a connection races to. */
-  abstract readonly addresses: readonly string[];
-  abstract readonly port: number;
+  /** The bootstrap IPs a connection races to (the URL's host when it is an IP). */
+  readonly addresses: readonly string[];
+  readonly idleTimeoutMs: number;
+  protected readonly quietMs: number;
   protected readonly maxPending: number;
+  /** The TLS server name (SNI); none for an IP-literal URL. */
+  protected readonly servername: string | undefined;
+  /** One TLS context for every connection: building one with an extra CA parses the whole root store again (~25 ms of blocked event loop). */
+  private readonly secureContext: SecureContext;
   protected idleTimer: NodeJS.Timeout | null = null;
   protected closed = false;
   /** How the last connection race went, address by address (verdicts, `dohd query`). */
@@ -48,12 +73,32 @@ export abstract class PooledTransport implements Upstream {
   /** The bootstrap IP the next connection tries first (the one that worked last). */
   protected addrIndex = 0;
 
-  constructor(protected readonly opts: PooledOptions) {
+  /** `host`: the URL's host without brackets; `port`: the port connections go to. */
+  constructor(
+    cfg: PooledConfig,
+    readonly host: string,
+    readonly port: number,
+    protected readonly opts: PooledOptions,
+  ) {
     this.guard = new TransportGuard(() => this.name, opts, () => this.quarantine());
+    this.servername = isIP(host) ? undefined : host;
+    this.addresses = cfg.bootstrap?.length ? [...cfg.bootstrap] : [host];
+    if (!isIP(this.addresses[0]!)) throw new Error(`upstream ${cfg.url}: no bootstrap address`);
+    this.idleTimeoutMs = cfg.idleTimeoutMs ?? UPSTREAM_CONNECTION_DEFAULTS.idleTimeoutMs;
+    this.quietMs = cfg.quietMs ?? UPSTREAM_CONNECTION_DEFAULTS.quietMs;
     this.maxPending = opts.maxPending ?? MAX_PENDING;
+    this.secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
   }
 
-  /** Happy eyeballs across the bootstrap IPs (connect-race.ts), the one that worked last first. */
+  /** The address the next connection tries first (the one that worked last). */
+  get currentAddress(): string {
+    return this.addresses[this.addrIndex % this.addresses.length]!;
+  }
+
+  /**
+   * Happy eyeballs across the bootstrap IPs (connect-race.ts), the one that worked last first;
+   * the certificate checked against the server name (or the IP), `tls` adding the ALPN and the like.
+   */
   protected raceConnect(tls: ConnectionOptions, signal?: AbortSignal): Promise<RaceWin> {
     return raceTlsConnect({
       addresses: this.addresses,
@@ -62,7 +107,7 @@ export abstract class PooledTransport implements Upstream {
       ...(this.opts.staggerMs !== undefined ? { staggerMs: this.opts.staggerMs } : {}),
       timeoutMs: this.opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS,
       ...(signal ? { signal } : {}),
-      tls,
+      tls: { ...serverIdentity(this.servername, this.host), secureContext: this.secureContext, ...tls },
     });
   }
 

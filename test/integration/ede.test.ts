@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
-import { queryTcp, queryUdp, type DnsResponse } from '../fixtures/dns-client.js';
+import { edes, queryTcp, queryUdp } from '../fixtures/dns-client.js';
 import { manualClock } from '../fixtures/clock.js';
 import type { RunningDaemon } from '../fixtures/daemon.js';
 import { useDohUpstream } from '../fixtures/doh-pair.js';
@@ -20,12 +20,6 @@ const up = useDohUpstream({ name: 'main' }, (doh) => {
   doh.zone = defaultZone();
 });
 let d: RunningDaemon | undefined;
-
-/** The EDE options of an answer: [code, text]. */
-function edes(r: DnsResponse): [number, string][] {
-  const opt = r.additionals.find((a) => a.type === 'OPT') as unknown as { options?: { code: number; data: Buffer }[] } | undefined;
-  return (opt?.options ?? []).filter((o) => o.code === 15).map((o) => [o.data.readUInt16BE(0), o.data.toString('utf8', 2)]);
-}
 
 describe('Extended DNS Errors', () => {
   it("dohd's SERVFAIL when every upstream times out: 22 \"all upstreams timed out\"; none without OPT", async () => {

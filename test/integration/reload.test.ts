@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { copyFileSync, readFileSync, unlinkSync } from 'node:fs';
-import { queryUdp } from '../fixtures/dns-client.js';
+import { edes, queryUdp } from '../fixtures/dns-client.js';
 import type { RunningDaemon } from '../fixtures/daemon.js';
 import { useDohPair } from '../fixtures/doh-pair.js';
 import type { DohServer } from '../fixtures/doh-server.js';
@@ -12,7 +12,7 @@ import type { Pki } from '../fixtures/pki.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { effectiveConfig, LIVE_KEYS, planReload, stableJson } from '../../src/daemon/reload.js';
-import { EDE_OVERLOADED, edeOf } from '../../src/dns/ede.js';
+import { EDE_OVERLOADED } from '../../src/dns/ede.js';
 
 const pair = useDohPair(['a', 'b']);
 const startDaemon = pair.start;
@@ -80,7 +80,7 @@ describe('Daemon.reload', () => {
     await vi.waitFor(() => expect(a.requests).toBe(1));
     const over = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 3000 });
     expect(over.response.rcode).toBe('SERVFAIL');
-    expect(edeOf(over.response)).toEqual(EDE_OVERLOADED);
+    expect(edes(over.response)).toEqual(EDE_OVERLOADED.map((e) => [e.code, e.text]));
     expect((await slow).response.rcode).toBe('NOERROR');
     expect(a.requests).toBe(1); // the refused query never reached the upstream
 

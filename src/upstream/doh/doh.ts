@@ -3,18 +3,15 @@
  * long-lived HTTP/2 connection (undici), reached through bootstrap IPs with the URL's
  * host as TLS server name and :authority, so no system resolver is ever asked.
  */
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Client, type Dispatcher } from 'undici';
-import { UPSTREAM_CONNECTION_DEFAULTS, type UpstreamInput } from '../../config/schema.js';
+import type { UpstreamInput } from '../../config/schema.js';
 import type { Query } from '../../dns/message.js';
 import { CANCELLED_EXCHANGE, UNREACHABLE_CODES, UpstreamError, type UpstreamFailure } from '../errors.js';
 import type { TransportGuard } from '../guard.js';
 import type { Upstream, UpstreamStats } from '../types.js';
 import { PooledTransport, type PooledOptions } from '../pooled.js';
-import { ConnectRaceError, serverIdentity, type RaceWin } from '../connect-race.js';
+import { ConnectRaceError, type RaceWin } from '../connect-race.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
 import { CANCELLED } from '../abort.js';
 
@@ -47,45 +44,22 @@ export class DohUpstream extends PooledTransport implements Upstream {
   readonly kind = 'doh' as const;
   readonly name: string;
   readonly url: URL;
-  readonly addresses: string[];
   readonly stats: DohStats = { connects: 0, requests: 0, pending: 0, retries: 0, resends: 0 };
-  readonly idleTimeoutMs: number;
-  private readonly servername: string | undefined;
-  private readonly quietMs: number;
   private readonly path: string;
   private conn: Conn | null = null;
   /** Connections being closed (and their deadline to be destroyed): destroyed for good on close(). */
   private readonly retiring = new Map<Conn, NodeJS.Timeout>();
   /** Smoothed time to response headers, ms (RFC 6298-style, alpha 1/8); null before the first answer. */
   private srtt: number | null = null;
-  readonly port: number;
-  private readonly secureContext: SecureContext;
   private tlsSession: Buffer | undefined;
 
-  constructor(
-    /** idleTimeoutMs and quietMs left out (an upstream built outside a config) get the schema's defaults. */
-    cfg: UpstreamInput,
-    opts: DohOptions = {},
-  ) {
-    super(opts);
-    this.url = new URL(cfg.url);
-    this.path = this.url.pathname + this.url.search;
-    const host = this.url.hostname.replace(/^\[|\]$/g, '');
-    this.name = cfg.name ?? (this.url.port ? `${host}:${this.url.port}` : host);
-    this.servername = isIP(host) ? undefined : host;
-    this.addresses = cfg.bootstrap?.length ? [...cfg.bootstrap] : [host];
-    if (!isIP(this.addresses[0]!)) throw new Error(`upstream ${cfg.url}: no bootstrap address`);
-    this.idleTimeoutMs = cfg.idleTimeoutMs ?? UPSTREAM_CONNECTION_DEFAULTS.idleTimeoutMs;
-    this.quietMs = cfg.quietMs ?? UPSTREAM_CONNECTION_DEFAULTS.quietMs;
-    // One TLS context for every connection to this upstream: building one with an extra CA
-    // parses the whole root store again (~25 ms of blocked event loop per reconnect).
-    this.secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
-    this.port = this.url.port ? Number(this.url.port) : 443;
-  }
-
-  /** The address the next connection goes to. */
-  get currentAddress(): string {
-    return this.addresses[this.addrIndex % this.addresses.length]!;
+  constructor(cfg: UpstreamInput, opts: DohOptions = {}) {
+    const url = new URL(cfg.url);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    super(cfg, host, url.port ? Number(url.port) : 443, opts);
+    this.url = url;
+    this.path = url.pathname + url.search;
+    this.name = cfg.name ?? (url.port ? `${host}:${url.port}` : host);
   }
 
   /** The current connection, or a new one. Each Client carries one connection: once it is gone, so is the Client. */
@@ -106,12 +80,7 @@ export class DohUpstream extends PooledTransport implements Upstream {
         this.stats.connects++;
         // Happy eyeballs across the bootstrap IPs (connect-race.ts): the one that worked last
         // goes first, the next joins after 250 ms or as soon as it fails. Both outcomes run under the guard.
-        this.raceConnect({
-          ...serverIdentity(this.servername, this.url.hostname),
-          secureContext: this.secureContext,
-          ALPNProtocols: ['h2', 'http/1.1'],
-          ...(this.tlsSession ? { session: this.tlsSession } : {}),
-        }).then(
+        this.raceConnect({ ALPNProtocols: ['h2', 'http/1.1'], ...(this.tlsSession ? { session: this.tlsSession } : {}) }).then(
           this.guard.wrap('connect', (win: RaceWin) => {
         this.raceWon(win);
             win.socket.once('session', (s: Buffer) => (this.tlsSession = s));

@@ -11,36 +11,19 @@
  * flight is sent once more on a fresh connection, within the same deadline. A connection
  * that failed is never used again.
  */
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls';
-import { UPSTREAM_CONNECTION_DEFAULTS } from '../../config/schema.js';
+import type { TLSSocket } from 'node:tls';
 import type { Query } from '../../dns/message.js';
 import { classify } from '../doh/doh.js';
 import { CANCELLED_EXCHANGE, UpstreamError } from '../errors.js';
-import { ConnectRaceError, serverIdentity, type RaceWin } from '../connect-race.js';
+import { ConnectRaceError, type RaceWin } from '../connect-race.js';
 import type { Upstream, UpstreamStats } from '../types.js';
-import { PooledTransport, type PooledOptions } from '../pooled.js';
+import { PooledTransport, type PooledConfig, type PooledOptions } from '../pooled.js';
 import { checkAnswer, type CheckedAnswer } from '../validate.js';
 
 export const DOT_PORT = 853;
 
-export interface DotConfig {
-  /** `tls://HOST[:PORT]` */
-  url: string;
-  bootstrap?: string[] | undefined;
-  ca?: string | undefined;
-  name?: string | undefined;
-  /** Left out: the schema's defaults (upstreams[].idleTimeoutMs). */
-  idleTimeoutMs?: number | undefined;
-  /**
-   * A connection not heard from for this long may be dead without a FIN (a NAT forgot it): a
-   * query sent on it that gets no answer within quietDelay() retires it, and what was in flight
-   * is re-sent on a fresh one. 0 = never. Left out: the schema's default (upstreams[].quietMs).
-   */
-  quietMs?: number | undefined;
-}
+export type DotConfig = PooledConfig;
 
 export type DotOptions = PooledOptions;
 
@@ -165,40 +148,17 @@ class DotConn {
 export class DotUpstream extends PooledTransport implements Upstream {
   readonly kind = 'dot' as const;
   readonly name: string;
-  readonly host: string;
-  readonly port: number;
   readonly url: string;
-  readonly addresses: string[];
   readonly stats: DotStats = { connects: 0, requests: 0, pending: 0, retries: 0 };
-  readonly idleTimeoutMs: number;
   /** How the last connection race went, address by address (doctor and `dohd query --dot` show it). */
-  private readonly servername: string | undefined;
-  private readonly secureContext: SecureContext;
   private conn: DotConn | null = null;
   private srtt: number | null = null;
-  private readonly quietMs: number;
 
-  constructor(
-    cfg: DotConfig,
-    opts: DotOptions = {},
-  ) {
-    super(opts);
+  constructor(cfg: DotConfig, opts: DotOptions = {}) {
     const { host, port } = parseDotUrl(cfg.url);
+    super(cfg, host, port, opts);
     this.url = cfg.url;
-    this.host = host;
-    this.port = port;
     this.name = cfg.name ?? (port === DOT_PORT ? `tls://${host}` : `tls://${host}:${port}`);
-    this.servername = isIP(host) ? undefined : host;
-    this.addresses = cfg.bootstrap?.length ? [...cfg.bootstrap] : [host];
-    if (!isIP(this.addresses[0]!)) throw new Error(`upstream ${cfg.url}: no bootstrap address`);
-    this.idleTimeoutMs = cfg.idleTimeoutMs ?? UPSTREAM_CONNECTION_DEFAULTS.idleTimeoutMs;
-    this.quietMs = cfg.quietMs ?? UPSTREAM_CONNECTION_DEFAULTS.quietMs;
-    this.secureContext = createSecureContext(cfg.ca ? { ca: [...rootCertificates, readFileSync(cfg.ca, 'utf8')] } : {});
-  }
-
-  /** The address the next connection tries first (the one that worked last). */
-  get currentAddress(): string {
-    return this.addresses[this.addrIndex % this.addresses.length]!;
   }
 
   protected override admit(signal: AbortSignal): void {
@@ -284,7 +244,7 @@ export class DotUpstream extends PooledTransport implements Upstream {
     this.conn = conn;
     this.stats.connects++;
     void this.raceConnect(
-      { ...serverIdentity(this.servername, this.host), secureContext: this.secureContext, ALPNProtocols: ['dot'], rejectUnauthorized: true },
+      { ALPNProtocols: ['dot'], rejectUnauthorized: true },
       conn.race.signal,
     ).then(
       this.guard.wrap('connect', (win: RaceWin) => {
