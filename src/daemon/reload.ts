@@ -1,43 +1,32 @@
 /**
  * What a configuration reload (SIGHUP) may change while running, and what needs a restart.
  *
- * Live: upstreams, groups, strategy, forward rules and the other upstream settings (new
- * connections; queries in flight finish on the old ones), timeoutMs, maxInflight, cache (a changed cache
- * section starts an empty cache), pins, pinTtl and pinVerify, the policy (acl, rateLimit, ecs,
- * any), localZones, log (level, query log, format).
- * Restart: listen, admin, tcp, udp (sockets are bound once; a privileged port could not be bound
- * again after start anyway), hosts, loopProbe. Any key not listed as live is treated as needing a restart, so
- * an option added later is never silently ignored on reload: the log names it.
+ * Live: the keys each stage's setup declares (stages/<name>/setup.ts: upstreams and what routes
+ * to them, localZones, cache, pins, acl/rateLimit/ecs/any, ...) and the daemon's own
+ * (timeoutMs, maxInflight, log). Restart: listen, admin, tcp, udp (sockets are bound once; a
+ * privileged port could not be bound again after start anyway), hosts, loopProbe, workers. Any
+ * key not declared live is treated as needing a restart, so an option added later is never
+ * silently ignored on reload: the log names it.
  */
 import type { Config } from '../config/schema.js';
 import { setLogFormat } from '../log/log.js';
-import { policyOptionsFrom } from '../stages/admission/stage.js';
-import { CoalesceStage } from '../stages/coalesce/stage.js';
+import { ADMISSION_RELOADS, policyOptionsFrom } from '../stages/admission/setup.js';
+import { CACHE_RELOADS } from '../stages/cache/setup.js';
+import { buildCoalesce, COALESCE_RELOADS } from '../stages/coalesce/setup.js';
+import { FORWARD_RELOADS } from '../stages/forward/setup.js';
+import { LOCAL_ZONES_RELOADS } from '../stages/local-zones/setup.js';
+import { PINS_RELOADS } from '../stages/pins/setup.js';
 import type { Daemon } from './daemon.js';
 
+/**
+ * The query handler's deadline and bound, and logging: applied by the daemon itself. Every
+ * other live key is declared by the setup of the stage it rebuilds.
+ */
+const DAEMON_RELOADS = ['timeoutMs', 'maxInflight', 'log'] as const satisfies readonly (keyof Config)[];
+
+/** Every key a reload applies while running; any other changed key waits for a restart. */
 export const LIVE_KEYS: readonly string[] = [
-  // upstreams and everything that routes to them (new connections; queries in flight finish on the old ones)
-  'upstreams',
-  'strategy',
-  'groups',
-  'forward',
-  'localZones',
-  'fallback',
-  'hedge',
-  'failover',
-  'health',
-  'ladder',
-  'timeoutMs',
-  'maxInflight',
-  'cache',
-  'pins',
-  'pinTtl',
-  'pinVerify',
-  'acl',
-  'rateLimit',
-  'ecs',
-  'any',
-  'log',
+  ...new Set([...FORWARD_RELOADS, ...LOCAL_ZONES_RELOADS, ...CACHE_RELOADS, ...COALESCE_RELOADS, ...PINS_RELOADS, ...ADMISSION_RELOADS, ...DAEMON_RELOADS]),
 ];
 
 export interface ReloadPlan {
@@ -51,9 +40,6 @@ export interface ReloadOutcome extends ReloadPlan {
   ok: boolean;
   error?: string;
 }
-
-/** Keys that rebuild the upstream groups, routing and strategies when they change on reload. */
-const UPSTREAM_KEYS = ['upstreams', 'strategy', 'groups', 'forward', 'fallback', 'hedge', 'failover', 'health', 'ladder'];
 
 export function planReload(running: Config, next: Config): ReloadPlan {
   const keys = new Set([...Object.keys(running), ...Object.keys(next)]);
@@ -98,12 +84,12 @@ export function applyReload(d: Daemon, next: Config): ReloadOutcome {
     // Count what the stages about to be replaced saw since the last scrape.
     d.sources.sync(d);
     const prev = { groups: d.groups, cacheStage: d.cacheStage, pinHealth: d.pinHealth };
-    // timeoutMs too: every strategy lets the losers of a query linger until its deadline.
-    if (changed(...UPSTREAM_KEYS, 'timeoutMs')) d.buildUpstreams(next);
-    if (changed('cache', 'timeoutMs')) d.buildCache(next);
-    if (changed('pins', 'pinTtl', 'pinVerify')) d.buildPins(next);
-    if (changed('timeoutMs', 'maxInflight')) d.coalesceStage = new CoalesceStage({ timeoutMs: next.timeoutMs, maxInflight: next.maxInflight });
-    if (changed('acl', 'rateLimit', 'ecs', 'any')) d.policy.update(policyOptionsFrom(next));
+    if (changed(...FORWARD_RELOADS)) d.buildUpstreams(next);
+    if (changed(...CACHE_RELOADS)) d.buildCache(next);
+    if (changed(...PINS_RELOADS)) d.buildPins(next);
+    if (changed(...COALESCE_RELOADS)) d.coalesceStage = buildCoalesce(next);
+    if (changed(...ADMISSION_RELOADS)) d.policy.update(policyOptionsFrom(next));
+    // The local-zones stage is built again with the pipeline, below, every time.
     d.config = effectiveConfig(d.config, next, plan);
     d.composePipeline();
     d.handler.update({ pipeline: d.pipeline, timeoutMs: d.config.timeoutMs, maxInflight: d.config.maxInflight });

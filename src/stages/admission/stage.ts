@@ -9,7 +9,6 @@
  * open). Sources outside the allow list get REFUSED. Packets that do not decode never reach
  * the pipeline: `screenReject` applies the same limit and list to their error replies.
  */
-import type { Config } from '../../config/schema.js';
 import { minimalAnyReply, QTYPE_ANY } from '../../dns/any.js';
 import { EDE_PROHIBITED } from '../../dns/ede.js';
 import { rcodeReply } from '../../dns/message.js';
@@ -53,15 +52,6 @@ export interface PolicyCounters {
   ecsStripped: number;
   /** qtype ANY queries answered by policy (HINFO or REFUSED). */
   any: number;
-}
-
-export function policyOptionsFrom(config: Pick<Config, 'acl' | 'rateLimit' | 'ecs' | 'any'>): PolicyOptions {
-  return {
-    acl: config.acl.allow,
-    rateLimit: config.rateLimit,
-    keepEcs: config.ecs.keep,
-    any: config.any,
-  };
 }
 
 export class PolicyStage implements Stage {
