@@ -89,6 +89,19 @@ describe('dohd.example.yaml', () => {
     for (const line of marked) expect(line).toMatch(/^\s*[\w-]+:\s*\S/);
   });
 
+  it('names every option (set, or in a comment when it has no default): one exhaustive example', () => {
+    const keys = (shape: Record<string, unknown>, prefix = ''): string[] =>
+      Object.entries(shape).flatMap(([k, v]) => {
+        let inner = v as { def?: { type: string; innerType?: unknown; shape?: Record<string, unknown>; in?: unknown } };
+        // Through optional/default/prefault wrappers to an object's own fields.
+        while (inner.def?.innerType || inner.def?.in) inner = (inner.def.innerType ?? inner.def.in) as typeof inner;
+        const nested = inner.def?.type === 'object' ? keys(inner.def.shape!, `${prefix}${k}.`) : [];
+        return [`${prefix}${k}`, ...nested];
+      });
+    const missing = keys(configSchema.shape).filter((path) => !new RegExp(`(^|[\\s{,#])${path.split('.').pop()}:`, 'm').test(text));
+    expect(missing).toEqual([]);
+  });
+
   it('leaves admin out: set, a taken admin port would stop start-up; left out it is only logged', () => {
     expect(loadConfig(EXAMPLE).admin).toBeUndefined();
     expect(parseYaml(text)).not.toHaveProperty('admin');
