@@ -115,11 +115,11 @@ export async function serve(config: Config, source?: ReloadSource): Promise<Daem
   const d: Daemon = daemon;
   // A worker tells the primary it listens, and shares its cache entries; the primary tells systemd.
   if (isWorker()) {
-    joinCluster(d.cache, d.addresses.map(formatHostPort), {
-      metrics: () => d.metricsJson(),
-      readiness: () => d.readiness(),
-      status: () => d.status(),
-    });
+    joinCluster(
+      d.addresses.map(formatHostPort),
+      { metrics: () => d.metricsJson(), readiness: () => d.readiness(), status: () => d.status() },
+      (send) => d.shareCache(send),
+    );
   }
   else void notifyReady(`answering DNS on ${d.addresses.map((a) => formatHostPort(a)).join(', ')}`, log);
 

@@ -34,6 +34,7 @@ import { UpstreamReporter } from '../upstream/report.js';
 import { UpstreamStats } from '../upstream/stats.js';
 import type { UpstreamGroups } from '../upstream/strategies/groups.js';
 import type { Upstream } from '../upstream/types.js';
+import { CacheShare, type CacheMessage } from '../stages/cache/relay.js';
 import { buildCache } from '../stages/cache/setup.js';
 import { buildCoalesce } from '../stages/coalesce/setup.js';
 import { buildUpstreams } from '../stages/forward/setup.js';
@@ -62,6 +63,8 @@ export class Daemon {
   upstreams: Upstream[] = [];
   cache!: AnswerCache;
   cacheStage!: CacheStage;
+  /** Set in a worker: what shares the cache with the other workers. */
+  private cacheShare: CacheShare | undefined;
   pinsStage!: PinsStage;
   pinHealth: PinHealth | undefined;
   coalesceStage!: CoalesceStage;
@@ -158,6 +161,14 @@ export class Daemon {
   /** @internal */
   buildCache(config: Config): void {
     ({ cache: this.cache, cacheStage: this.cacheStage } = buildCache(config, this.log, this.clock));
+    this.cacheShare?.attach(this.cache);
+  }
+
+  /** In a worker (`--workers N`): shares this cache, and every one a reload builds, with the other workers. */
+  shareCache(send: (msg: CacheMessage) => void): CacheShare {
+    this.cacheShare = new CacheShare(send);
+    this.cacheShare.attach(this.cache);
+    return this.cacheShare;
   }
 
   /** @internal */

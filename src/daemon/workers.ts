@@ -12,19 +12,18 @@
  * every worker's registry (prom-client's AggregatorRegistry), /readyz is ready when every
  * worker is, /status merges the workers' reports; it asks them over IPC (`ask`).
  *
- * Cache: each worker has its own. An answer one worker stores is sent (via the primary) to
- * the others, which keep it with its original store time, so a name asked once is a hit in
- * every worker — and every worker holds a copy: memory grows with the number of workers.
+ * Cache: each worker has its own, shared with the others through the primary
+ * (stages/cache/relay.ts).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
-import { storedEntry, type AnswerCache, type CacheEntry } from '../stages/cache/answer-cache.js';
+import { CacheRelay, CacheShare, isCacheMessage, type CacheMessage } from '../stages/cache/relay.js';
 
 /** Messages between the primary and the workers (the `dohd` field tells them from others). */
 export type WorkerMessage =
   | { dohd: 'ready'; listen: string[] }
-  | { dohd: 'cache'; key: string; entry: SharedEntry }
+  | CacheMessage
   | { dohd: 'ask'; id: number; what: Question }
   | { dohd: 'answer'; id: number; data?: unknown; error?: string };
 
@@ -45,11 +44,6 @@ export interface WorkerPool {
   stop(code: number): void;
 }
 
-/** The part of a cache entry another worker needs (no per-worker state). */
-export type SharedEntry = Pick<CacheEntry, 'wire' | 'storedAt' | 'ttl' | 'rcode' | 'negative'>;
-
-/** Unsent cache messages per worker past which the primary drops new ones (a worker that does not keep up). */
-const MAX_PENDING_RELAYS = 2000;
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
 /** A worker up this long resets the restart backoff. */
@@ -85,7 +79,7 @@ export function workerId(): number | undefined {
  */
 export async function runPrimary(count: number, log: Logger, opts: { execArgv?: string[] } = {}): Promise<WorkerPool> {
   cluster.setupPrimary({ execArgv: [...process.execArgv, ...(opts.execArgv ?? [])] });
-  const pending = new Map<Worker, number>();
+  const relay = new CacheRelay();
   const listening = new Set<Worker>();
   const questions = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 1;
@@ -106,16 +100,6 @@ export async function runPrimary(count: number, log: Logger, opts: { execArgv?: 
   let backoff = RESTART_MIN_MS;
   let listen: string[] = [];
 
-  const relay = (from: Worker, msg: WorkerMessage) => {
-    for (const w of Object.values(cluster.workers ?? {})) {
-      if (!w || w === from || !w.isConnected()) continue;
-      const n = pending.get(w) ?? 0;
-      if (n >= MAX_PENDING_RELAYS) continue;
-      pending.set(w, n + 1);
-      w.send(msg, undefined, () => pending.set(w, (pending.get(w) ?? 1) - 1));
-    }
-  };
-
   const fork = (): Promise<Worker> =>
     new Promise((resolve, reject) => {
       const w = cluster.fork();
@@ -127,7 +111,7 @@ export async function runPrimary(count: number, log: Logger, opts: { execArgv?: 
           listen = msg.listen;
           listening.add(w);
           resolve(w);
-        } else if (msg?.dohd === 'cache') relay(w, msg);
+        } else if (isCacheMessage(msg)) relay.forward(w, msg, Object.values(cluster.workers ?? {}));
         else if (msg?.dohd === 'answer') {
           const q = questions.get(msg.id);
           questions.delete(msg.id);
@@ -136,7 +120,7 @@ export async function runPrimary(count: number, log: Logger, opts: { execArgv?: 
         }
       });
       w.on('exit', (code, signal) => {
-        pending.delete(w);
+        relay.forget(w);
         listening.delete(w);
         if (!ready) {
           reject(new WorkerStartError(code, signal));
@@ -204,39 +188,21 @@ export async function runPrimary(count: number, log: Logger, opts: { execArgv?: 
 }
 
 /**
- * In a worker: tells the primary it listens, and shares the cache with the other workers
- * (entries this worker stores go out; entries others stored come in).
+ * In a worker: answers the primary's questions, shares the cache with the other workers
+ * (`share` gets the messages; the daemon attaches each cache it builds), and tells the
+ * primary it listens.
  */
-export function joinCluster(cache: AnswerCache, listen: string[], answers?: Answers): void {
+export function joinCluster(listen: string[], answers: Answers, share: (send: (msg: CacheMessage) => void) => CacheShare): void {
   const send = process.send?.bind(process);
   if (!send) return;
-  if (answers) {
-    process.on('message', (msg: WorkerMessage) => {
-      if (msg?.dohd !== 'ask' || typeof msg.id !== 'number' || !Object.hasOwn(answers, msg.what)) return;
-      answers[msg.what]().then(
-        (data) => send({ dohd: 'answer', id: msg.id, data } satisfies WorkerMessage),
-        (err: unknown) => send({ dohd: 'answer', id: msg.id, error: String((err as Error)?.message ?? err) } satisfies WorkerMessage),
-      );
-    });
-  }
-  cache.onStore = (key, e) => {
-    const entry: SharedEntry = { wire: e.wire, storedAt: e.storedAt, ttl: e.ttl, rcode: e.rcode, negative: e.negative };
-    send({ dohd: 'cache', key, entry } satisfies WorkerMessage);
-  };
+  const cache = share((msg) => send(msg satisfies WorkerMessage));
   process.on('message', (msg: WorkerMessage) => {
-    if (msg?.dohd !== 'cache' || !validShared(msg.entry) || typeof msg.key !== 'string') return;
-    const { wire, storedAt, ttl, rcode, negative } = msg.entry;
-    const e = storedEntry(Buffer.from(wire, 'latin1'), { storedAt, ttl, rcode, negative, hits: 0 });
-    if (e) cache.restore(msg.key, e);
+    if (msg?.dohd === 'cache') return cache.receive(msg);
+    if (msg?.dohd !== 'ask' || typeof msg.id !== 'number' || !Object.hasOwn(answers, msg.what)) return;
+    answers[msg.what]().then(
+      (data) => send({ dohd: 'answer', id: msg.id, data } satisfies WorkerMessage),
+      (err: unknown) => send({ dohd: 'answer', id: msg.id, error: String((err as Error)?.message ?? err) } satisfies WorkerMessage),
+    );
   });
   send({ dohd: 'ready', listen } satisfies WorkerMessage);
-}
-
-function validShared(e: SharedEntry | undefined): e is SharedEntry {
-  return (
-    !!e &&
-    typeof e.wire === 'string' &&
-    Number.isFinite(e.storedAt) &&
-    Number.isFinite(e.ttl)
-  );
 }
