@@ -13,21 +13,18 @@ import { join } from 'node:path';
 import { queryTcp, queryUdp, TcpDnsClient } from '../fixtures/dns-client.js';
 import { useDohPair } from '../fixtures/doh-pair.js';
 import type { DohServer } from '../fixtures/doh-server.js';
-import type { Pki } from '../fixtures/pki.js';
 import { adminGet, parseProm } from '../fixtures/prom.js';
 import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
 import { has } from '../fixtures/tools.js';
 
 // useDohPair's afterEach (servers reset) runs after this file's (dohd killed): hooks run as a stack.
 const pair = useDohPair(['a', 'b']);
-let pki: Pki;
 let a: DohServer;
 let b: DohServer;
 let dir: string;
 let dohd: Spawned | undefined;
 
 beforeAll(() => {
-  pki = pair.pki;
   [a, b] = pair.servers;
   dir = mkdtempSync(join(tmpdir(), 'dohd-life-'));
 });
@@ -54,12 +51,11 @@ async function adminPortOf(s: Spawned): Promise<number> {
   return Number(String(line.admin).split(':').pop());
 }
 
-const upstream = (s: DohServer) => ({ url: s.url, ca: pki.caFile, name: s.name });
 
 describe('SIGHUP reloads the configuration', () => {
   it('a good file: upstreams, pins, timeout and log level change live; listen needs a restart and says so', async () => {
     const file = join(dir, 'good.yaml');
-    writeConfig(file, { upstreams: [upstream(a)] });
+    writeConfig(file, { upstreams: pair.upstreams(a) });
     dohd = spawnCli(['run', '--config', file]);
     const port = await listeningPort(dohd);
     const admin = await adminPortOf(dohd);
@@ -68,7 +64,7 @@ describe('SIGHUP reloads the configuration', () => {
 
     writeConfig(file, {
       listen: ['127.0.0.1:1'],
-      upstreams: [upstream(b)],
+      upstreams: pair.upstreams(b),
       pins: { 'pinned.example.net': ['192.0.2.99'] },
       timeoutMs: 1500,
       log: { level: 'debug' },
@@ -93,12 +89,12 @@ describe('SIGHUP reloads the configuration', () => {
 
   it('a bad file is refused with the reason, and the running configuration stays', async () => {
     const file = join(dir, 'bad.yaml');
-    writeConfig(file, { upstreams: [upstream(a)], pins: { 'pinned.example.net': ['192.0.2.98'] } });
+    writeConfig(file, { upstreams: pair.upstreams(a), pins: { 'pinned.example.net': ['192.0.2.98'] } });
     dohd = spawnCli(['run', '--config', file]);
     const port = await listeningPort(dohd);
     const admin = await adminPortOf(dohd);
 
-    writeFileSync(file, yaml({ listen: ['127.0.0.1:0'], upstreams: [upstream(b)], timeoutMs: 'soon', cache: { colour: 'blue' } }));
+    writeFileSync(file, yaml({ listen: ['127.0.0.1:0'], upstreams: pair.upstreams(b), timeoutMs: 'soon', cache: { colour: 'blue' } }));
     dohd.child.kill('SIGHUP');
     const err = await dohd.waitForLog((l) => l.msg === 'configuration reload failed: the running configuration stays');
     expect(err.level).toBe('error');
@@ -120,7 +116,7 @@ describe('SIGHUP reloads the configuration', () => {
   });
 
   it('without --config, SIGHUP says there is nothing to reload', async () => {
-    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pki.caFile]);
+    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pair.pki.caFile]);
     await listeningPort(dohd);
     dohd.child.kill('SIGHUP');
     const w = await dohd.waitForLog((l) => /no configuration file to reload/.test(String(l.msg)));
@@ -134,7 +130,7 @@ describe('admin listener from the command line', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
     const taken = (blocker.address() as AddressInfo).port;
     try {
-      dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${taken}`, '--upstream', a.url, '--ca', pki.caFile]);
+      dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${taken}`, '--upstream', a.url, '--ca', pair.pki.caFile]);
       const exit = await dohd.exited;
       expect(exit.code).toBe(1);
       expect(dohd.stderr.trim()).toBe(
@@ -146,7 +142,7 @@ describe('admin listener from the command line', () => {
   });
 
   it('--admin serves /healthz and /metrics of the spawned daemon', async () => {
-    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', a.url, '--ca', pki.caFile]);
+    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', a.url, '--ca', pair.pki.caFile]);
     const port = await listeningPort(dohd);
     const admin = await adminPortOf(dohd);
     await queryUdp({ port, name: 'example.com' });
@@ -158,7 +154,7 @@ describe('admin listener from the command line', () => {
 describe('SIGTERM drains', () => {
   it('queries in flight over UDP and TCP are all answered, new ones are not taken, exit 0', async () => {
     a.delayMs = 800;
-    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pki.caFile]);
+    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pair.pki.caFile]);
     const port = await listeningPort(dohd);
     const names = ['example.com', 'www.example.com', 'cname.example.net', 'goproxy.cn', 'short.example.net'];
     const tcp = await TcpDnsClient.connect('127.0.0.1', port);
@@ -220,7 +216,7 @@ describe.skipIf(!HAVE_NOTIFY)('systemd readiness (Type=notify)', () => {
     const rx = notifyReceiver(sock);
     try {
       await vi.waitFor(() => expect(rx.messages).toContain('bound'));
-      dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pki.caFile], { env: { NOTIFY_SOCKET: sock } });
+      dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pair.pki.caFile], { env: { NOTIFY_SOCKET: sock } });
       const port = await listeningPort(dohd);
       await vi.waitFor(() => expect(rx.messages.some((m) => m.includes('READY=1'))).toBe(true), { timeout: 10_000 });
       const ready = rx.messages.find((m) => m.includes('READY=1'))!;
@@ -234,7 +230,7 @@ describe.skipIf(!HAVE_NOTIFY)('systemd readiness (Type=notify)', () => {
   });
 
   it('a NOTIFY_SOCKET nobody listens on is logged, and dohd keeps serving', async () => {
-    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pki.caFile], {
+    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pair.pki.caFile], {
       env: { NOTIFY_SOCKET: join(dir, 'nobody.sock') },
     });
     const port = await listeningPort(dohd);
