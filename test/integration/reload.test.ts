@@ -13,7 +13,6 @@ import type { Config } from '../../src/config/schema.js';
 import { effectiveConfig, planReload, stableJson } from '../../src/daemon/reload.js';
 
 const pair = useDohPair(['a', 'b']);
-const startDaemon = pair.start;
 let a: DohServer;
 let b: DohServer;
 
@@ -25,7 +24,7 @@ const next = (r: RunningDaemon, change: Record<string, unknown>): Config => vali
 
 describe('Daemon.reload', () => {
   it('swaps upstreams live; the old ones finish their query in flight, then are closed', async () => {
-    const d = await startDaemon({ upstreams: pair.upstreams(a), timeoutMs: 1000 });
+    const d = await pair.start({ upstreams: pair.upstreams(a), timeoutMs: 1000 });
     a.delayMs = 300;
     const inflight = queryUdp({ port: d.port, name: 'example.com', timeoutMs: 3000 });
     await vi.waitFor(() => expect(a.requests).toBe(1));
@@ -41,7 +40,7 @@ describe('Daemon.reload', () => {
   });
 
   it('pins, timeout, log level and cache change live; listen and admin wait for a restart', async () => {
-    const d = await startDaemon({ upstreams: pair.upstreams(a), log: { level: 'info' } });
+    const d = await pair.start({ upstreams: pair.upstreams(a), log: { level: 'info' } });
     const running = d.daemon.config;
     const r = d.daemon.reload(
       next(d, { pins: { 'p.example.net': ['192.0.2.8'] }, timeoutMs: 900, log: { level: 'debug', queries: true }, cache: { maxEntries: 10 }, listen: ['127.0.0.1:1'], admin: { listen: '127.0.0.1:2' } }),
@@ -57,7 +56,7 @@ describe('Daemon.reload', () => {
   });
 
   it('a new timeoutMs alone rebuilds the upstream groups (their strategies let losers run until the deadline)', async () => {
-    const d = await startDaemon({ upstreams: pair.upstreams(a, b), timeoutMs: 2500 });
+    const d = await pair.start({ upstreams: pair.upstreams(a, b), timeoutMs: 2500 });
     const before = d.daemon.groups;
     expect(d.daemon.reload(next(d, { timeoutMs: 900 }))).toEqual({ ok: true, live: ['timeoutMs'], restart: [] });
     expect(d.daemon.groups).not.toBe(before);
@@ -65,7 +64,7 @@ describe('Daemon.reload', () => {
   });
 
   it('a reload that cannot be applied changes nothing and says why', async () => {
-    const d = await startDaemon({ upstreams: pair.upstreams(a) });
+    const d = await pair.start({ upstreams: pair.upstreams(a) });
     // Valid when read, gone when applied: the new upstream cannot be built.
     const ca = `${pair.pki.dir}/soon-gone.pem`;
     copyFileSync(pair.pki.caFile, ca);
@@ -82,7 +81,7 @@ describe('Daemon.reload', () => {
 
 describe('Daemon.drain', () => {
   it('runs the shutdown hooks after the queries in flight are answered', async () => {
-    const d = await startDaemon({ upstreams: pair.upstreams(a) });
+    const d = await pair.start({ upstreams: pair.upstreams(a) });
     a.delayMs = 300;
     const calls: { inflight: number }[] = [];
     d.daemon.onShutdown(() => {
@@ -101,7 +100,7 @@ describe('Daemon.drain', () => {
   });
 
   it('is bounded: a query that outlives the bound is counted, and shutdown goes on', async () => {
-    const d = await startDaemon({ upstreams: pair.upstreams(a), timeoutMs: 2000 });
+    const d = await pair.start({ upstreams: pair.upstreams(a), timeoutMs: 2000 });
     a.mode = 'hang';
     const q = queryUdp({ port: d.port, name: 'example.com', timeoutMs: 1000 }).catch((e: Error) => e);
     await vi.waitFor(() => expect(a.requests).toBe(1));
@@ -112,7 +111,7 @@ describe('Daemon.drain', () => {
 
 describe('clean stop', () => {
   it('logs no upstream failure for a raced request that lost and is still lingering at stop, and stops quickly', async () => {
-    const d = await startDaemon({ upstreams: pair.upstreams(a, b) });
+    const d = await pair.start({ upstreams: pair.upstreams(a, b) });
     b.delayMs = 2000; // b loses every race and its request lingers (up to the deadline) after the answer
     const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.rcode).toBe('NOERROR');

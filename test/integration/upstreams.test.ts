@@ -14,7 +14,6 @@ import { until } from '../fixtures/resources.js';
 import { defaultZone } from '../fixtures/zone.js';
 
 const pair = useDohPair(['a', 'b']);
-const startDaemon = pair.start;
 let a: DohServer;
 let b: DohServer;
 let cluster: PlainDnsServer;
@@ -52,7 +51,7 @@ const ab = () => [
 
 describe('hedged strategy', () => {
   it('sends one request when the first upstream is fast, and a second one when it stalls', async () => {
-    const d = await startDaemon({ upstreams: ab(), strategy: 'hedged', hedge: { initialDelayMs: 500 } });
+    const d = await pair.start({ upstreams: ab(), strategy: 'hedged', hedge: { initialDelayMs: 500 } });
     const r1 = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(r1.response.answers[0]!.data).toBe('192.0.2.3');
     expect([a.requests, b.requests]).toEqual([1, 0]);
@@ -69,7 +68,7 @@ describe('hedged strategy', () => {
 
   it('a request overtaken by its hedge is left to finish, and its real time ranks the upstreams', async () => {
     // (The previous test's hung request is reset when its daemon stops: useDohPair waits for that.)
-    const d = await startDaemon({ upstreams: ab(), strategy: 'hedged', timeoutMs: 2000, hedge: { initialDelayMs: 100, minDelayMs: 10 } });
+    const d = await pair.start({ upstreams: ab(), strategy: 'hedged', timeoutMs: 2000, hedge: { initialDelayMs: 100, minDelayMs: 10 } });
     a.delayMs = 400;
     const r = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(r.response.answers[0]!.data).toBe('192.0.2.3');
@@ -88,7 +87,7 @@ describe('hedged strategy', () => {
   });
 
   it('asks the next upstream at once when the first one fails, and ranks by recent latency', async () => {
-    const d = await startDaemon({ upstreams: ab(), strategy: 'hedged', timeoutMs: 4000, hedge: { initialDelayMs: 3000 } });
+    const d = await pair.start({ upstreams: ab(), strategy: 'hedged', timeoutMs: 4000, hedge: { initialDelayMs: 3000 } });
     a.mode = 'http500';
     const r = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 5000 });
     expect(r.response.answers[0]!.data).toBe('192.0.2.3');
@@ -105,7 +104,7 @@ describe('hedged strategy', () => {
 
 describe('failover strategy and health', () => {
   it('skips a dead upstream after it fails, and uses it again after it recovers', async () => {
-    const d = await startDaemon({
+    const d = await pair.start({
       upstreams: ab(),
       strategy: 'failover',
       health: { failures: 1, backoffMs: 400, maxBackoffMs: 3000 },
@@ -133,7 +132,7 @@ describe('failover strategy and health', () => {
   });
 
   it('the probe backoff grows while the upstream stays dead', async () => {
-    const d = await startDaemon({ upstreams: ab(), strategy: 'failover', health: { failures: 1, backoffMs: 100, maxBackoffMs: 10_000 } });
+    const d = await pair.start({ upstreams: ab(), strategy: 'failover', health: { failures: 1, backoffMs: 100, maxBackoffMs: 10_000 } });
     a.mode = 'http500';
     await queryUdp({ port: d.port, name: 'www.example.com' });
     // 100, then 200, 400, 800 after each failed probe.
@@ -145,7 +144,7 @@ describe('failover strategy and health', () => {
   });
 
   it('race skips an upstream that is out, and the others carry on', async () => {
-    const d = await startDaemon({ upstreams: ab(), health: { failures: 2, backoffMs: 60_000 } });
+    const d = await pair.start({ upstreams: ab(), health: { failures: 2, backoffMs: 60_000 } });
     a.mode = 'http500';
     await queryUdp({ port: d.port, name: 'www.example.com' });
     await queryUdp({ port: d.port, name: 'example.com' });
@@ -159,7 +158,7 @@ describe('failover strategy and health', () => {
   });
 
   it('race: the losers are left to finish, not reset (no rapid-reset pattern); only a loser still open at the deadline is reset', async () => {
-    const d = await startDaemon({ upstreams: ab(), timeoutMs: 600 });
+    const d = await pair.start({ upstreams: ab(), timeoutMs: 600 });
     b.delayMs = 150;
     const names = ['example.com', 'www.example.com', 'cname.example.net', 'short.example.net', 'goproxy.cn'];
     for (const n of names) {
@@ -188,7 +187,7 @@ describe('failover strategy and health', () => {
   });
 
   it('failover moves on when an attempt does not answer in time; the last one gets until the deadline', async () => {
-    const d = await startDaemon({ upstreams: ab(), strategy: 'failover', failover: { attemptTimeoutMs: 200 } });
+    const d = await pair.start({ upstreams: ab(), strategy: 'failover', failover: { attemptTimeoutMs: 200 } });
     a.mode = 'hang';
     b.delayMs = 400; // slower than the attempt timeout, but the last one left
     const r = await queryUdp({ port: d.port, name: 'example.com', timeoutMs: 4000 });
@@ -213,7 +212,7 @@ describe('plain DNS upstreams and forward rules', () => {
   };
 
   it('cluster.local and reverse zones go to the plain group, and nothing else does', async () => {
-    const d = await startDaemon({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: groups(), forward });
+    const d = await pair.start({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: groups(), forward });
     const k = await queryUdp({ port: d.port, name: 'kubernetes.default.svc.cluster.local' });
     expect(k.response.answers.map((x) => x.data)).toEqual(['10.96.0.1']);
     const ptr = await queryUdp({ port: d.port, name: '1.0.96.10.in-addr.arpa', type: 'PTR' });
@@ -232,7 +231,7 @@ describe('plain DNS upstreams and forward rules', () => {
   });
 
   it('the most specific rule wins', async () => {
-    const d = await startDaemon({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: groups(), forward });
+    const d = await pair.start({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: groups(), forward });
     const intranet = await queryUdp({ port: d.port, name: 'Intranet.Corp.example.net' });
     expect(intranet.response.answers[0]!.data).toBe('10.1.0.1');
     expect(office.udpQueries).toBe(1);
@@ -248,7 +247,7 @@ describe('plain DNS upstreams and forward rules', () => {
   });
 
   it('a truncated UDP answer is retried over TCP', async () => {
-    const d = await startDaemon({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: groups(), forward });
+    const d = await pair.start({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: groups(), forward });
     const big = await queryTcp({ port: d.port, name: 'big.example.net', type: 'TXT' });
     expect(big.response.answers.length).toBe(40);
     expect(cluster.udpQueries).toBe(1);
@@ -256,7 +255,7 @@ describe('plain DNS upstreams and forward rules', () => {
   });
 
   it('tcp:// upstreams speak TCP only', async () => {
-    const d = await startDaemon({
+    const d = await pair.start({
       upstreams: [{ url: a.url, ca: pair.pki.caFile }],
       groups: { cluster: { upstreams: [{ url: `tcp://127.0.0.1:${cluster.port}` }] } },
       forward: { 'cluster.local': 'cluster' },
@@ -268,7 +267,7 @@ describe('plain DNS upstreams and forward rules', () => {
 
   it('a plain upstream that does not answer gives SERVFAIL within the deadline', async () => {
     cluster.mode = 'hang';
-    const d = await startDaemon({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: groups(), forward, timeoutMs: 700 });
+    const d = await pair.start({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: groups(), forward, timeoutMs: 700 });
     const r = await queryUdp({ port: d.port, name: 'kubernetes.default.svc.cluster.local', timeoutMs: 3000 });
     expect(r.response.rcode).toBe('SERVFAIL');
     expect(r.ms).toBeLessThan(2000);
@@ -278,7 +277,7 @@ describe('plain DNS upstreams and forward rules', () => {
 
 describe('fallback group', () => {
   it('is used only when every default upstream is down', async () => {
-    const d = await startDaemon({
+    const d = await pair.start({
       upstreams: ab(),
       groups: { office: { upstreams: [{ address: `127.0.0.1:${office.port}` }] } },
       fallback: 'office',
@@ -310,7 +309,7 @@ describe('fallback group', () => {
   });
 
   it('is off by default: a failing default group means SERVFAIL', async () => {
-    const d = await startDaemon({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: { office: { upstreams: [{ address: `127.0.0.1:${office.port}` }] } } });
+    const d = await pair.start({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: { office: { upstreams: [{ address: `127.0.0.1:${office.port}` }] } } });
     a.mode = 'http500';
     const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.rcode).toBe('SERVFAIL');
