@@ -3,22 +3,19 @@
  * never a real address: it must name (a) a black-holed IP, (b) an SNI filter, (c) an
  * intercepting certificate (with its issuer) and (d) forged plain DNS, each with its fix.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blackHole, canMakeLinks, startSniFilter, type BlackHole, type SniFilter } from '../fixtures/censor.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
-import { CLI } from '../fixtures/spawn.js';
+import { runCli } from '../fixtures/spawn.js';
 import { Zone } from '../fixtures/zone.js';
 
-const run = promisify(execFile);
 const HOLE = '192.0.2.2';
 const links = canMakeLinks();
 if (!links) console.warn('doctor-censor.test: not root in a private network namespace; the black-hole case is skipped (CI runs it under unshare -n)');
@@ -66,14 +63,8 @@ afterAll(async () => {
 async function doctor(upstreamsYaml: string): Promise<{ code: number; stdout: string; stderr: string }> {
   const cfg = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
   writeFileSync(cfg, `upstreams:\n${upstreamsYaml}`);
-  const args = [CLI, 'doctor', '--config', cfg, '--resolv-conf', join(dir, 'resolv.conf'), '--hosts', join(dir, 'hosts'), '--dns-port', String(system.port), '--port', String(proxyPort), '--names', 'goproxy.test', '--go', 'none', '--timeout', '1500', '--ca', pki.caFile];
-  try {
-    const r = await run(process.execPath, args, { timeout: 30_000, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
+  const args = ['doctor', '--config', cfg, '--resolv-conf', join(dir, 'resolv.conf'), '--hosts', join(dir, 'hosts'), '--dns-port', String(system.port), '--port', String(proxyPort), '--names', 'goproxy.test', '--go', 'none', '--timeout', '1500', '--ca', pki.caFile];
+  return runCli(args, { cleanEnv: { PATH: process.env.PATH, HOME: process.env.HOME }, timeoutMs: 30_000 });
 }
 
 describe('dohd doctor against the simulated censor', () => {

@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
-import { CLI } from '../fixtures/spawn.js';
+import { runCli } from '../fixtures/spawn.js';
 import { Zone, type ZoneRecord } from '../fixtures/zone.js';
 import { GO_PROXY_NAMES } from '../../src/config/defaults.js';
 import { removeHostsLine } from '../../src/doctor/hosts.js';
@@ -97,13 +97,7 @@ async function doctor(args: string[], env: NodeJS.ProcessEnv = { GOPROXY: 'https
   // Every target points at this test's staged machine unless the test says otherwise.
   const base = ['doctor', ...Object.entries(defaults).flatMap(([k, v]) => (args.includes(k) ? [] : [k, v]))];
   const cleanEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...env };
-  try {
-    const r = await run(process.execPath, [CLI, ...base, ...args], { env: cleanEnv, timeout: 30_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
+  return runCli([...base, ...args], { cleanEnv, timeoutMs: 30_000 });
 }
 
 const verdict = (out: string) => out.slice(out.indexOf('== Verdict'));

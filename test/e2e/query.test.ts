@@ -11,7 +11,7 @@ import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
-import { CLI } from '../fixtures/spawn.js';
+import { runCli } from '../fixtures/spawn.js';
 import { appendEdnsOption, EXPLAIN_OPTION } from '../../src/dns/explain.js';
 import { explainAnswer } from '../../src/server/explain.js';
 import { decodeQuery } from '../../src/dns/message.js';
@@ -37,15 +37,7 @@ afterAll(async () => {
   await pki.cleanup();
 });
 
-async function query(...args: string[]) {
-  try {
-    const r = await run(process.execPath, [CLI, 'query', ...args], { timeout: 15_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const query = (...args: string[]) => runCli(['query', ...args]);
 
 const server = () => `127.0.0.1:${d.port}`;
 

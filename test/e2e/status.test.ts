@@ -4,18 +4,15 @@
  * nothing is healthy or dohd cannot be reached.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { queryUdp } from '../fixtures/dns-client.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
-import { CLI, listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
+import { listeningPort, runCli, spawnCli, type Spawned } from '../fixtures/spawn.js';
 import type { StatusReport } from '../../src/server/status.js';
 
-const run = promisify(execFile);
 let pki: Pki;
 let good: DohServer;
 let bad: DohServer;
@@ -33,15 +30,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function status(args: string[]) {
-  try {
-    const r = await run(process.execPath, [CLI, 'status', ...args], { timeout: 15_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const status = (args: string[]) => runCli(['status', ...args]);
 
 async function start(extra: string[] = []): Promise<{ d: Spawned; port: number; admin: string }> {
   const config = join(dir, 'dohd.yaml');
