@@ -4,11 +4,10 @@
  * SIGTERM drains (queries in flight are all answered, exit 0), and readiness reaches
  * systemd through $NOTIFY_SOCKET (a unix datagram socket this test listens on with python3).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { queryTcp, queryUdp, TcpDnsClient } from '../fixtures/dns-client.js';
 import { useDohPair } from '../fixtures/doh-pair.js';
@@ -16,20 +15,17 @@ import type { DohServer } from '../fixtures/doh-server.js';
 import { adminGet, parseProm } from '../fixtures/prom.js';
 import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
 import { has } from '../fixtures/tools.js';
+import { useTempDir } from '../fixtures/temp-dir.js';
 
 // useDohPair's afterEach (servers reset) runs after this file's (dohd killed): hooks run as a stack.
 const pair = useDohPair(['a', 'b']);
+const tmp = useTempDir('dohd-life-');
 let a: DohServer;
 let b: DohServer;
-let dir: string;
 let dohd: Spawned | undefined;
 
 beforeAll(() => {
   [a, b] = pair.servers;
-  dir = mkdtempSync(join(tmpdir(), 'dohd-life-'));
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
 });
 afterEach(async () => {
   await dohd?.kill('SIGKILL');
@@ -54,7 +50,7 @@ async function adminPortOf(s: Spawned): Promise<number> {
 
 describe('SIGHUP reloads the configuration', () => {
   it('a good file: upstreams, pins, timeout and log level change live; listen needs a restart and says so', async () => {
-    const file = join(dir, 'good.yaml');
+    const file = join(tmp.path, 'good.yaml');
     writeConfig(file, { upstreams: pair.upstreams(a) });
     dohd = spawnCli(['run', '--config', file]);
     const port = await listeningPort(dohd);
@@ -88,7 +84,7 @@ describe('SIGHUP reloads the configuration', () => {
   });
 
   it('a bad file is refused with the reason, and the running configuration stays', async () => {
-    const file = join(dir, 'bad.yaml');
+    const file = join(tmp.path, 'bad.yaml');
     writeConfig(file, { upstreams: pair.upstreams(a), pins: { 'pinned.example.net': ['192.0.2.98'] } });
     dohd = spawnCli(['run', '--config', file]);
     const port = await listeningPort(dohd);
@@ -212,7 +208,7 @@ function notifyReceiver(path: string) {
 
 describe.skipIf(!HAVE_NOTIFY)('systemd readiness (Type=notify)', () => {
   it('sends READY=1 through $NOTIFY_SOCKET once the listeners are up', async () => {
-    const sock = join(dir, 'notify.sock');
+    const sock = join(tmp.path, 'notify.sock');
     const rx = notifyReceiver(sock);
     try {
       await vi.waitFor(() => expect(rx.messages).toContain('bound'));
@@ -231,7 +227,7 @@ describe.skipIf(!HAVE_NOTIFY)('systemd readiness (Type=notify)', () => {
 
   it('a NOTIFY_SOCKET nobody listens on is logged, and dohd keeps serving', async () => {
     dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pair.pki.caFile], {
-      env: { NOTIFY_SOCKET: join(dir, 'nobody.sock') },
+      env: { NOTIFY_SOCKET: join(tmp.path, 'nobody.sock') },
     });
     const port = await listeningPort(dohd);
     const err = await dohd.waitForLog((l) => String(l.msg).startsWith('could not notify systemd'));
