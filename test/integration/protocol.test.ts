@@ -10,6 +10,7 @@ import type { RunningDaemon } from '../fixtures/daemon.js';
 import { dig, HAVE_DIG } from '../fixtures/dig.js';
 import { useDohUpstream } from '../fixtures/doh-pair.js';
 import { ecsOption, optOf, rawQuery, type Decoded } from '../fixtures/raw-query.js';
+import { frame } from '../fixtures/tcp-frames.js';
 import { defaultZone, findOpt, Zone } from '../fixtures/zone.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
@@ -58,10 +59,7 @@ async function tcpRaw(wire: Buffer): Promise<Decoded> {
         }
       }, 5);
     });
-    const frame = Buffer.alloc(2 + wire.length);
-    frame.writeUInt16BE(wire.length, 0);
-    wire.copy(frame, 2);
-    c.sendRaw(frame);
+    c.sendRaw(frame(wire));
     return dnsPacket.decode(await got) as Decoded;
   } finally {
     c.close();
