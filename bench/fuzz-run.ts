@@ -7,29 +7,19 @@
  * sent a reply that does not decode.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startDohUpstream, stopDohUpstream } from '../test/fixtures/doh-server.js';
-import { FUZZ_VALID, fuzz } from './fuzz.js';
+import { fuzz, fuzzConfig, fuzzOptions, fuzzRunFromEnv } from './fuzz.js';
+import { rssOf } from './proc.js';
 
-const UDP = Number(process.env.FUZZ_UDP ?? 1_000_000);
-const TCP = Number(process.env.FUZZ_TCP ?? 200_000);
-const BUDGET_MS = Number(process.env.FUZZ_BUDGET_MS ?? 3_600_000);
-const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
-
-function rssMb(pid: number): number {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-  } catch {
-    return 0;
-  }
-}
+const RUN = fuzzRunFromEnv({ udpPackets: 1_000_000, tcpFrames: 200_000, budgetMs: 3_600_000 });
 
 async function main(): Promise<void> {
-  console.log(`fuzz: seed ${SEED} (replay: FUZZ_SEED=${SEED} npm run fuzz)`);
+  console.log(`fuzz: seed ${RUN.seed} (replay: FUZZ_SEED=${RUN.seed} npm run fuzz)`);
   const up = await startDohUpstream({ name: 'up' });
   const file = join(up.pki.dir, 'fuzz.yaml');
-  writeFileSync(file, `listen: ["127.0.0.1:0"]\nadmin: false\nloopProbe: false\nrateLimit: { qps: 0 }\ncache: { maxEntries: 20000 }\nupstreams:\n  - url: ${up.doh.url}\n    ca: ${up.pki.caFile}\n    name: up\n`);
+  writeFileSync(file, fuzzConfig({ url: up.doh.url, ca: up.pki.caFile }));
   const child = spawn(process.execPath, [resolve('dist/cli.js'), 'run', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let stderr = '';
@@ -54,22 +44,15 @@ async function main(): Promise<void> {
   });
   const rss: number[] = [];
   let last = 0;
-  const stats = await fuzz({
-    host: '127.0.0.1',
-    port,
-    seed: SEED,
-    udpPackets: UDP,
-    tcpFrames: TCP,
-    budgetMs: BUDGET_MS,
-    valid: FUZZ_VALID,
-    progress: (s) => {
-      rss.push(rssMb(child.pid!));
+  const stats = await fuzz(
+    fuzzOptions(RUN, port, (s) => {
+      rss.push(rssOf(child.pid!));
       if (s.ms - last >= 10_000) {
         last = s.ms;
         console.log(`fuzz: ${Math.round(s.ms / 1000)} s: ${s.udpSent} UDP, ${s.tcpSent} TCP, ${s.validRight}/${s.validAsked} valid right, RSS ${Math.round(rss[rss.length - 1]!)} MB`);
       }
-    },
-  });
+    }),
+  );
   const alive = child.exitCode === null;
   child.kill('SIGTERM');
   const code = await new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.once('exit', (c) => r(c))));

@@ -3,7 +3,7 @@
  * UDP, and mutated frames over TCP, with a valid query interleaved after every batch whose
  * answer must be right. The same seed gives the same packets (replay: `npm run fuzz -- --seed N`).
  *
- * Used by test/integration/fuzz.test.ts (a short run inside `npm test`) and bench/fuzz-run.ts
+ * Used by test/e2e/fuzz.test.ts (a short run inside `npm test`) and bench/fuzz-run.ts
  * (`npm run fuzz`, 1,000,000+ packets). It only sends and checks; the caller watches the
  * process (alive, log, memory).
  */
@@ -146,6 +146,43 @@ export interface FuzzStats {
   /** Valid queries with a wrong answer, or none in time: each a failure. */
   validWrong: string[];
   ms: number;
+}
+
+/** A run's size and seed: FUZZ_UDP, FUZZ_TCP, FUZZ_BUDGET_MS and FUZZ_SEED (a replay), else the caller's targets and a seed from the clock. */
+export type FuzzRun = Pick<FuzzOptions, 'seed' | 'udpPackets' | 'tcpFrames' | 'budgetMs'>;
+
+export function fuzzRunFromEnv(targets: Omit<FuzzRun, 'seed'>, env: NodeJS.ProcessEnv = process.env): FuzzRun {
+  return {
+    seed: Number(env.FUZZ_SEED ?? Date.now() % 2 ** 31),
+    udpPackets: Number(env.FUZZ_UDP ?? targets.udpPackets),
+    tcpFrames: Number(env.FUZZ_TCP ?? targets.tcpFrames),
+    budgetMs: Number(env.FUZZ_BUDGET_MS ?? targets.budgetMs),
+  };
+}
+
+/** The options of a run at a dohd on 127.0.0.1:PORT, with FUZZ_VALID as the valid queries. */
+export function fuzzOptions(run: FuzzRun, port: number, progress?: (s: FuzzStats) => void): FuzzOptions {
+  return { host: '127.0.0.1', port, ...run, valid: FUZZ_VALID, progress };
+}
+
+/**
+ * The config dohd runs under the fuzzer (npm run fuzz and the fuzz test): one DoH upstream, no
+ * admin listener, no loop probe (no request of its own), no rate limit (it would drop the noise
+ * unread), and a bounded cache.
+ */
+export function fuzzConfig(upstream: { url: string; ca: string }): string {
+  return [
+    'listen: ["127.0.0.1:0"]',
+    'admin: false',
+    'loopProbe: false',
+    'rateLimit: { qps: 0 }',
+    'cache: { maxEntries: 20000 }',
+    'upstreams:',
+    `  - url: ${upstream.url}`,
+    `    ca: ${upstream.ca}`,
+    '    name: up',
+    '',
+  ].join('\n');
 }
 
 /** Sends one valid query on `socket` and waits for its answer; returns null when right, else what was wrong. */

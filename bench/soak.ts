@@ -26,6 +26,7 @@ import { startPlainDnsServer, type PlainDnsMode } from '../test/fixtures/plain-d
 import { startTlsFaultUpstream, TLS_FAULTS, type TlsFault, type TlsFaultUpstream } from '../test/fixtures/tls-faults.js';
 import { Zone, type ZoneRecord } from '../test/fixtures/zone.js';
 import { Rng } from './fuzz.js';
+import { rssOf } from './proc.js';
 
 /** Every mode of the DoH fixture server (applied behind a good TLS front). */
 const DOH_MODES: readonly DohMode[] = [
@@ -104,14 +105,6 @@ function shuffled<T>(rng: Rng, xs: readonly T[]): T[] {
     [a[i], a[j]] = [a[j]!, a[i]!];
   }
   return a;
-}
-
-function rssMb(pid: number): number {
-  try {
-    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-  } catch {
-    return 0;
-  }
 }
 
 function modeName(m: UpstreamMode): string {
@@ -261,7 +254,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
 
   const giveUpMs = (opts.timeoutMs ?? 1500) + 3000;
   const t0 = performance.now();
-  const rss: number[] = [rssMb(child.pid!)];
+  const rss: number[] = [rssOf(child.pid!)];
   let lastSample = t0;
   const interval = 1000 / opts.rate;
   let due = t0;
@@ -278,7 +271,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
       }
       if (now - lastSample >= opts.sampleMs) {
         lastSample = now;
-        rss.push(rssMb(child.pid!));
+        rss.push(rssOf(child.pid!));
         log(`soak: ${Math.round((now - t0) / 1000)} s: ${sent} sent, ${JSON.stringify(byRcode)}, silence ${silence}, wrong ${wrong}, RSS ${Math.round(rss[rss.length - 1]!)} MB`);
       }
       if (now - t0 >= opts.durationMs || died) return done();
@@ -308,7 +301,7 @@ export async function soak(opts: SoakOptions): Promise<SoakReport> {
   const drainUntil = performance.now() + giveUpMs;
   while (inflight.size > 0 && performance.now() < drainUntil) await new Promise((r) => setTimeout(r, 50));
   silence += inflight.size;
-  rss.push(rssMb(child.pid!));
+  rss.push(rssOf(child.pid!));
 
   let transportRestarts = 0;
   let kernelDrops = 0;

@@ -1,15 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { promisify } from 'node:util';
 import { queryUdp } from '../fixtures/dns-client.js';
 import { startDohServer, startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
-import { CLI, listeningPort, spawnCli } from '../fixtures/spawn.js';
+import { listeningPort, runCli, spawnCli, type RunCliOptions } from '../fixtures/spawn.js';
 
-const run = promisify(execFile);
 let pki: Pki;
 let doh: DohServer;
 
@@ -18,16 +15,7 @@ beforeAll(async () => {
 });
 afterAll(() => stopDohUpstream({ pki, doh }));
 
-async function cli(args: string[], opts: { cmd?: string[] } = {}) {
-  const argv = [...(opts.cmd ?? []), process.execPath, CLI, ...args];
-  try {
-    const r = await run(argv[0]!, argv.slice(1), { timeout: 10_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const cli = (args: string[], opts: RunCliOptions = {}) => runCli(args, { timeoutMs: 10_000, ...opts });
 
 describe('dohd command line', () => {
   it('dohd check-config --preset cn shows each provider with its other paths (contacts nothing)', async () => {
@@ -168,7 +156,7 @@ describe('dohd command line', () => {
   const canDrop = process.getuid?.() === 0 && unprivStart > 53;
   it.skipIf(!canDrop)('port 53 without permission says how to fix it', async () => {
     const r = await cli(['run', '--listen', '127.0.0.1:53', '--upstream', doh.url], {
-      cmd: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'],
+      cmd: ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath],
     });
     expect(r.code).toBe(1);
     const lines = r.stderr.trim().split('\n');

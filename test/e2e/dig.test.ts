@@ -7,29 +7,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { useDohServers } from '../fixtures/doh-pair.js';
 import { CLI, listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
 import { has } from '../fixtures/tools.js';
 
 const exec = promisify(execFile);
 const HAVE_DIG = has('dig');
 
-let pki: Pki;
-let doh: DohServer;
+const ups = useDohServers([{}]);
 let dohd: Spawned;
 let port: number;
 
 beforeAll(async () => {
-  pki = await makePki();
-  doh = await startDohServer({ pki });
-  dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--upstream', doh.url, '--ca', pki.caFile, '--log-level', 'info']);
+  dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--upstream', ups.servers[0].url, '--ca', ups.pki.caFile, '--log-level', 'info']);
   port = await listeningPort(dohd);
 });
 afterAll(async () => {
   await dohd?.kill();
-  await doh?.close();
-  await pki?.cleanup();
 });
 
 async function dig(...args: string[]): Promise<string> {
@@ -66,9 +60,9 @@ describe.skipIf(!HAVE_DIG)('dig against dohd', () => {
 const CAN_NS = process.getuid?.() === 0 && has('unshare') && has('getent');
 describe.skipIf(!CAN_NS)('glibc resolver with nameserver 127.0.0.1', () => {
   it('getent hosts resolves through dohd on 127.0.0.1:53', async () => {
-    const resolv = `${pki.dir}/resolv.conf`;
+    const resolv = `${ups.pki.dir}/resolv.conf`;
     writeFileSync(resolv, 'nameserver 127.0.0.1\noptions timeout:2 attempts:1\n');
-    const nsswitch = `${pki.dir}/nsswitch.conf`;
+    const nsswitch = `${ups.pki.dir}/nsswitch.conf`;
     writeFileSync(nsswitch, 'hosts: dns\n');
     // The namespace has its own loopback (so dohd can own 127.0.0.1:53) and reaches nothing
     // else, so the name is pinned: this proves the glibc -> dohd path; dig above proves DoH.
@@ -77,8 +71,8 @@ describe.skipIf(!CAN_NS)('glibc resolver with nameserver 127.0.0.1', () => {
       'ip link set lo up',
       `mount --bind ${resolv} /etc/resolv.conf`,
       `mount --bind ${nsswitch} /etc/nsswitch.conf`,
-      `cat > ${pki.dir}/pins.yaml <<EOF\nlisten: ["127.0.0.1:53"]\nupstreams: [{ url: "https://127.0.0.1:9/dns-query" }]\npins: { goproxy.cn: [192.0.2.53, "2001:db8::53"], sum.golang.org: [192.0.2.54] }\nlog: { level: warn }\nEOF`,
-      `${process.execPath} ${CLI} run --config ${pki.dir}/pins.yaml & pid=$!`,
+      `cat > ${ups.pki.dir}/pins.yaml <<EOF\nlisten: ["127.0.0.1:53"]\nupstreams: [{ url: "https://127.0.0.1:9/dns-query" }]\npins: { goproxy.cn: [192.0.2.53, "2001:db8::53"], sum.golang.org: [192.0.2.54] }\nlog: { level: warn }\nEOF`,
+      `${process.execPath} ${CLI} run --config ${ups.pki.dir}/pins.yaml & pid=$!`,
       // However the script ends (set -e), dohd does not outlive it.
       "trap 'kill $pid 2>/dev/null || true' EXIT",
       'for i in $(seq 1 50); do getent hosts goproxy.cn >/dev/null 2>&1 && break; sleep 0.1; done',

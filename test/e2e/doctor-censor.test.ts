@@ -3,22 +3,19 @@
  * never a real address: it must name (a) a black-holed IP, (b) an SNI filter, (c) an
  * intercepting certificate (with its issuer) and (d) forged plain DNS, each with its fix.
  */
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blackHole, canMakeLinks, startSniFilter, type BlackHole, type SniFilter } from '../fixtures/censor.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
-import { CLI } from '../fixtures/spawn.js';
+import { runCli } from '../fixtures/spawn.js';
 import { Zone } from '../fixtures/zone.js';
+import { useTempDir } from '../fixtures/temp-dir.js';
 
-const run = promisify(execFile);
 const HOLE = '192.0.2.2';
 const links = canMakeLinks();
 if (!links) console.warn('doctor-censor.test: not root in a private network namespace; the black-hole case is skipped (CI runs it under unshare -n)');
@@ -30,9 +27,10 @@ let rogue: DohServer;
 let front: SniFilter;
 let system: PlainDnsServer;
 let hole: BlackHole | undefined;
-let dir: string;
 let proxyPort: number;
 const servers: tls.Server[] = [];
+
+const tmp = useTempDir('dohd-doctor-censor-');
 
 beforeAll(async () => {
   pki = await makePki({ dnsNames: ['cloudflare-dns.com', 'dns.google', 'doh.test', 'goproxy.test'], ips: ['127.0.0.1', '127.0.0.2'] });
@@ -52,28 +50,20 @@ beforeAll(async () => {
   await srv('127.0.0.3', proxyPort, roguePki);
   system = await startPlainDnsServer();
   if (links) hole = blackHole([HOLE]);
-  dir = mkdtempSync(join(tmpdir(), 'dohd-doctor-censor-'));
-  writeFileSync(join(dir, 'resolv.conf'), 'nameserver 127.0.0.1\n');
-  writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n');
+  writeFileSync(join(tmp.path, 'resolv.conf'), 'nameserver 127.0.0.1\n');
+  writeFileSync(join(tmp.path, 'hosts'), '127.0.0.1 localhost\n');
 });
 afterAll(async () => {
   hole?.close();
   await Promise.all([doh.close(), rogue.close(), front.close(), system.close(), ...servers.map((s) => new Promise((r) => s.close(r)))]);
   await Promise.all([pki.cleanup(), roguePki.cleanup()]);
-  rmSync(dir, { recursive: true, force: true });
 });
 
 async function doctor(upstreamsYaml: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const cfg = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
+  const cfg = join(tmp.path, `c${Math.random().toString(36).slice(2)}.yaml`);
   writeFileSync(cfg, `upstreams:\n${upstreamsYaml}`);
-  const args = [CLI, 'doctor', '--config', cfg, '--resolv-conf', join(dir, 'resolv.conf'), '--hosts', join(dir, 'hosts'), '--dns-port', String(system.port), '--port', String(proxyPort), '--names', 'goproxy.test', '--go', 'none', '--timeout', '1500', '--ca', pki.caFile];
-  try {
-    const r = await run(process.execPath, args, { timeout: 30_000, env: { PATH: process.env.PATH, HOME: process.env.HOME } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
+  const args = ['doctor', '--config', cfg, '--resolv-conf', join(tmp.path, 'resolv.conf'), '--hosts', join(tmp.path, 'hosts'), '--dns-port', String(system.port), '--port', String(proxyPort), '--names', 'goproxy.test', '--go', 'none', '--timeout', '1500', '--ca', pki.caFile];
+  return runCli(args, { cleanEnv: { PATH: process.env.PATH, HOME: process.env.HOME }, timeoutMs: 30_000 });
 }
 
 describe('dohd doctor against the simulated censor', () => {

@@ -7,17 +7,17 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
-import { CLI } from '../fixtures/spawn.js';
+import { runCli } from '../fixtures/spawn.js';
 import { Zone, type ZoneRecord } from '../fixtures/zone.js';
+import { useTempDir } from '../fixtures/temp-dir.js';
 import { GO_PROXY_NAMES } from '../../src/config/defaults.js';
 import { removeHostsLine } from '../../src/doctor/hosts.js';
 import { parseHosts } from '../../src/stages/hosts/hosts-file.js';
@@ -29,7 +29,6 @@ let pki: Pki;
 let otherPki: Pki;
 let doh: DohServer;
 let system: PlainDnsServer;
-let dir: string;
 let proxyPort: number;
 const tlsServers: tls.Server[] = [];
 
@@ -52,6 +51,8 @@ const healthy: ZoneRecord[] = [
   { name: 'sum.example.net', type: 'A', data: '127.0.0.1' },
 ];
 
+const tmp = useTempDir('dohd-doctor-');
+
 beforeAll(async () => {
   pki = await makePki({ dnsNames: ['goproxy.example.net', 'proxy.example.net', 'sum.example.net', 'doh.test', 'goproxy.io', 'localhost'], ips: ['127.0.0.1'] });
   otherPki = await makePki({ dnsNames: ['other.example.net'], ips: [] });
@@ -60,20 +61,18 @@ beforeAll(async () => {
   proxyPort = await tlsServer('127.0.0.2', 0, pki);
   await tlsServer('127.0.0.1', proxyPort, pki);
   await tlsServer('127.0.0.3', proxyPort, otherPki); // answers TLS with a certificate for other.example.net
-  dir = mkdtempSync(join(tmpdir(), 'dohd-doctor-'));
 });
 afterAll(async () => {
   await Promise.all([doh.close(), system.close(), ...tlsServers.map((s) => new Promise((r) => s.close(r)))]);
   await Promise.all([pki.cleanup(), otherPki.cleanup()]);
-  rmSync(dir, { recursive: true, force: true });
 });
 beforeEach(() => {
   doh.reset();
   doh.zone = zone(healthy);
   system.zone = zone(healthy);
   system.mode = 'ok';
-  writeFileSync(join(dir, 'resolv.conf'), '# staged\nnameserver 127.0.0.1\nsearch corp.example.net\noptions ndots:2 edns0\n');
-  writeFileSync(join(dir, 'hosts'), '127.0.0.1 localhost\n::1 localhost ip6-localhost\n');
+  writeFileSync(join(tmp.path, 'resolv.conf'), '# staged\nnameserver 127.0.0.1\nsearch corp.example.net\noptions ndots:2 edns0\n');
+  writeFileSync(join(tmp.path, 'hosts'), '127.0.0.1 localhost\n::1 localhost ip6-localhost\n');
 });
 
 interface Run {
@@ -84,26 +83,20 @@ interface Run {
 
 async function doctor(args: string[], env: NodeJS.ProcessEnv = { GOPROXY: 'https://goproxy.example.net,https://proxy.example.net,direct' }): Promise<Run> {
   const defaults: Record<string, string> = {
-    '--resolv-conf': join(dir, 'resolv.conf'),
-    '--hosts': join(dir, 'hosts'),
+    '--resolv-conf': join(tmp.path, 'resolv.conf'),
+    '--hosts': join(tmp.path, 'hosts'),
     '--dns-port': String(system.port),
     '--port': String(proxyPort),
     '--upstream': doh.url,
     '--ca': pki.caFile,
     '--timeout': '1500',
     // No container runtime on the staged machine (the containers check has its own tests).
-    '--runtime-path': dir,
+    '--runtime-path': tmp.path,
   };
   // Every target points at this test's staged machine unless the test says otherwise.
   const base = ['doctor', ...Object.entries(defaults).flatMap(([k, v]) => (args.includes(k) ? [] : [k, v]))];
   const cleanEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: process.env.HOME, ...env };
-  try {
-    const r = await run(process.execPath, [CLI, ...base, ...args], { env: cleanEnv, timeout: 30_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
+  return runCli([...base, ...args], { cleanEnv, timeoutMs: 30_000 });
 }
 
 const verdict = (out: string) => out.slice(out.indexOf('== Verdict'));
@@ -113,7 +106,7 @@ describe('dohd doctor on a healthy staged machine', () => {
     const r = await doctor(['--names', 'goproxy.example.net,proxy.example.net', '--go', 'none']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`== resolv.conf (${join(dir, 'resolv.conf')})`);
+    expect(r.stdout).toContain(`== resolv.conf (${join(tmp.path, 'resolv.conf')})`);
     expect(r.stdout).toContain('nameservers: 127.0.0.1; search: corp.example.net; ndots: 2; edns0: yes');
     expect(r.stdout).toMatch(/note  ndots:2 with 1 search domains: .* goproxy\.cn\.corp\.example\.net/);
     expect(r.stdout).toContain(`127.0.0.1:${system.port}: answered 2 of 2 names`);
@@ -158,7 +151,7 @@ describe('dohd doctor names each staged fault', () => {
   });
 
   it('hosts entry pointing elsewhere: named with the line, the fix works', async () => {
-    const hosts = join(dir, 'hosts');
+    const hosts = join(tmp.path, 'hosts');
     writeFileSync(hosts, '127.0.0.1 localhost\n# old mirror\n127.0.0.9   goproxy.example.net   gp\n');
     const r = await doctor(['--names', 'goproxy.example.net', '--go', 'none']);
     expect(r.code).toBe(1);
@@ -224,7 +217,7 @@ describe('dohd doctor names each staged fault', () => {
   });
 
   it("a pin of dohd's that differs from DoH is the user's choice, not \"normal for CDNs\"; a failing pin gets pins learn", async () => {
-    const config = join(dir, 'pinned.yaml');
+    const config = join(tmp.path, 'pinned.yaml');
     writeFileSync(config, 'pins:\n  goproxy.example.net: [127.0.0.2]\n');
     // The system resolver is dohd, answering the pin; DoH says 127.0.0.1.
     system.zone = zone([...healthy.filter((x) => x.name !== 'goproxy.example.net'), { name: 'goproxy.example.net', type: 'A', data: '127.0.0.2' }]);
@@ -254,7 +247,7 @@ describe('dohd doctor names each staged fault', () => {
   });
 
   it('GOPROXY from `go env` (as go env -w leaves it) counts as set; a failing go is reported', async () => {
-    const fakeGo = join(dir, 'go');
+    const fakeGo = join(tmp.path, 'go');
     writeFileSync(fakeGo, '#!/bin/sh\n[ "$1" = env ] || exit 2\necho \'{"GOPROXY":"https://goproxy.example.net,direct","GOSUMDB":"sum.example.net","GOPRIVATE":"corp.example.net","GONOPROXY":"","GONOSUMDB":"","GOFLAGS":""}\'\n');
     chmodSync(fakeGo, 0o755);
     const r = await doctor(['--names', 'goproxy.example.net', '--go', fakeGo], {});
@@ -263,8 +256,8 @@ describe('dohd doctor names each staged fault', () => {
     expect(r.stdout).toContain('GOPROXY=https://goproxy.example.net,direct\n');
     expect(r.stdout).toContain('GOPRIVATE=corp.example.net');
     expect(r.stdout).not.toContain('GOPROXY is not set');
-    const broken = await doctor(['--names', 'goproxy.example.net', '--go', join(dir, 'no-such-go')]);
-    expect(broken.stdout).toContain(`from the environment (go env: ${join(dir, 'no-such-go')} not found)`);
+    const broken = await doctor(['--names', 'goproxy.example.net', '--go', join(tmp.path, 'no-such-go')]);
+    expect(broken.stdout).toContain(`from the environment (go env: ${join(tmp.path, 'no-such-go')} not found)`);
   });
 
   it('a resolver that says NXDOMAIN while DoH resolves the name: "no such host", named', async () => {
@@ -274,7 +267,7 @@ describe('dohd doctor names each staged fault', () => {
     expect(verdict(r.stdout)).toContain(
       'FAULT [doh] the system resolver cannot resolve goproxy.example.net (does not exist (NXDOMAIN)) but the DoH upstreams can (127.0.0.1): this is "lookup goproxy.example.net: no such host"',
     );
-    expect(verdict(r.stdout)).toContain(`printf 'nameserver 127.0.0.1\\nnameserver ::1\\noptions edns0 trust-ad\\n' | sudo tee ${join(dir, 'resolv.conf')}`);
+    expect(verdict(r.stdout)).toContain(`printf 'nameserver 127.0.0.1\\nnameserver ::1\\noptions edns0 trust-ad\\n' | sudo tee ${join(tmp.path, 'resolv.conf')}`);
   });
 
   it('a polluted answer leading to a server with an untrusted certificate: named forged plain DNS, with the TLS failure', async () => {
@@ -304,7 +297,7 @@ describe('dohd doctor names each staged fault', () => {
   });
 
   it('--json carries every finding with its level and fix', async () => {
-    writeFileSync(join(dir, 'hosts'), '127.0.0.9 goproxy.example.net\n');
+    writeFileSync(join(tmp.path, 'hosts'), '127.0.0.9 goproxy.example.net\n');
     const r = await doctor(['--names', 'goproxy.example.net', '--go', 'none', '--json'], {});
     const report = JSON.parse(r.stdout) as { faults: number; warnings: number; problems: { check: string; level: string; fix?: string[] }[] };
     expect(report.faults).toBe(1);

@@ -14,17 +14,15 @@
  * is printed; FUZZ_SEED replays a run. `npm run fuzz` is the long run (docs/fuzz.md).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FUZZ_VALID, fuzz } from '../../bench/fuzz.js';
+import { fuzz, fuzzConfig, fuzzOptions, fuzzRunFromEnv } from '../../bench/fuzz.js';
+import { rssOf } from '../../bench/proc.js';
 import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
 import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
 
-const UDP = Number(process.env.FUZZ_UDP ?? 100_000);
-const TCP = Number(process.env.FUZZ_TCP ?? 20_000);
-const BUDGET_MS = Number(process.env.FUZZ_BUDGET_MS ?? 90_000);
-const SEED = Number(process.env.FUZZ_SEED ?? (Date.now() % 2 ** 31));
+const RUN = fuzzRunFromEnv({ udpPackets: 100_000, tcpFrames: 20_000, budgetMs: 90_000 });
 const STRICT = process.env.FUZZ_STRICT === '1';
 /** Resident memory bound, MB: a settled dohd uses ~60-130 MB; the cache is bounded by its config. */
 const RSS_LIMIT_MB = 400;
@@ -33,28 +31,10 @@ let up: { pki: Pki; doh: DohServer };
 let dohd: Spawned;
 let port: number;
 
-function rssMb(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-}
-
 beforeAll(async () => {
   up = await startDohUpstream({ name: 'up' });
   const file = join(up.pki.dir, 'fuzz.yaml');
-  writeFileSync(
-    file,
-    [
-      'listen: ["127.0.0.1:0"]',
-      'admin: false',
-      'loopProbe: false',
-      'rateLimit: { qps: 0 }',
-      'cache: { maxEntries: 20000 }',
-      'upstreams:',
-      `  - url: ${up.doh.url}`,
-      `    ca: ${up.pki.caFile}`,
-      '    name: up',
-      '',
-    ].join('\n'),
-  );
+  writeFileSync(file, fuzzConfig({ url: up.doh.url, ca: up.pki.caFile }));
   dohd = spawnCli(['run', '--config', file]);
   port = await listeningPort(dohd);
 });
@@ -65,20 +45,11 @@ afterAll(async () => {
 
 describe('fuzz', () => {
   it(`seeded mutated packets over UDP and TCP: no crash, no error logged, valid queries answered right, RSS bounded`, async () => {
-    console.log(`fuzz: seed ${SEED} (replay with FUZZ_SEED=${SEED})`);
+    console.log(`fuzz: seed ${RUN.seed} (replay with FUZZ_SEED=${RUN.seed})`);
     const pid = dohd.child.pid!;
-    const rss: number[] = [rssMb(pid)];
-    const stats = await fuzz({
-      host: '127.0.0.1',
-      port,
-      seed: SEED,
-      udpPackets: UDP,
-      tcpFrames: TCP,
-      budgetMs: BUDGET_MS,
-      valid: FUZZ_VALID,
-      progress: () => rss.push(rssMb(pid)),
-    });
-    rss.push(rssMb(pid));
+    const rss: number[] = [rssOf(pid)];
+    const stats = await fuzz(fuzzOptions(RUN, port, () => rss.push(rssOf(pid))));
+    rss.push(rssOf(pid));
     console.log(
       `fuzz: seed ${stats.seed}: ${stats.udpSent} UDP packets (${stats.udpReplies} replies), ${stats.tcpSent} TCP frames (${stats.tcpReplies} replies, ${stats.tcpConnections} connections), ` +
         `${stats.validRight}/${stats.validAsked} valid queries right, ${Math.round(stats.ms)} ms, RSS max ${Math.round(Math.max(...rss))} MB`,
@@ -92,8 +63,8 @@ describe('fuzz', () => {
     expect(stats.udpReplies).toBeGreaterThan(stats.udpSent / 10);
     expect(stats.tcpReplies).toBeGreaterThan(0);
     if (STRICT) {
-      expect(stats.udpSent).toBeGreaterThanOrEqual(UDP);
-      expect(stats.tcpSent).toBeGreaterThanOrEqual(TCP);
+      expect(stats.udpSent).toBeGreaterThanOrEqual(RUN.udpPackets);
+      expect(stats.tcpSent).toBeGreaterThanOrEqual(RUN.tcpFrames);
     }
     expect(Math.max(...rss)).toBeLessThan(RSS_LIMIT_MB);
 
@@ -102,5 +73,5 @@ describe('fuzz', () => {
     expect(dohd.stderr).not.toMatch(/AssertionError|RangeError|TypeError|uncaught/i);
     const errors = dohd.stdout.filter((l) => /"level":(50|60|"error"|"fatal")/.test(l));
     expect(errors).toEqual([]);
-  }, BUDGET_MS + 60_000);
+  }, RUN.budgetMs + 60_000);
 });

@@ -4,35 +4,28 @@
  * SIGTERM drains (queries in flight are all answered, exit 0), and readiness reaches
  * systemd through $NOTIFY_SOCKET (a unix datagram socket this test listens on with python3).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { queryTcp, queryUdp, TcpDnsClient } from '../fixtures/dns-client.js';
 import { useDohPair } from '../fixtures/doh-pair.js';
 import type { DohServer } from '../fixtures/doh-server.js';
-import type { Pki } from '../fixtures/pki.js';
 import { adminGet, parseProm } from '../fixtures/prom.js';
 import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
 import { has } from '../fixtures/tools.js';
+import { useTempDir } from '../fixtures/temp-dir.js';
 
 // useDohPair's afterEach (servers reset) runs after this file's (dohd killed): hooks run as a stack.
 const pair = useDohPair(['a', 'b']);
-let pki: Pki;
+const tmp = useTempDir('dohd-life-');
 let a: DohServer;
 let b: DohServer;
-let dir: string;
 let dohd: Spawned | undefined;
 
 beforeAll(() => {
-  pki = pair.pki;
   [a, b] = pair.servers;
-  dir = mkdtempSync(join(tmpdir(), 'dohd-life-'));
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
 });
 afterEach(async () => {
   await dohd?.kill('SIGKILL');
@@ -54,12 +47,11 @@ async function adminPortOf(s: Spawned): Promise<number> {
   return Number(String(line.admin).split(':').pop());
 }
 
-const upstream = (s: DohServer) => ({ url: s.url, ca: pki.caFile, name: s.name });
 
 describe('SIGHUP reloads the configuration', () => {
   it('a good file: upstreams, pins, timeout and log level change live; listen needs a restart and says so', async () => {
-    const file = join(dir, 'good.yaml');
-    writeConfig(file, { upstreams: [upstream(a)] });
+    const file = join(tmp.path, 'good.yaml');
+    writeConfig(file, { upstreams: pair.upstreams(a) });
     dohd = spawnCli(['run', '--config', file]);
     const port = await listeningPort(dohd);
     const admin = await adminPortOf(dohd);
@@ -68,7 +60,7 @@ describe('SIGHUP reloads the configuration', () => {
 
     writeConfig(file, {
       listen: ['127.0.0.1:1'],
-      upstreams: [upstream(b)],
+      upstreams: pair.upstreams(b),
       pins: { 'pinned.example.net': ['192.0.2.99'] },
       timeoutMs: 1500,
       log: { level: 'debug' },
@@ -92,13 +84,13 @@ describe('SIGHUP reloads the configuration', () => {
   });
 
   it('a bad file is refused with the reason, and the running configuration stays', async () => {
-    const file = join(dir, 'bad.yaml');
-    writeConfig(file, { upstreams: [upstream(a)], pins: { 'pinned.example.net': ['192.0.2.98'] } });
+    const file = join(tmp.path, 'bad.yaml');
+    writeConfig(file, { upstreams: pair.upstreams(a), pins: { 'pinned.example.net': ['192.0.2.98'] } });
     dohd = spawnCli(['run', '--config', file]);
     const port = await listeningPort(dohd);
     const admin = await adminPortOf(dohd);
 
-    writeFileSync(file, yaml({ listen: ['127.0.0.1:0'], upstreams: [upstream(b)], timeoutMs: 'soon', cache: { colour: 'blue' } }));
+    writeFileSync(file, yaml({ listen: ['127.0.0.1:0'], upstreams: pair.upstreams(b), timeoutMs: 'soon', cache: { colour: 'blue' } }));
     dohd.child.kill('SIGHUP');
     const err = await dohd.waitForLog((l) => l.msg === 'configuration reload failed: the running configuration stays');
     expect(err.level).toBe('error');
@@ -120,7 +112,7 @@ describe('SIGHUP reloads the configuration', () => {
   });
 
   it('without --config, SIGHUP says there is nothing to reload', async () => {
-    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pki.caFile]);
+    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pair.pki.caFile]);
     await listeningPort(dohd);
     dohd.child.kill('SIGHUP');
     const w = await dohd.waitForLog((l) => /no configuration file to reload/.test(String(l.msg)));
@@ -134,7 +126,7 @@ describe('admin listener from the command line', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
     const taken = (blocker.address() as AddressInfo).port;
     try {
-      dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${taken}`, '--upstream', a.url, '--ca', pki.caFile]);
+      dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${taken}`, '--upstream', a.url, '--ca', pair.pki.caFile]);
       const exit = await dohd.exited;
       expect(exit.code).toBe(1);
       expect(dohd.stderr.trim()).toBe(
@@ -146,7 +138,7 @@ describe('admin listener from the command line', () => {
   });
 
   it('--admin serves /healthz and /metrics of the spawned daemon', async () => {
-    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', a.url, '--ca', pki.caFile]);
+    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--upstream', a.url, '--ca', pair.pki.caFile]);
     const port = await listeningPort(dohd);
     const admin = await adminPortOf(dohd);
     await queryUdp({ port, name: 'example.com' });
@@ -158,7 +150,7 @@ describe('admin listener from the command line', () => {
 describe('SIGTERM drains', () => {
   it('queries in flight over UDP and TCP are all answered, new ones are not taken, exit 0', async () => {
     a.delayMs = 800;
-    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pki.caFile]);
+    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pair.pki.caFile]);
     const port = await listeningPort(dohd);
     const names = ['example.com', 'www.example.com', 'cname.example.net', 'goproxy.cn', 'short.example.net'];
     const tcp = await TcpDnsClient.connect('127.0.0.1', port);
@@ -216,11 +208,11 @@ function notifyReceiver(path: string) {
 
 describe.skipIf(!HAVE_NOTIFY)('systemd readiness (Type=notify)', () => {
   it('sends READY=1 through $NOTIFY_SOCKET once the listeners are up', async () => {
-    const sock = join(dir, 'notify.sock');
+    const sock = join(tmp.path, 'notify.sock');
     const rx = notifyReceiver(sock);
     try {
       await vi.waitFor(() => expect(rx.messages).toContain('bound'));
-      dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pki.caFile], { env: { NOTIFY_SOCKET: sock } });
+      dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pair.pki.caFile], { env: { NOTIFY_SOCKET: sock } });
       const port = await listeningPort(dohd);
       await vi.waitFor(() => expect(rx.messages.some((m) => m.includes('READY=1'))).toBe(true), { timeout: 10_000 });
       const ready = rx.messages.find((m) => m.includes('READY=1'))!;
@@ -234,8 +226,8 @@ describe.skipIf(!HAVE_NOTIFY)('systemd readiness (Type=notify)', () => {
   });
 
   it('a NOTIFY_SOCKET nobody listens on is logged, and dohd keeps serving', async () => {
-    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pki.caFile], {
-      env: { NOTIFY_SOCKET: join(dir, 'nobody.sock') },
+    dohd = spawnCli(['run', '--listen', '127.0.0.1:0', '--admin', 'off', '--upstream', a.url, '--ca', pair.pki.caFile], {
+      env: { NOTIFY_SOCKET: join(tmp.path, 'nobody.sock') },
     });
     const port = await listeningPort(dohd);
     const err = await dohd.waitForLog((l) => String(l.msg).startsWith('could not notify systemd'));

@@ -8,20 +8,17 @@ import { queryUdp } from '../fixtures/dns-client.js';
 import { useDohPair } from '../fixtures/doh-pair.js';
 import type { DohServer } from '../fixtures/doh-server.js';
 import { loopBack } from '../fixtures/loop-back.js';
-import type { Pki } from '../fixtures/pki.js';
 import { until } from '../fixtures/resources.js';
 import { listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
 import { PROBE_SUFFIX } from '../../src/stages/loop/probe.js';
 
 const pair = useDohPair(['good', 'loopy']);
-let pki: Pki;
 let good: DohServer;
 let loopy: DohServer;
 let child: Spawned | undefined;
 const { requery, loopTo, requeries, reset: resetLoop } = loopBack();
 
 beforeAll(() => {
-  pki = pair.pki;
   [good, loopy] = pair.servers;
 });
 afterEach(async () => {
@@ -36,7 +33,7 @@ const probesSeenBy = (s: DohServer) => s.queries.filter((q) => q.questions?.[0]?
 describe('a forwarding loop through another server is detected at start-up', () => {
   it('dohd (a separate process) finds the loop, answers the returning probe SERVFAIL, and stops using that upstream', async () => {
     loopy.onQuery = requery;
-    child = spawnCli(['run', '--listen', '127.0.0.1:0', '--upstream', loopy.url, '--upstream', good.url, '--ca', pki.caFile]);
+    child = spawnCli(['run', '--listen', '127.0.0.1:0', '--upstream', loopy.url, '--upstream', good.url, '--ca', pair.pki.caFile]);
     const port = await listeningPort(child);
     loopTo(port);
     const line = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('forwarding loop'));

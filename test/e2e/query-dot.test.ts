@@ -2,16 +2,13 @@
  * `dohd query --dot` as users run it (the built CLI): asks a DoT server directly, and when it
  * cannot, says why (the verdict) and what to do.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { blackHole, canMakeLinks, startSniFilter, type BlackHole, type SniFilter } from '../fixtures/censor.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { startDotServer, type DotServer } from '../fixtures/dot-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
-import { CLI } from '../fixtures/spawn.js';
+import { runCli } from '../fixtures/spawn.js';
 
-const run = promisify(execFile);
 let pki: Pki;
 let otherPki: Pki;
 let dot: DotServer;
@@ -28,15 +25,7 @@ afterAll(async () => {
   await Promise.all([pki.cleanup(), otherPki.cleanup()]);
 });
 
-async function query(...args: string[]) {
-  try {
-    const r = await run(process.execPath, [CLI, 'query', ...args], { timeout: 10_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
+const query = (...args: string[]) => runCli(['query', ...args], { timeoutMs: 10_000 });
 
 describe('dohd query --dot', () => {
   it('asks a DoT server directly, and says why when it cannot', async () => {

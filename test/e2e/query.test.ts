@@ -8,44 +8,33 @@ import dgram from 'node:dgram';
 import { promisify } from 'node:util';
 import dnsPacket from 'dns-packet';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { useDohServers } from '../fixtures/doh-pair.js';
+import type { DohServer } from '../fixtures/doh-server.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
-import { CLI } from '../fixtures/spawn.js';
+import { runCli } from '../fixtures/spawn.js';
 import { appendEdnsOption, EXPLAIN_OPTION } from '../../src/dns/explain.js';
 import { explainAnswer } from '../../src/server/explain.js';
 import { decodeQuery } from '../../src/dns/message.js';
 import { buildClientQuery } from '../../src/dns/client.js';
 
 const run = promisify(execFile);
-let pki: Pki;
+const ups = useDohServers([{ name: 'good' }, { name: 'broken', mode: 'http500' }]);
 let doh: DohServer;
 let broken: DohServer;
 let plain: PlainDnsServer;
 let d: RunningDaemon;
 
 beforeAll(async () => {
-  pki = await makePki();
-  doh = await startDohServer({ pki, name: 'good' });
-  broken = await startDohServer({ pki, name: 'broken', mode: 'http500' });
+  [doh, broken] = ups.servers;
   plain = await startPlainDnsServer();
-  d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile, name: 'good' }], pins: { 'pinned.example.net': ['192.0.2.77'] } });
+  d = await startDaemon({ upstreams: [{ url: doh.url, ca: ups.pki.caFile, name: 'good' }], pins: { 'pinned.example.net': ['192.0.2.77'] } });
 });
 afterAll(async () => {
   await d.stop();
-  await Promise.all([doh.close(), broken.close(), plain.close()]);
-  await pki.cleanup();
+  await plain.close();
 });
 
-async function query(...args: string[]) {
-  try {
-    const r = await run(process.execPath, [CLI, 'query', ...args], { timeout: 15_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const query = (...args: string[]) => runCli(['query', ...args]);
 
 const server = () => `127.0.0.1:${d.port}`;
 
@@ -138,7 +127,7 @@ describe('dohd query against a running dohd', () => {
 describe('dohd query --doh', () => {
   it('asks a DoH server directly, through the bootstrap address with the URL host as TLS name', async () => {
     const url = doh.urlFor('doh.test');
-    const r = await query('example.com', '--doh', url, '--bootstrap', '127.0.0.1', '--ca', pki.caFile);
+    const r = await query('example.com', '--doh', url, '--bootstrap', '127.0.0.1', '--ca', ups.pki.caFile);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('example.com.\t\t300\tIN\tA\t192.0.2.1');
@@ -149,7 +138,7 @@ describe('dohd query --doh', () => {
   });
 
   it('says why a DoH server gave no answer, and what a --doh URL lacks', async () => {
-    const r = await query('example.com', '--doh', broken.url, '--ca', pki.caFile);
+    const r = await query('example.com', '--doh', broken.url, '--ca', ups.pki.caFile);
     expect(r.code).toBe(1);
     expect(r.stderr.trim()).toBe(`dohd: no answer from ${broken.url} (via 127.0.0.1): http_status: HTTP 500`);
     const noTrust = await query('example.com', '--doh', doh.url);

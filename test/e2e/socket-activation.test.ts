@@ -3,27 +3,21 @@
  * listening TCP sockets at fds 3, 4, ... and LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES set
  * (test/fixtures/sd-activate.py does what systemd does, then execs the real CLI).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import dgram from 'node:dgram';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
-import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
-import type { Pki } from '../fixtures/pki.js';
+import { useDohUpstream } from '../fixtures/doh-pair.js';
 import { spawnCli, type Spawned } from '../fixtures/spawn.js';
 import { ActivationError, identifySocket, pairByAddress, parseProcAddress, takeListenFds } from '../../src/server/socket-activation.js';
 
 const LAUNCHER = fileURLToPath(new URL('../fixtures/sd-activate.py', import.meta.url));
 
-let pki: Pki;
-let doh: DohServer;
+const up = useDohUpstream();
 let child: Spawned | undefined;
 
-beforeAll(async () => {
-  ({ pki, doh } = await startDohUpstream());
-});
-afterAll(() => stopDohUpstream({ pki, doh }));
 afterEach(async () => {
   await child?.kill();
   child = undefined;
@@ -31,7 +25,7 @@ afterEach(async () => {
 
 function activated(sockets: string[], args: string[], names?: string): Spawned {
   const cmd = ['python3', LAUNCHER, ...sockets, ...(names ? ['--names', names] : []), '--', process.execPath];
-  return spawnCli(args, { cmd, env: { HOME: pki.dir } });
+  return spawnCli(args, { cmd, env: { HOME: up.pki.dir } });
 }
 
 describe('systemd socket activation', () => {
@@ -40,7 +34,7 @@ describe('systemd socket activation', () => {
     child = activated(
       ['--udp', '127.0.0.1:0', '--tcp', '127.0.0.1:0', '--udp', '[::1]:0', '--tcp', '[::1]:0'],
       // The configured listen address is not used: systemd's sockets replace it.
-      ['run', '--listen', '127.0.0.1:1', '--upstream', doh.url, '--ca', pki.caFile],
+      ['run', '--listen', '127.0.0.1:1', '--upstream', up.doh.url, '--ca', up.pki.caFile],
       'dns:dns:dns6:dns6',
     );
     const took = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('socket activation'));
@@ -76,7 +70,7 @@ describe('systemd socket activation', () => {
   });
 
   it('a socket handed over without its TCP (or UDP) twin is refused in one line', async () => {
-    child = activated(['--udp', '127.0.0.1:0'], ['run', '--upstream', doh.url, '--ca', pki.caFile]);
+    child = activated(['--udp', '127.0.0.1:0'], ['run', '--upstream', up.doh.url, '--ca', up.pki.caFile]);
     const exit = await child.exited;
     expect(exit.code, child.stderr).toBe(1);
     expect(child.stderr.trim().split('\n'), child.stderr).toHaveLength(1);
@@ -90,7 +84,7 @@ describe('systemd socket activation', () => {
     // kernel: a fixed port below the ephemeral range, that no service uses (the launcher fails
     // loudly if it is taken).
     const p = 10053;
-    child = activated(['--udp', `127.0.0.1:${p}`, '--tcp', `127.0.0.1:${p}`], ['run', '--upstream', `https://127.0.0.1:${p}/dns-query`, '--ca', pki.caFile]);
+    child = activated(['--udp', `127.0.0.1:${p}`, '--tcp', `127.0.0.1:${p}`], ['run', '--upstream', `https://127.0.0.1:${p}/dns-query`, '--ca', up.pki.caFile]);
     const exit = await child.exited;
     expect(exit.code).toBe(2);
     expect(child.stderr).toContain(`upstreams[0].url: https://127.0.0.1:${p}/dns-query is dohd's own listening address 127.0.0.1:${p}`);
@@ -109,7 +103,7 @@ describe('socket activation pieces', () => {
   });
 
   it('an fd that is not an IP socket is named, not guessed', () => {
-    const file = join(pki.dir, 'not-a-socket');
+    const file = join(up.pki.dir, 'not-a-socket');
     writeFileSync(file, '');
     const fd = openSync(file, 'r');
     try {

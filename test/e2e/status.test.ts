@@ -3,48 +3,29 @@
  * trips and errors, cache, pins and listeners, from the admin listener's /status; exit 1 when
  * nothing is healthy or dohd cannot be reached.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { queryUdp } from '../fixtures/dns-client.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
-import { CLI, listeningPort, spawnCli, type Spawned } from '../fixtures/spawn.js';
+import { useDohServers } from '../fixtures/doh-pair.js';
+import type { DohServer } from '../fixtures/doh-server.js';
+import { listeningPort, runCli, spawnCli, type Spawned } from '../fixtures/spawn.js';
+import { useTempDir } from '../fixtures/temp-dir.js';
 import type { StatusReport } from '../../src/server/status.js';
 
-const run = promisify(execFile);
-let pki: Pki;
+const ups = useDohServers([{ name: 'good' }, { name: 'bad', mode: 'http500' }]);
+const tmp = useTempDir('dohd-status-');
 let good: DohServer;
 let bad: DohServer;
-let dir: string;
 
-beforeAll(async () => {
-  pki = await makePki();
-  good = await startDohServer({ pki, name: 'good' });
-  bad = await startDohServer({ pki, name: 'bad', mode: 'http500' });
-  dir = mkdtempSync(join(tmpdir(), 'dohd-status-'));
-});
-afterAll(async () => {
-  await Promise.all([good.close(), bad.close()]);
-  await pki.cleanup();
-  rmSync(dir, { recursive: true, force: true });
+beforeAll(() => {
+  [good, bad] = ups.servers;
 });
 
-async function status(args: string[]) {
-  try {
-    const r = await run(process.execPath, [CLI, 'status', ...args], { timeout: 15_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const status = (args: string[]) => runCli(['status', ...args]);
 
 async function start(extra: string[] = []): Promise<{ d: Spawned; port: number; admin: string }> {
-  const config = join(dir, 'dohd.yaml');
+  const config = join(tmp.path, 'dohd.yaml');
   writeFileSync(
     config,
     [
@@ -52,8 +33,8 @@ async function start(extra: string[] = []): Promise<{ d: Spawned; port: number; 
       'admin: { listen: "127.0.0.1:0" }',
       'loopProbe: false',
       'upstreams:',
-      `  - { url: "${good.url}", ca: "${pki.caFile}", name: good }`,
-      `  - { url: "${bad.url}", ca: "${pki.caFile}", name: bad }`,
+      `  - { url: "${good.url}", ca: "${ups.pki.caFile}", name: good }`,
+      `  - { url: "${bad.url}", ca: "${ups.pki.caFile}", name: bad }`,
       'health: { failures: 2, backoffMs: 60000 }',
       'pins: { pinned.example.net: [192.0.2.7] }',
       '',

@@ -2,37 +2,29 @@
  * The admin listener against a real daemon: /healthz, /readyz (probe, pins, dead upstreams),
  * /metrics scraped and parsed after real traffic, every metric family checked to move.
  */
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import net from 'node:net';
 import { queryTcp, queryUdp, sendRawUdp } from '../fixtures/dns-client.js';
 import { memoryLog, type RunningDaemon } from '../fixtures/daemon.js';
 import { useDohPair } from '../fixtures/doh-pair.js';
 import type { DohServer } from '../fixtures/doh-server.js';
-import type { Pki } from '../fixtures/pki.js';
 import { adminGet, parseProm } from '../fixtures/prom.js';
 import { validateConfig } from '../../src/config/load.js';
 import { Daemon } from '../../src/daemon/daemon.js';
 
 const pair = useDohPair(['good', 'bad']);
-const startDaemon = pair.start;
-let pki: Pki;
 let good: DohServer;
 let bad: DohServer;
-let d: RunningDaemon | undefined;
 
 beforeAll(() => {
-  pki = pair.pki;
   [good, bad] = pair.servers;
-});
-afterEach(() => {
-  d = undefined; // stopped by useDohPair
 });
 
 const adminPort = (r: RunningDaemon) => Number(r.daemon.admin!.bound!.split(':').pop());
 
 describe('admin listener', () => {
   it('/healthz answers, unknown paths are 404, other methods 405', async () => {
-    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], admin: { listen: '127.0.0.1:0' } });
+    const d = await pair.start({ upstreams: pair.upstreams(good), admin: { listen: '127.0.0.1:0' } });
     const port = adminPort(d);
     const h = await adminGet(port, '/healthz');
     expect(h).toMatchObject({ status: 200, body: 'ok\n' });
@@ -46,7 +38,7 @@ describe('admin listener', () => {
   });
 
   it('/readyz probes the upstreams when none has answered yet, and is ready once one does', async () => {
-    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], admin: { listen: '127.0.0.1:0' } });
+    const d = await pair.start({ upstreams: pair.upstreams(good), admin: { listen: '127.0.0.1:0' } });
     expect(good.requests).toBe(0);
     const r = await adminGet(adminPort(d), '/readyz');
     expect(r.status).toBe(200);
@@ -59,13 +51,13 @@ describe('admin listener', () => {
 
   it('/readyz is 503 while no upstream answers and no pins are loaded, 200 with pins', async () => {
     bad.mode = 'http500';
-    d = await startDaemon({ upstreams: [{ url: bad.url, ca: pki.caFile, name: 'bad' }], admin: { listen: '127.0.0.1:0' }, timeoutMs: 500 });
+    let d = await pair.start({ upstreams: pair.upstreams(bad), admin: { listen: '127.0.0.1:0' }, timeoutMs: 500 });
     const r = await adminGet(adminPort(d), '/readyz');
     expect(r.status).toBe(503);
     expect(r.body).toMatch(/^not ready: .*no upstream has answered yet/);
     await d.stop();
-    d = await startDaemon({
-      upstreams: [{ url: bad.url, ca: pki.caFile, name: 'bad' }],
+    d = await pair.start({
+      upstreams: pair.upstreams(bad),
       admin: { listen: '127.0.0.1:0' },
       timeoutMs: 500,
       pins: { 'goproxy.cn': ['192.0.2.10'] },
@@ -77,7 +69,7 @@ describe('admin listener', () => {
 
   it('/readyz says "shutting down" while draining, and the query in flight is still answered', async () => {
     good.delayMs = 400;
-    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], admin: { listen: '127.0.0.1:0' } });
+    const d = await pair.start({ upstreams: pair.upstreams(good), admin: { listen: '127.0.0.1:0' } });
     const port = adminPort(d);
     const inflight = queryUdp({ port: d.port, name: 'example.com', timeoutMs: 3000 });
     await vi.waitFor(() => expect(good.requests).toBe(1));
@@ -93,10 +85,10 @@ describe('/metrics', () => {
   it('serves every family in Prometheus text format, and the values follow the traffic', async () => {
     bad.mode = 'http500';
     good.delayMs = 50; // so the failing upstream's quick HTTP 500 arrives first and is counted
-    d = await startDaemon({
+    const d = await pair.start({
       upstreams: [
-        { url: good.url, ca: pki.caFile, name: 'good' },
-        { url: bad.url, ca: pki.caFile, name: 'bad' },
+        { url: good.url, ca: pair.pki.caFile, name: 'good' },
+        { url: bad.url, ca: pair.pki.caFile, name: 'bad' },
       ],
       pins: { 'pinned.example.net': ['192.0.2.77'] },
       admin: { listen: '127.0.0.1:0' },
@@ -187,12 +179,12 @@ describe('/metrics', () => {
   });
 
   it('the stages feed the families themselves: rate limiting and ACL refusals are counted as they happen', async () => {
-    d = await startDaemon({
-      upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }],
+    let d = await pair.start({
+      upstreams: pair.upstreams(good),
       admin: { listen: '127.0.0.1:0' },
       rateLimit: { qps: 1, burst: 2, exempt: [] },
     });
-    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => queryUdp({ port: d!.port, name: `r${i}.example.com`, timeoutMs: 400 })));
+    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => queryUdp({ port: d.port, name: `r${i}.example.com`, timeoutMs: 400 })));
     const dropped = results.filter((r) => r.status === 'rejected').length;
     expect(dropped).toBeGreaterThanOrEqual(3);
     const s = parseProm((await adminGet(adminPort(d), '/metrics')).body);
@@ -200,7 +192,7 @@ describe('/metrics', () => {
     expect(d.daemon.policy.counters.rateLimited).toBeGreaterThanOrEqual(dropped);
     await d.stop();
 
-    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], admin: { listen: '127.0.0.1:0' }, acl: { allow: ['10.0.0.0/8'] } });
+    d = await pair.start({ upstreams: pair.upstreams(good), admin: { listen: '127.0.0.1:0' }, acl: { allow: ['10.0.0.0/8'] } });
     const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.rcode).toBe('REFUSED');
     const s2 = parseProm((await adminGet(adminPort(d), '/metrics')).body);
@@ -211,7 +203,7 @@ describe('/metrics', () => {
   });
 
   it('label values stay bounded: unknown query types are "other"', async () => {
-    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], admin: { listen: '127.0.0.1:0' } });
+    const d = await pair.start({ upstreams: pair.upstreams(good), admin: { listen: '127.0.0.1:0' } });
     await queryUdp({ port: d.port, name: 'example.com', type: 'LOC' });
     const s = parseProm((await adminGet(adminPort(d), '/metrics')).body);
     expect(s.value('dohd_queries_total', { type: 'other' })).toBe(1);
@@ -221,11 +213,11 @@ describe('/metrics', () => {
 
 describe('query log', () => {
   it('is off by default, and logs one line per query when log.queries is on', async () => {
-    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }] });
+    let d = await pair.start({ upstreams: pair.upstreams(good) });
     await queryUdp({ port: d.port, name: 'example.com' });
     expect(d.logs.filter((l) => l.msg === 'query')).toEqual([]);
     await d.stop();
-    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], log: { queries: true }, pins: { 'p.example.net': ['192.0.2.9'] } });
+    d = await pair.start({ upstreams: pair.upstreams(good), log: { queries: true }, pins: { 'p.example.net': ['192.0.2.9'] } });
     await queryUdp({ port: d.port, name: 'example.com' });
     await queryUdp({ port: d.port, name: 'example.com' });
     await queryTcp({ port: d.port, name: 'p.example.net', type: 'AAAA' });
@@ -239,7 +231,7 @@ describe('query log', () => {
   });
 
   it('writes every key once (a JSON parser keeps only one of two equal keys)', async () => {
-    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], log: { queries: true } });
+    const d = await pair.start({ upstreams: pair.upstreams(good), log: { queries: true } });
     await queryUdp({ port: d.port, name: 'example.com' });
     const line = d.raw.find((l) => l.includes('"msg":"query"'))!;
     const keys = [...line.matchAll(/"([a-zA-Z]+)":/g)].map((m) => m[1]);
@@ -256,7 +248,7 @@ describe('admin address', () => {
     const taken = (srv.address() as { port: number }).port;
     try {
       const { log } = memoryLog();
-      const config = validateConfig({ listen: ['127.0.0.1:0'], upstreams: [{ url: good.url, ca: pki.caFile }], admin: { listen: `127.0.0.1:${taken}` } });
+      const config = validateConfig({ listen: ['127.0.0.1:0'], upstreams: [{ url: good.url, ca: pair.pki.caFile }], admin: { listen: `127.0.0.1:${taken}` } });
       await expect(Daemon.start(config, log)).rejects.toThrow(`cannot listen on 127.0.0.1:${taken}/tcp: the address is already in use`);
     } finally {
       srv.close();
@@ -271,7 +263,7 @@ describe('admin address', () => {
       srv.listen(9153, '127.0.0.1', () => r());
     });
     try {
-      d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile, name: 'good' }], admin: undefined });
+      const d = await pair.start({ upstreams: pair.upstreams(good), admin: undefined });
       expect(d.daemon.admin).toBeNull();
       const warn = d.logs.find((l) => l.level === 'warn' && /admin listener .* not started/.test(l.msg));
       expect(warn).toMatchObject({ admin: '127.0.0.1:9153' });

@@ -2,9 +2,8 @@
  * The cache by the RFCs, through a real dohd and real DoH servers on loopback: negative
  * caching (RFC 2308), TTL clamps, serve-stale (RFC 8767), prefetch, coalescing, warm restart.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { manualClock, type ManualClock } from '../fixtures/clock.js';
@@ -14,6 +13,7 @@ import { useDohPair } from '../fixtures/doh-pair.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { until } from '../fixtures/resources.js';
 import type { DohServer } from '../fixtures/doh-server.js';
+import { useTempDir } from '../fixtures/temp-dir.js';
 
 // TTLs run out on a manual clock (the cache's `now`); only the client budgets and deadlines are real time.
 const pair = useDohPair(['a', 'b'], {
@@ -27,15 +27,12 @@ const pair = useDohPair(['a', 'b'], {
 let a: DohServer;
 let b: DohServer;
 let d: RunningDaemon | undefined;
-let dir: string;
 let clock: ManualClock;
+
+const tmp = useTempDir('dohd-cache-');
 
 beforeAll(() => {
   [a, b] = pair.servers;
-  dir = mkdtempSync(join(tmpdir(), 'dohd-cache-'));
-});
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** A daemon on a fresh manual clock (`clock`), stopped after the test. */
@@ -249,7 +246,7 @@ describe('bounds', () => {
 
 describe('warm restart', () => {
   it('saves the cache on stop and answers from it at the next start with no upstream reachable', async () => {
-    const file = join(dir, 'warm.cache');
+    const file = join(tmp.path, 'warm.cache');
     d = await startDaemon({ upstreams: one(), cache: { file } });
     const wall = clock;
     await queryUdp({ port: d.port, name: 'example.com' });
@@ -271,7 +268,7 @@ describe('warm restart', () => {
   });
 
   it('a cache file that cannot be written is logged, and stopping still succeeds', async () => {
-    const sub = join(dir, 'vanishing');
+    const sub = join(tmp.path, 'vanishing');
     mkdirSync(sub);
     d = await startDaemon({ upstreams: one(), cache: { file: join(sub, 'cache') } });
     await queryUdp({ port: d.port, name: 'example.com' });
@@ -282,7 +279,7 @@ describe('warm restart', () => {
   });
 
   it('a damaged cache file is logged and ignored', async () => {
-    const file = join(dir, 'bad.cache');
+    const file = join(tmp.path, 'bad.cache');
     writeFileSync(file, 'DOHDCAC1\x00\x00\x00\x05garbage');
     d = await startDaemon({ upstreams: one(), cache: { file } });
     expect(d.logs.some((l) => l.msg === 'saved cache unusable; starting empty')).toBe(true);

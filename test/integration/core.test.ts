@@ -1,38 +1,26 @@
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { queryTcp, queryUdp, sendRawUdp, TcpDnsClient } from '../fixtures/dns-client.js';
 import { manualClock } from '../fixtures/clock.js';
-import type { RunningDaemon } from '../fixtures/daemon.js';
 import { useDohPair } from '../fixtures/doh-pair.js';
 import type { DohServer } from '../fixtures/doh-server.js';
-import type { Pki } from '../fixtures/pki.js';
 import { until } from '../fixtures/resources.js';
 
 const pair = useDohPair(['fast', 'slow']);
-const startDaemon = pair.start;
-let pki: Pki;
 let fast: DohServer;
 let slow: DohServer;
-let d: RunningDaemon | undefined;
 
 beforeAll(() => {
-  pki = pair.pki;
   [fast, slow] = pair.servers;
 });
-afterEach(() => {
-  d = undefined; // stopped by useDohPair
-});
 
-const upstreams = () => [
-  { url: fast.url, ca: pki.caFile, name: 'fast' },
-  { url: slow.url, ca: pki.caFile, name: 'slow' },
-];
+const upstreams = () => pair.upstreams(fast, slow);
 
 describe('resolve path over DoH', () => {
   it('answers A over UDP with the client ID and question case, through the faster upstream', async () => {
     slow.mode = 'slow';
     slow.delayMs = 400;
-    d = await startDaemon({ upstreams: upstreams() });
+    const d = await pair.start({ upstreams: upstreams() });
     const r = await queryUdp({ port: d.port, name: 'ExAmPle.CoM', type: 'A', id: 4242 });
     expect(r.response.id).toBe(4242);
     expect(r.response.rcode).toBe('NOERROR');
@@ -49,7 +37,7 @@ describe('resolve path over DoH', () => {
 
   it('the race survives a dead upstream', async () => {
     slow.mode = 'hang';
-    d = await startDaemon({ upstreams: upstreams(), timeoutMs: 1500 });
+    const d = await pair.start({ upstreams: upstreams(), timeoutMs: 1500 });
     const r = await queryUdp({ port: d.port, name: 'example.com', type: 'AAAA' });
     expect(r.response.answers.map((a) => a.data)).toEqual(['2001:db8::1']);
   });
@@ -59,19 +47,18 @@ describe('resolve path over DoH', () => {
       fast.mode = mode;
       slow.mode = 'slow';
       slow.delayMs = 150;
-      d = await startDaemon({ upstreams: upstreams(), timeoutMs: 2000 });
+      const d = await pair.start({ upstreams: upstreams(), timeoutMs: 2000 });
       const r = await queryUdp({ port: d.port, name: 'www.example.com' });
       expect(r.response.rcode, mode).toBe('NOERROR');
       expect(r.response.answers.map((a) => a.data), mode).toEqual(['192.0.2.3']);
       await d.stop();
-      d = undefined;
     }
   });
 
   it('answers SERVFAIL within the deadline when every upstream is down', async () => {
     fast.mode = 'hang';
     slow.mode = 'http500';
-    d = await startDaemon({ upstreams: upstreams(), timeoutMs: 600 });
+    const d = await pair.start({ upstreams: upstreams(), timeoutMs: 600 });
     const r = await queryUdp({ port: d.port, name: 'example.com', timeoutMs: 3000 });
     expect(r.response.rcode).toBe('SERVFAIL');
     expect(r.ms).toBeGreaterThanOrEqual(550);
@@ -82,7 +69,7 @@ describe('resolve path over DoH', () => {
   it('all upstreams answering SERVFAIL gives the client SERVFAIL at once, not after the deadline', async () => {
     fast.mode = 'servfail';
     slow.mode = 'servfail';
-    d = await startDaemon({ upstreams: upstreams(), timeoutMs: 2000 });
+    const d = await pair.start({ upstreams: upstreams(), timeoutMs: 2000 });
     const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.rcode).toBe('SERVFAIL');
     expect(r.ms).toBeLessThan(1000);
@@ -90,7 +77,7 @@ describe('resolve path over DoH', () => {
 
   it('serves a repeated query from the cache, TTL counting down, without asking upstream', async () => {
     const clock = manualClock();
-    d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] }, { clock: clock.now });
+    const d = await pair.start({ upstreams: [{ url: fast.url, ca: pair.pki.caFile }] }, { clock: clock.now });
     const first = await queryUdp({ port: d.port, name: 'example.com' });
     expect(first.response.answers[0]!.ttl).toBe(300);
     expect(fast.requests).toBe(1);
@@ -104,7 +91,7 @@ describe('resolve path over DoH', () => {
   });
 
   it('caches NXDOMAIN for the SOA minimum', async () => {
-    d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] });
+    const d = await pair.start({ upstreams: [{ url: fast.url, ca: pair.pki.caFile }] });
     const a = await queryUdp({ port: d.port, name: 'nope.example.com' });
     const b = await queryUdp({ port: d.port, name: 'nope.example.com' });
     expect(a.response.rcode).toBe('NXDOMAIN');
@@ -114,8 +101,8 @@ describe('resolve path over DoH', () => {
 
   it('answers pinned names locally, with no upstream at all', async () => {
     fast.mode = 'hang';
-    d = await startDaemon({
-      upstreams: [{ url: fast.url, ca: pki.caFile }],
+    const d = await pair.start({
+      upstreams: [{ url: fast.url, ca: pair.pki.caFile }],
       pins: { 'goproxy.cn': ['192.0.2.10', '2001:db8::10'], 'proxy.golang.org': { addresses: ['192.0.2.11'], ttl: 30 } },
     });
     const a = await queryUdp({ port: d.port, name: 'GoProxy.cn', type: 'A' });
@@ -132,7 +119,7 @@ describe('resolve path over DoH', () => {
   });
 
   it('TCP: several queries on one connection, answered by ID', async () => {
-    d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] });
+    const d = await pair.start({ upstreams: [{ url: fast.url, ca: pair.pki.caFile }] });
     const c = await TcpDnsClient.connect('127.0.0.1', d.port);
     try {
       const [a, b, big] = await Promise.all([
@@ -151,7 +138,7 @@ describe('resolve path over DoH', () => {
   });
 
   it('malformed packets never stop the daemon: FORMERR when the header is readable, else dropped', async () => {
-    d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] });
+    const d = await pair.start({ upstreams: [{ url: fast.url, ca: pair.pki.caFile }] });
     expect(await sendRawUdp('127.0.0.1', d.port, Buffer.from([1, 2, 3]), 300)).toBeNull();
     const junk = Buffer.from('abcd0100000100000000000003', 'hex'); // header ok, question cut short
     const formerr = await sendRawUdp('127.0.0.1', d.port, junk, 1000);
@@ -175,8 +162,8 @@ describe('resolve path over DoH', () => {
   });
 
   it('connects to the bootstrap IP with the URL host as TLS server name and :authority', async () => {
-    d = await startDaemon({
-      upstreams: [{ url: fast.urlFor('doh.test'), bootstrap: ['127.0.0.1'], ca: pki.caFile }],
+    const d = await pair.start({
+      upstreams: [{ url: fast.urlFor('doh.test'), bootstrap: ['127.0.0.1'], ca: pair.pki.caFile }],
     });
     const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.answers[0]!.data).toBe('192.0.2.1');
@@ -187,11 +174,11 @@ describe('resolve path over DoH', () => {
   it('multiplexes concurrent queries on the one HTTP/2 connection instead of queueing them', async () => {
     fast.mode = 'slow';
     fast.delayMs = 500;
-    d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] });
+    const d = await pair.start({ upstreams: [{ url: fast.url, ca: pair.pki.caFile }] });
     await queryUdp({ port: d.port, name: 'warm.example.com', timeoutMs: 2000 }); // connection up
     const before = fast.requests;
     const answered = fast.answered;
-    const pending = Array.from({ length: 8 }, (_, i) => queryUdp({ port: d!.port, name: `m${i}.example.com`, timeoutMs: 2500 }));
+    const pending = Array.from({ length: 8 }, (_, i) => queryUdp({ port: d.port, name: `m${i}.example.com`, timeoutMs: 2500 }));
     // All eight reached the upstream while the first of them was still unanswered.
     await until(() => fast.requests - before === 8, 2000, 'eight requests');
     expect(fast.answered).toBe(answered);
@@ -200,8 +187,8 @@ describe('resolve path over DoH', () => {
   });
 
   it('reuses one HTTP/2 connection across queries', async () => {
-    d = await startDaemon({ upstreams: [{ url: fast.url, ca: pki.caFile }] });
-    await Promise.all(['a', 'b', 'c', 'd', 'e'].map((n) => queryUdp({ port: d!.port, name: `${n}.example.com` })));
+    const d = await pair.start({ upstreams: [{ url: fast.url, ca: pair.pki.caFile }] });
+    await Promise.all(['a', 'b', 'c', 'd', 'e'].map((n) => queryUdp({ port: d.port, name: `${n}.example.com` })));
     await queryUdp({ port: d.port, name: 'example.com' });
     expect(fast.requests).toBe(6);
     expect(fast.handshakes).toBe(1);

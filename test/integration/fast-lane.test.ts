@@ -5,34 +5,33 @@
  * through the asynchronous path.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
 import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
+import { useTempDir } from '../fixtures/temp-dir.js';
 
 let pki: Pki;
 let doh: DohServer;
 let d: RunningDaemon;
-let dir: string;
+
+const tmp = useTempDir('dohd-fast-');
 
 beforeAll(async () => {
   ({ pki, doh } = await startDohUpstream());
-  dir = mkdtempSync(join(tmpdir(), 'dohd-fast-'));
-  writeFileSync(join(dir, 'hosts'), '192.0.2.77 printer.lan\n');
+  writeFileSync(join(tmp.path, 'hosts'), '192.0.2.77 printer.lan\n');
   d = await startDaemon({
     upstreams: [{ url: doh.url, ca: pki.caFile }],
     pins: { 'goproxy.cn': ['192.0.2.53'] },
-    hosts: { file: join(dir, 'hosts') },
+    hosts: { file: join(tmp.path, 'hosts') },
   });
 });
 afterAll(async () => {
   await d.stop();
   await stopDohUpstream({ pki, doh });
-  rmSync(dir, { recursive: true, force: true });
 });
 
 const raw = (name: string, id: number, edns = false) =>

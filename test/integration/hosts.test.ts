@@ -2,20 +2,19 @@
  * The hosts file: names in it are answered locally (A, AAAA, PTR), others go upstream, and
  * the file is reloaded when it is written in place or replaced by rename (as editors do).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { queryUdp } from '../fixtures/dns-client.js';
-import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
-import type { Pki } from '../fixtures/pki.js';
+import type { RunningDaemon } from '../fixtures/daemon.js';
+import { useDohUpstream } from '../fixtures/doh-pair.js';
 import { until } from '../fixtures/resources.js';
+import { useTempDir } from '../fixtures/temp-dir.js';
 
-let pki: Pki;
-let doh: DohServer;
+const up = useDohUpstream();
+const tmp = useTempDir('dohd-hosts-');
+/** The daemon of the test (answers() asks it); stopped after the test by useDohUpstream. */
 let d: RunningDaemon | undefined;
-let dir: string;
 
 async function answers(name: string, type = 'A'): Promise<string[]> {
   const r = await queryUdp({ port: d!.port, name, type });
@@ -27,25 +26,11 @@ async function waitForAnswer(name: string, want: string[], ms = 6000): Promise<v
   await until(async () => (got = await answers(name)).join() === want.join(), ms, name, () => `still ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
 }
 
-beforeAll(async () => {
-  ({ pki, doh } = await startDohUpstream());
-  dir = mkdtempSync(join(tmpdir(), 'dohd-hosts-'));
-});
-afterAll(async () => {
-  await stopDohUpstream({ pki, doh });
-  rmSync(dir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  await d?.stop();
-  d = undefined;
-  doh.reset();
-});
-
 describe('hosts file', () => {
   it('answers names from the file (A, AAAA, PTR, aliases, case), and everything else upstream', async () => {
-    const file = join(dir, 'hosts1');
+    const file = join(tmp.path, 'hosts1');
     writeFileSync(file, '# comment\n127.0.0.1 localhost\n10.0.0.5  build.lan build  # the build box\nfd00::5 build.lan\n\nnot-an-ip foo\n');
-    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], hosts: { file, ttl: 42 } });
+    d = await up.start({ upstreams: [up.upstream], hosts: { file, ttl: 42 } });
     const r = await queryUdp({ port: d.port, name: 'Build.LAN' });
     expect(r.response.answers.map((x) => [x.type, x.data, x.ttl])).toEqual([['A', '10.0.0.5', 42]]);
     expect((r.response.flags ?? 0) & 0x0400).toBe(0x0400); // authoritative: it is our own data
@@ -56,37 +41,37 @@ describe('hosts file', () => {
     expect(mx.response.rcode).toBe('NOERROR');
     expect(mx.response.answers).toEqual([]);
     expect(await answers('foo')).toEqual([]); // the malformed line is skipped: foo went upstream (NXDOMAIN)
-    expect(doh.requests).toBe(1);
+    expect(up.doh.requests).toBe(1);
     expect(await answers('example.com')).toEqual(['192.0.2.1']);
-    expect(doh.requests).toBe(2);
+    expect(up.doh.requests).toBe(2);
   });
 
   it('reloads when the file is written in place, and when an editor renames a new file over it', async () => {
-    const file = join(dir, 'hosts2');
+    const file = join(tmp.path, 'hosts2');
     writeFileSync(file, '10.0.0.1 box.lan\n');
-    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], hosts: { file, pollMs: 60_000 } });
+    d = await up.start({ upstreams: [up.upstream], hosts: { file, pollMs: 60_000 } });
     expect(await answers('box.lan')).toEqual(['10.0.0.1']);
     writeFileSync(file, '10.0.0.2 box.lan\n10.0.0.9 new.lan\n');
     await waitForAnswer('box.lan', ['10.0.0.2']);
     expect(await answers('new.lan')).toEqual(['10.0.0.9']);
-    const tmp = join(dir, '.hosts2.swp');
-    writeFileSync(tmp, '10.0.0.3 box.lan\n');
-    renameSync(tmp, file);
+    const swap = join(tmp.path, '.hosts2.swp');
+    writeFileSync(swap, '10.0.0.3 box.lan\n');
+    renameSync(swap, file);
     await waitForAnswer('box.lan', ['10.0.0.3']);
-    expect(doh.requests).toBe(0);
+    expect(up.doh.requests).toBe(0);
     // A name removed from the file goes upstream again.
     expect(await answers('new.lan')).toEqual([]);
-    expect(doh.requests).toBe(1);
+    expect(up.doh.requests).toBe(1);
     expect(d.logs.filter((l) => l.msg === 'hosts file loaded').length).toBeGreaterThanOrEqual(3);
   });
 
   it('follows a Kubernetes ConfigMap update (a ..data symlink swapped by rename)', async () => {
-    const cm = join(dir, 'configmap');
+    const cm = join(tmp.path, 'configmap');
     mkdirSync(join(cm, '..v1'), { recursive: true });
     writeFileSync(join(cm, '..v1', 'hosts'), '10.0.0.1 cm.lan\n');
     symlinkSync('..v1', join(cm, '..data'));
     symlinkSync('..data/hosts', join(cm, 'hosts'));
-    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], hosts: { file: join(cm, 'hosts'), pollMs: 60_000 } });
+    d = await up.start({ upstreams: [up.upstream], hosts: { file: join(cm, 'hosts'), pollMs: 60_000 } });
     expect(await answers('cm.lan')).toEqual(['10.0.0.1']);
     mkdirSync(join(cm, '..v2'));
     writeFileSync(join(cm, '..v2', 'hosts'), '10.0.0.2 cm.lan\n');
@@ -96,26 +81,26 @@ describe('hosts file', () => {
   });
 
   it('polling catches changes a watch would miss', async () => {
-    const sub = join(dir, 'polled');
+    const sub = join(tmp.path, 'polled');
     const file = join(sub, 'hosts');
     mkdirSync(sub);
     writeFileSync(file, '10.0.0.1 p.lan\n');
-    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], hosts: { file, pollMs: 100 } });
+    d = await up.start({ upstreams: [up.upstream], hosts: { file, pollMs: 100 } });
     d.daemon.hostsFile!['watcher']?.close(); // no watch: only the poll is left
     writeFileSync(file, '10.0.0.7 p.lan\n');
     await waitForAnswer('p.lan', ['10.0.0.7']);
   });
 
   it('a missing hosts file is a configuration error naming the key', async () => {
-    await expect(startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], hosts: { file: join(dir, 'nope') } })).rejects.toThrow(
+    await expect(up.start({ upstreams: [up.upstream], hosts: { file: join(tmp.path, 'nope') } })).rejects.toThrow(
       /hosts\.file: cannot read .*nope: ENOENT/,
     );
   });
 
   it('a file that disappears later empties the table (logged); it comes back when the file does', async () => {
-    const file = join(dir, 'hosts3');
+    const file = join(tmp.path, 'hosts3');
     writeFileSync(file, '10.0.0.1 gone.lan\n');
-    d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], hosts: { file, pollMs: 100 } });
+    d = await up.start({ upstreams: [up.upstream], hosts: { file, pollMs: 100 } });
     expect(await answers('gone.lan')).toEqual(['10.0.0.1']);
     rmSync(file);
     await waitForAnswer('gone.lan', []);

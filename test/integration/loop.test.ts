@@ -9,7 +9,6 @@ import { queryUdp } from '../fixtures/dns-client.js';
 import type { RunningDaemon } from '../fixtures/daemon.js';
 import { useDohPair } from '../fixtures/doh-pair.js';
 import type { DohServer } from '../fixtures/doh-server.js';
-import type { Pki } from '../fixtures/pki.js';
 import { until } from '../fixtures/resources.js';
 import { loopBack } from '../fixtures/loop-back.js';
 import { ConfigError, validateConfig } from '../../src/config/load.js';
@@ -17,8 +16,6 @@ import { reaches } from '../../src/config/self-address.js';
 import { PROBE_SUFFIX } from '../../src/stages/loop/probe.js';
 
 const pair = useDohPair(['good', 'loopy']);
-const startDaemon = pair.start;
-let pki: Pki;
 let good: DohServer;
 let loopy: DohServer;
 let d: RunningDaemon | undefined;
@@ -31,7 +28,6 @@ const probesSeenBy = (s: DohServer) => s.queries.filter((q) => q.questions?.[0]?
 const SOME_PORT = 5353;
 
 beforeAll(() => {
-  pki = pair.pki;
   [good, loopy] = pair.servers;
 });
 afterEach(async () => {
@@ -81,7 +77,7 @@ describe('a forwarding loop through another server is detected at start-up', () 
 
   it('in-process: readiness reports the loop; a looping-only setup answers SERVFAIL at once instead of amplifying', async () => {
     loopy.onQuery = requery;
-    d = await startDaemon({ upstreams: [{ url: loopy.url, ca: pki.caFile }], loopProbe: true, timeoutMs: 2000 });
+    d = await pair.start({ upstreams: [{ url: loopy.url, ca: pair.pki.caFile }], loopProbe: true, timeoutMs: 2000 });
     loopTo(d.port);
     const status = await until(() => (d!.daemon.loopGuard.status().state === 'loop' ? d!.daemon.loopGuard.status() : undefined), 8000, 'a loop');
     expect(d.daemon.loopGuard.ok).toBe(false);
@@ -101,7 +97,7 @@ describe('a forwarding loop through another server is detected at start-up', () 
   });
 
   it('no loop: the probe is answered, readiness is clear, and nothing is excluded', async () => {
-    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile }], loopProbe: true });
+    d = await pair.start({ upstreams: [{ url: good.url, ca: pair.pki.caFile }], loopProbe: true });
     await until(() => d!.daemon.loopGuard.status().state === 'clear', 8000, 'probe done');
     expect(d.daemon.loopGuard.ok).toBe(true);
     expect(probesSeenBy(good).length).toBe(1);
@@ -123,7 +119,7 @@ describe('a forwarding loop through another server is detected at start-up', () 
   });
 
   it('loopProbe: false sends no probe', async () => {
-    d = await startDaemon({ upstreams: [{ url: good.url, ca: pki.caFile }], loopProbe: false });
+    d = await pair.start({ upstreams: [{ url: good.url, ca: pair.pki.caFile }], loopProbe: false });
     // A probe goes out at start-up: by the time a query has been answered after it, it would be counted.
     await queryUdp({ port: d.port, name: 'example.com' });
     expect(good.requests).toBe(1);

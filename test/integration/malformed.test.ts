@@ -14,6 +14,7 @@ import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
 import { parseProm } from '../fixtures/prom.js';
+import { frame, frameReader } from '../fixtures/tcp-frames.js';
 import type { Strategy } from '../../src/upstream/strategies/strategy.js';
 
 let up: { pki: Pki; doh: DohServer };
@@ -40,17 +41,15 @@ function headerPointerQuery(id: number, at = 4): Buffer {
 function tcpExchange(port: number, msg: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const s = net.connect({ host: '127.0.0.1', port });
-    let buf = Buffer.alloc(0);
-    const len = Buffer.alloc(2);
-    len.writeUInt16BE(msg.length);
-    s.on('connect', () => s.write(Buffer.concat([len, msg])));
-    s.on('data', (c: Buffer) => {
-      buf = Buffer.concat([buf, c]);
-      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+    s.on('connect', () => s.write(frame(msg)));
+    s.on(
+      'data',
+      frameReader((answer) => {
         s.destroy();
-        resolve(buf.subarray(2, 2 + buf.readUInt16BE(0)));
-      }
-    });
+        resolve(answer);
+        return false;
+      }),
+    );
     s.on('error', reject);
     setTimeout(() => reject(new Error('no TCP answer')), 5000).unref();
   });

@@ -3,18 +3,21 @@
  * servers on 127.0.0.1 and 127.0.0.2, one port); failing addresses are withheld, a name whose
  * addresses all fail is answered from the upstreams, and everything comes back on recovery.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { queryUdp } from '../fixtures/dns-client.js';
-import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import type { RunningDaemon } from '../fixtures/daemon.js';
+import { useDohUpstream } from '../fixtures/doh-pair.js';
 import { adminGet, parseProm } from '../fixtures/prom.js';
 import { until } from '../fixtures/resources.js';
 
-let pki: Pki;
-let doh: DohServer;
+// The PKI's certificate is for the pinned name; after each test, the TLS servers a test shut are open again.
+const up = useDohUpstream({ pki: { dnsNames: ['goproxy.cn', 'proxy.golang.org'] } }, async () => {
+  if (!servers.has('127.0.0.1')) await open('127.0.0.1');
+  if (!servers.has('127.0.0.2')) await open('127.0.0.2');
+});
+/** The daemon of the test (aRecords asks it); stopped after the test by useDohUpstream. */
 let d: RunningDaemon | undefined;
 const servers = new Map<string, tls.Server>();
 let port = 0;
@@ -22,7 +25,7 @@ let port = 0;
 
 /** A TLS server for the pinned names on HOST:port (the certificate says goproxy.cn). */
 async function open(host: string, p = port): Promise<number> {
-  const s = tls.createServer({ key: pki.keyPem, cert: pki.certPem }, (sock) => {
+  const s = tls.createServer({ key: up.pki.keyPem, cert: up.pki.certPem }, (sock) => {
     sock.on('error', () => {});
     sock.end();
   });
@@ -47,36 +50,25 @@ const aRecords = async (name = 'goproxy.cn') => {
 };
 
 beforeAll(async () => {
-  pki = await makePki({ dnsNames: ['goproxy.cn', 'proxy.golang.org'] });
-  doh = await startDohServer({ pki });
   port = await open('127.0.0.1', 0);
   await open('127.0.0.2');
 });
 afterAll(async () => {
   await Promise.all([...servers.keys()].map(shut));
-  await doh.close();
-  await pki.cleanup();
-});
-afterEach(async () => {
-  await d?.stop();
-  d = undefined;
-  doh.reset();
-  if (!servers.has('127.0.0.1')) await open('127.0.0.1');
-  if (!servers.has('127.0.0.2')) await open('127.0.0.2');
 });
 
 const config = () => ({
-  upstreams: [{ url: doh.url, ca: pki.caFile }],
+  upstreams: [up.upstream],
   pins: {
     'goproxy.cn': { addresses: ['127.0.0.1', '127.0.0.2'], verify: true },
     'proxy.golang.org': ['127.0.0.3'], // not verified: always answered as pinned
   },
-  pinVerify: { port, intervalMs: 150, timeoutMs: 1000, ca: pki.caFile },
+  pinVerify: { port, intervalMs: 150, timeoutMs: 1000, ca: up.pki.caFile },
 });
 
 describe('verified pins', () => {
   it('a pinned address whose port closes is withheld, and restored after it reopens', async () => {
-    d = await startDaemon(config());
+    d = await up.start(config());
     await until(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1, 8000);
     expect(await aRecords()).toEqual(['127.0.0.1', '127.0.0.2']);
     expect(d.daemon.pinHealth!.state().every((s) => s.up && s.checks >= 1)).toBe(true);
@@ -92,18 +84,18 @@ describe('verified pins', () => {
     await open('127.0.0.2');
     await until(async () => (await aRecords()).length === 2, 8000);
     expect(d.logs.some((l) => l.msg === 'pinned address verified again' && l.address === '127.0.0.2')).toBe(true);
-    expect(doh.requests).toBe(0);
+    expect(up.doh.requests).toBe(0);
     // Unverified pins are answered as configured whatever happens.
     expect(await aRecords('proxy.golang.org')).toEqual(['127.0.0.3']);
   });
 
   it('when every pinned address fails, the name is answered from the upstreams (and logged), until they recover', async () => {
-    d = await startDaemon(config());
+    d = await up.start(config());
     await until(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1, 8000);
     await shut('127.0.0.1');
     await shut('127.0.0.2');
     await until(async () => (await aRecords()).includes('192.0.2.53'), 8000); // the upstream's answer
-    expect(doh.requests).toBeGreaterThanOrEqual(1);
+    expect(up.doh.requests).toBeGreaterThanOrEqual(1);
     expect(d.logs.some((l) => l.msg === 'every pinned address fails verification; answering from the upstreams' && l.name === 'goproxy.cn')).toBe(true);
     await open('127.0.0.1');
     await until(async () => (await aRecords()).join() === '127.0.0.1', 8000);
@@ -111,7 +103,7 @@ describe('verified pins', () => {
   });
 
   it('the probe results reach /metrics as dohd_pin_up, following the real probes', async () => {
-    d = await startDaemon({ ...config(), admin: { listen: '127.0.0.1:0' } });
+    d = await up.start({ ...config(), admin: { listen: '127.0.0.1:0' } });
     const admin = Number(d.daemon.admin!.bound!.split(':').pop());
     const pinUp = async () =>
       parseProm((await adminGet(admin, '/metrics')).body)
@@ -130,7 +122,7 @@ describe('verified pins', () => {
     const cfg = config();
     // The server certificate does not cover example.org: the handshake must fail.
     cfg.pins = { 'example.org': { addresses: ['127.0.0.1'], verify: true } } as never;
-    d = await startDaemon(cfg);
+    d = await up.start(cfg);
     await until(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1, 8000);
     const st = d.daemon.pinHealth!.state();
     expect(st).toHaveLength(1);
@@ -141,7 +133,7 @@ describe('verified pins', () => {
   it('without the test CA the handshake is not trusted', async () => {
     const cfg = config();
     delete (cfg.pinVerify as { ca?: string }).ca;
-    d = await startDaemon(cfg);
+    d = await up.start(cfg);
     await until(() => (d!.daemon.pinHealth?.rounds ?? 0) >= 1, 8000);
     expect(d.daemon.pinHealth!.state().every((s) => !s.up)).toBe(true);
     expect(d.daemon.pinHealth!.state()[0]!.lastError).toMatch(/certificate|UNABLE_TO|SELF_SIGNED/i);

@@ -3,14 +3,14 @@
  * EDNS(0) (RFC 6891), truncation, DO/CD/AD, BADVERS, client subnet stripping, padding,
  * RFC 8482 ANY, NOTIMP/FORMERR/QR=1, and the same with the real `dig`.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import { queryTcp, queryUdp, sendRawUdp, TcpDnsClient } from '../fixtures/dns-client.js';
-import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
+import type { RunningDaemon } from '../fixtures/daemon.js';
 import { dig, HAVE_DIG } from '../fixtures/dig.js';
-import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
-import { makePki, type Pki } from '../fixtures/pki.js';
+import { useDohUpstream } from '../fixtures/doh-pair.js';
 import { ecsOption, optOf, rawQuery, type Decoded } from '../fixtures/raw-query.js';
+import { frame } from '../fixtures/tcp-frames.js';
 import { defaultZone, findOpt, Zone } from '../fixtures/zone.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
@@ -31,26 +31,12 @@ function zone(): Zone {
   return z;
 }
 
-let pki: Pki;
-let doh: DohServer;
+const up = useDohUpstream({ zone: zone() });
+/** The daemon of the test (the helpers below ask it); stopped after the test by useDohUpstream. */
 let d: RunningDaemon | undefined;
 
-beforeAll(async () => {
-  pki = await makePki();
-  doh = await startDohServer({ pki, zone: zone() });
-});
-afterAll(async () => {
-  await doh.close();
-  await pki.cleanup();
-});
-afterEach(async () => {
-  await d?.stop();
-  d = undefined;
-  doh.reset();
-});
-
 async function start(extra: ConfigInput = {}): Promise<RunningDaemon> {
-  d = await startDaemon({ upstreams: [{ url: doh.url, ca: pki.caFile }], ...extra });
+  d = await up.start({ upstreams: [up.upstream], ...extra });
   return d;
 }
 
@@ -73,10 +59,7 @@ async function tcpRaw(wire: Buffer): Promise<Decoded> {
         }
       }, 5);
     });
-    const frame = Buffer.alloc(2 + wire.length);
-    frame.writeUInt16BE(wire.length, 0);
-    wire.copy(frame, 2);
-    c.sendRaw(frame);
+    c.sendRaw(frame(wire));
     return dnsPacket.decode(await got) as Decoded;
   } finally {
     c.close();
@@ -85,7 +68,7 @@ async function tcpRaw(wire: Buffer): Promise<Decoded> {
 
 /** The OPT record of the last query the DoH server received. */
 function upstreamOpt() {
-  return optOf(doh.lastRequest!.query!)!;
+  return optOf(up.doh.lastRequest!.query!)!;
 }
 
 const TC = dnsPacket.TRUNCATED_RESPONSE;
@@ -128,7 +111,7 @@ describe('EDNS(0)', () => {
     const tcp = await queryTcp({ port: d!.port, name: 'big.example.net', type: 'TXT', edns: false });
     expect(tcp.response.flags! & TC).toBe(0);
     expect(tcp.response.answers).toHaveLength(40);
-    expect(doh.requests).toBe(2); // one upstream answer per name, cached, then served each way
+    expect(up.doh.requests).toBe(2); // one upstream answer per name, cached, then served each way
   });
 
   it('passes DO and CD to the upstream and the AD bit back', async () => {
@@ -139,7 +122,7 @@ describe('EDNS(0)', () => {
     expect(optOf(r.response)?.flag_do).toBe(true);
     const plain = await queryUdp({ port: d!.port, name: 'www.example.com' });
     expect(upstreamOpt().flag_do).toBe(false);
-    expect(doh.lastRequest!.query!.flags! & AD).toBe(AD); // dohd asks with AD: the upstream says whether it validated
+    expect(up.doh.lastRequest!.query!.flags! & AD).toBe(AD); // dohd asks with AD: the upstream says whether it validated
     expect(plain.response.flags! & AD).toBe(0); // but this client did not ask
     // AD comes back to a client that set AD itself (RFC 6840 §5.7), from the same cached answer.
     const withAd = await udpRaw(rawQuery({ name: 'www.example.com', ad: true }));
@@ -147,8 +130,8 @@ describe('EDNS(0)', () => {
     // CD=1 reaches the upstream, and is its own cache entry.
     const cd = await udpRaw(rawQuery({ name: 'www.example.com', cd: true }));
     expect(cd!.rcode).toBe('NOERROR');
-    expect(doh.lastRequest!.query!.flags! & CD).toBe(CD);
-    expect(doh.requests).toBe(3);
+    expect(up.doh.lastRequest!.query!.flags! & CD).toBe(CD);
+    expect(up.doh.requests).toBe(3);
   });
 
   it('answers BADVERS to an EDNS version above 0, without asking upstream', async () => {
@@ -165,7 +148,7 @@ describe('EDNS(0)', () => {
       const overTcp = await tcpRaw(wire);
       expect(optOf(overTcp)!.extendedRcode).toBe(1);
     }
-    expect(doh.requests).toBe(0);
+    expect(up.doh.requests).toBe(0);
     expect(d!.daemon.policy.counters.badvers).toBe(4);
   });
 });
@@ -175,7 +158,7 @@ describe('privacy toward the upstream', () => {
     await start();
     for (const name of ['a.example.net', 'example.com', `${'x'.repeat(60)}.${'y'.repeat(60)}.example.net`]) {
       await queryUdp({ port: d!.port, name, type: 'AAAA' });
-      expect(doh.lastRequest!.body.length % 128).toBe(0);
+      expect(up.doh.lastRequest!.body.length % 128).toBe(0);
       expect(upstreamOpt().options.map((o) => o.code)).toContain(12);
     }
   });
@@ -187,7 +170,7 @@ describe('privacy toward the upstream', () => {
     expect(upstreamOpt().options.map((o) => o.code)).toEqual([12]);
     expect(d!.daemon.policy.counters.ecsStripped).toBe(1);
     await d!.stop();
-    doh.reset();
+    up.doh.reset();
     await start({ ecs: { keep: true } });
     expect((await udpRaw(wire))!.rcode).toBe('NOERROR');
     const ecs = upstreamOpt().options.find((o) => o.code === 8)!;
@@ -195,7 +178,7 @@ describe('privacy toward the upstream', () => {
     // Kept subnets are part of the cache key: another subnet asks upstream again.
     await udpRaw(rawQuery({ name: 'example.com', edns: { options: [ecsOption(203, 0, 113)] } }));
     await udpRaw(wire);
-    expect(doh.requests).toBe(2);
+    expect(up.doh.requests).toBe(2);
   });
 });
 
@@ -208,7 +191,7 @@ describe('query sanity', () => {
     expect(r.response.answers![0]).toMatchObject({ name: 'Example.Com', type: 'HINFO', data: { cpu: 'RFC8482', os: '' } });
     const t = await queryTcp({ port: d!.port, name: 'example.com', type: 'ANY' });
     expect(t.response.answers![0]).toMatchObject({ type: 'HINFO' });
-    expect(doh.requests).toBe(0);
+    expect(up.doh.requests).toBe(0);
   });
 
   it('ANY: `refuse` answers REFUSED, `forward` asks the upstream', async () => {
@@ -218,7 +201,7 @@ describe('query sanity', () => {
     await start({ any: 'forward' });
     const f = await queryUdp({ port: d!.port, name: 'example.com', type: 'ANY' });
     expect(f.response.answers!.map((a) => a.type).sort()).toEqual(['A', 'AAAA']);
-    expect(doh.requests).toBe(1);
+    expect(up.doh.requests).toBe(1);
   });
 
   it('NOTIMP for opcodes other than QUERY, FORMERR for QDCOUNT other than 1, over UDP and TCP', async () => {
@@ -236,7 +219,7 @@ describe('query sanity', () => {
       expect(u.id).toBe(9);
       expect((await tcpRaw(wire)).rcode).toBe('FORMERR');
     }
-    expect(doh.requests).toBe(0);
+    expect(up.doh.requests).toBe(0);
     expect(d!.daemon.policy.counters.rejected).toMatchObject({ opcode: 8, qdcount: 4 });
   });
 
@@ -271,7 +254,7 @@ describe.skipIf(!HAVE_DIG)('real client: dig', () => {
     await start();
     const out = await dig(d!.port, '+dnssec', 'example.com', 'A');
     expect(upstreamOpt().flag_do).toBe(true);
-    expect(doh.queries.at(-1)!.questions![0]!.name).toBe('example.com');
+    expect(up.doh.queries.at(-1)!.questions![0]!.name).toBe('example.com');
     expect(out).toMatch(/flags: qr rd ra ad;/);
     expect(out).toMatch(/EDNS: version: 0, flags: do; udp: 1232/);
   });
@@ -289,6 +272,6 @@ describe.skipIf(!HAVE_DIG)('real client: dig', () => {
     const out = await dig(d!.port, '+edns=1', '+noednsneg', 'example.com', 'A');
     expect(out).toMatch(/status: BADVERS/);
     expect(out).toMatch(/EDNS: version: 0,/);
-    expect(doh.requests).toBe(0);
+    expect(up.doh.requests).toBe(0);
   });
 });

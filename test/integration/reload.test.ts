@@ -2,43 +2,34 @@
  * Daemon.reload and Daemon.drain in-process: what changes live, what waits for a restart,
  * that replaced upstreams are closed once their queries are done, and the shutdown hooks.
  */
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { copyFileSync, readFileSync, unlinkSync } from 'node:fs';
 import { edes, queryUdp } from '../fixtures/dns-client.js';
 import type { RunningDaemon } from '../fixtures/daemon.js';
 import { useDohPair } from '../fixtures/doh-pair.js';
 import type { DohServer } from '../fixtures/doh-server.js';
-import type { Pki } from '../fixtures/pki.js';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { effectiveConfig, LIVE_KEYS, planReload, stableJson } from '../../src/daemon/reload.js';
 import { EDE_OVERLOADED } from '../../src/dns/ede.js';
 
 const pair = useDohPair(['a', 'b']);
-const startDaemon = pair.start;
-let pki: Pki;
 let a: DohServer;
 let b: DohServer;
-let d: RunningDaemon | undefined;
 
 beforeAll(() => {
-  pki = pair.pki;
   [a, b] = pair.servers;
 });
-afterEach(() => {
-  d = undefined; // stopped by useDohPair
-});
 
-const up = (s: DohServer) => ({ url: s.url, ca: pki.caFile, name: s.name });
 const next = (r: RunningDaemon, change: Record<string, unknown>): Config => validateConfig({ ...r.daemon.config, ...change });
 
 describe('Daemon.reload', () => {
   it('swaps upstreams live; the old ones finish their query in flight, then are closed', async () => {
-    d = await startDaemon({ upstreams: [up(a)], timeoutMs: 1000 });
+    const d = await pair.start({ upstreams: pair.upstreams(a), timeoutMs: 1000 });
     a.delayMs = 300;
     const inflight = queryUdp({ port: d.port, name: 'example.com', timeoutMs: 3000 });
     await vi.waitFor(() => expect(a.requests).toBe(1));
-    const r = d.daemon.reload(next(d, { upstreams: [up(b)] }));
+    const r = d.daemon.reload(next(d, { upstreams: pair.upstreams(b) }));
     expect(r).toEqual({ ok: true, live: ['upstreams'], restart: [] });
     expect((await inflight).response.answers[0]!.data).toBe('192.0.2.1'); // answered by the old upstream
     expect((await queryUdp({ port: d.port, name: 'www.example.com' })).response.answers[0]!.data).toBe('192.0.2.3');
@@ -50,7 +41,7 @@ describe('Daemon.reload', () => {
   });
 
   it('pins, timeout, log level and cache change live; listen and admin wait for a restart', async () => {
-    d = await startDaemon({ upstreams: [up(a)], log: { level: 'info' } });
+    const d = await pair.start({ upstreams: pair.upstreams(a), log: { level: 'info' } });
     const running = d.daemon.config;
     const r = d.daemon.reload(
       next(d, { pins: { 'p.example.net': ['192.0.2.8'] }, timeoutMs: 900, log: { level: 'debug', queries: true }, cache: { maxEntries: 10 }, listen: ['127.0.0.1:1'], admin: { listen: '127.0.0.1:2' } }),
@@ -66,7 +57,7 @@ describe('Daemon.reload', () => {
   });
 
   it('a new timeoutMs alone rebuilds the upstream groups (their strategies let losers run until the deadline)', async () => {
-    d = await startDaemon({ upstreams: [up(a), up(b)], timeoutMs: 2500 });
+    const d = await pair.start({ upstreams: pair.upstreams(a, b), timeoutMs: 2500 });
     const before = d.daemon.groups;
     expect(d.daemon.reload(next(d, { timeoutMs: 900 }))).toEqual({ ok: true, live: ['timeoutMs'], restart: [] });
     expect(d.daemon.groups).not.toBe(before);
@@ -74,7 +65,7 @@ describe('Daemon.reload', () => {
   });
 
   it('maxInflight bounds the queries waiting on an upstream (the rest get SERVFAIL at once), and changes live', async () => {
-    d = await startDaemon({ upstreams: [up(a)], maxInflight: 1 });
+    const d = await pair.start({ upstreams: pair.upstreams(a), maxInflight: 1 });
     a.delayMs = 300;
     const slow = queryUdp({ port: d.port, name: 'example.com', timeoutMs: 3000 });
     await vi.waitFor(() => expect(a.requests).toBe(1));
@@ -85,13 +76,13 @@ describe('Daemon.reload', () => {
     expect(a.requests).toBe(1); // the refused query never reached the upstream
 
     expect(d.daemon.reload(next(d, { maxInflight: 2 }))).toEqual({ ok: true, live: ['maxInflight'], restart: [] });
-    const both = await Promise.all(['example.net', 'www.example.net'].map((name) => queryUdp({ port: d!.port, name, timeoutMs: 3000 })));
+    const both = await Promise.all(['example.net', 'www.example.net'].map((name) => queryUdp({ port: d.port, name, timeoutMs: 3000 })));
     expect(both.map((r) => r.response.rcode)).toEqual(['NOERROR', 'NXDOMAIN']); // as the upstream answered both
     expect(a.requests).toBe(3);
   });
 
   it('a new ladder timing rebuilds the upstream groups', async () => {
-    d = await startDaemon({ upstreams: [up(a)] });
+    const d = await pair.start({ upstreams: pair.upstreams(a) });
     const before = d.daemon.groups;
     expect(d.daemon.reload(next(d, { ladder: { stepMs: 300 } }))).toEqual({ ok: true, live: ['ladder'], restart: [] });
     expect(d.daemon.groups).not.toBe(before);
@@ -99,10 +90,10 @@ describe('Daemon.reload', () => {
   });
 
   it('a reload that cannot be applied changes nothing and says why', async () => {
-    d = await startDaemon({ upstreams: [up(a)] });
+    const d = await pair.start({ upstreams: pair.upstreams(a) });
     // Valid when read, gone when applied: the new upstream cannot be built.
-    const ca = `${pki.dir}/soon-gone.pem`;
-    copyFileSync(pki.caFile, ca);
+    const ca = `${pair.pki.dir}/soon-gone.pem`;
+    copyFileSync(pair.pki.caFile, ca);
     const bad = next(d, { upstreams: [{ url: b.url, ca }], timeoutMs: 700 });
     unlinkSync(ca);
     const r = d.daemon.reload(bad);
@@ -116,11 +107,11 @@ describe('Daemon.reload', () => {
 
 describe('Daemon.drain', () => {
   it('runs the shutdown hooks after the queries in flight are answered', async () => {
-    d = await startDaemon({ upstreams: [up(a)] });
+    const d = await pair.start({ upstreams: pair.upstreams(a) });
     a.delayMs = 300;
     const calls: { inflight: number }[] = [];
     d.daemon.onShutdown(() => {
-      calls.push({ inflight: d!.daemon.handler.inflight });
+      calls.push({ inflight: d.daemon.handler.inflight });
     });
     d.daemon.onShutdown(() => {
       throw new Error('disk full');
@@ -135,7 +126,7 @@ describe('Daemon.drain', () => {
   });
 
   it('is bounded: a query that outlives the bound is counted, and shutdown goes on', async () => {
-    d = await startDaemon({ upstreams: [up(a)], timeoutMs: 2000 });
+    const d = await pair.start({ upstreams: pair.upstreams(a), timeoutMs: 2000 });
     a.mode = 'hang';
     const q = queryUdp({ port: d.port, name: 'example.com', timeoutMs: 1000 }).catch((e: Error) => e);
     await vi.waitFor(() => expect(a.requests).toBe(1));
@@ -146,7 +137,7 @@ describe('Daemon.drain', () => {
 
 describe('clean stop', () => {
   it('logs no upstream failure for a raced request that lost and is still lingering at stop, and stops quickly', async () => {
-    d = await startDaemon({ upstreams: [up(a), up(b)] });
+    const d = await pair.start({ upstreams: pair.upstreams(a, b) });
     b.delayMs = 2000; // b loses every race and its request lingers (up to the deadline) after the answer
     const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.rcode).toBe('NOERROR');
@@ -155,7 +146,6 @@ describe('clean stop', () => {
     const t0 = performance.now();
     await d.daemon.drain();
     const ms = performance.now() - t0;
-    d = undefined;
     await new Promise((res) => setTimeout(res, 50)); // let the destroyed streams settle
     expect(ms).toBeLessThan(1000); // the lingering loser does not hold the stop up (typically ~10 ms)
     expect(logs.filter((l) => l.msg === 'upstream failed')).toEqual([]);

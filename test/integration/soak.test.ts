@@ -17,6 +17,7 @@ import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
 import { countResources, leaksAfter, until, watchUnhandledRejections } from '../fixtures/resources.js';
+import { frame } from '../fixtures/tcp-frames.js';
 
 /** The stated bound: resident memory growth of this process (daemon in-process) over the soak. */
 const RSS_BOUND_MB = 150;
@@ -98,13 +99,7 @@ async function garbageStream(port: number): Promise<void> {
       s.write(Buffer.concat([Buffer.from([0xff, 0xff]), randomBytes(randomInt(0, 100))])); // left to the frame deadline
       break;
     case 2: {
-      const frames = Array.from({ length: randomInt(1, 20) }, () => {
-        const body = randomBytes(randomInt(0, 200));
-        const f = Buffer.alloc(2 + body.length);
-        f.writeUInt16BE(body.length, 0);
-        body.copy(f, 2);
-        return f;
-      });
+      const frames = Array.from({ length: randomInt(1, 20) }, () => frame(randomBytes(randomInt(0, 200))));
       s.write(Buffer.concat(frames));
       break;
     }

@@ -12,6 +12,7 @@ import { startDaemon, type RunningDaemon } from '../fixtures/daemon.js';
 import { startDohUpstream, stopDohUpstream, type DohServer } from '../fixtures/doh-server.js';
 import type { Pki } from '../fixtures/pki.js';
 import { until } from '../fixtures/resources.js';
+import { frame, frameReader } from '../fixtures/tcp-frames.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
 let pki: Pki;
@@ -36,13 +37,6 @@ async function start(extra: ConfigInput = {}): Promise<RunningDaemon> {
   return d;
 }
 
-function frame(wire: Buffer): Buffer {
-  const f = Buffer.alloc(2 + wire.length);
-  f.writeUInt16BE(wire.length, 0);
-  wire.copy(f, 2);
-  return f;
-}
-
 /** A raw TCP connection collecting the DNS frames it receives. */
 async function rawConnection(port: number) {
   const socket = net.connect({ host: '127.0.0.1', port });
@@ -51,16 +45,14 @@ async function rawConnection(port: number) {
   socket.on('error', () => {});
   await new Promise((r) => socket.once('connect', r));
   const frames: dnsPacket.DecodedPacket[] = [];
-  let buf = Buffer.alloc(0);
   let closedAt = 0;
   const opened = performance.now();
-  socket.on('data', (c: Buffer) => {
-    buf = Buffer.concat([buf, c]);
-    while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-      frames.push(dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0))));
-      buf = buf.subarray(2 + buf.readUInt16BE(0));
-    }
-  });
+  socket.on(
+    'data',
+    frameReader((m) => {
+      frames.push(dnsPacket.decode(m));
+    }),
+  );
   const closed = new Promise<number>((resolve) =>
     socket.once('close', () => {
       closedAt = performance.now();

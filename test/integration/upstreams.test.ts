@@ -6,26 +6,20 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { queryTcp, queryUdp } from '../fixtures/dns-client.js';
-import type { RunningDaemon } from '../fixtures/daemon.js';
 import { useDohPair } from '../fixtures/doh-pair.js';
 import type { DohServer } from '../fixtures/doh-server.js';
 import type { DohUpstream } from '../../src/upstream/doh/doh.js';
-import type { Pki } from '../fixtures/pki.js';
 import { startPlainDnsServer, type PlainDnsServer } from '../fixtures/plain-dns-server.js';
 import { until } from '../fixtures/resources.js';
 import { defaultZone } from '../fixtures/zone.js';
 
 const pair = useDohPair(['a', 'b']);
-const startDaemon = pair.start;
-let pki: Pki;
 let a: DohServer;
 let b: DohServer;
 let cluster: PlainDnsServer;
 let office: PlainDnsServer;
-let d: RunningDaemon | undefined;
 
 beforeAll(async () => {
-  pki = pair.pki;
   [a, b] = pair.servers;
   const clusterZone = defaultZone();
   clusterZone.add({ name: 'kubernetes.default.svc.cluster.local', type: 'A', ttl: 30, data: '10.96.0.1' });
@@ -40,7 +34,6 @@ afterAll(async () => {
   await Promise.all([cluster.close(), office.close()]);
 });
 afterEach(() => {
-  d = undefined;
   for (const p of [cluster, office]) {
     p.mode = 'ok';
     p.delayMs = 0;
@@ -52,13 +45,13 @@ afterEach(() => {
 // These tests count the requests each strategy makes, so the transport-level re-send of a
 // request on a quiet connection (tested on its own in idle-connection tests) is off here.
 const ab = () => [
-  { url: a.url, ca: pki.caFile, name: 'a', quietMs: 0 },
-  { url: b.url, ca: pki.caFile, name: 'b', quietMs: 0 },
+  { url: a.url, ca: pair.pki.caFile, name: 'a', quietMs: 0 },
+  { url: b.url, ca: pair.pki.caFile, name: 'b', quietMs: 0 },
 ];
 
 describe('hedged strategy', () => {
   it('sends one request when the first upstream is fast, and a second one when it stalls', async () => {
-    d = await startDaemon({ upstreams: ab(), strategy: 'hedged', hedge: { initialDelayMs: 500 } });
+    const d = await pair.start({ upstreams: ab(), strategy: 'hedged', hedge: { initialDelayMs: 500 } });
     const r1 = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(r1.response.answers[0]!.data).toBe('192.0.2.3');
     expect([a.requests, b.requests]).toEqual([1, 0]);
@@ -75,7 +68,7 @@ describe('hedged strategy', () => {
 
   it('a request overtaken by its hedge is left to finish, and its real time ranks the upstreams', async () => {
     // (The previous test's hung request is reset when its daemon stops: useDohPair waits for that.)
-    d = await startDaemon({ upstreams: ab(), strategy: 'hedged', timeoutMs: 2000, hedge: { initialDelayMs: 100, minDelayMs: 10 } });
+    const d = await pair.start({ upstreams: ab(), strategy: 'hedged', timeoutMs: 2000, hedge: { initialDelayMs: 100, minDelayMs: 10 } });
     a.delayMs = 400;
     const r = await queryUdp({ port: d.port, name: 'www.example.com' });
     expect(r.response.answers[0]!.data).toBe('192.0.2.3');
@@ -85,7 +78,7 @@ describe('hedged strategy', () => {
     expect(a.resets).toBe(0);
     // Health saw a's real time (~400 ms), not "slower than b" (~100 ms): b is asked first now.
     // (The answer sent is told to health once dohd has read it: polled.)
-    const seen = await until(() => d!.daemon.groups.health.snapshot().find((h) => h.name === 'a')?.latencyMs, 3000, "a's latency in health");
+    const seen = await until(() => d.daemon.groups.health.snapshot().find((h) => h.name === 'a')?.latencyMs, 3000, "a's latency in health");
     expect(seen).toBeGreaterThanOrEqual(380);
     a.reset();
     b.reset();
@@ -94,7 +87,7 @@ describe('hedged strategy', () => {
   });
 
   it('asks the next upstream at once when the first one fails, and ranks by recent latency', async () => {
-    d = await startDaemon({ upstreams: ab(), strategy: 'hedged', timeoutMs: 4000, hedge: { initialDelayMs: 3000 } });
+    const d = await pair.start({ upstreams: ab(), strategy: 'hedged', timeoutMs: 4000, hedge: { initialDelayMs: 3000 } });
     a.mode = 'http500';
     const r = await queryUdp({ port: d.port, name: 'www.example.com', timeoutMs: 5000 });
     expect(r.response.answers[0]!.data).toBe('192.0.2.3');
@@ -111,7 +104,7 @@ describe('hedged strategy', () => {
 
 describe('failover strategy and health', () => {
   it('skips a dead upstream after it fails, and uses it again after it recovers', async () => {
-    d = await startDaemon({
+    const d = await pair.start({
       upstreams: ab(),
       strategy: 'failover',
       health: { failures: 1, backoffMs: 400, maxBackoffMs: 3000 },
@@ -130,7 +123,7 @@ describe('failover strategy and health', () => {
 
     // a recovers; the background probe brings it back, and it is first in line again.
     a.mode = 'ok';
-    await until(() => d!.logs.some((l) => l.msg === 'upstream back in' && l.upstream === 'a'), 8000);
+    await until(() => d.logs.some((l) => l.msg === 'upstream back in' && l.upstream === 'a'), 8000);
     const before = a.requests;
     const r3 = await queryUdp({ port: d.port, name: 'cname.example.net' });
     expect(r3.response.answers.map((x) => x.data)).toEqual(['example.com', '192.0.2.1']);
@@ -139,11 +132,11 @@ describe('failover strategy and health', () => {
   });
 
   it('the probe backoff grows while the upstream stays dead', async () => {
-    d = await startDaemon({ upstreams: ab(), strategy: 'failover', health: { failures: 1, backoffMs: 100, maxBackoffMs: 10_000 } });
+    const d = await pair.start({ upstreams: ab(), strategy: 'failover', health: { failures: 1, backoffMs: 100, maxBackoffMs: 10_000 } });
     a.mode = 'http500';
     await queryUdp({ port: d.port, name: 'www.example.com' });
     // 100, then 200, 400, 800 after each failed probe.
-    await until(() => (d!.daemon.groups.health.snapshot().find((s) => s.name === 'a')?.backoffMs ?? 0) >= 800, 8000);
+    await until(() => (d.daemon.groups.health.snapshot().find((s) => s.name === 'a')?.backoffMs ?? 0) >= 800, 8000);
     const s = d.daemon.groups.health.snapshot().find((x) => x.name === 'a')!;
     expect(s.up).toBe(false);
     expect(s.probes).toBeGreaterThanOrEqual(3);
@@ -151,7 +144,7 @@ describe('failover strategy and health', () => {
   });
 
   it('race skips an upstream that is out, and the others carry on', async () => {
-    d = await startDaemon({ upstreams: ab(), health: { failures: 2, backoffMs: 60_000 } });
+    const d = await pair.start({ upstreams: ab(), health: { failures: 2, backoffMs: 60_000 } });
     a.mode = 'http500';
     await queryUdp({ port: d.port, name: 'www.example.com' });
     await queryUdp({ port: d.port, name: 'example.com' });
@@ -165,7 +158,7 @@ describe('failover strategy and health', () => {
   });
 
   it('race: the losers are left to finish, not reset (no rapid-reset pattern); only a loser still open at the deadline is reset', async () => {
-    d = await startDaemon({ upstreams: ab(), timeoutMs: 600 });
+    const d = await pair.start({ upstreams: ab(), timeoutMs: 600 });
     b.delayMs = 150;
     const names = ['example.com', 'www.example.com', 'cname.example.net', 'short.example.net', 'goproxy.cn'];
     for (const n of names) {
@@ -194,7 +187,7 @@ describe('failover strategy and health', () => {
   });
 
   it('failover moves on when an attempt does not answer in time; the last one gets until the deadline', async () => {
-    d = await startDaemon({ upstreams: ab(), strategy: 'failover', failover: { attemptTimeoutMs: 200 } });
+    const d = await pair.start({ upstreams: ab(), strategy: 'failover', failover: { attemptTimeoutMs: 200 } });
     a.mode = 'hang';
     b.delayMs = 400; // slower than the attempt timeout, but the last one left
     const r = await queryUdp({ port: d.port, name: 'example.com', timeoutMs: 4000 });
@@ -219,7 +212,7 @@ describe('plain DNS upstreams and forward rules', () => {
   };
 
   it('cluster.local and reverse zones go to the plain group, and nothing else does', async () => {
-    d = await startDaemon({ upstreams: [{ url: a.url, ca: pki.caFile }], groups: groups(), forward });
+    const d = await pair.start({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: groups(), forward });
     const k = await queryUdp({ port: d.port, name: 'kubernetes.default.svc.cluster.local' });
     expect(k.response.answers.map((x) => x.data)).toEqual(['10.96.0.1']);
     const ptr = await queryUdp({ port: d.port, name: '1.0.96.10.in-addr.arpa', type: 'PTR' });
@@ -238,7 +231,7 @@ describe('plain DNS upstreams and forward rules', () => {
   });
 
   it('the most specific rule wins', async () => {
-    d = await startDaemon({ upstreams: [{ url: a.url, ca: pki.caFile }], groups: groups(), forward });
+    const d = await pair.start({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: groups(), forward });
     const intranet = await queryUdp({ port: d.port, name: 'Intranet.Corp.example.net' });
     expect(intranet.response.answers[0]!.data).toBe('10.1.0.1');
     expect(office.udpQueries).toBe(1);
@@ -254,7 +247,7 @@ describe('plain DNS upstreams and forward rules', () => {
   });
 
   it('a truncated UDP answer is retried over TCP', async () => {
-    d = await startDaemon({ upstreams: [{ url: a.url, ca: pki.caFile }], groups: groups(), forward });
+    const d = await pair.start({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: groups(), forward });
     const big = await queryTcp({ port: d.port, name: 'big.example.net', type: 'TXT' });
     expect(big.response.answers.length).toBe(40);
     expect(cluster.udpQueries).toBe(1);
@@ -262,8 +255,8 @@ describe('plain DNS upstreams and forward rules', () => {
   });
 
   it('tcp:// upstreams speak TCP only', async () => {
-    d = await startDaemon({
-      upstreams: [{ url: a.url, ca: pki.caFile }],
+    const d = await pair.start({
+      upstreams: [{ url: a.url, ca: pair.pki.caFile }],
       groups: { cluster: { upstreams: [{ url: `tcp://127.0.0.1:${cluster.port}` }] } },
       forward: { 'cluster.local': 'cluster' },
     });
@@ -274,7 +267,7 @@ describe('plain DNS upstreams and forward rules', () => {
 
   it('a plain upstream that does not answer gives SERVFAIL within the deadline', async () => {
     cluster.mode = 'hang';
-    d = await startDaemon({ upstreams: [{ url: a.url, ca: pki.caFile }], groups: groups(), forward, timeoutMs: 700 });
+    const d = await pair.start({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: groups(), forward, timeoutMs: 700 });
     const r = await queryUdp({ port: d.port, name: 'kubernetes.default.svc.cluster.local', timeoutMs: 3000 });
     expect(r.response.rcode).toBe('SERVFAIL');
     expect(r.ms).toBeLessThan(2000);
@@ -284,7 +277,7 @@ describe('plain DNS upstreams and forward rules', () => {
 
 describe('fallback group', () => {
   it('is used only when every default upstream is down', async () => {
-    d = await startDaemon({
+    const d = await pair.start({
       upstreams: ab(),
       groups: { office: { upstreams: [{ address: `127.0.0.1:${office.port}` }] } },
       fallback: 'office',
@@ -316,7 +309,7 @@ describe('fallback group', () => {
   });
 
   it('is off by default: a failing default group means SERVFAIL', async () => {
-    d = await startDaemon({ upstreams: [{ url: a.url, ca: pki.caFile }], groups: { office: { upstreams: [{ address: `127.0.0.1:${office.port}` }] } } });
+    const d = await pair.start({ upstreams: [{ url: a.url, ca: pair.pki.caFile }], groups: { office: { upstreams: [{ address: `127.0.0.1:${office.port}` }] } } });
     a.mode = 'http500';
     const r = await queryUdp({ port: d.port, name: 'example.com' });
     expect(r.response.rcode).toBe('SERVFAIL');
