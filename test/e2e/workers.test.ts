@@ -5,25 +5,28 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { queryTcp, queryUdp, TcpDnsClient } from '../fixtures/dns-client.js';
 import { startDohServer, type DohServer } from '../fixtures/doh-server.js';
 import { makePki, type Pki } from '../fixtures/pki.js';
 import { until } from '../fixtures/resources.js';
+import { useTempDir } from '../fixtures/temp-dir.js';
 import { Zone } from '../fixtures/zone.js';
 import { CLI, spawnCli, type Spawned } from '../fixtures/spawn.js';
 import { adminGet, parseProm } from '../fixtures/prom.js';
 import type { StatusReport } from '../../src/server/status.js';
 
 const run = promisify(execFile);
+const tmp = useTempDir('dohd-workers-');
 let pki: Pki;
 let doh: DohServer;
 
 /** Names the tests ask: each with an A and an AAAA record. */
 const NAMES = [
   ...Array.from({ length: 6 }, (_, i) => [`udp${i}.example.com`, `tcp${i}.example.com`, `after${i}.example.com`]).flat(),
-  ...['a', 'b', 'c', 'd'].map((l) => `${l}.shared.example.net`),
+  ...['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((l) => `${l}.shared.example.net`),
   'dig.example.com',
   'during.example.com',
 ];
@@ -70,6 +73,31 @@ async function startWorkers(extra: string[] = []) {
   return { d, port: Number(first.slice(first.lastIndexOf(':') + 1)), ready };
 }
 
+/**
+ * Each `<letter>.shared.example.net` is asked once, then again of the other worker, which must
+ * answer it from the entry the first one shared: the upstream is asked once per name. The primary
+ * deals TCP connections out round robin, so consecutive connections land on alternate workers.
+ */
+async function expectShared(port: number, letters: string[]): Promise<void> {
+  doh.reset();
+  const names = letters.map((l) => `${l}.shared.example.net`);
+  const clients: TcpDnsClient[] = [];
+  for (let i = 0; i <= names.length; i++) clients.push(await TcpDnsClient.connect('127.0.0.1', port));
+  try {
+    for (let i = 0; i < names.length; i++) {
+      const first = await clients[i]!.query({ name: names[i]! });
+      expect(first.response.rcode).toBe('NOERROR');
+      expect(asked(names[i]!)).toBe(1);
+      await sleep(300); // the entry travels worker → primary → worker
+      const again = await clients[i + 1]!.query({ name: names[i]! });
+      expect(again.response.answers[0]!.data).toBe('192.0.2.1');
+      expect(asked(names[i]!), `${names[i]} asked upstream again`).toBe(1);
+    }
+  } finally {
+    for (const c of clients) c.close();
+  }
+}
+
 const asked = (name: string) => doh.queries.filter((q) => q.questions?.[0]?.name.toLowerCase() === name).length;
 
 describe('dohd run --workers 2', () => {
@@ -108,25 +136,21 @@ describe('dohd run --workers 2', () => {
   it('an answer one worker caches is a hit in the other', async () => {
     const { d, port } = await startWorkers();
     try {
-      // The primary deals TCP connections out round robin: consecutive connections land on
-      // alternate workers, so each name is asked again of the other worker.
-      doh.reset();
-      const names = ['a.shared.example.net', 'b.shared.example.net', 'c.shared.example.net', 'd.shared.example.net'];
-      const clients: TcpDnsClient[] = [];
-      for (let i = 0; i <= names.length; i++) clients.push(await TcpDnsClient.connect('127.0.0.1', port));
-      try {
-        for (let i = 0; i < names.length; i++) {
-          const first = await clients[i]!.query({ name: names[i]! });
-          expect(first.response.rcode).toBe('NOERROR');
-          expect(asked(names[i]!)).toBe(1);
-          await sleep(300); // the entry travels worker → primary → worker
-          const again = await clients[i + 1]!.query({ name: names[i]! });
-          expect(again.response.answers[0]!.data).toBe('192.0.2.1');
-          expect(asked(names[i]!), `${names[i]} asked upstream again`).toBe(1);
-        }
-      } finally {
-        for (const c of clients) c.close();
-      }
+      await expectShared(port, ['a', 'b', 'c', 'd']);
+    } finally {
+      await d.kill('SIGTERM');
+    }
+  });
+
+  it('the new cache a reload starts is shared too', async () => {
+    const file = join(tmp.path, 'reload-cache.yaml');
+    writeFileSync(file, 'cache:\n  maxEntries: 1000\n');
+    const { d, port } = await startWorkers(['--config', file]);
+    try {
+      writeFileSync(file, 'cache:\n  maxEntries: 2000\n');
+      d.child.kill('SIGHUP');
+      await until(() => logs(d, 'configuration reloaded').filter((l) => (l.applied as string[]).includes('cache')).length === 2, 10_000);
+      await expectShared(port, ['e', 'f', 'g', 'h']);
     } finally {
       await d.kill('SIGTERM');
     }
