@@ -53,7 +53,7 @@ async function resolveAddresses(strategy: Strategy, name: string, timeoutMs: num
 
 export async function learnPins(config: Config, names: string[], probe: TlsProbeOptions): Promise<Learned[]> {
   const upstreams = config.upstreams.map((u) => buildSecureUpstream(u));
-  const strategy = new RaceStrategy(upstreams);
+  const strategy = new RaceStrategy(upstreams, config.timeoutMs);
   try {
     return await Promise.all(
       names.map(async (raw): Promise<Learned> => {

@@ -17,7 +17,7 @@ export async function checkUpstreams(ctx: DoctorContext): Promise<Section> {
   const s: Section = { check: 'doh', title: "Names: system resolver and dohd's DoH upstreams side by side", lines: [], findings: [] };
   const upstreams = ctx.opts.upstreams.map((u) => buildSecureUpstream(u, { connectTimeoutMs: ctx.opts.timeoutMs }));
   try {
-    const strategy = new RaceStrategy(upstreams);
+    const strategy = new RaceStrategy(upstreams, ctx.opts.timeoutMs);
     await Promise.all(ctx.names.map(async (name) => ctx.doh.set(name, await lookupDoh(strategy, name, ctx.opts.timeoutMs))));
   } finally {
     await Promise.all(upstreams.map((u) => u.close()));

@@ -38,6 +38,8 @@ function recorder(): UpstreamObserver & { events: Event[] } {
 }
 
 const q = fakeQuery();
+/** How long the requests that lost a race may still finish: the query deadline the daemon passes (timeoutMs). */
+const LINGER_MS = 2500;
 const T0 = 1_000_000;
 
 /** Starts a resolution; `outcome` settles (resolved or rejected) as fake time is advanced. */
@@ -66,7 +68,7 @@ describe('race', () => {
     const b = fakeUpstream('b', [{ answer: 'NOERROR', afterMs: 30 }], '192.0.2.2');
     const c = fakeUpstream('c', [{ hang: true }]);
     const obs = recorder();
-    const { state } = start(new RaceStrategy([a, b, c], obs, undefined, { lingerMs: 1000 }));
+    const { state } = start(new RaceStrategy([a, b, c], 1000, obs));
     expect([a, b, c].map((u) => u.calls.map((x) => x.at - T0))).toEqual([[0], [0], [0]]);
     await vi.advanceTimersByTimeAsync(29);
     expect(state.result).toBeUndefined();
@@ -92,7 +94,7 @@ describe('race', () => {
     const b = fakeUpstream('b', [{ answer: 'REFUSED', afterMs: 10 }]);
     const c = fakeUpstream('c', [{ answer: 'NOERROR', afterMs: 200 }], '192.0.2.3');
     const obs = recorder();
-    const { state } = start(new RaceStrategy([a, b, c], obs));
+    const { state } = start(new RaceStrategy([a, b, c], LINGER_MS, obs));
     await vi.advanceTimersByTimeAsync(199);
     expect(state.at).toBeUndefined();
     await vi.advanceTimersByTimeAsync(1);
@@ -107,7 +109,7 @@ describe('race', () => {
   it('an NXDOMAIN is a good answer: it wins', async () => {
     const a = fakeUpstream('a', [{ answer: 'NXDOMAIN', afterMs: 5 }]);
     const b = fakeUpstream('b', [{ answer: 'NOERROR', afterMs: 50 }]);
-    const { state } = start(new RaceStrategy([a, b]));
+    const { state } = start(new RaceStrategy([a, b], LINGER_MS));
     await vi.advanceTimersByTimeAsync(5);
     expect(state.result!.answer.rcode).toBe(Rcode.NXDOMAIN);
   });
@@ -115,7 +117,7 @@ describe('race', () => {
   it('when every upstream answers SERVFAIL/REFUSED, the first such answer is returned once the last one is in', async () => {
     const a = fakeUpstream('a', [{ answer: 'REFUSED', afterMs: 20 }]);
     const b = fakeUpstream('b', [{ answer: 'SERVFAIL', afterMs: 60 }]);
-    const { state } = start(new RaceStrategy([a, b]));
+    const { state } = start(new RaceStrategy([a, b], LINGER_MS));
     await vi.advanceTimersByTimeAsync(60);
     expect(state.at).toBe(60);
     expect(state.result!.upstream).toBe('a');
@@ -125,7 +127,7 @@ describe('race', () => {
   it('an error does not end the race; when all fail, the group failure names the last one', async () => {
     const a = fakeUpstream('a', [{ fail: 'tls', afterMs: 10 }]);
     const b = fakeUpstream('b', [{ fail: 'http_status', afterMs: 40 }]);
-    const { state } = start(new RaceStrategy([a, b]));
+    const { state } = start(new RaceStrategy([a, b], LINGER_MS));
     await vi.advanceTimersByTimeAsync(40);
     expect(state.error).toBeInstanceOf(GroupFailure);
     expect(state.error).toMatchObject({ reason: 'http_status', upstream: 'b', allTimedOut: false });
@@ -137,7 +139,7 @@ describe('race', () => {
     const b = fakeUpstream('b', [{ hang: true }]);
     const obs = recorder();
     const deadline = new AbortController();
-    const { state } = start(new RaceStrategy([a, b], obs), deadline.signal);
+    const { state } = start(new RaceStrategy([a, b], LINGER_MS, obs), deadline.signal);
     await vi.advanceTimersByTimeAsync(500);
     deadline.abort();
     await vi.advanceTimersByTimeAsync(0);
@@ -153,7 +155,7 @@ describe('race', () => {
     const a = fakeUpstream('a', [{ answer: 'NOERROR' }]);
     const ctl = new AbortController();
     ctl.abort();
-    const { state } = start(new RaceStrategy([a]), ctl.signal);
+    const { state } = start(new RaceStrategy([a], LINGER_MS), ctl.signal);
     await vi.advanceTimersByTimeAsync(0);
     expect(state.error).toMatchObject({ reason: 'timeout' });
     expect(a.calls).toEqual([]);
@@ -164,7 +166,7 @@ describe('race', () => {
     const b = fakeUpstream('b', [{ answer: 'NOERROR', afterMs: 5 }]);
     const h = health();
     takeOut(h, a);
-    const race = new RaceStrategy([a, b], undefined, h);
+    const race = new RaceStrategy([a, b], LINGER_MS, undefined, h);
     const first = start(race);
     await vi.advanceTimersByTimeAsync(5);
     expect(first.state.result!.upstream).toBe('b');
@@ -185,7 +187,7 @@ describe('hedged', () => {
     const a = fakeUpstream('a', [{ answer: 'NOERROR', afterMs: 60 }]);
     const b = fakeUpstream('b', [{ answer: 'NOERROR', afterMs: 1 }]);
     const h = health();
-    const { state } = start(new HedgedStrategy([a, b], h, opts));
+    const { state } = start(new HedgedStrategy([a, b], h, opts, LINGER_MS));
     await vi.advanceTimersByTimeAsync(60);
     expect(state.result!.upstream).toBe('a');
     await vi.advanceTimersByTimeAsync(1000);
@@ -198,7 +200,7 @@ describe('hedged', () => {
     const b = fakeUpstream('b', [{ answer: 'NOERROR', afterMs: 30 }], '192.0.2.2');
     const h = health();
     const obs = recorder();
-    const { state } = start(new HedgedStrategy([a, b], h, opts, obs, 2000));
+    const { state } = start(new HedgedStrategy([a, b], h, opts, 2000, obs));
     await vi.advanceTimersByTimeAsync(99);
     expect(b.calls).toHaveLength(0);
     await vi.advanceTimersByTimeAsync(1);
@@ -218,7 +220,7 @@ describe('hedged', () => {
     const b = fakeUpstream('b', [{ fail: 'reset', afterMs: 5 }]);
     const c = fakeUpstream('c', [{ answer: 'NOERROR', afterMs: 5 }]);
     const h = health(3);
-    const { state } = start(new HedgedStrategy([a, b, c], h, opts));
+    const { state } = start(new HedgedStrategy([a, b, c], h, opts, LINGER_MS));
     await vi.advanceTimersByTimeAsync(15);
     expect([a, b, c].map((u) => u.calls.map((x) => x.at - T0))).toEqual([[0], [5], [10]]);
     expect(state.result!.upstream).toBe('c');
@@ -228,7 +230,7 @@ describe('hedged', () => {
   it('the hedge delay follows the upstream p90 once known, clamped to [min, max]', () => {
     const a = fakeUpstream('a', []);
     const h = health();
-    const s = new HedgedStrategy([a], h, opts);
+    const s = new HedgedStrategy([a], h, opts, LINGER_MS);
     expect(s.delayFor(a)).toBe(100); // too few samples: the initial delay
     for (const ms of [50, 60, 70, 80, 90]) h.success(a, ms);
     expect(s.delayFor(a)).toBe(90);
@@ -241,7 +243,7 @@ describe('hedged', () => {
   it('asks the fastest upstream first, skipping those that are out', () => {
     const [a, b, c] = [fakeUpstream('a', []), fakeUpstream('b', []), fakeUpstream('c', [])];
     const h = health();
-    const s = new HedgedStrategy([a, b, c], h, opts);
+    const s = new HedgedStrategy([a, b, c], h, opts, LINGER_MS);
     expect(s.order().map((u) => u.name)).toEqual(['a', 'b', 'c']); // unknown: configured order
     h.success(a, 80);
     h.success(b, 20);
@@ -258,7 +260,7 @@ describe('failover', () => {
     const a = fakeUpstream('a', [{ hang: true }]);
     const b = fakeUpstream('b', [{ answer: 'NOERROR', afterMs: 40 }]);
     const obs = recorder();
-    const { state } = start(new FailoverStrategy([a, b], 200, obs));
+    const { state } = start(new FailoverStrategy([a, b], 200, LINGER_MS, obs));
     await vi.advanceTimersByTimeAsync(199);
     expect(b.calls).toHaveLength(0);
     await vi.advanceTimersByTimeAsync(1);
@@ -273,7 +275,7 @@ describe('failover', () => {
   it('the last upstream is given until the deadline, not the attempt timeout', async () => {
     const a = fakeUpstream('a', [{ fail: 'connect', afterMs: 1 }]);
     const b = fakeUpstream('b', [{ answer: 'NOERROR', afterMs: 900 }]);
-    const { state } = start(new FailoverStrategy([a, b], 200));
+    const { state } = start(new FailoverStrategy([a, b], 200, LINGER_MS));
     await vi.advanceTimersByTimeAsync(901);
     expect(b.calls[0]!.outcome).toBe('answered');
     expect(state.result!.upstream).toBe('b');
@@ -282,7 +284,7 @@ describe('failover', () => {
   it('one at a time, in the configured order: SERVFAIL moves on; if nobody does better the first SERVFAIL is returned', async () => {
     const a = fakeUpstream('a', [{ answer: 'SERVFAIL', afterMs: 10 }]);
     const b = fakeUpstream('b', [{ answer: 'SERVFAIL', afterMs: 10 }]);
-    const { state } = start(new FailoverStrategy([a, b], 200));
+    const { state } = start(new FailoverStrategy([a, b], 200, LINGER_MS));
     await vi.advanceTimersByTimeAsync(10);
     expect(b.calls.map((c) => c.at - T0)).toEqual([10]);
     await vi.advanceTimersByTimeAsync(10);
@@ -294,7 +296,7 @@ describe('failover', () => {
     const a = fakeUpstream('a', [{ hang: true }]);
     const b = fakeUpstream('b', [{ hang: true }]);
     const deadline = new AbortController();
-    const { state } = start(new FailoverStrategy([a, b], 100), deadline.signal);
+    const { state } = start(new FailoverStrategy([a, b], 100, LINGER_MS), deadline.signal);
     await vi.advanceTimersByTimeAsync(1000);
     expect(b.calls[0]!.outcome).toBeUndefined(); // still waited for
     deadline.abort();
@@ -307,7 +309,7 @@ describe('failover', () => {
     const b = fakeUpstream('b', [{ answer: 'NOERROR' }]);
     const h = health();
     takeOut(h, a);
-    const { state } = start(new FailoverStrategy([a, b], 100, undefined, h));
+    const { state } = start(new FailoverStrategy([a, b], 100, LINGER_MS, undefined, h));
     await vi.advanceTimersByTimeAsync(1);
     expect(state.result!.upstream).toBe('b');
     expect(a.calls).toHaveLength(0);
@@ -323,7 +325,7 @@ describe('fallback group', () => {
     const h = health();
     const warnings: unknown[] = [];
     const log = { warn: (o: unknown) => warnings.push(o) } as unknown as import('pino').Logger;
-    const s = new FallbackStrategy(new RaceStrategy([a, b], h, h), [a, b], new RaceStrategy([office]), 'office', h, log, 30_000);
+    const s = new FallbackStrategy(new RaceStrategy([a, b], LINGER_MS, h, h), [a, b], new RaceStrategy([office], LINGER_MS), 'office', h, log, 30_000);
     return { a, b, office, h, s, warnings };
   }
 

@@ -19,7 +19,7 @@ export class BootstrapError extends Error {
 export async function resolveThroughDoh(host: string, bootstrapUrls: readonly string[], opts: { timeoutMs?: number; log?: Logger; ca?: string } = {}): Promise<string[]> {
   const timeoutMs = opts.timeoutMs ?? CONNECT_TIMEOUT_MS;
   const upstreams = bootstrapUrls.map((url) => new DohUpstream({ url, ...(opts.ca ? { ca: opts.ca } : {}) }, { log: opts.log, connectTimeoutMs: timeoutMs }));
-  const strategy = new RaceStrategy(upstreams);
+  const strategy = new RaceStrategy(upstreams, timeoutMs);
   const signal = AbortSignal.timeout(timeoutMs);
   try {
     const results = await Promise.allSettled(

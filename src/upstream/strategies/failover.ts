@@ -14,10 +14,10 @@ export class FailoverStrategy implements Strategy {
   constructor(
     readonly upstreams: Upstream[],
     private readonly attemptTimeoutMs: number,
+    /** How long after the start attempts that lost may still finish (the query deadline, `timeoutMs`). */
+    private readonly lingerMs: number,
     private readonly observer?: UpstreamObserver,
     private readonly health?: Availability,
-    /** How long after the start attempts that lost may still finish (the query deadline, `timeoutMs`). */
-    private readonly lingerMs?: number,
   ) {}
 
   resolve(wire: Buffer, q: Query, signal: AbortSignal): Promise<Resolution> {
@@ -25,7 +25,7 @@ export class FailoverStrategy implements Strategy {
     return runSequence(order, wire, q, signal, {
       attemptTimeoutMs: this.attemptTimeoutMs,
       ...(this.observer ? { observer: this.observer } : {}),
-      ...(this.lingerMs !== undefined ? { lingerMs: this.lingerMs } : {}),
+      lingerMs: this.lingerMs,
     });
   }
 }

@@ -140,11 +140,11 @@ export class UpstreamGroups {
   private strategy(name: StrategyName, us: Upstream[]): Strategy {
     switch (name) {
       case 'hedged':
-        return new HedgedStrategy(us, this.health, this.config.hedge, this.observer, this.config.timeoutMs);
+        return new HedgedStrategy(us, this.health, this.config.hedge, this.config.timeoutMs, this.observer);
       case 'failover':
-        return new FailoverStrategy(us, this.config.failover.attemptTimeoutMs, this.observer, this.health, this.config.timeoutMs);
+        return new FailoverStrategy(us, this.config.failover.attemptTimeoutMs, this.config.timeoutMs, this.observer, this.health);
       default:
-        return new RaceStrategy(us, this.observer, this.health, { lingerMs: this.config.timeoutMs });
+        return new RaceStrategy(us, this.config.timeoutMs, this.observer, this.health);
     }
   }
 

@@ -23,9 +23,9 @@ export class HedgedStrategy implements Strategy {
     readonly upstreams: Upstream[],
     private readonly health: HealthTracker,
     private readonly opts: HedgeOptions,
-    private readonly observer?: UpstreamObserver,
     /** How long a request that lost may still finish (the query deadline). */
-    private readonly lingerMs?: number,
+    private readonly lingerMs: number,
+    private readonly observer?: UpstreamObserver,
   ) {}
 
   /** How long to wait for `u` before asking the next upstream as well. */
@@ -48,7 +48,7 @@ export class HedgedStrategy implements Strategy {
     return runSequence(this.order(), wire, q, signal, {
       hedgeDelay: (u) => this.delayFor(u),
       ...(this.observer ? { observer: this.observer } : {}),
-      ...(this.lingerMs !== undefined ? { lingerMs: this.lingerMs } : {}),
+      lingerMs: this.lingerMs,
     });
   }
 }

@@ -3,9 +3,6 @@ import { performance } from 'node:perf_hooks';
 import type { Upstream } from '../types.js';
 import type { UpstreamObserver } from './strategy.js';
 
-/** Default grace of requests that lost: the default query deadline. */
-export const DEFAULT_LINGER_MS = 2500;
-
 /**
  * Once a good answer has won, the requests still in `running` are left to finish: their
  * answers still tell health how fast their upstream is, and nothing resets a burst of HTTP/2

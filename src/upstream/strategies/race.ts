@@ -10,25 +10,18 @@ import { GroupFailure, UpstreamError } from '../errors.js';
 import type { Upstream } from '../types.js';
 import { isSoftFailure, softFailureError } from '../validate.js';
 import { CANCELLED } from '../abort.js';
-import { DEFAULT_LINGER_MS, lingerLosers } from './linger.js';
+import { lingerLosers } from './linger.js';
 import type { Availability, Resolution, Strategy, UpstreamObserver } from './strategy.js';
-
-export interface RaceOptions {
-  /** How long after the race began requests that lost are still left to finish (default: DEFAULT_LINGER_MS). */
-  lingerMs?: number;
-}
 
 export class RaceStrategy implements Strategy {
   readonly name = 'race';
-  private readonly lingerMs: number;
   constructor(
     readonly upstreams: Upstream[],
+    /** How long after the race began requests that lost are still left to finish (the query deadline). */
+    private readonly lingerMs: number,
     private readonly observer?: UpstreamObserver,
     private readonly health?: Availability,
-    opts: RaceOptions = {},
-  ) {
-    this.lingerMs = opts.lingerMs ?? DEFAULT_LINGER_MS;
-  }
+  ) {}
 
   resolve(wire: Buffer, q: Query, signal: AbortSignal): Promise<Resolution> {
     if (signal.aborted) return Promise.reject(new UpstreamError('timeout', 'deadline passed'));

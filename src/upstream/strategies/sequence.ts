@@ -10,7 +10,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Query } from '../../dns/message.js';
 import { GroupFailure, UpstreamError } from '../errors.js';
-import { DEFAULT_LINGER_MS, lingerLosers } from './linger.js';
+import { lingerLosers } from './linger.js';
 import type { Resolution, UpstreamObserver } from './strategy.js';
 import type { Upstream } from '../types.js';
 import { isSoftFailure, softFailureError } from '../validate.js';
@@ -22,8 +22,8 @@ export interface SequenceOptions {
   /** Failover: an attempt unanswered after this long is abandoned as a timeout. */
   attemptTimeoutMs?: number;
   observer?: UpstreamObserver;
-  /** How long after the start requests that lost may still finish (default: DEFAULT_LINGER_MS). */
-  lingerMs?: number;
+  /** How long after the start requests that lost may still finish (the query deadline). */
+  lingerMs: number;
 }
 
 interface Attempt {
@@ -60,7 +60,7 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
         for (const a of inflight.values()) a.ctl.abort(CANCELLED);
         inflight.clear();
       };
-      if (keep && inflight.size > 0) linger = lingerLosers(inflight, (a) => a.t0, began, opts.lingerMs ?? DEFAULT_LINGER_MS, observer, cancelAll);
+      if (keep && inflight.size > 0) linger = lingerLosers(inflight, (a) => a.t0, began, opts.lingerMs, observer, cancelAll);
       else cancelAll();
       fn();
     };
