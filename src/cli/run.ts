@@ -21,12 +21,17 @@ import { configFrom, fail, overridesFrom, withConfigOptions, type ConfigArgs } f
 
 const startedAt = Date.now();
 
-/** The primary's admin listener: every worker asked, the answers added up. */
+/**
+ * The primary's admin listener: every worker asked, the answers added up. While a worker is
+ * being restarted, /metrics and /status cover the others (a scrape must not fail for it; the
+ * counters of the worker that died are gone, which Prometheus reads as a counter reset) and
+ * /readyz says not ready.
+ */
 function primaryAdmin(pool: WorkerPool, config: Config): AdminHandlers {
   const askMs = config.timeoutMs + 2000;
   return {
     metrics: async () => {
-      const lists = (await pool.ask('metrics', askMs)) as MetricObjectWithValues<MetricValue<string>>[][];
+      const lists = (await pool.ask('metrics', askMs, { partial: true })) as MetricObjectWithValues<MetricValue<string>>[][];
       const registry = AggregatorRegistry.aggregate(lists);
       return { body: await registry.metrics(), contentType: registry.contentType };
     },
@@ -41,7 +46,7 @@ function primaryAdmin(pool: WorkerPool, config: Config): AdminHandlers {
       if (not.length) return { ready: false, detail: `${not.length} of ${answers.length} workers not ready: ${not[0]!.detail}` };
       return { ready: true, detail: `${answers.length} workers ready; ${answers[0]!.detail}` };
     },
-    status: async () => mergeStatus((await pool.ask('status', askMs)) as StatusReport[], { pid: process.pid, uptimeS: Math.round((Date.now() - startedAt) / 1000) }),
+    status: async () => mergeStatus((await pool.ask('status', askMs, { partial: true })) as StatusReport[], { pid: process.pid, uptimeS: Math.round((Date.now() - startedAt) / 1000) }),
   };
 }
 

@@ -35,8 +35,11 @@ export type Answers = Record<Question, () => Promise<unknown>>;
 
 /** The running workers, as the primary sees them. */
 export interface WorkerPool {
-  /** Asks every worker that listens; rejects when one does not answer in `timeoutMs`. */
-  ask(what: Question, timeoutMs: number): Promise<unknown[]>;
+  /**
+   * Asks every worker; rejects when one does not answer in `timeoutMs`, or when one is not
+   * running (being restarted). `partial`: asks those that run, and rejects only when none does.
+   */
+  ask(what: Question, timeoutMs: number, opts?: { partial?: boolean }): Promise<unknown[]>;
   readonly count: number;
   /** The addresses the workers listen on. */
   readonly listen: string[];
@@ -179,9 +182,9 @@ export async function runPrimary(count: number, log: Logger, opts: { execArgv?: 
     count,
     listen,
     stop: (code) => stop('start-up failed', code),
-    ask: (what, timeoutMs) => {
+    ask: (what, timeoutMs, opts = {}) => {
       const ws = [...listening].filter((w) => w.isConnected());
-      if (ws.length < count) return Promise.reject(new Error(`${count - ws.length} of ${count} workers not running (restarting)`));
+      if (ws.length < count && !(opts.partial && ws.length > 0)) return Promise.reject(new Error(`${count - ws.length} of ${count} workers not running (restarting)`));
       return Promise.all(ws.map((w) => askOne(w, what, timeoutMs)));
     },
   };

@@ -157,7 +157,9 @@ describe('dohd run --workers 2', () => {
   });
 
   it('a worker that dies is replaced, and the others answer meanwhile', async () => {
-    const { d, port } = await startWorkers();
+    const { d, port, ready } = await startWorkers(['--admin', '127.0.0.1:0']);
+    const admin = ready.admin as string;
+    const adminPort = Number(admin.slice(admin.lastIndexOf(':') + 1));
     try {
       const victim = logs(d, 'dohd listening')[0]!;
       process.kill(victim.pid as number, 'SIGKILL');
@@ -165,7 +167,17 @@ describe('dohd run --workers 2', () => {
       // Answers keep coming from the other worker while the replacement starts.
       const r = await queryUdp({ port, name: 'during.example.com', timeoutMs: 3000 });
       expect(r.response.rcode).toBe('NOERROR');
+      // Meanwhile (the replacement waits out a 500 ms backoff) /readyz says not ready, a scrape
+      // gets the running worker's metrics and /status its report.
+      const [readyz, metrics, status] = await Promise.all(['/readyz', '/metrics', '/status'].map((path) => adminGet(adminPort, path)));
+      expect(readyz!.status).toBe(503);
+      expect(readyz!.body).toMatch(/1 of 2 workers not running \(restarting\)/);
+      expect(metrics!.status).toBe(200);
+      expect(parseProm(metrics!.body).value('dohd_queries_total')).toBeGreaterThanOrEqual(1);
+      expect(status!.status).toBe(200);
+      expect((JSON.parse(status!.body) as StatusReport).workers).toBe(1);
       await until(() => logs(d, 'dohd listening').length === 3, 15_000, 'a replacement worker listening');
+      await until(async () => (await adminGet(adminPort, '/readyz')).status === 200, 10_000, 'ready again');
       const replacement = logs(d, 'dohd listening')[2]!;
       expect(replacement.pid).not.toBe(victim.pid);
       expect(alive(replacement.pid as number)).toBe(true);
