@@ -2,7 +2,7 @@
 /**
  * Writes the generated configuration reference into docs/configuration.md (between its
  * markers) from the schema: `node scripts/config-doc.mjs`; `--check` exits 1 when the file is
- * not what the schema gives (test/unit/config-reference.test.ts checks the same). Needs a
+ * not what the schema gives (test/unit/config/reference.test.ts checks the same). Needs a
  * build (dist/config/reference.js).
  */
 import { readFileSync, writeFileSync } from 'node:fs';

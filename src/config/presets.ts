@@ -1,7 +1,7 @@
 /**
  * Named upstream sets (`upstreams: cn` in the config, `--preset cn` on the command line).
  * This file is the one source: the README table is generated from it (scripts/presets-table.ts;
- * test/unit/presets.test.ts fails when the README is stale).
+ * test/unit/config/presets.test.ts fails when the README is stale).
  *
  * Each provider is one upstream with a ladder of paths to the same resolver, tried in this
  * order, moving on as soon as one looks blocked: DoH by name on each bootstrap IP, DoH to an

@@ -1,6 +1,6 @@
 /**
  * The built CLI's errors on stderr: marked <3> (error) for the journal (JOURNAL_STREAM names
- * stderr), as they are for a file or pipe. Moved from test/unit/log-format.test.ts: it spawns dist/.
+ * stderr), as they are for a file or pipe. Moved from test/unit/log/format.test.ts: it spawns dist/.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, fstatSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';

@@ -1,7 +1,7 @@
 /**
  * The unit's SystemCallFilter=@system-service against the built daemon (dist/): every syscall a
  * traced run makes is in the set (but pkey_alloc, refused with EPERM), and node and dohd run
- * normally with pkey_alloc refused. Moved from test/unit/systemd-unit.test.ts: they spawn dist/.
+ * normally with pkey_alloc refused. Moved from test/unit/systemd/unit.test.ts: they spawn dist/.
  */
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';

@@ -293,7 +293,7 @@ const DOH_HEADERS = { 'content-type': 'application/dns-message', accept: 'applic
  *
  * Settled, it lets go of the query, the caller's signal and callbacks and the answer's bytes:
  * undici and Node keep a handler until the next full collection, so whatever it still held
- * would be promoted (docs/performance.md). (Exported for test/unit/doh-exchange.test.ts.)
+ * would be promoted (docs/performance.md). (Exported for test/unit/upstream/doh/exchange.test.ts.)
  */
 export class Exchange implements Dispatcher.DispatchHandler {
   done = false;
