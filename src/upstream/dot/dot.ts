@@ -150,7 +150,6 @@ export class DotUpstream extends PooledTransport implements Upstream {
   readonly name: string;
   readonly url: string;
   readonly stats: DotStats = { connects: 0, requests: 0, pending: 0, retries: 0 };
-  /** How the last connection race went, address by address (doctor and `dohd query --dot` show it). */
   private conn: DotConn | null = null;
   private srtt: number | null = null;
 
