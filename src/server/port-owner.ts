@@ -32,34 +32,44 @@ function normalize(host: string): string {
   }
 }
 
+/**
+ * The rows of the /proc/net socket tables at `paths` (tcp, udp6, ...), each split into its
+ * fields (1: local address:port in hex, 3: state, 9: inode, 12: drops), with the table it came
+ * from; a table that cannot be read (no /proc, no IPv6) gives none.
+ */
+export function procNetRows(paths: readonly string[]): { path: string; fields: string[] }[] {
+  const rows: { path: string; fields: string[] }[] = [];
+  for (const path of paths) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) if (line.trim()) rows.push({ path, fields: line.trim().split(/\s+/) });
+  }
+  return rows;
+}
+
 /** Socket inodes bound to `port` whose address overlaps `host` (the same address, or either is a wildcard). */
 export function socketInodes(proto: 'udp' | 'tcp', host: string, port: number, procRoot = '/proc'): number[] {
   const want = normalize(host);
   const v4 = isIPv4(host);
   const wildcard = new Set([normalize('0.0.0.0'), normalize('::')]);
   const inodes: number[] = [];
-  for (const file of [proto, `${proto}6`]) {
-    let text: string;
-    try {
-      text = readFileSync(`${procRoot}/net/${file}`, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10) continue;
-      const [addrHex, portHex] = f[1]!.split(':');
-      if (parseInt(portHex!, 16) !== port) continue;
-      if (proto === 'tcp' && f[3] !== '0A') continue; // LISTEN only
-      let addr = procAddress(addrHex!);
-      // An IPv4-mapped address in udp6/tcp6 is the IPv4 address.
-      const mapped = /^0:0:0:0:0:ffff:/.exec(addr) ? ipaddr.parse(addr) : null;
-      if (mapped && mapped.kind() === 'ipv6' && (mapped as ipaddr.IPv6).isIPv4MappedAddress()) addr = (mapped as ipaddr.IPv6).toIPv4Address().toNormalizedString();
-      const overlaps = addr === want || wildcard.has(want) || (wildcard.has(addr) && (file.endsWith('6') || v4));
-      if (!overlaps) continue;
-      const inode = Number(f[9]);
-      if (inode > 0) inodes.push(inode);
-    }
+  for (const { path, fields: f } of procNetRows([`${procRoot}/net/${proto}`, `${procRoot}/net/${proto}6`])) {
+    if (f.length < 10) continue;
+    const [addrHex, portHex] = f[1]!.split(':');
+    if (parseInt(portHex!, 16) !== port) continue;
+    if (proto === 'tcp' && f[3] !== '0A') continue; // LISTEN only
+    let addr = procAddress(addrHex!);
+    // An IPv4-mapped address in udp6/tcp6 is the IPv4 address.
+    const mapped = /^0:0:0:0:0:ffff:/.exec(addr) ? ipaddr.parse(addr) : null;
+    if (mapped && mapped.kind() === 'ipv6' && (mapped as ipaddr.IPv6).isIPv4MappedAddress()) addr = (mapped as ipaddr.IPv6).toIPv4Address().toNormalizedString();
+    const overlaps = addr === want || wildcard.has(want) || (wildcard.has(addr) && (path.endsWith('6') || v4));
+    if (!overlaps) continue;
+    const inode = Number(f[9]);
+    if (inode > 0) inodes.push(inode);
   }
   return inodes;
 }

@@ -14,6 +14,7 @@
  */
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { Counter, type Registry } from 'prom-client';
+import { procNetRows } from './port-owner.js';
 
 /** A listening UDP socket: its `host:port` label and local port. */
 export interface UdpSocketInfo {
@@ -45,21 +46,10 @@ function ownSocketInodes(): Set<string> {
 export function socketDrops(): Map<number, number> {
   const inodes = ownSocketInodes();
   const drops = new Map<number, number>();
-  for (const file of ['/proc/net/udp', '/proc/net/udp6']) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 13) continue;
-      const inode = f[9]!;
-      if (!inodes.has(inode)) continue;
-      const port = parseInt(f[1]!.slice(f[1]!.lastIndexOf(':') + 1), 16);
-      drops.set(port, (drops.get(port) ?? 0) + Number(f[12]));
-    }
+  for (const { fields: f } of procNetRows(['/proc/net/udp', '/proc/net/udp6'])) {
+    if (f.length < 13 || !inodes.has(f[9]!)) continue;
+    const port = parseInt(f[1]!.slice(f[1]!.lastIndexOf(':') + 1), 16);
+    drops.set(port, (drops.get(port) ?? 0) + Number(f[12]));
   }
   return drops;
 }
