@@ -147,6 +147,13 @@ export abstract class PooledTransport implements Upstream {
     if (dropped.length) this.opts.observer?.failure(this, new UpstreamError('ip_unreachable', `${dropped.join(', ')}: no answer while ${win.address} connected`), 0);
   }
 
+  /** The start of close(): no request is admitted from now on, and the idle timer is stopped. */
+  protected markClosed(): void {
+    this.closed = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
   /** Forget the current connection; the next request opens a fresh one. */
   abstract dropConnection(): void;
 

@@ -271,9 +271,7 @@ export class DohUpstream extends PooledTransport implements Upstream {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
+    this.markClosed();
     const conns = [...this.retiring.keys(), ...(this.conn ? [this.conn] : [])];
     for (const t of this.retiring.values()) clearTimeout(t);
     this.conn = null;

@@ -331,9 +331,7 @@ export class DotUpstream extends PooledTransport implements Upstream {
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    if (this.idleTimer) clearTimeout(this.idleTimer);
-    this.idleTimer = null;
+    this.markClosed();
     if (this.conn) this.retire(this.conn, new UpstreamError('aborted', 'upstream closed'));
   }
 }
