@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { buildClientQuery, DnsClientError, exchange } from '../dns/client.js';
 import { decodeQuery } from '../dns/message.js';
 import { buildUpstreamQuery } from '../dns/upstream-query.js';
-import { UpstreamError } from '../upstream/errors.js';
+import { asUpstreamError } from '../upstream/errors.js';
 import type { Strategy } from '../upstream/strategies/strategy.js';
 import type { Lookup, LookupStatus } from './types.js';
 
@@ -59,7 +59,7 @@ export async function lookupDoh(strategy: Strategy, name: string, timeoutMs: num
       const addresses = rcode === 0 ? addressesOf(r.answer.packet.answers as Rr[]) : [];
       return { status: addresses.length ? 'ok' : fromRcode(rcode), addresses, ms: r.ms };
     } catch (err) {
-      const e = err instanceof UpstreamError ? err : new UpstreamError('other', String(err));
+      const e = asUpstreamError(err);
       return { status: e.reason === 'timeout' || e.reason === 'aborted' ? 'timeout' : 'error', addresses: [], detail: `${e.reason}: ${e.message}`, ms: 0 };
     }
   };

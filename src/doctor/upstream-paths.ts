@@ -16,7 +16,7 @@ import { buildUpstreamQuery } from '../dns/upstream-query.js';
 import type { RaceAttempt } from '../upstream/connect-race.js';
 import { DohUpstream } from '../upstream/doh/doh.js';
 import { DotUpstream } from '../upstream/dot/dot.js';
-import { UpstreamError } from '../upstream/errors.js';
+import { asUpstreamError } from '../upstream/errors.js';
 import { usesDefaultPreset } from '../upstream/preset-hint.js';
 import { verdictOf } from '../upstream/verdict.js';
 import type { DoctorContext, Finding, Section } from './types.js';
@@ -86,7 +86,7 @@ export async function probePath(upstream: string, cfg: UpstreamInput, timeoutMs:
     return { upstream, url: cfg.url, ok: true, ms, reason: 'ok', verdict: 'works', detail: `answered via ${u.currentAddress} in ${Math.round(ms)} ms` };
   } catch (err) {
     const ms = performance.now() - t0;
-    const e = err instanceof UpstreamError ? err : new UpstreamError('other', String(err));
+    const e = asUpstreamError(err);
     const reason = e.reason === 'aborted' ? 'timeout' : e.reason;
     let verdict = verdictOf(e.reason)?.label ?? (reason === 'timeout' ? `no answer within ${timeoutMs} ms` : reason);
     if (e.reason === 'blocked_sni') {

@@ -47,6 +47,11 @@ export class UpstreamError extends Error {
   }
 }
 
+/** What an exchange failed with, as an UpstreamError (anything else thrown is `other`). */
+export function asUpstreamError(err: unknown): UpstreamError {
+  return err instanceof UpstreamError ? err : new UpstreamError('other', String(err));
+}
+
 /**
  * Every upstream of a group failed: the last failure, named after its upstream, and whether
  * all of them timed out (for the Extended DNS Error of dohd's SERVFAIL, dns/ede.ts).

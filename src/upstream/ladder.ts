@@ -13,7 +13,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Query } from '../dns/message.js';
-import { UpstreamError } from './errors.js';
+import { asUpstreamError, UpstreamError } from './errors.js';
 import { probe } from './health.js';
 import type { UpstreamObserver } from './strategies/strategy.js';
 import type { Upstream } from './types.js';
@@ -95,7 +95,7 @@ export class LadderUpstream implements Upstream {
           },
           (err: unknown) => {
             running--;
-            const e = err instanceof UpstreamError ? err : new UpstreamError('other', String(err));
+            const e = asUpstreamError(err);
             if (e.reason !== 'aborted' || !signal.aborted) {
               this.lastFailure[k] = e;
               this.opts.observer?.failure(rung, e, performance.now() - t0);

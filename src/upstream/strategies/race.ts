@@ -6,7 +6,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Query } from '../../dns/message.js';
-import { GroupFailure, UpstreamError } from '../errors.js';
+import { asUpstreamError, UpstreamError } from '../errors.js';
+import { Losses } from './losses.js';
 import type { Upstream } from '../types.js';
 import { isSoftFailure, softFailureError } from '../validate.js';
 import { CANCELLED } from '../abort.js';
@@ -37,16 +38,12 @@ export class RaceStrategy implements Strategy {
     return new Promise<Resolution>((resolve, reject) => {
       let remaining = upstreams.length;
       let settled = false;
-      let fallback: Resolution | null = null;
-      let lastError: UpstreamError | null = null;
-      let lastFrom = '';
-      let allTimedOut = true;
+      const losses = new Losses();
       const finish = () => {
         if (--remaining === 0) clearTimeout(linger);
         if (remaining > 0 || settled) return;
         settled = true;
-        if (fallback) resolve(fallback);
-        else reject(lastError ? new GroupFailure(lastError, lastFrom, allTimedOut) : new UpstreamError('other', 'no upstream answered'));
+        losses.settle(resolve, reject);
       };
       for (const u of upstreams) {
         const t0 = performance.now();
@@ -57,7 +54,7 @@ export class RaceStrategy implements Strategy {
             const ms = performance.now() - t0;
             if (isSoftFailure(answer.rcode)) {
               this.observer?.failure(u, softFailureError(answer.rcode), ms);
-              fallback ??= { answer, upstream: u.name, ms };
+              losses.soft({ answer, upstream: u.name, ms });
             } else if (!settled) {
               settled = true;
               this.observer?.success(u, ms, true);
@@ -68,14 +65,12 @@ export class RaceStrategy implements Strategy {
           },
           (err: unknown) => {
             pending.delete(u);
-            const e = err instanceof UpstreamError ? err : new UpstreamError('other', String(err));
+            const e = asUpstreamError(err);
             // Requests we cancelled ourselves (a winner was found, or the deadline passed) are not failures.
             if (!(settled && e.reason === 'aborted')) {
               const ue = signal.aborted && e.reason === 'aborted' ? new UpstreamError('timeout', 'no answer before the deadline') : e;
               this.observer?.failure(u, ue, performance.now() - t0);
-              lastError = ue;
-              lastFrom = u.name;
-              if (ue.reason !== 'timeout') allTimedOut = false;
+              losses.failed(ue, u.name);
             }
             finish();
           },

@@ -9,7 +9,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Query } from '../../dns/message.js';
-import { GroupFailure, UpstreamError } from '../errors.js';
+import { asUpstreamError, UpstreamError } from '../errors.js';
+import { Losses } from './losses.js';
 import { lingerLosers } from './linger.js';
 import type { Resolution, UpstreamObserver } from './strategy.js';
 import type { Upstream } from '../types.js';
@@ -41,10 +42,7 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
     const inflight = new Map<Upstream, Attempt>();
     let nextIdx = 0;
     let settled = false;
-    let fallback: Resolution | null = null;
-    let lastError: UpstreamError | null = null;
-    let lastFrom = '';
-    let allTimedOut = true;
+    const losses = new Losses();
     let hedgeTimer: NodeJS.Timeout | null = null;
     let linger: NodeJS.Timeout | undefined;
     const began = performance.now();
@@ -71,9 +69,7 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
     };
     const finishIfIdle = () => {
       if (settled || inflight.size > 0 || launch()) return;
-      settle(() =>
-        fallback ? resolve(fallback) : reject(lastError ? new GroupFailure(lastError, lastFrom, allTimedOut) : new UpstreamError('other', 'no upstream answered')),
-      );
+      settle(() => losses.settle(resolve, reject));
     };
     const onAbort = () => {
       // The deadline passed: whatever is in flight fails as a timeout.
@@ -108,7 +104,7 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
           clearTimeout(a.timer);
           if (isSoftFailure(answer.rcode)) {
             observer?.failure(u, softFailureError(answer.rcode), ms);
-            fallback ??= { answer, upstream: u.name, ms };
+            losses.soft({ answer, upstream: u.name, ms });
             launch();
             finishIfIdle();
             return;
@@ -121,19 +117,17 @@ export function runSequence(order: readonly Upstream[], wire: Buffer, q: Query, 
           const ms = performance.now() - a.t0;
           if (settled) {
             lateOutcome(u);
-            const e = err instanceof UpstreamError ? err : new UpstreamError('other', String(err));
+            const e = asUpstreamError(err);
             if (e.reason !== 'aborted') observer?.failure(u, e, ms);
             return;
           }
           inflight.delete(u);
           clearTimeout(a.timer);
-          let e = err instanceof UpstreamError ? err : new UpstreamError('other', String(err));
+          let e = asUpstreamError(err);
           if (a.timedOut) e = new UpstreamError('timeout', `no answer within ${opts.attemptTimeoutMs} ms`);
           else if (signal.aborted && e.reason === 'aborted') e = new UpstreamError('timeout', 'no answer before the deadline');
           observer?.failure(u, e, ms);
-          lastError = e;
-          lastFrom = u.name;
-          if (e.reason !== 'timeout') allTimedOut = false;
+          losses.failed(e, u.name);
           launch();
           finishIfIdle();
         },
