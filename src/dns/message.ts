@@ -129,6 +129,13 @@ export function rcodeReply(q: Query, rcode: number): Buffer {
   return out;
 }
 
+/** The A and AAAA records of these addresses that answer `q` (qtype A, AAAA or ANY), appended to `into`. */
+export function addressAnswers(q: Query, v4: readonly string[], v6: readonly string[], ttl: number, into: Answer[] = []): Answer[] {
+  if (q.type === 'A' || q.type === 'ANY') for (const ip of v4) into.push({ name: q.name, type: 'A', class: 'IN', ttl, data: ip });
+  if (q.type === 'AAAA' || q.type === 'ANY') for (const ip of v6) into.push({ name: q.name, type: 'AAAA', class: 'IN', ttl, data: ip });
+  return into;
+}
+
 /** A locally built NOERROR answer (pins, hosts): records carry their own TTL. */
 export function localReply(q: Query, answers: Answer[], rcode: number = Rcode.NOERROR, authorities: Answer[] = []): Buffer {
   const wire = dnsPacket.encode({

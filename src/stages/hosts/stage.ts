@@ -4,7 +4,7 @@
  * the cache. Everything else goes on.
  */
 import type { Answer } from '../../dns/message.js';
-import { localReply } from '../../dns/message.js';
+import { addressAnswers, localReply } from '../../dns/message.js';
 import { Rcode } from '../../dns/wire.js';
 import type { HostsFile } from './hosts-file.js';
 import { localSoa } from '../local-zones/zones.js';
@@ -31,8 +31,7 @@ export class HostsStage implements Stage {
     } else {
       const e = names.get(q.lname);
       if (!e) return PASS;
-      if (q.type === 'A' || q.type === 'ANY') for (const ip of e.v4) answers.push({ name: q.name, type: 'A', class: 'IN', ttl: this.ttl, data: ip });
-      if (q.type === 'AAAA' || q.type === 'ANY') for (const ip of e.v6) answers.push({ name: q.name, type: 'AAAA', class: 'IN', ttl: this.ttl, data: ip });
+      addressAnswers(q, e.v4, e.v6, this.ttl, answers);
     }
     this.answered++;
     // NODATA carries a SOA: never empty in every section (Go would take it for a lame referral).

@@ -9,7 +9,7 @@
  * localhost, test, invalid, onion, local, arpa and use-application-dns.net look any further.
  */
 import type { Answer } from '../../dns/message.js';
-import { localReply } from '../../dns/message.js';
+import { addressAnswers, localReply } from '../../dns/message.js';
 import { WireQuery } from '../../dns/fast-query.js';
 import { closestZone } from '../../dns/zone-match.js';
 import { HEADER_LEN, questionEnd, Rcode } from '../../dns/wire.js';
@@ -21,6 +21,10 @@ export type LocalZonesConfig = false | Record<string, boolean>;
 
 /** Zones under one top-level label tried one by one before a name is walked label by label. */
 const MAX_TRIED = 4;
+
+/** What `localhost` and every name under it answer (RFC 6761 §6.3). */
+const LOOPBACK_V4 = ['127.0.0.1'];
+const LOOPBACK_V6 = ['::1'];
 
 export class LocalZonesStage implements Stage {
   readonly name = 'local-zones';
@@ -119,8 +123,7 @@ export class LocalZonesStage implements Stage {
     } else if (apex && qtype === 'NS') {
       answers.push({ name: q.name, type: 'NS', class: 'IN', ttl: LOCAL_TTL, data: 'localhost' });
     } else if (zone.kind === 'localhost') {
-      if (qtype === 'A' || qtype === 'ANY') answers.push({ name: q.name, type: 'A', class: 'IN', ttl: LOCAL_TTL, data: '127.0.0.1' });
-      if (qtype === 'AAAA' || qtype === 'ANY') answers.push({ name: q.name, type: 'AAAA', class: 'IN', ttl: LOCAL_TTL, data: '::1' });
+      addressAnswers(q, LOOPBACK_V4, LOOPBACK_V6, LOCAL_TTL, answers);
     } else if (zone.kind === 'nxdomain' && !apex) {
       rcode = Rcode.NXDOMAIN;
     }

@@ -3,8 +3,7 @@
  * so a broken or polluted resolver path cannot break `go mod download`.
  */
 import { isIP } from 'node:net';
-import type { Answer } from '../../dns/message.js';
-import { localReply } from '../../dns/message.js';
+import { addressAnswers, localReply } from '../../dns/message.js';
 import { Rcode } from '../../dns/wire.js';
 import type { Config } from '../../config/schema.js';
 import { localSoa } from '../local-zones/zones.js';
@@ -67,9 +66,7 @@ export class PinsStage implements Stage {
       this.unverified++;
       return PASS;
     }
-    const answers: Answer[] = [];
-    if (q.type === 'A' || q.type === 'ANY') for (const ip of live.v4) answers.push({ name: q.name, type: 'A', class: 'IN', ttl: pin.ttl, data: ip });
-    if (q.type === 'AAAA' || q.type === 'ANY') for (const ip of live.v6) answers.push({ name: q.name, type: 'AAAA', class: 'IN', ttl: pin.ttl, data: ip });
+    const answers = addressAnswers(q, live.v4, live.v6, pin.ttl);
     // Other types for a pinned name: NODATA (with a SOA: never empty in every section), so clients fall back to A/AAAA.
     return { wire: localReply(q, answers, Rcode.NOERROR, answers.length === 0 ? [localSoa(q.name, pin.ttl)] : []), source: 'pin', rcode: Rcode.NOERROR };
   }
