@@ -8,7 +8,7 @@ import { probeCa, probeTls } from '../stages/pins/verify.js';
 import { NO_PROXY_REACHED, proxyUrl, reachableProxy, useProxy } from './advice.js';
 import { GO_DEFAULT_PROXY } from './go-env.js';
 import { removeHostsLine } from './hosts.js';
-import { pointAtDohd } from './resolv-conf.js';
+import { useDohd } from './resolv-conf.js';
 import { systemAnswer } from './system-resolve.js';
 import type { DoctorContext, Probe, Section } from './types.js';
 import { hostPort } from './types.js';
@@ -92,8 +92,7 @@ export async function checkReachability(ctx: DoctorContext): Promise<Section> {
             : pinned
               ? [`dohd pins learn ${name}   # prints a pin of the addresses that pass TLS now; replace the old pin with it`]
               : [
-                  'sudo systemctl enable --now dohd',
-                  pointAtDohd(ctx.opts.resolvConf),
+                  ...useDohd(ctx.opts.resolvConf),
                   `# or pin it in dohd's configuration: pins: { ${name}: [${works.map((a) => JSON.stringify(a)).join(', ')}] }`,
                 ],
         });

@@ -76,6 +76,11 @@ export function checkResolvConf(ctx: DoctorContext): Section {
   return s;
 }
 
+/** The fix for a resolver that fails this machine: dohd running, and `resolvConf` pointing at it. */
+export function useDohd(resolvConf: string): string[] {
+  return ['sudo systemctl enable --now dohd', pointAtDohd(resolvConf)];
+}
+
 /** The command that makes `file` point at dohd on loopback. */
 export function pointAtDohd(file: string): string {
   return `printf 'nameserver 127.0.0.1\\nnameserver ::1\\noptions edns0 trust-ad\\n' | sudo tee ${file}`;

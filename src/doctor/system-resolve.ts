@@ -2,7 +2,7 @@
  * Check: the system resolver, asked directly: each resolv.conf nameserver (the first three,
  * as glibc and Go use them) is asked for each name's A and AAAA records.
  */
-import { pointAtDohd } from './resolv-conf.js';
+import { useDohd } from './resolv-conf.js';
 import { describeLookup, lookupPlain } from './lookup.js';
 import type { DoctorContext, Finding, Lookup, Section } from './types.js';
 import { hostPort } from './types.js';
@@ -62,5 +62,5 @@ export async function checkSystemResolver(ctx: DoctorContext): Promise<Section> 
 function fixFor(ns: string, resolvConf: string): string[] {
   if (ns === '127.0.0.53') return ['sudo systemctl restart systemd-resolved   # or replace it with dohd: see "Living with systemd-resolved" in docs/operations.md'];
   if (ns.startsWith('127.') || ns === '::1') return ['sudo systemctl restart dohd   # if dohd is this resolver', 'journalctl -u dohd -n 50   # why it stopped'];
-  return ['sudo systemctl enable --now dohd', pointAtDohd(resolvConf)];
+  return useDohd(resolvConf);
 }

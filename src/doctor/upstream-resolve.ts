@@ -7,7 +7,7 @@ import { DohUpstream } from '../upstream/doh/doh.js';
 import { buildSecureUpstream, pathsOf } from '../upstream/strategies/groups.js';
 import { RaceStrategy } from '../upstream/strategies/race.js';
 import { describeLookup, lookupDoh } from './lookup.js';
-import { pointAtDohd } from './resolv-conf.js';
+import { useDohd } from './resolv-conf.js';
 import { deadNameservers, systemAnswer } from './system-resolve.js';
 import type { DoctorContext, Section } from './types.js';
 
@@ -50,14 +50,14 @@ export async function checkUpstreams(ctx: DoctorContext): Promise<Section> {
         check: s.check,
         level: 'fault',
         message: `the system resolver answers ${name} with ${bogus.join(', ')}, an address that goes nowhere (a blocking or poisoned resolver)`,
-        fix: ['sudo systemctl enable --now dohd', pointAtDohd(ctx.opts.resolvConf)],
+        fix: useDohd(ctx.opts.resolvConf),
       });
     } else if (sys.status !== 'ok' && doh.status === 'ok' && !resolverDown) {
       s.findings.push({
         check: s.check,
         level: 'fault',
         message: `the system resolver cannot resolve ${name} (${describeLookup(sys)}) but the DoH upstreams can (${doh.addresses.join(', ')}): this is "lookup ${name}: no such host"`,
-        fix: ['sudo systemctl enable --now dohd', pointAtDohd(ctx.opts.resolvConf)],
+        fix: useDohd(ctx.opts.resolvConf),
       });
     } else if (sys.status === 'ok' && doh.status === 'ok' && !sys.addresses.some((a) => doh.addresses.includes(a))) {
       const pin = ctx.opts.pins?.[name];
