@@ -25,30 +25,32 @@ export interface ConfigArgs {
 export function withUpstreamOptions<T>(y: Argv<T>) {
   return y
     .option('config', { alias: 'c', type: 'string', describe: 'YAML configuration file' })
-    .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH URL (repeatable; replaces "upstreams")' })
+    .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH (https://) or DoT (tls://) URL (repeatable; replaces "upstreams")' })
     .option('ca', { type: 'string', describe: 'extra trusted CA file (PEM) for the --upstream URLs' });
 }
 
 /** Every configuration option, daemon ones (listeners, admin, log level) included. */
 export function withConfigOptions<T>(y: Argv<T>) {
-  return y
-    .option('config', { alias: 'c', type: 'string', describe: 'YAML configuration file' })
+  return withUpstreamOptions(y)
     .option('listen', { alias: 'l', type: 'string', array: true, describe: 'ADDR:PORT to listen on, UDP and TCP (repeatable; replaces "listen")' })
-    .option('upstream', { alias: 'u', type: 'string', array: true, describe: 'DoH (https://) or DoT (tls://) URL (repeatable; replaces "upstreams")' })
     .option('preset', { type: 'string', describe: 'named upstream set instead of "upstreams": default, cn (see the README)' })
-    .option('ca', { type: 'string', describe: 'extra trusted CA file (PEM) for the --upstream URLs' })
     .option('admin', { type: 'string', describe: 'ADDR:PORT of the admin HTTP listener (/metrics, /healthz, /readyz), or "off"' })
     .option('log-level', { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], describe: 'log level' });
 }
 
-/** Loads the configuration or exits with the named problem (exit code 2). */
-export function configFrom(args: ConfigArgs): Config {
+/** Runs `load`; a configuration problem (ConfigError) exits with its message and code 2. */
+export function orExit<T>(load: () => T): T {
   try {
-    return loadConfig(args.config, overridesFrom(args)); // overridesFrom throws ConfigError too
+    return load();
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message, 2);
     throw err;
   }
+}
+
+/** Loads the configuration or exits with the named problem (exit code 2). */
+export function configFrom(args: ConfigArgs): Config {
+  return orExit(() => loadConfig(args.config, overridesFrom(args))); // overridesFrom throws ConfigError too
 }
 
 /** The command-line flags that override the configuration file (applied again on reload). */

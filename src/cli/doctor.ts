@@ -7,9 +7,9 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { CommandModule } from 'yargs';
-import { ConfigError, loadConfig, type ConfigOverrides } from '../config/load.js';
+import { loadConfig, type ConfigOverrides } from '../config/load.js';
 import { renderReport, runDoctor } from '../doctor/run.js';
-import { fail } from './common.js';
+import { fail, orExit } from './common.js';
 
 export interface DoctorArgs {
   'resolv-conf': string;
@@ -68,15 +68,8 @@ export async function doctor(args: DoctorArgs): Promise<number> {
     if (ca) overrides.ca = ca;
   }
   if (args.preset) overrides.preset = args.preset;
-  let config;
-  let pins: Record<string, string[]> = {};
-  try {
-    config = loadConfig(args.config, overrides);
-    pins = Object.fromEntries(Object.entries(config.pins).map(([n, p]) => [n.toLowerCase().replace(/\.$/, ''), Array.isArray(p) ? p : p.addresses]));
-  } catch (err) {
-    if (err instanceof ConfigError) fail(err.message, 2);
-    throw err;
-  }
+  const config = orExit(() => loadConfig(args.config, overrides));
+  const pins = Object.fromEntries(Object.entries(config.pins).map(([n, p]) => [n.toLowerCase().replace(/\.$/, ''), Array.isArray(p) ? p : p.addresses]));
   const names = args.names
     ?.split(',')
     .map((n) => n.trim().toLowerCase().replace(/\.$/, ''))

@@ -10,10 +10,10 @@ import http from 'node:http';
 import type { CommandModule } from 'yargs';
 import { formatHostPort, parseHostPort } from '../config/address.js';
 import { DEFAULT_ADMIN_LISTEN } from '../config/defaults.js';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { loadConfig } from '../config/load.js';
 import type { StatusReport, UpstreamStatus } from '../server/status.js';
 import { quantile, type WindowCounts } from '../upstream/stats.js';
-import { fail } from './common.js';
+import { fail, orExit } from './common.js';
 
 interface StatusArgs {
   admin?: string;
@@ -42,13 +42,7 @@ function adminAddress(args: StatusArgs): string {
     return args.admin;
   }
   if (args.config !== undefined) {
-    let admin;
-    try {
-      admin = loadConfig(args.config).admin;
-    } catch (err) {
-      if (err instanceof ConfigError) fail(err.message, 2);
-      throw err;
-    }
+    const admin = orExit(() => loadConfig(args.config)).admin;
     if (admin === false) fail(`${args.config} turns the admin listener off (admin: false): dohd status has nothing to ask; set admin.listen`, 2);
     return admin?.listen ?? DEFAULT_ADMIN_LISTEN;
   }
